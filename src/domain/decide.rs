@@ -1,0 +1,538 @@
+//! `decide`: from a state and a command to the events that record it, or a refusal.
+//!
+//! A command first yields its primary events (what was said or observed). The stage semantics of
+//! the contract then follow from the requirements alone: a fall-back with one `stage_regressed`
+//! when something the current stage rested on stops holding (a block instead, once live), and
+//! entry into each next stage whose requirements hold, one `stage_entered` per stage, in order.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::command::{Command, OpenIntegration, Rotation};
+use super::event::{Cause, Event};
+use super::playbook::Playbook;
+use super::rejection::{Rejection, Unmet};
+use super::requirements::{guard_broken, Requirement};
+use super::signals::BlockCategory;
+use super::stage::Stage;
+use super::state::Integration;
+use super::values::{Actor, HttpUrl, IntegrationId, LongText};
+
+/// A source of fresh ids, injected so `decide` stays deterministic under test.
+pub trait IdSource {
+    fn next_id(&self) -> Uuid;
+}
+
+/// What `decide` may know of the world: the time, who acts, and where new ids come from.
+pub struct Context<'a> {
+    pub now: DateTime<Utc>,
+    pub actor: Actor,
+    pub ids: &'a dyn IdSource,
+}
+
+fn check_scheme(field: &str, url: &HttpUrl, playbook: &Playbook) -> Result<(), Rejection> {
+    if !url.is_https() && !playbook.allow_http {
+        return Err(Rejection::invalid(
+            field,
+            "must use https: this integration's playbook does not allow http instance URLs",
+        ));
+    }
+    Ok(())
+}
+
+fn unmet(id: &str, label: impl Into<String>) -> Unmet {
+    Unmet {
+        id: id.to_owned(),
+        label: label.into(),
+    }
+}
+
+fn text(value: &str) -> LongText {
+    LongText::parse(value).expect("built-in texts are valid")
+}
+
+/// Opens a new integration with `playbook` (the caller's, or the server's default).
+pub fn open(
+    request: OpenIntegration,
+    default_playbook: Playbook,
+    ctx: &Context<'_>,
+) -> Result<Vec<Event>, Rejection> {
+    let playbook = request.playbook.unwrap_or(default_playbook);
+    playbook
+        .check()
+        .map_err(|(field, error)| Rejection::invalid(field, error.0))?;
+    check_scheme("gitlab_url", &request.gitlab_url, &playbook)?;
+    Ok(vec![Event::IntegrationOpened {
+        integration_id: IntegrationId::from_uuid(ctx.ids.next_id()),
+        customer: request.customer,
+        gitlab_url: request.gitlab_url,
+        owner: request.owner,
+        playbook,
+        ca_certificate_pem: request.ca_certificate_pem,
+    }])
+}
+
+impl Integration {
+    /// Decides what `command` records, or why it is refused. Refusals write nothing.
+    pub fn decide(&self, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
+        if self.is_cancelled() && !guard_broken("cancelled") {
+            return Err(Rejection::Cancelled);
+        }
+        let primary = self.primary_events(command, ctx)?;
+        let mut after = self.clone();
+        for event in &primary {
+            after.apply(event, ctx.now);
+        }
+        let consequences = after.stage_consequences(self, command.type_name());
+        let mut events = primary;
+        events.extend(consequences);
+        Ok(events)
+    }
+
+    fn primary_events(
+        &self,
+        command: &Command,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<Event>, Rejection> {
+        let event = match command {
+            Command::ConfirmPrerequisites(p) => Event::PrerequisitesConfirmed(p.clone()),
+            Command::RegisterApplication(a) => Event::ApplicationRegistered(a.clone()),
+            Command::ProvideApplicationSecret { secret } => Event::ApplicationSecretProvided {
+                secret: secret.clone(),
+            },
+            Command::SetInstanceUrl(settings) => {
+                check_scheme("gitlab_url", &settings.gitlab_url, &self.playbook)?;
+                Event::InstanceUrlSet(settings.clone())
+            }
+            Command::ProvideAccessToken { token, admin } => Event::AccessTokenProvided {
+                token: token.clone(),
+                admin: *admin,
+            },
+            Command::SubmitInformation => Event::InformationSubmitted {},
+            Command::EvaluateNetworkPolicy(p) => Event::NetworkPolicyEvaluated(p.clone()),
+            Command::EstablishVpcPeering(p) => {
+                if p.customer_vpc_id == p.factory_vpc_id {
+                    return Err(Rejection::invalid(
+                        "factory_vpc_id",
+                        "must differ from customer_vpc_id: a peering joins two VPCs",
+                    ));
+                }
+                Event::VpcPeeringEstablished(p.clone())
+            }
+            Command::EstablishVpn(v) => Event::VpnEstablished(v.clone()),
+            Command::ConfigureFirewall(f) => Event::FirewallConfigured(f.clone()),
+            Command::IssueWebhookCredentials(issued) => {
+                Event::WebhookCredentialsIssued(issued.clone())
+            }
+            Command::CreateWebhook(w) => Event::WebhookCreated(w.clone()),
+            Command::RecordWebhookDelivery(delivery) => {
+                if self.facts.webhook_credentials.is_none() {
+                    return Err(self.guard(
+                        "record_webhook_delivery",
+                        [Requirement::WebhookCredentialsIssued],
+                    ));
+                }
+                Event::WebhookDeliveryRecorded(delivery.clone())
+            }
+            Command::RecordApiCheck(check) => Event::ApiCheckRecorded(check.clone()),
+            Command::RecordProbeResult(result) => Event::ProbeResultRecorded(result.clone()),
+            Command::RecordManualTest(test) => {
+                self.check_scenario(test.scenario)?;
+                Event::ManualTestRecorded(test.clone())
+            }
+            Command::ValidateResponse(validation) => {
+                self.check_scenario(validation.scenario)?;
+                let mut events = vec![Event::ResponseValidated(validation.clone())];
+                if !validation.correct {
+                    let why = validation
+                        .note
+                        .as_ref()
+                        .or(validation.evidence.as_ref())
+                        .map(|t| t.as_str())
+                        .unwrap_or("");
+                    let summary = format!(
+                        "Droid response to {} was incorrect: {why}",
+                        validation.scenario
+                    );
+                    let summary: String = summary
+                        .chars()
+                        .take(super::values::LONG_TEXT_MAX_CHARS)
+                        .collect();
+                    events.push(Event::FeedbackReported {
+                        feedback_id: ctx.ids.next_id(),
+                        summary: text(&summary),
+                        scenario: Some(validation.scenario),
+                    });
+                }
+                return Ok(events);
+            }
+            Command::ReportFeedback { summary } => Event::FeedbackReported {
+                feedback_id: ctx.ids.next_id(),
+                summary: summary.clone(),
+                scenario: None,
+            },
+            Command::ResolveFeedback {
+                feedback_id,
+                resolution,
+            } => {
+                let item = self
+                    .feedback
+                    .iter()
+                    .find(|f| f.id == *feedback_id)
+                    .ok_or_else(|| {
+                        Rejection::invalid("feedback_id", "no feedback item with this id")
+                    })?;
+                if !item.is_open() {
+                    return Err(Rejection::GuardRejected {
+                        command: "resolve_feedback",
+                        unmet: vec![unmet("feedback.open", "The feedback item is still open")],
+                    });
+                }
+                Event::FeedbackResolved {
+                    feedback_id: *feedback_id,
+                    resolution: resolution.clone(),
+                }
+            }
+            Command::ScheduleGoLive { date } => {
+                if date.naive() < ctx.now.date_naive() {
+                    return Err(Rejection::invalid(
+                        "date",
+                        format!(
+                            "{date} is in the past (today is {} UTC)",
+                            ctx.now.date_naive()
+                        ),
+                    ));
+                }
+                if self.stage == Stage::Live {
+                    return Err(Rejection::GuardRejected {
+                        command: "schedule_go_live",
+                        unmet: vec![unmet("go_live.not_live", "The integration is not live yet")],
+                    });
+                }
+                Event::GoLiveScheduled { date: *date }
+            }
+            Command::GoLive => return self.go_live(ctx),
+            Command::CompleteMonitoring => {
+                let unmet = self.complete_monitoring_unmet(ctx.now);
+                if !unmet.is_empty() && !guard_broken("monitoring") {
+                    return Err(Rejection::GuardRejected {
+                        command: "complete_monitoring",
+                        unmet,
+                    });
+                }
+                Event::MonitoringCompleted {
+                    completed_at: ctx.now,
+                }
+            }
+            Command::AssignOwner { owner } => Event::OwnerAssigned {
+                owner: owner.clone(),
+            },
+            Command::AddNote { text } => Event::NoteAdded { text: text.clone() },
+            Command::Block { category, detail } => {
+                if self.block.is_some() {
+                    return Err(Rejection::GuardRejected {
+                        command: "block",
+                        unmet: vec![unmet(
+                            "block.not_blocked",
+                            "The integration is not already blocked (unblock first)",
+                        )],
+                    });
+                }
+                Event::IntegrationBlocked {
+                    category: *category,
+                    detail: detail.clone(),
+                    cause: None,
+                }
+            }
+            Command::Unblock { resolution } => {
+                if self.block.is_none() {
+                    return Err(Rejection::GuardRejected {
+                        command: "unblock",
+                        unmet: vec![unmet("block.blocked", "The integration is blocked")],
+                    });
+                }
+                Event::IntegrationUnblocked {
+                    resolution: resolution.clone(),
+                }
+            }
+            Command::RotateCredential(rotation) => match rotation {
+                Rotation::ApplicationSecret { replacement } => Event::CredentialRotated {
+                    credential: super::command::Credential::ApplicationSecret,
+                    replacement: replacement.clone(),
+                    admin: None,
+                    webhook: None,
+                },
+                Rotation::AccessToken { replacement, admin } => Event::CredentialRotated {
+                    credential: super::command::Credential::AccessToken,
+                    replacement: replacement.clone(),
+                    admin: *admin,
+                    webhook: None,
+                },
+                Rotation::WebhookToken { issued } => Event::CredentialRotated {
+                    credential: super::command::Credential::WebhookToken,
+                    replacement: None,
+                    admin: None,
+                    webhook: Some(issued.clone()),
+                },
+            },
+            Command::Cancel { reason } => Event::IntegrationCancelled {
+                reason: reason.clone(),
+            },
+        };
+        Ok(vec![event])
+    }
+
+    fn check_scenario(&self, scenario: super::playbook::Scenario) -> Result<(), Rejection> {
+        if !self.playbook.scenarios.contains(&scenario) {
+            return Err(Rejection::invalid(
+                "scenario",
+                format!("{scenario} is not a scenario of this integration's playbook"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn guard<const N: usize>(
+        &self,
+        command: &'static str,
+        requirements: [Requirement; N],
+    ) -> Rejection {
+        Rejection::GuardRejected {
+            command,
+            unmet: requirements
+                .iter()
+                .map(|r| unmet(&r.id(), self.label(*r)))
+                .collect(),
+        }
+    }
+
+    /// The guards of `go_live` that do not hold at `now`.
+    pub fn go_live_unmet(&self, now: DateTime<Utc>) -> Vec<Unmet> {
+        let mut missing = Vec::new();
+        if self.stage != Stage::Validated {
+            missing.push(unmet(
+                "go_live.stage_validated",
+                format!("Stage is validated (it is {})", self.stage),
+            ));
+        }
+        match self.go_live_date {
+            None => missing.push(unmet(
+                "go_live.date_scheduled",
+                "A go-live date is scheduled",
+            )),
+            Some(date) if date.naive() > now.date_naive() => missing.push(unmet(
+                "go_live.date_reached",
+                format!("The go-live date {date} has been reached (UTC)"),
+            )),
+            Some(_) => {}
+        }
+        let open = self.open_feedback().count();
+        if open > 0 {
+            missing.push(unmet(
+                "go_live.feedback_resolved",
+                format!("No open feedback item ({open} open)"),
+            ));
+        }
+        if let Some(block) = &self.block {
+            missing.push(unmet(
+                "go_live.not_blocked",
+                format!("Not blocked (blocked: {})", block.category.as_str()),
+            ));
+        }
+        missing
+    }
+
+    fn go_live(&self, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
+        let missing = self.go_live_unmet(ctx.now);
+        if !missing.is_empty() && !guard_broken("live") {
+            return Err(Rejection::GuardRejected {
+                command: "go_live",
+                unmet: missing,
+            });
+        }
+        Ok(vec![
+            Event::StageEntered { stage: Stage::Live },
+            Event::MonitoringStarted {
+                started_at: ctx.now,
+                ends_at: ctx.now + self.monitoring_window(),
+            },
+        ])
+    }
+
+    /// The guards of `complete_monitoring` that do not hold at `now`.
+    pub fn complete_monitoring_unmet(&self, now: DateTime<Utc>) -> Vec<Unmet> {
+        let mut missing = Vec::new();
+        match (&self.monitoring, self.stage) {
+            (Some(monitoring), Stage::Live) => {
+                if monitoring.completed_at.is_some() {
+                    missing.push(unmet(
+                        "monitoring.not_completed",
+                        "Monitoring is not already completed",
+                    ));
+                }
+                if now < monitoring.ends_at {
+                    let left = monitoring.ends_at - now;
+                    missing.push(unmet(
+                        "monitoring.window_passed",
+                        format!(
+                            "The monitoring window has passed (it ends {}, in {})",
+                            monitoring.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                            describe_duration(left)
+                        ),
+                    ));
+                }
+            }
+            _ => missing.push(unmet(
+                "monitoring.live",
+                "The integration is live and monitoring",
+            )),
+        }
+        missing
+    }
+
+    /// The automatic consequences of a command, computed on the state `after` its primary
+    /// events from the state `before` it.
+    fn stage_consequences(&mut self, before: &Integration, command: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.is_cancelled() {
+            return events;
+        }
+        let voided: Vec<Requirement> = self
+            .requirements()
+            .filter(|r| before.is_met(*r) && !self.is_met(*r))
+            .collect();
+        if self.stage == Stage::Live {
+            if !voided.is_empty() && self.block.is_none() {
+                let cause = Cause {
+                    command: command.to_owned(),
+                    requirements: voided.iter().map(Requirement::id).collect(),
+                };
+                let category = voided
+                    .iter()
+                    .map(Requirement::trouble_category)
+                    .find(|c| *c != BlockCategory::Other)
+                    .unwrap_or(BlockCategory::Other);
+                let labels: Vec<String> = voided.iter().map(|r| self.label(*r)).collect();
+                let detail = format!("{command} voided, while live: {}", labels.join("; "));
+                let detail: String = detail
+                    .chars()
+                    .take(super::values::LONG_TEXT_MAX_CHARS)
+                    .collect();
+                events.push(Event::IntegrationBlocked {
+                    category,
+                    detail: text(&detail),
+                    cause: Some(cause),
+                });
+            }
+            return events;
+        }
+        let holding = self.highest_holding_stage();
+        if holding < self.stage {
+            let requirements = if voided.is_empty() {
+                self.unmet_through(self.stage)
+            } else {
+                voided
+            };
+            let regressed = Event::StageRegressed {
+                from: self.stage,
+                to: holding,
+                cause: Cause {
+                    command: command.to_owned(),
+                    requirements: requirements.iter().map(Requirement::id).collect(),
+                },
+            };
+            self.apply(&regressed, self.updated_at);
+            events.push(regressed);
+        }
+        while let Some(next) = self.stage.next() {
+            if next == Stage::Live || !self.requirements_hold_through(next) {
+                break;
+            }
+            let entered = Event::StageEntered { stage: next };
+            self.apply(&entered, self.updated_at);
+            events.push(entered);
+        }
+        events
+    }
+
+    /// What to do next, in plain words, most urgent first.
+    pub fn next_steps(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut steps = Vec::new();
+        if self.is_cancelled() {
+            return steps;
+        }
+        if let Some(block) = &self.block {
+            steps.push(format!(
+                "Resolve the {} block ({}), then record it (unblock)",
+                block.category.as_str(),
+                block.category_advice()
+            ));
+        }
+        match self.stage {
+            Stage::Live => {
+                if let Some(m) = &self.monitoring {
+                    if m.completed_at.is_none() {
+                        if now >= m.ends_at {
+                            steps.push("The monitoring window has passed: complete it (complete_monitoring)".into());
+                        } else {
+                            steps.push(format!(
+                                "Monitor until {} (webhook deliveries and probes)",
+                                m.ends_at.format("%Y-%m-%d")
+                            ));
+                        }
+                    }
+                }
+            }
+            Stage::Validated => {
+                for item in self.open_feedback() {
+                    steps.push(format!(
+                        "Resolve feedback: {} (resolve_feedback {})",
+                        item.summary, item.id
+                    ));
+                }
+                match self.go_live_date {
+                    None => steps.push("Schedule the go-live date (schedule_go_live)".into()),
+                    Some(date) if date.naive() > now.date_naive() => {
+                        steps.push(format!("Go live on {date} (go_live)"))
+                    }
+                    Some(_) => steps.push("Go live now (go_live)".into()),
+                }
+            }
+            _ => {
+                let mut seen = std::collections::BTreeSet::new();
+                let target = self.stage.next().unwrap_or(Stage::Validated);
+                for requirement in self.unmet_through(target) {
+                    let action = self.action(requirement);
+                    if seen.insert(action.clone()) {
+                        steps.push(action);
+                    }
+                }
+                for item in self.open_feedback() {
+                    steps.push(format!(
+                        "Resolve feedback: {} (resolve_feedback {})",
+                        item.summary, item.id
+                    ));
+                }
+            }
+        }
+        steps
+    }
+}
+
+impl super::state::Block {
+    /// The guide's troubleshooting advice for this block's category.
+    pub fn category_advice(&self) -> &'static str {
+        super::diagnose::advice(self.category.into())
+    }
+}
+
+/// Formats a duration as days or hours, for people.
+pub fn describe_duration(duration: Duration) -> String {
+    let days = duration.num_days();
+    if days >= 1 {
+        format!("{days} day{}", if days == 1 { "" } else { "s" })
+    } else {
+        let hours = duration.num_hours().max(0);
+        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+    }
+}

@@ -1,0 +1,271 @@
+//! `diagnose`: why an integration is stuck and what to check, from its history and signals.
+//!
+//! The advice follows the guide's troubleshooting section: API calls fail → network and
+//! firewall; permission errors → application settings and scopes; webhooks not received →
+//! webhook URL and secret token.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::decide::describe_duration;
+use super::rejection::Unmet;
+use super::signals::FindingCategory;
+use super::stage::Stage;
+use super::state::{EvidenceSource, Integration};
+
+/// After this long without progress an onboarding counts as stalled.
+pub const STALLED_AFTER_DAYS: i64 = 7;
+/// While live, a webhook silent this long deserves a look.
+pub const LIVE_DELIVERY_SILENCE_DAYS: i64 = 3;
+
+/// Signals kept outside the event log: refused deliveries are counted, never stored as events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliverySignals {
+    pub refused_deliveries: u64,
+    pub first_refused_at: Option<DateTime<Utc>>,
+    pub last_refused_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub category: FindingCategory,
+    pub message: String,
+    pub advice: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockSummary {
+    pub category: super::signals::BlockCategory,
+    pub detail: String,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    pub stage: Stage,
+    pub blocked: Option<BlockSummary>,
+    pub missing: Vec<Unmet>,
+    pub findings: Vec<Finding>,
+}
+
+/// The guide's advice for a category.
+pub fn advice(category: FindingCategory) -> &'static str {
+    match category {
+        FindingCategory::ApiFailure => {
+            "check the network configuration and firewall rules (peering or VPN routes, outbound HTTPS and SSH)"
+        }
+        FindingCategory::PermissionDenied => {
+            "review the application settings and scopes, and that the token belongs to a GitLab admin"
+        }
+        FindingCategory::WebhookNotReceived => {
+            "verify the webhook URL and secret token in GitLab, and whether GitLab disabled the hook after repeated failures"
+        }
+        FindingCategory::RateLimited => "GitLab is rate limiting the probe: retry later (not a block)",
+        FindingCategory::Stalled => "talk to the owner and the customer about the next step",
+        FindingCategory::Other => "read the integration's notes and history",
+    }
+}
+
+fn finding(category: FindingCategory, message: String) -> Finding {
+    Finding {
+        category,
+        message,
+        advice: advice(category).to_owned(),
+    }
+}
+
+fn day(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+impl Integration {
+    /// What is missing for the next step, and what the signals say is wrong.
+    pub fn diagnose(&self, now: DateTime<Utc>, signals: &DeliverySignals) -> Diagnosis {
+        let missing = match self.stage {
+            Stage::Cancelled => Vec::new(),
+            Stage::Validated => self.go_live_unmet(now),
+            Stage::Live => self
+                .unmet_through(Stage::Validated)
+                .into_iter()
+                .map(|r| Unmet {
+                    id: r.id(),
+                    label: self.label(r),
+                })
+                .collect(),
+            stage => {
+                let target = stage.next().unwrap_or(Stage::Validated);
+                self.unmet_through(target)
+                    .into_iter()
+                    .map(|r| Unmet {
+                        id: r.id(),
+                        label: self.label(r),
+                    })
+                    .collect()
+            }
+        };
+        let mut findings = Vec::new();
+        if self.is_cancelled() {
+            return Diagnosis {
+                stage: self.stage,
+                blocked: None,
+                missing,
+                findings,
+            };
+        }
+        if let Some(block) = &self.block {
+            findings.push(finding(
+                block.category.into(),
+                format!(
+                    "Blocked ({}) since {}, {}: {}",
+                    block.category.as_str(),
+                    day(block.since),
+                    describe_duration(now - block.since),
+                    block.detail
+                ),
+            ));
+        }
+        if let Some(probe) = &self.facts.latest_probe {
+            if let Some(category) = probe.result.category {
+                let detail = probe
+                    .result
+                    .detail
+                    .as_ref()
+                    .map(|d| d.as_str())
+                    .unwrap_or("no detail");
+                let streak = self.facts.consecutive_probe_failures;
+                let streak = if streak > 1 {
+                    format!(" ({streak} failed probes in a row)")
+                } else {
+                    String::new()
+                };
+                findings.push(finding(
+                    category,
+                    format!(
+                        "The last probe, {}, failed{streak}: {detail}",
+                        day(probe.at)
+                    ),
+                ));
+            }
+        }
+        if let Some(token) = &self.facts.token_finding {
+            let mut problems = Vec::new();
+            if token.active == Some(false) {
+                problems.push("the access token is inactive, expired or revoked".to_owned());
+            }
+            if token.admin == Some(false) {
+                problems.push("the access token's user is not a GitLab admin".to_owned());
+            }
+            if !token.missing_scopes.is_empty() {
+                let names: Vec<&str> = token.missing_scopes.iter().map(|s| s.as_str()).collect();
+                problems.push(format!(
+                    "the access token lacks the scopes {}",
+                    names.join(", ")
+                ));
+            }
+            if !problems.is_empty() {
+                findings.push(finding(
+                    FindingCategory::PermissionDenied,
+                    format!(
+                        "The probe of {} found that {}",
+                        day(token.at),
+                        problems.join("; ")
+                    ),
+                ));
+            }
+        }
+        if let Some(app) = &self.facts.application {
+            let lacking: Vec<&str> = self
+                .playbook
+                .required_scopes
+                .difference(&app.scopes)
+                .map(|s| s.as_str())
+                .collect();
+            if !lacking.is_empty() {
+                findings.push(finding(
+                    FindingCategory::PermissionDenied,
+                    format!(
+                        "The GitLab application lacks the scopes {}",
+                        lacking.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(evidence) = &self.facts.api_connectivity {
+            if !evidence.ok && evidence.source == EvidenceSource::ApiCheck {
+                findings.push(finding(
+                    FindingCategory::ApiFailure,
+                    format!("The API check recorded {} failed", day(evidence.at)),
+                ));
+            }
+        }
+        if signals.refused_deliveries > 0 {
+            let since = signals
+                .first_refused_at
+                .map(|at| format!(" since {}", day(at)))
+                .unwrap_or_default();
+            let n = signals.refused_deliveries;
+            findings.push(finding(
+                FindingCategory::WebhookNotReceived,
+                format!(
+                    "{n} deliver{} refused for a bad or missing secret token{since}",
+                    if n == 1 { "y was" } else { "ies were" }
+                ),
+            ));
+        }
+        self.delivery_silence_findings(now, &mut findings);
+        let since_progress = now - self.last_progress_at;
+        let stalls =
+            self.stage != Stage::Live && since_progress >= Duration::days(STALLED_AFTER_DAYS);
+        if stalls {
+            findings.push(finding(
+                FindingCategory::Stalled,
+                format!(
+                    "No progress for {} (in {} since {})",
+                    describe_duration(since_progress),
+                    self.stage,
+                    day(self.stage_entered_at)
+                ),
+            ));
+        }
+        let blocked = self.block.as_ref().map(|b| BlockSummary {
+            category: b.category,
+            detail: b.detail.to_string(),
+            since: b.since,
+        });
+        Diagnosis {
+            stage: self.stage,
+            blocked,
+            missing,
+            findings,
+        }
+    }
+
+    fn delivery_silence_findings(&self, now: DateTime<Utc>, findings: &mut Vec<Finding>) {
+        let facts = &self.facts;
+        if self.stage == Stage::Live {
+            let live_since = self
+                .monitoring
+                .as_ref()
+                .map(|m| m.started_at)
+                .unwrap_or(self.stage_entered_at);
+            let last = facts
+                .deliveries
+                .last_at
+                .map_or(live_since, |at| at.max(live_since));
+            let silence = now - last;
+            if silence >= Duration::days(LIVE_DELIVERY_SILENCE_DAYS) {
+                findings.push(finding(
+                    FindingCategory::WebhookNotReceived,
+                    format!("No delivery for {} while live", describe_duration(silence)),
+                ));
+            }
+            return;
+        }
+        if facts.webhook.is_some() && facts.verified_delivery_at.is_none() {
+            findings.push(finding(
+                FindingCategory::WebhookNotReceived,
+                "The webhook is created but no delivery has been verified with the current token: press Test in GitLab".into(),
+            ));
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The playbook: the guide's requirements as data.
+//!
+//! Factory's requirements change (newer guides ask for other scopes), so the playbook is recorded
+//! whole in each integration's first event and replay never depends on today's defaults.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{HttpUrl, Scope, ShortText, ValueError};
+
+/// A GitLab webhook trigger as named in golive's command vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Push,
+    TagPush,
+    Comments,
+    MergeRequests,
+    Issues,
+    /// GitLab's "Pipeline events".
+    CiCd,
+    Jobs,
+    Deployments,
+    Releases,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 9] = [
+        Trigger::Push,
+        Trigger::TagPush,
+        Trigger::Comments,
+        Trigger::MergeRequests,
+        Trigger::Issues,
+        Trigger::CiCd,
+        Trigger::Jobs,
+        Trigger::Deployments,
+        Trigger::Releases,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trigger::Push => "push",
+            Trigger::TagPush => "tag_push",
+            Trigger::Comments => "comments",
+            Trigger::MergeRequests => "merge_requests",
+            Trigger::Issues => "issues",
+            Trigger::CiCd => "ci_cd",
+            Trigger::Jobs => "jobs",
+            Trigger::Deployments => "deployments",
+            Trigger::Releases => "releases",
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A test scenario the guide asks to observe before validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    MergeRequestCreated,
+    CodePushed,
+    IssueOpened,
+    PipelineRan,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [
+        Scenario::MergeRequestCreated,
+        Scenario::CodePushed,
+        Scenario::IssueOpened,
+        Scenario::PipelineRan,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scenario::MergeRequestCreated => "merge_request_created",
+            Scenario::CodePushed => "code_pushed",
+            Scenario::IssueOpened => "issue_opened",
+            Scenario::PipelineRan => "pipeline_ran",
+        }
+    }
+    /// A plain-English description used in checklist labels.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Scenario::MergeRequestCreated => "a merge request was opened",
+            Scenario::CodePushed => "code was pushed",
+            Scenario::IssueOpened => "an issue was opened",
+            Scenario::PipelineRan => "a pipeline ran",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The guide's requirements for one integration, recorded whole in `integration_opened`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub id: ShortText,
+    pub version: u32,
+    pub application_name: ShortText,
+    pub redirect_uri: HttpUrl,
+    /// Scopes the GitLab OAuth application must be registered with.
+    pub required_scopes: BTreeSet<Scope>,
+    /// Scopes the customer's access token must carry (checked by the probe).
+    pub required_token_scopes: BTreeSet<Scope>,
+    pub required_triggers: BTreeSet<Trigger>,
+    pub scenarios: BTreeSet<Scenario>,
+    pub monitoring_days: u32,
+    pub probe_interval_minutes: u32,
+    pub allow_http: bool,
+}
+
+/// The largest monitoring window a playbook may ask for.
+pub const MONITORING_DAYS_MAX: u32 = 366;
+
+fn scopes(names: &[&str]) -> BTreeSet<Scope> {
+    names
+        .iter()
+        .map(|name| Scope::parse(*name).expect("built-in scope names are valid"))
+        .collect()
+}
+
+impl Playbook {
+    /// The guide as Factory wrote it, with the redirect URI the server was configured with.
+    pub fn guide_default(redirect_uri: HttpUrl) -> Self {
+        Self {
+            id: ShortText::parse("factory-gitlab-self-hosted").expect("valid"),
+            version: 1,
+            application_name: ShortText::parse("Factory Integration").expect("valid"),
+            redirect_uri,
+            required_scopes: scopes(&[
+                "api",
+                "read_user",
+                "read_repository",
+                "write_repository",
+                "read_registry",
+                "sudo",
+            ]),
+            required_token_scopes: scopes(&["api"]),
+            required_triggers: [
+                Trigger::Push,
+                Trigger::Comments,
+                Trigger::MergeRequests,
+                Trigger::Issues,
+                Trigger::CiCd,
+            ]
+            .into_iter()
+            .collect(),
+            scenarios: Scenario::ALL.into_iter().collect(),
+            monitoring_days: 14,
+            probe_interval_minutes: 60,
+            allow_http: false,
+        }
+    }
+
+    /// Checks the rules a playbook supplied by a caller must follow.
+    pub fn check(&self) -> Result<(), (&'static str, ValueError)> {
+        if self.version == 0 {
+            return Err(("playbook.version", ValueError("must be at least 1".into())));
+        }
+        if self.monitoring_days == 0 || self.monitoring_days > MONITORING_DAYS_MAX {
+            return Err((
+                "playbook.monitoring_days",
+                ValueError(format!("must be in 1..={MONITORING_DAYS_MAX}")),
+            ));
+        }
+        if !(1..=7 * 24 * 60).contains(&self.probe_interval_minutes) {
+            return Err((
+                "playbook.probe_interval_minutes",
+                ValueError("must be between 1 minute and 7 days".into()),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,417 @@
+//! The guide's checklist: each requirement with a stable id, a plain-English label, the stage it
+//! gates, and whether it holds. Stage entry and regression are computed from here alone.
+
+use serde::Serialize;
+
+use super::playbook::Scenario;
+use super::stage::Stage;
+use super::state::{Connectivity, Integration};
+
+/// A requirement of the guide. Scenario requirements exist once per playbook scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Requirement {
+    PrerequisitesConfirmed,
+    ApplicationRegistered,
+    ApplicationScopes,
+    ApplicationSecretProvided,
+    InstanceUrl,
+    AccessTokenProvided,
+    AccessTokenAdmin,
+    InformationSubmitted,
+    NetworkPolicyEvaluated,
+    Connectivity,
+    FirewallOutboundHttps,
+    FirewallOutboundSsh,
+    WebhookEndpointReachable,
+    WebhookCredentialsIssued,
+    WebhookCreatedWithIssuedUrl,
+    WebhookTriggers,
+    WebhookDeliveryVerified,
+    ApiConnectivity,
+    WebhookFunctional,
+    ScenarioObserved(Scenario),
+    ResponseValidated(Scenario),
+}
+
+/// The requirements that do not depend on the playbook's scenarios, in checklist order.
+const FIXED: [Requirement; 19] = [
+    Requirement::PrerequisitesConfirmed,
+    Requirement::ApplicationRegistered,
+    Requirement::ApplicationScopes,
+    Requirement::ApplicationSecretProvided,
+    Requirement::InstanceUrl,
+    Requirement::AccessTokenProvided,
+    Requirement::AccessTokenAdmin,
+    Requirement::InformationSubmitted,
+    Requirement::NetworkPolicyEvaluated,
+    Requirement::Connectivity,
+    Requirement::FirewallOutboundHttps,
+    Requirement::FirewallOutboundSsh,
+    Requirement::WebhookEndpointReachable,
+    Requirement::WebhookCredentialsIssued,
+    Requirement::WebhookCreatedWithIssuedUrl,
+    Requirement::WebhookTriggers,
+    Requirement::WebhookDeliveryVerified,
+    Requirement::ApiConnectivity,
+    Requirement::WebhookFunctional,
+];
+
+impl Requirement {
+    /// The stable id, e.g. `info.application_scopes` or `testing.scenario_observed.code_pushed`.
+    pub fn id(&self) -> String {
+        let fixed = match self {
+            Requirement::PrerequisitesConfirmed => "info.prerequisites_confirmed",
+            Requirement::ApplicationRegistered => "info.application_registered",
+            Requirement::ApplicationScopes => "info.application_scopes",
+            Requirement::ApplicationSecretProvided => "info.application_secret_provided",
+            Requirement::InstanceUrl => "info.instance_url",
+            Requirement::AccessTokenProvided => "info.access_token_provided",
+            Requirement::AccessTokenAdmin => "info.access_token_admin",
+            Requirement::InformationSubmitted => "info.information_submitted",
+            Requirement::NetworkPolicyEvaluated => "network.policy_evaluated",
+            Requirement::Connectivity => "network.connectivity",
+            Requirement::FirewallOutboundHttps => "network.firewall_outbound_https",
+            Requirement::FirewallOutboundSsh => "network.firewall_outbound_ssh",
+            Requirement::WebhookEndpointReachable => "network.webhook_endpoint_reachable",
+            Requirement::WebhookCredentialsIssued => "webhook.credentials_issued",
+            Requirement::WebhookCreatedWithIssuedUrl => "webhook.created_with_issued_url",
+            Requirement::WebhookTriggers => "webhook.triggers",
+            Requirement::WebhookDeliveryVerified => "webhook.delivery_verified",
+            Requirement::ApiConnectivity => "testing.api_connectivity",
+            Requirement::WebhookFunctional => "testing.webhook_functional",
+            Requirement::ScenarioObserved(s) => return format!("testing.scenario_observed.{s}"),
+            Requirement::ResponseValidated(s) => return format!("validation.response_correct.{s}"),
+        };
+        fixed.to_owned()
+    }
+
+    /// The stage this requirement gates.
+    pub fn stage(&self) -> Stage {
+        use Requirement::*;
+        match self {
+            PrerequisitesConfirmed
+            | ApplicationRegistered
+            | ApplicationScopes
+            | ApplicationSecretProvided
+            | InstanceUrl
+            | AccessTokenProvided
+            | AccessTokenAdmin
+            | InformationSubmitted => Stage::InfoGathered,
+            NetworkPolicyEvaluated
+            | Connectivity
+            | FirewallOutboundHttps
+            | FirewallOutboundSsh
+            | WebhookEndpointReachable => Stage::NetworkEstablished,
+            WebhookCredentialsIssued
+            | WebhookCreatedWithIssuedUrl
+            | WebhookTriggers
+            | WebhookDeliveryVerified => Stage::WebhookLive,
+            ApiConnectivity | WebhookFunctional | ScenarioObserved(_) => Stage::Tested,
+            ResponseValidated(_) => Stage::Validated,
+        }
+    }
+
+    /// The troubleshooting category that fits when this requirement breaks.
+    pub fn trouble_category(&self) -> super::signals::BlockCategory {
+        use super::signals::BlockCategory;
+        use Requirement::*;
+        match self {
+            ApplicationRegistered
+            | ApplicationScopes
+            | ApplicationSecretProvided
+            | AccessTokenProvided
+            | AccessTokenAdmin => BlockCategory::PermissionDenied,
+            Connectivity
+            | FirewallOutboundHttps
+            | FirewallOutboundSsh
+            | ApiConnectivity
+            | InstanceUrl => BlockCategory::ApiFailure,
+            WebhookEndpointReachable
+            | WebhookCredentialsIssued
+            | WebhookCreatedWithIssuedUrl
+            | WebhookTriggers
+            | WebhookDeliveryVerified
+            | WebhookFunctional => BlockCategory::WebhookNotReceived,
+            _ => BlockCategory::Other,
+        }
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChecklistItem {
+    pub id: String,
+    pub label: String,
+    pub stage: Stage,
+    pub met: bool,
+}
+
+fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The compile-time switch that disables one stage's guard, so the test suite can prove it
+/// notices (`GOLIVE_BREAK_GUARD=<stage> cargo test --features break-guards`). Absent from
+/// ordinary builds.
+#[cfg(feature = "break-guards")]
+pub(crate) const BROKEN_GUARD: Option<&str> = option_env!("GOLIVE_BREAK_GUARD");
+#[cfg(not(feature = "break-guards"))]
+pub(crate) const BROKEN_GUARD: Option<&str> = None;
+
+pub(crate) fn guard_broken(name: &str) -> bool {
+    BROKEN_GUARD == Some(name)
+}
+
+impl Integration {
+    /// Every requirement of this integration's playbook, in checklist order.
+    pub fn requirements(&self) -> impl Iterator<Item = Requirement> + '_ {
+        let scenarios = &self.playbook.scenarios;
+        let observed = scenarios.iter().map(|s| Requirement::ScenarioObserved(*s));
+        let validated = scenarios.iter().map(|s| Requirement::ResponseValidated(*s));
+        FIXED.into_iter().chain(observed).chain(validated)
+    }
+
+    /// Whether a requirement holds now.
+    pub fn is_met(&self, requirement: Requirement) -> bool {
+        let facts = &self.facts;
+        let playbook = &self.playbook;
+        match requirement {
+            Requirement::PrerequisitesConfirmed => facts.prerequisites.as_ref().is_some_and(|p| {
+                p.gitlab_admin_access && p.network_access && p.factory_admin_account
+            }),
+            Requirement::ApplicationRegistered => facts.application.as_ref().is_some_and(|a| {
+                a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri
+            }),
+            Requirement::ApplicationScopes => facts
+                .application
+                .as_ref()
+                .is_some_and(|a| a.scopes.is_superset(&playbook.required_scopes)),
+            Requirement::ApplicationSecretProvided => facts.application_secret.is_some(),
+            Requirement::InstanceUrl => facts.instance.gitlab_url.is_https() || playbook.allow_http,
+            Requirement::AccessTokenProvided => facts.access_token.is_some(),
+            Requirement::AccessTokenAdmin => {
+                facts.access_token.as_ref().is_some_and(|t| t.admin)
+                    && !facts
+                        .token_finding
+                        .as_ref()
+                        .is_some_and(|f| f.contradicts_admin())
+            }
+            Requirement::InformationSubmitted => facts.information_submitted,
+            Requirement::NetworkPolicyEvaluated => facts.network_policy.is_some(),
+            Requirement::Connectivity => match &facts.connectivity {
+                Some(Connectivity::VpcPeering(p)) => p.route_tables_configured,
+                Some(Connectivity::Vpn(v)) => v.tunnel_established && v.ipsec_compatible,
+                None => false,
+            },
+            Requirement::FirewallOutboundHttps => {
+                facts.firewall.as_ref().is_some_and(|f| f.outbound_https)
+            }
+            Requirement::FirewallOutboundSsh => {
+                facts.firewall.as_ref().is_some_and(|f| f.outbound_ssh)
+            }
+            Requirement::WebhookEndpointReachable => facts
+                .firewall
+                .as_ref()
+                .is_some_and(|f| f.webhook_endpoint_reachable),
+            Requirement::WebhookCredentialsIssued => facts.webhook_credentials.is_some(),
+            Requirement::WebhookCreatedWithIssuedUrl => {
+                match (&facts.webhook, &facts.webhook_credentials) {
+                    (Some(hook), Some(issued)) => hook.url == issued.webhook_url,
+                    _ => false,
+                }
+            }
+            Requirement::WebhookTriggers => facts
+                .webhook
+                .as_ref()
+                .is_some_and(|w| w.triggers.is_superset(&playbook.required_triggers)),
+            Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => {
+                facts.verified_delivery_at.is_some()
+            }
+            Requirement::ApiConnectivity => facts.api_connectivity.as_ref().is_some_and(|e| e.ok),
+            Requirement::ScenarioObserved(s) => facts.scenarios_observed.contains_key(&s),
+            Requirement::ResponseValidated(s) => facts.validations.get(&s) == Some(&true),
+        }
+    }
+
+    /// How many requirements hold: rises exactly when something became met.
+    pub(crate) fn met_requirement_count(&self) -> usize {
+        self.requirements().filter(|r| self.is_met(*r)).count()
+    }
+
+    /// Whether every requirement of `stage` and of all earlier stages holds.
+    pub fn requirements_hold_through(&self, stage: Stage) -> bool {
+        self.requirements()
+            .filter(|r| r.stage() <= stage && !guard_broken(r.stage().as_str()))
+            .all(|r| self.is_met(r))
+    }
+
+    /// The unmet requirements of `stage` and of all earlier stages.
+    pub fn unmet_through(&self, stage: Stage) -> Vec<Requirement> {
+        self.requirements()
+            .filter(|r| r.stage() <= stage && !self.is_met(*r))
+            .collect()
+    }
+
+    /// The highest automatic stage (or `created`) whose requirements, and all earlier ones, hold.
+    pub fn highest_holding_stage(&self) -> Stage {
+        let mut holding = Stage::Created;
+        for stage in Stage::AUTOMATIC {
+            if !self.requirements_hold_through(stage) {
+                break;
+            }
+            holding = stage;
+        }
+        holding
+    }
+
+    /// A plain-English label for a requirement, naming what the playbook expects.
+    pub fn label(&self, requirement: Requirement) -> String {
+        let playbook = &self.playbook;
+        match requirement {
+            Requirement::PrerequisitesConfirmed => "Prerequisites confirmed: customer has GitLab admin access, network access between GitLab and Factory's AWS VPC is possible, Factory account with admin privileges".into(),
+            Requirement::ApplicationRegistered => format!(
+                "GitLab application registered as \"{}\" with redirect URI {} and an Application ID",
+                playbook.application_name, playbook.redirect_uri
+            ),
+            Requirement::ApplicationScopes => {
+                format!("Application scopes include {}", list(&playbook.required_scopes))
+            }
+            Requirement::ApplicationSecretProvided => "Application Secret provided".into(),
+            Requirement::InstanceUrl => if playbook.allow_http {
+                "GitLab instance URL set (http or https)".into()
+            } else {
+                "GitLab instance URL set (https)".into()
+            },
+            Requirement::AccessTokenProvided => "Access token provided".into(),
+            Requirement::AccessTokenAdmin => format!(
+                "Access token has admin rights and the token scopes {} (no probe says otherwise)",
+                list(&playbook.required_token_scopes)
+            ),
+            Requirement::InformationSubmitted => "Information submitted".into(),
+            Requirement::NetworkPolicyEvaluated => {
+                "Network policy evaluated (barriers recorded, possibly none)".into()
+            }
+            Requirement::Connectivity => "Connectivity: VPC peering with route tables configured, or a VPN tunnel with compatible IPsec settings".into(),
+            Requirement::FirewallOutboundHttps => "Firewall allows outbound HTTPS".into(),
+            Requirement::FirewallOutboundSsh => "Firewall allows outbound SSH".into(),
+            Requirement::WebhookEndpointReachable => "Webhook endpoint reachable from GitLab".into(),
+            Requirement::WebhookCredentialsIssued => "Webhook credentials issued by golive".into(),
+            Requirement::WebhookCreatedWithIssuedUrl => match &self.facts.webhook_credentials {
+                Some(issued) => format!("Webhook created in GitLab with URL {}", issued.webhook_url),
+                None => "Webhook created in GitLab with the issued URL".into(),
+            },
+            Requirement::WebhookTriggers => {
+                format!("Webhook triggers include {}", list(&playbook.required_triggers))
+            }
+            Requirement::WebhookDeliveryVerified => {
+                "A delivery verified with the current secret token (GitLab's Test button sends one)".into()
+            }
+            Requirement::ApiConnectivity => {
+                "API connectivity verified (a successful probe or API check)".into()
+            }
+            Requirement::WebhookFunctional => "Webhook functional (a verified delivery)".into(),
+            Requirement::ScenarioObserved(s) => {
+                format!("Scenario {s} observed: {}", s.description())
+            }
+            Requirement::ResponseValidated(s) => {
+                format!("Droid response to {s} validated as correct")
+            }
+        }
+    }
+
+    /// What to do to meet a requirement, naming the command that records it.
+    pub fn action(&self, requirement: Requirement) -> String {
+        let playbook = &self.playbook;
+        match requirement {
+            Requirement::PrerequisitesConfirmed => {
+                "Confirm the three prerequisites with the customer (confirm_prerequisites)".into()
+            }
+            Requirement::ApplicationRegistered => format!(
+                "Have the customer register the GitLab application \"{}\" with redirect URI {} (register_application)",
+                playbook.application_name, playbook.redirect_uri
+            ),
+            Requirement::ApplicationScopes => {
+                let have = self.facts.application.as_ref().map(|a| a.scopes.clone()).unwrap_or_default();
+                let missing: Vec<_> = playbook.required_scopes.difference(&have).collect();
+                format!("Add the application scopes {} in GitLab and record them (register_application)", list(missing))
+            }
+            Requirement::ApplicationSecretProvided => {
+                "Collect the Application Secret (provide_application_secret)".into()
+            }
+            Requirement::InstanceUrl => "Set an https instance URL (set_instance_url)".into(),
+            Requirement::AccessTokenProvided => {
+                "Collect an access token from a GitLab admin (provide_access_token)".into()
+            }
+            Requirement::AccessTokenAdmin => {
+                let finding = self.facts.token_finding.as_ref();
+                let mut why = Vec::new();
+                if let Some(f) = finding {
+                    if f.active == Some(false) {
+                        why.push("the probe found the token inactive, expired or revoked".to_owned());
+                    }
+                    if f.admin == Some(false) {
+                        why.push("the probe found the token's user is not an admin".to_owned());
+                    }
+                    if !f.missing_scopes.is_empty() {
+                        why.push(format!("the token lacks the scopes {}", list(&f.missing_scopes)));
+                    }
+                }
+                let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) };
+                format!(
+                    "Get an access token of a GitLab admin with the scopes {}{why} (provide_access_token or rotate_credential)",
+                    list(&playbook.required_token_scopes)
+                )
+            }
+            Requirement::InformationSubmitted => {
+                "Submit the collected information (submit_information)".into()
+            }
+            Requirement::NetworkPolicyEvaluated => {
+                "Evaluate the customer's network policy and record any barriers (evaluate_network_policy)".into()
+            }
+            Requirement::Connectivity => {
+                "Establish VPC peering with route tables, or a VPN with compatible IPsec settings (establish_vpc_peering or establish_vpn)".into()
+            }
+            Requirement::FirewallOutboundHttps
+            | Requirement::FirewallOutboundSsh
+            | Requirement::WebhookEndpointReachable => {
+                "Open the firewall: outbound HTTPS and SSH, and the webhook endpoint reachable (configure_firewall)".into()
+            }
+            Requirement::WebhookCredentialsIssued => {
+                "Issue the webhook URL and secret token (issue_webhook_credentials)".into()
+            }
+            Requirement::WebhookCreatedWithIssuedUrl | Requirement::WebhookTriggers => format!(
+                "Create the webhook in GitLab with the issued URL and the triggers {} (create_webhook)",
+                list(&playbook.required_triggers)
+            ),
+            Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => {
+                "Press Test on the webhook in GitLab so a delivery arrives with the current secret token".into()
+            }
+            Requirement::ApiConnectivity => {
+                "Run the probe, or record a successful API check (probe or record_api_check)".into()
+            }
+            Requirement::ScenarioObserved(s) => format!(
+                "Make GitLab show that {} (a webhook delivery), or record a manual test (record_manual_test {s})",
+                s.description()
+            ),
+            Requirement::ResponseValidated(s) => {
+                format!("Check the Droid's response to {s} and record it (validate_response {s})")
+            }
+        }
+    }
+
+    /// The checklist: every requirement, its label, its stage and whether it holds.
+    pub fn checklist(&self) -> Vec<ChecklistItem> {
+        self.requirements()
+            .map(|r| ChecklistItem {
+                id: r.id(),
+                label: self.label(r),
+                stage: r.stage(),
+                met: self.is_met(r),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,476 @@
+//! The state of one integration, folded from its events by an infallible `apply`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::command::{
+    ApplicationRegistration, Credential, Firewall, InstanceSettings, NetworkPolicy, Prerequisites,
+    VpcPeering, Vpn, WebhookSettings,
+};
+use super::event::{Cause, Event};
+use super::playbook::{Playbook, Scenario};
+use super::secret::{IssuedWebhookCredentials, SealedSecret};
+use super::signals::{BlockCategory, ProbeResult};
+use super::stage::Stage;
+use super::values::{Date, IntegrationId, LongText, Scope, ShortText};
+
+/// The block flag: set by a person (`block`) or by golive when something breaks once live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub category: BlockCategory,
+    pub detail: LongText,
+    pub since: DateTime<Utc>,
+    pub cause: Option<Cause>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    pub reason: LongText,
+    pub at: DateTime<Utc>,
+    /// The stage the integration had reached when it was cancelled.
+    pub from_stage: Stage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitoring {
+    pub started_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackItem {
+    pub id: Uuid,
+    pub summary: LongText,
+    pub scenario: Option<Scenario>,
+    pub reported_at: DateTime<Utc>,
+    pub resolution: Option<LongText>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl FeedbackItem {
+    pub fn is_open(&self) -> bool {
+        self.resolved_at.is_none()
+    }
+}
+
+/// The connectivity method recorded last: the one that counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Connectivity {
+    VpcPeering(VpcPeering),
+    Vpn(Vpn),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub token: SealedSecret,
+    pub admin: bool,
+}
+
+/// The latest evidence about API connectivity, from a probe or a recorded check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiEvidence {
+    pub ok: bool,
+    pub at: DateTime<Utc>,
+    pub source: EvidenceSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceSource {
+    Probe,
+    ApiCheck,
+}
+
+/// What the latest probe that reached the API said about the current access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFinding {
+    pub active: Option<bool>,
+    pub admin: Option<bool>,
+    pub missing_scopes: BTreeSet<Scope>,
+    pub at: DateTime<Utc>,
+}
+
+impl TokenFinding {
+    /// Whether the probe contradicts the token being a usable admin token.
+    pub fn contradicts_admin(&self) -> bool {
+        self.active == Some(false) || self.admin == Some(false) || !self.missing_scopes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedProbe {
+    pub result: ProbeResult,
+    pub at: DateTime<Utc>,
+}
+
+/// Counts of recorded (verified) deliveries. Refused deliveries are never events; the engine
+/// counts those separately and hands them to `diagnose`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryStats {
+    pub recorded: u64,
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// Everything recorded about the guide's requirements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    pub prerequisites: Option<Prerequisites>,
+    pub application: Option<ApplicationRegistration>,
+    pub application_secret: Option<SealedSecret>,
+    pub instance: InstanceSettings,
+    pub access_token: Option<AccessToken>,
+    pub information_submitted: bool,
+    pub network_policy: Option<NetworkPolicy>,
+    pub connectivity: Option<Connectivity>,
+    pub firewall: Option<Firewall>,
+    pub webhook_credentials: Option<IssuedWebhookCredentials>,
+    pub webhook: Option<WebhookSettings>,
+    /// When a delivery was last verified with the current token; voided by a new token.
+    pub verified_delivery_at: Option<DateTime<Utc>>,
+    pub deliveries: DeliveryStats,
+    pub api_connectivity: Option<ApiEvidence>,
+    pub latest_probe: Option<RecordedProbe>,
+    pub consecutive_probe_failures: u32,
+    pub token_finding: Option<TokenFinding>,
+    pub scenarios_observed: BTreeMap<Scenario, DateTime<Utc>>,
+    pub validations: BTreeMap<Scenario, bool>,
+    pub notes: u64,
+}
+
+/// One integration's state: a pure fold of its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub customer: ShortText,
+    pub owner: Option<ShortText>,
+    pub playbook: Playbook,
+    pub stage: Stage,
+    /// The number of events folded (1 after `integration_opened`).
+    pub version: u64,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub stage_entered_at: DateTime<Utc>,
+    /// The last time a stage was entered or a requirement became met.
+    pub last_progress_at: DateTime<Utc>,
+    pub block: Option<Block>,
+    pub cancellation: Option<Cancellation>,
+    pub go_live_date: Option<Date>,
+    pub monitoring: Option<Monitoring>,
+    pub feedback: Vec<FeedbackItem>,
+    pub facts: Facts,
+}
+
+impl Integration {
+    /// Folds a history from scratch. `None` when it does not start with `integration_opened`.
+    pub fn replay<'a>(
+        events: impl IntoIterator<Item = (&'a Event, DateTime<Utc>)>,
+    ) -> Option<Integration> {
+        let mut events = events.into_iter();
+        let (first, at) = events.next()?;
+        let mut state = Integration::from_opened(first, at)?;
+        for (event, at) in events {
+            state.apply(event, at);
+        }
+        Some(state)
+    }
+
+    /// The state right after `integration_opened`; `None` for any other event.
+    pub fn from_opened(event: &Event, at: DateTime<Utc>) -> Option<Integration> {
+        let Event::IntegrationOpened {
+            integration_id,
+            customer,
+            gitlab_url,
+            owner,
+            playbook,
+            ca_certificate_pem,
+        } = event
+        else {
+            return None;
+        };
+        Some(Integration {
+            id: *integration_id,
+            customer: customer.clone(),
+            owner: owner.clone(),
+            playbook: playbook.clone(),
+            stage: Stage::Created,
+            version: 1,
+            opened_at: at,
+            updated_at: at,
+            stage_entered_at: at,
+            last_progress_at: at,
+            block: None,
+            cancellation: None,
+            go_live_date: None,
+            monitoring: None,
+            feedback: Vec::new(),
+            facts: Facts {
+                prerequisites: None,
+                application: None,
+                application_secret: None,
+                instance: InstanceSettings {
+                    gitlab_url: gitlab_url.clone(),
+                    ca_certificate_pem: ca_certificate_pem.clone(),
+                    ssh_port: None,
+                },
+                access_token: None,
+                information_submitted: false,
+                network_policy: None,
+                connectivity: None,
+                firewall: None,
+                webhook_credentials: None,
+                webhook: None,
+                verified_delivery_at: None,
+                deliveries: DeliveryStats::default(),
+                api_connectivity: None,
+                latest_probe: None,
+                consecutive_probe_failures: 0,
+                token_finding: None,
+                scenarios_observed: BTreeMap::new(),
+                validations: BTreeMap::new(),
+                notes: 0,
+            },
+        })
+    }
+
+    /// Folds one event recorded at `at`. Infallible: every event of a valid history applies.
+    pub fn apply(&mut self, event: &Event, at: DateTime<Utc>) {
+        let met_before = self.met_requirement_count();
+        self.version += 1;
+        self.updated_at = at;
+        let facts = &mut self.facts;
+        match event {
+            Event::IntegrationOpened { .. } => {
+                // Only ever the first event; `from_opened` folds it. A second one cannot be
+                // produced by `decide`, so it is ignored rather than allowed to reset history.
+            }
+            Event::PrerequisitesConfirmed(p) => facts.prerequisites = Some(p.clone()),
+            Event::ApplicationRegistered(a) => facts.application = Some(a.clone()),
+            Event::ApplicationSecretProvided { secret } => {
+                facts.application_secret = Some(secret.clone())
+            }
+            Event::InstanceUrlSet(settings) => {
+                if settings.gitlab_url != facts.instance.gitlab_url {
+                    // Evidence about another instance says nothing about this one.
+                    facts.api_connectivity = None;
+                    facts.token_finding = None;
+                }
+                facts.instance = settings.clone();
+            }
+            Event::AccessTokenProvided { token, admin } => {
+                let replaced = facts
+                    .access_token
+                    .as_ref()
+                    .is_some_and(|old| old.token.fingerprint != token.fingerprint);
+                if replaced {
+                    facts.api_connectivity = None;
+                }
+                facts.token_finding = None;
+                facts.access_token = Some(AccessToken {
+                    token: token.clone(),
+                    admin: *admin,
+                });
+            }
+            Event::InformationSubmitted {} => facts.information_submitted = true,
+            Event::NetworkPolicyEvaluated(p) => facts.network_policy = Some(p.clone()),
+            Event::VpcPeeringEstablished(p) => {
+                facts.connectivity = Some(Connectivity::VpcPeering(p.clone()))
+            }
+            Event::VpnEstablished(v) => facts.connectivity = Some(Connectivity::Vpn(v.clone())),
+            Event::FirewallConfigured(f) => facts.firewall = Some(f.clone()),
+            Event::WebhookCredentialsIssued(credentials) => {
+                // A delivery verified with the previous token proves nothing about the new one.
+                facts.verified_delivery_at = None;
+                facts.webhook_credentials = Some(credentials.clone());
+            }
+            Event::WebhookCreated(w) => facts.webhook = Some(w.clone()),
+            Event::WebhookDeliveryRecorded(delivery) => {
+                facts.deliveries.recorded += 1;
+                facts.deliveries.last_at = Some(at);
+                facts.verified_delivery_at = Some(at);
+                if let Some(scenario) = delivery.scenario_evidence() {
+                    facts.scenarios_observed.entry(scenario).or_insert(at);
+                }
+            }
+            Event::ApiCheckRecorded(check) => {
+                facts.api_connectivity = Some(ApiEvidence {
+                    ok: check.ok,
+                    at,
+                    source: EvidenceSource::ApiCheck,
+                });
+            }
+            Event::ProbeResultRecorded(result) => {
+                if result.is_evidence() {
+                    facts.api_connectivity = Some(ApiEvidence {
+                        ok: result.api_reachable,
+                        at,
+                        source: EvidenceSource::Probe,
+                    });
+                    if result.api_reachable && result.category.is_none() {
+                        facts.consecutive_probe_failures = 0;
+                    } else {
+                        facts.consecutive_probe_failures += 1;
+                    }
+                    if result.api_reachable {
+                        facts.token_finding = Some(TokenFinding {
+                            active: result.token_active,
+                            admin: result.admin,
+                            missing_scopes: match &result.token_scopes {
+                                Some(scopes) => self
+                                    .playbook
+                                    .required_token_scopes
+                                    .difference(scopes)
+                                    .cloned()
+                                    .collect(),
+                                None => BTreeSet::new(),
+                            },
+                            at,
+                        });
+                    }
+                }
+                facts.latest_probe = Some(RecordedProbe {
+                    result: result.clone(),
+                    at,
+                });
+            }
+            Event::ManualTestRecorded(test) => {
+                if test.passed {
+                    facts.scenarios_observed.entry(test.scenario).or_insert(at);
+                }
+            }
+            Event::ResponseValidated(v) => {
+                facts.validations.insert(v.scenario, v.correct);
+            }
+            Event::FeedbackReported {
+                feedback_id,
+                summary,
+                scenario,
+            } => self.feedback.push(FeedbackItem {
+                id: *feedback_id,
+                summary: summary.clone(),
+                scenario: *scenario,
+                reported_at: at,
+                resolution: None,
+                resolved_at: None,
+            }),
+            Event::FeedbackResolved {
+                feedback_id,
+                resolution,
+            } => {
+                if let Some(item) = self.feedback.iter_mut().find(|f| f.id == *feedback_id) {
+                    item.resolution = Some(resolution.clone());
+                    item.resolved_at = Some(at);
+                }
+            }
+            Event::GoLiveScheduled { date } => self.go_live_date = Some(*date),
+            Event::StageEntered { stage } => {
+                self.stage = *stage;
+                self.stage_entered_at = at;
+                self.last_progress_at = at;
+            }
+            Event::StageRegressed { to, .. } => {
+                self.stage = *to;
+                self.stage_entered_at = at;
+            }
+            Event::MonitoringStarted {
+                started_at,
+                ends_at,
+            } => {
+                self.monitoring = Some(Monitoring {
+                    started_at: *started_at,
+                    ends_at: *ends_at,
+                    completed_at: None,
+                })
+            }
+            Event::MonitoringCompleted { completed_at } => {
+                if let Some(monitoring) = &mut self.monitoring {
+                    monitoring.completed_at = Some(*completed_at);
+                }
+                self.last_progress_at = at;
+            }
+            Event::OwnerAssigned { owner } => self.owner = Some(owner.clone()),
+            Event::NoteAdded { .. } => facts.notes += 1,
+            Event::IntegrationBlocked {
+                category,
+                detail,
+                cause,
+            } => {
+                self.block = Some(Block {
+                    category: *category,
+                    detail: detail.clone(),
+                    since: at,
+                    cause: cause.clone(),
+                })
+            }
+            Event::IntegrationUnblocked { .. } => self.block = None,
+            Event::CredentialRotated {
+                credential,
+                replacement,
+                admin,
+                webhook,
+            } => match credential {
+                Credential::ApplicationSecret => {
+                    facts.application_secret = replacement.clone();
+                }
+                Credential::AccessToken => {
+                    let admin = admin
+                        .or(facts.access_token.as_ref().map(|t| t.admin))
+                        .unwrap_or(false);
+                    facts.access_token = replacement
+                        .clone()
+                        .map(|token| AccessToken { token, admin });
+                    facts.api_connectivity = None;
+                    facts.token_finding = None;
+                }
+                Credential::WebhookToken => {
+                    facts.verified_delivery_at = None;
+                    if let Some(issued) = webhook {
+                        facts.webhook_credentials = Some(issued.clone());
+                    }
+                }
+            },
+            Event::IntegrationCancelled { reason } => {
+                self.cancellation = Some(Cancellation {
+                    reason: reason.clone(),
+                    at,
+                    from_stage: self.stage,
+                });
+                self.stage = Stage::Cancelled;
+            }
+        }
+        if self.met_requirement_count() > met_before {
+            self.last_progress_at = at;
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.stage == Stage::Cancelled
+    }
+
+    pub fn open_feedback(&self) -> impl Iterator<Item = &FeedbackItem> {
+        self.feedback.iter().filter(|f| f.is_open())
+    }
+
+    /// Whole days spent in the current stage at `now`.
+    pub fn days_in_stage(&self, now: DateTime<Utc>) -> i64 {
+        (now - self.stage_entered_at).num_days().max(0)
+    }
+
+    /// Whether monitoring is under way: live, window started, not completed.
+    pub fn is_monitoring(&self) -> bool {
+        self.stage == Stage::Live
+            && self
+                .monitoring
+                .as_ref()
+                .is_some_and(|m| m.completed_at.is_none())
+    }
+
+    /// The monitoring window's length.
+    pub fn monitoring_window(&self) -> Duration {
+        Duration::days(i64::from(self.playbook.monitoring_days))
+    }
+}

@@ -1,0 +1,10 @@
+//! golive: the system of record for onboarding self-hosted GitLab integrations.
+//!
+//! Each onboarding is an event-sourced state machine following Factory's guide
+//! (`created → info_gathered → network_established → webhook_live → tested → validated → live`).
+//! The [`domain`] module is the pure core; [`secrets`] seals what customers send;
+//! [`fixtures`] replays scripted journeys for tests and the demo.
+
+pub mod domain;
+pub mod fixtures;
+pub mod secrets;
