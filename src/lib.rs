@@ -5,6 +5,8 @@
 //! The [`domain`] module is the pure core; [`secrets`] seals what customers send;
 //! [`fixtures`] replays scripted journeys for tests and the demo.
 
+pub mod cli;
 pub mod domain;
 pub mod fixtures;
+pub mod ids;
 pub mod secrets;

@@ -440,6 +440,7 @@ impl Integration {
                     from_stage: self.stage,
                 });
                 self.stage = Stage::Cancelled;
+                self.stage_entered_at = at;
             }
         }
         if self.met_requirement_count() > met_before {
