@@ -342,7 +342,9 @@ pub fn parse_fields<T: DeserializeOwned>(value: Value) -> Result<T, Rejection> {
 /// lift that name into the field so the caller always learns which field was wrong.
 fn split_serde_message(path: &str, message: &str) -> (String, String) {
     let join = |name: &str| {
-        if path == "." || path.is_empty() {
+        if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_owned()
+        } else if path == "." || path.is_empty() {
             name.to_owned()
         } else {
             format!("{path}.{name}")

@@ -1,0 +1,870 @@
+//! Given/when/then tests of the guide's requirements, guards and stage semantics.
+
+use chrono::Duration;
+use golive::domain::{Event, Rejection, Stage};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// How a case changes the happy path so that exactly one requirement stays unmet.
+enum Break {
+    /// Leave out the happy path's step of this command type (the n-th of that type).
+    Omit(&'static str, usize),
+    /// Replace that step with another body.
+    Replace(&'static str, usize, Value),
+}
+
+struct Case {
+    requirement: &'static str,
+    stage: Stage,
+    breaking: Break,
+    /// Additional steps to leave out because they depend on the broken one.
+    also_omit: &'static [&'static str],
+}
+
+fn step_matches(body: &Value, command_type: &str) -> bool {
+    body["type"] == command_type
+}
+
+fn cases() -> Vec<Case> {
+    use Break::*;
+    vec![
+        Case {
+            requirement: "info.prerequisites_confirmed",
+            stage: Stage::InfoGathered,
+            breaking: Replace(
+                "confirm_prerequisites",
+                0,
+                json!({"type": "confirm_prerequisites", "gitlab_admin_access": true, "network_access": false, "factory_admin_account": true}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.application_registered",
+            stage: Stage::InfoGathered,
+            breaking: Replace(
+                "register_application",
+                0,
+                json!({"type": "register_application", "name": "Droid App", "redirect_uri": redirect_uri(), "application_id": "app-1", "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry", "sudo"]}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.application_registered",
+            stage: Stage::InfoGathered,
+            breaking: Replace(
+                "register_application",
+                0,
+                json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": "https://elsewhere.example/callback", "application_id": "app-1", "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry", "sudo"]}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.application_scopes",
+            stage: Stage::InfoGathered,
+            breaking: Replace(
+                "register_application",
+                0,
+                json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect_uri(), "application_id": "app-1", "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry"]}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.application_secret_provided",
+            stage: Stage::InfoGathered,
+            breaking: Omit("provide_application_secret", 0),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.access_token_provided",
+            stage: Stage::InfoGathered,
+            breaking: Omit("provide_access_token", 0),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.access_token_admin",
+            stage: Stage::InfoGathered,
+            breaking: Replace(
+                "provide_access_token",
+                0,
+                json!({"type": "provide_access_token", "token": "glpat-not-admin", "admin": false}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "info.information_submitted",
+            stage: Stage::InfoGathered,
+            breaking: Omit("submit_information", 0),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.policy_evaluated",
+            stage: Stage::NetworkEstablished,
+            breaking: Omit("evaluate_network_policy", 0),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.connectivity",
+            stage: Stage::NetworkEstablished,
+            breaking: Replace(
+                "establish_vpc_peering",
+                0,
+                json!({"type": "establish_vpc_peering", "peering_id": "pcx-0a1b2c3d", "customer_vpc_id": "vpc-0123abcd", "factory_vpc_id": "vpc-0fedcba9", "route_tables_configured": false}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.connectivity",
+            stage: Stage::NetworkEstablished,
+            breaking: Replace(
+                "establish_vpc_peering",
+                0,
+                json!({"type": "establish_vpn", "tunnel_established": false, "ipsec_compatible": true}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.connectivity",
+            stage: Stage::NetworkEstablished,
+            breaking: Replace(
+                "establish_vpc_peering",
+                0,
+                json!({"type": "establish_vpn", "tunnel_established": true, "ipsec_compatible": false}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.firewall_outbound_https",
+            stage: Stage::NetworkEstablished,
+            breaking: Replace(
+                "configure_firewall",
+                0,
+                json!({"type": "configure_firewall", "outbound_https": false, "outbound_ssh": true, "webhook_endpoint_reachable": true}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.firewall_outbound_ssh",
+            stage: Stage::NetworkEstablished,
+            breaking: Replace(
+                "configure_firewall",
+                0,
+                json!({"type": "configure_firewall", "outbound_https": true, "outbound_ssh": false, "webhook_endpoint_reachable": true}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "network.webhook_endpoint_reachable",
+            stage: Stage::NetworkEstablished,
+            breaking: Replace(
+                "configure_firewall",
+                0,
+                json!({"type": "configure_firewall", "outbound_https": true, "outbound_ssh": true, "webhook_endpoint_reachable": false}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "webhook.created_with_issued_url",
+            stage: Stage::WebhookLive,
+            breaking: Replace(
+                "create_webhook",
+                0,
+                json!({"type": "create_webhook", "url": "https://golive.factory.example/hooks/gitlab/wrong", "triggers": ["push", "comments", "merge_requests", "issues", "ci_cd"]}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "webhook.triggers",
+            stage: Stage::WebhookLive,
+            breaking: Replace(
+                "create_webhook",
+                0,
+                json!({"type": "create_webhook", "url": format!("{PUBLIC_URL}/hooks/gitlab/{}", uuid::Uuid::from_u128(0x1001)), "triggers": ["push", "comments", "merge_requests", "issues"]}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "webhook.delivery_verified",
+            stage: Stage::WebhookLive,
+            breaking: Omit("record_webhook_delivery", 0),
+            also_omit: &["record_webhook_delivery"],
+        },
+        Case {
+            requirement: "testing.api_connectivity",
+            stage: Stage::Tested,
+            breaking: Replace(
+                "record_api_check",
+                0,
+                json!({"type": "record_api_check", "ok": false, "detail": "connection refused"}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "testing.scenario_observed.code_pushed",
+            stage: Stage::Tested,
+            breaking: Replace(
+                "record_webhook_delivery",
+                1,
+                delivery(
+                    "Push Hook",
+                    "push",
+                    json!({"after": "0000000000000000000000000000000000000000"}),
+                ),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "testing.scenario_observed.merge_request_created",
+            stage: Stage::Tested,
+            breaking: Replace(
+                "record_webhook_delivery",
+                2,
+                delivery(
+                    "Merge Request Hook",
+                    "merge_request",
+                    json!({"action": "update"}),
+                ),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "testing.scenario_observed.issue_opened",
+            stage: Stage::Tested,
+            breaking: Replace(
+                "record_webhook_delivery",
+                3,
+                delivery("Issue Hook", "issue", json!({"action": "close"})),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "testing.scenario_observed.pipeline_ran",
+            stage: Stage::Tested,
+            breaking: Replace(
+                "record_webhook_delivery",
+                4,
+                delivery("Job Hook", "build", json!({"status": "success"})),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "validation.response_correct.merge_request_created",
+            stage: Stage::Validated,
+            breaking: Omit("validate_response", 0),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "validation.response_correct.code_pushed",
+            stage: Stage::Validated,
+            breaking: Replace(
+                "validate_response",
+                1,
+                json!({"type": "validate_response", "scenario": "code_pushed", "correct": false, "note": "missed the push"}),
+            ),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "validation.response_correct.issue_opened",
+            stage: Stage::Validated,
+            breaking: Omit("validate_response", 2),
+            also_omit: &[],
+        },
+        Case {
+            requirement: "validation.response_correct.pipeline_ran",
+            stage: Stage::Validated,
+            breaking: Omit("validate_response", 3),
+            also_omit: &[],
+        },
+    ]
+}
+
+/// The fix for a case: the happy path's own step.
+fn happy_step(command_type: &str, nth: usize) -> Value {
+    happy_path()
+        .into_iter()
+        .map(|(_, b)| b)
+        .filter(|b| step_matches(b, command_type))
+        .nth(nth)
+        .unwrap()
+}
+
+#[test]
+fn every_requirement_gates_its_stage_and_its_fix_enters_every_stage_in_order() {
+    for case in cases() {
+        // Given the happy path with one requirement left unmet (facts of later stages recorded).
+        let mut bench = Bench::opened();
+        let (broken_type, nth) = match &case.breaking {
+            Break::Omit(t, n) | Break::Replace(t, n, _) => (*t, *n),
+        };
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for (_, body) in happy_path() {
+            let kind = body["type"].as_str().unwrap().to_owned();
+            let index = *seen
+                .entry(kind.clone())
+                .and_modify(|n| *n += 1)
+                .or_insert(0);
+            if kind == broken_type && index == nth {
+                if let Break::Replace(_, _, replacement) = &case.breaking {
+                    bench.ok(replacement.clone());
+                }
+                continue;
+            }
+            if case.also_omit.contains(&kind.as_str()) && kind == broken_type {
+                continue;
+            }
+            bench.ok(body);
+        }
+        // Then the integration stops right before the requirement's stage ...
+        let before = Stage::ORDERED[case.stage.ordinal().unwrap() - 1];
+        assert_eq!(bench.state.stage, before, "{}: stage", case.requirement);
+        assert!(
+            !bench.is_met(case.requirement),
+            "{}: shown as missing",
+            case.requirement
+        );
+        let missing: Vec<String> = bench
+            .state
+            .checklist()
+            .into_iter()
+            .filter(|i| !i.met)
+            .map(|i| i.id)
+            .collect();
+        assert!(missing.contains(&case.requirement.to_string()));
+
+        // When the requirement's fact is recorded ...
+        let fix = match (&case.breaking, case.requirement) {
+            (_, "webhook.delivery_verified") => note_delivery(),
+            _ => happy_step(broken_type, nth),
+        };
+        let events = bench
+            .when(fix)
+            .unwrap_or_else(|r| panic!("{}: fix refused: {r}", case.requirement));
+
+        // Then every stage from the requirement's own on is entered, in order, in one append.
+        // A different access token is a new token: API connectivity must be shown again with it.
+        // Without deliveries there is no scenario evidence either: one delivery reaches webhook_live.
+        let reaches = match case.requirement {
+            "info.access_token_admin" => {
+                assert!(!bench.is_met("testing.api_connectivity"));
+                Stage::WebhookLive
+            }
+            "webhook.delivery_verified" => Stage::WebhookLive,
+            _ => Stage::Validated,
+        };
+        let expected: Vec<Stage> = Stage::AUTOMATIC
+            .into_iter()
+            .filter(|s| *s >= case.stage && *s <= reaches)
+            .collect();
+        assert_eq!(
+            entered(&events),
+            expected,
+            "{}: stages entered by the fix",
+            case.requirement
+        );
+        assert_eq!(bench.state.stage, reaches);
+    }
+}
+
+#[test]
+fn facts_recorded_out_of_order_count_once_information_is_in() {
+    // Given network and webhook work done before the information was submitted.
+    let mut bench = Bench::opened();
+    let steps = happy_path();
+    let (submit, rest): (Vec<_>, Vec<_>) = steps
+        .into_iter()
+        .partition(|(_, b)| b["type"] == "submit_information");
+    for (_, body) in rest {
+        assert!(
+            entered(&bench.when(body).unwrap()).is_empty(),
+            "nothing entered before submission"
+        );
+    }
+    assert_eq!(bench.state.stage, Stage::Created);
+    // When the information is submitted, then all five automatic stages are entered at once.
+    let events = bench.when(submit[0].1.clone()).unwrap();
+    assert_eq!(entered(&events), Stage::AUTOMATIC.to_vec());
+}
+
+#[test]
+fn accepted_facts_that_leave_requirements_unmet_are_recorded() {
+    let mut bench = Bench::opened();
+    let types = bench.ok(json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect_uri(), "application_id": "a", "scopes": ["read_user"]}));
+    assert_eq!(types, ["application_registered"]);
+    let types =
+        bench.ok(json!({"type": "provide_access_token", "token": "glpat-x", "admin": false}));
+    assert_eq!(types, ["access_token_provided"]);
+    assert!(!bench.is_met("info.application_scopes"));
+    assert!(!bench.is_met("info.access_token_admin"));
+}
+
+fn unmet_ids(outcome: Result<Vec<Event>, Rejection>) -> Vec<String> {
+    match outcome {
+        Err(Rejection::GuardRejected { unmet, .. }) => unmet.into_iter().map(|u| u.id).collect(),
+        other => panic!("expected a guard rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn go_live_requires_validated_stage() {
+    let mut bench = Bench::at_stage(Stage::Tested);
+    bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-02"}));
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "go_live"}))),
+        ["go_live.stage_validated"]
+    );
+}
+
+#[test]
+fn go_live_requires_a_scheduled_date_that_has_been_reached() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "go_live"}))),
+        ["go_live.date_scheduled"]
+    );
+    bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-04"}));
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "go_live"}))),
+        ["go_live.date_reached"]
+    );
+    // The date is a UTC date: one minute past midnight of that day is enough.
+    bench.now = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 4, 0, 1, 0).unwrap();
+    let events = bench.when(json!({"type": "go_live"})).unwrap();
+    assert_eq!(entered(&events), [Stage::Live]);
+    let monitoring = bench.state.monitoring.clone().unwrap();
+    assert_eq!(
+        monitoring.ends_at - monitoring.started_at,
+        Duration::days(14)
+    );
+}
+
+#[test]
+fn go_live_requires_no_open_feedback_and_no_block() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-02"}));
+    bench.ok(json!({"type": "report_feedback", "summary": "Droid comments are too verbose"}));
+    bench.ok(json!({"type": "block", "category": "other", "detail": "customer change freeze"}));
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "go_live"}))),
+        ["go_live.feedback_resolved", "go_live.not_blocked"]
+    );
+    let feedback_id = bench.state.feedback[0].id.to_string();
+    bench
+        .ok(json!({"type": "resolve_feedback", "feedback_id": feedback_id, "resolution": "tuned"}));
+    bench.ok(json!({"type": "unblock", "resolution": "freeze over"}));
+    assert_eq!(
+        entered(&bench.when(json!({"type": "go_live"})).unwrap()),
+        [Stage::Live]
+    );
+}
+
+#[test]
+fn an_incorrect_validation_opens_feedback_that_must_be_resolved() {
+    let mut bench = Bench::at_stage(Stage::Tested);
+    let types = bench.ok(json!({"type": "validate_response", "scenario": "issue_opened", "correct": false, "note": "wrong labels"}));
+    assert_eq!(types, ["response_validated", "feedback_reported"]);
+    assert_eq!(bench.state.open_feedback().count(), 1);
+    assert_eq!(
+        bench.state.feedback[0].scenario,
+        Some(golive::domain::Scenario::IssueOpened)
+    );
+}
+
+#[test]
+fn complete_monitoring_only_once_the_window_has_passed() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "complete_monitoring"}))),
+        ["monitoring.live"]
+    );
+    let mut bench = Bench::at_stage(Stage::Live);
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "complete_monitoring"}))),
+        ["monitoring.window_passed"]
+    );
+    bench.advance(Duration::days(14));
+    assert_eq!(
+        bench.ok(json!({"type": "complete_monitoring"})),
+        ["monitoring_completed"]
+    );
+    assert_eq!(bench.state.stage, Stage::Live);
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "complete_monitoring"}))),
+        ["monitoring.not_completed"]
+    );
+}
+
+#[test]
+fn cancelled_is_terminal() {
+    let mut bench = Bench::at_stage(Stage::NetworkEstablished);
+    assert_eq!(
+        bench.ok(json!({"type": "cancel", "reason": "customer moved to GitLab.com"})),
+        ["integration_cancelled"]
+    );
+    assert_eq!(bench.state.stage, Stage::Cancelled);
+    for body in [
+        json!({"type": "add_note", "text": "hello"}),
+        json!({"type": "cancel", "reason": "again"}),
+        note_delivery(),
+        json!({"type": "record_api_check", "ok": true}),
+    ] {
+        assert_eq!(bench.when(body), Err(Rejection::Cancelled));
+    }
+}
+
+#[test]
+fn block_and_unblock_are_guarded_by_the_flag() {
+    let mut bench = Bench::opened();
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "unblock", "resolution": "x"}))),
+        ["block.blocked"]
+    );
+    bench.ok(json!({"type": "block", "category": "api_failure", "detail": "API calls time out"}));
+    assert_eq!(
+        unmet_ids(bench.when(json!({"type": "block", "category": "other", "detail": "again"}))),
+        ["block.not_blocked"]
+    );
+    bench.ok(json!({"type": "unblock", "resolution": "firewall opened"}));
+    assert!(bench.state.block.is_none());
+}
+
+#[test]
+fn a_delivery_needs_issued_credentials() {
+    let mut bench = Bench::opened();
+    assert_eq!(
+        unmet_ids(bench.when(note_delivery())),
+        ["webhook.credentials_issued"]
+    );
+}
+
+#[test]
+fn feedback_resolution_needs_a_known_open_item() {
+    let mut bench = Bench::opened();
+    let unknown = json!({"type": "resolve_feedback", "feedback_id": uuid::Uuid::from_u128(9).to_string(), "resolution": "x"});
+    assert!(
+        matches!(bench.when(unknown), Err(Rejection::InvalidField { field, .. }) if field == "feedback_id")
+    );
+    bench.ok(json!({"type": "report_feedback", "summary": "slow"}));
+    let id = bench.state.feedback[0].id.to_string();
+    bench.ok(json!({"type": "resolve_feedback", "feedback_id": id, "resolution": "faster"}));
+    assert_eq!(
+        unmet_ids(
+            bench.when(
+                json!({"type": "resolve_feedback", "feedback_id": id, "resolution": "again"})
+            )
+        ),
+        ["feedback.open"]
+    );
+}
+
+#[test]
+fn go_live_dates_in_the_past_are_invalid() {
+    let mut bench = Bench::opened();
+    let outcome = bench.when(json!({"type": "schedule_go_live", "date": "2026-03-01"}));
+    assert!(matches!(outcome, Err(Rejection::InvalidField { field, .. }) if field == "date"));
+    bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-02"}));
+}
+
+#[test]
+fn http_instance_urls_need_a_playbook_that_allows_them() {
+    let mut bench = Bench::opened();
+    let outcome =
+        bench.when(json!({"type": "set_instance_url", "gitlab_url": "http://gitlab.internal"}));
+    assert!(matches!(outcome, Err(Rejection::InvalidField { field, .. }) if field == "gitlab_url"));
+    let mut playbook = serde_json::to_value(default_playbook()).unwrap();
+    playbook["allow_http"] = json!(true);
+    let mut bench = Bench::opened_with(
+        json!({"customer": "Lab", "gitlab_url": "http://gitlab.lab", "playbook": playbook}),
+    );
+    assert!(bench.is_met("info.instance_url"));
+    bench.ok(json!({"type": "set_instance_url", "gitlab_url": "http://gitlab.internal"}));
+}
+
+// --- Invalidation ---------------------------------------------------------------------------
+
+fn regression(events: &[Event]) -> (Stage, Stage, String, Vec<String>) {
+    let found: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StageRegressed { from, to, cause } => Some((
+                *from,
+                *to,
+                cause.command.clone(),
+                cause.requirements.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one stage_regressed per command: {events:?}"
+    );
+    found.into_iter().next().unwrap()
+}
+
+#[test]
+fn rotating_the_application_secret_without_a_new_one_falls_back_to_created() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    let events = bench
+        .when(json!({"type": "rotate_credential", "credential": "application_secret"}))
+        .unwrap();
+    assert_eq!(
+        regression(&events),
+        (
+            Stage::Validated,
+            Stage::Created,
+            "rotate_credential".into(),
+            vec!["info.application_secret_provided".into()]
+        )
+    );
+    // Recovery: a new secret re-enters every stage, since nothing else was voided.
+    let events = bench
+        .when(json!({"type": "provide_application_secret", "secret": "gloas-new"}))
+        .unwrap();
+    assert_eq!(entered(&events), Stage::AUTOMATIC.to_vec());
+}
+
+#[test]
+fn rotating_the_application_secret_with_a_new_one_keeps_the_stage() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    let types = bench.ok(json!({"type": "rotate_credential", "credential": "application_secret", "secret": "gloas-rotated"}));
+    assert_eq!(types, ["credential_rotated"]);
+}
+
+#[test]
+fn rotating_the_access_token_voids_api_connectivity() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    let events = bench.when(json!({"type": "rotate_credential", "credential": "access_token", "secret": "glpat-rotated"})).unwrap();
+    assert_eq!(
+        regression(&events),
+        (
+            Stage::Validated,
+            Stage::WebhookLive,
+            "rotate_credential".into(),
+            vec!["testing.api_connectivity".into()]
+        )
+    );
+    let events = bench
+        .when(json!({"type": "rotate_credential", "credential": "access_token"}))
+        .unwrap();
+    let (_, to, _, requirements) = regression(&events);
+    assert_eq!(to, Stage::Created);
+    assert_eq!(
+        requirements,
+        ["info.access_token_provided", "info.access_token_admin"]
+    );
+}
+
+#[test]
+fn rotating_the_webhook_token_voids_the_delivery_but_keeps_scenarios_and_validations() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    let events = bench
+        .when(json!({"type": "rotate_credential", "credential": "webhook_token"}))
+        .unwrap();
+    assert_eq!(
+        regression(&events),
+        (
+            Stage::Validated,
+            Stage::NetworkEstablished,
+            "rotate_credential".into(),
+            vec![
+                "webhook.delivery_verified".into(),
+                "testing.webhook_functional".into()
+            ]
+        )
+    );
+    assert!(
+        bench.last_shown.secret_token.is_some(),
+        "the new token is shown once"
+    );
+    assert!(bench.is_met("testing.scenario_observed.code_pushed"));
+    assert!(bench.is_met("validation.response_correct.code_pushed"));
+    let events = bench.when(note_delivery()).unwrap();
+    assert_eq!(
+        entered(&events),
+        [Stage::WebhookLive, Stage::Tested, Stage::Validated]
+    );
+}
+
+#[test]
+fn narrower_scopes_or_triggers_fall_back() {
+    let mut bench = Bench::at_stage(Stage::Tested);
+    let events = bench.when(json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect_uri(), "application_id": "app-123", "scopes": ["api"]})).unwrap();
+    assert_eq!(regression(&events).3, ["info.application_scopes"]);
+    let mut bench = Bench::at_stage(Stage::Tested);
+    let url = bench.webhook_url();
+    let events = bench
+        .when(json!({"type": "create_webhook", "url": url, "triggers": ["push"]}))
+        .unwrap();
+    let (from, to, _, requirements) = regression(&events);
+    assert_eq!((from, to), (Stage::Tested, Stage::NetworkEstablished));
+    assert_eq!(requirements, ["webhook.triggers"]);
+}
+
+#[test]
+fn a_probe_finding_a_non_admin_token_makes_the_admin_token_missing() {
+    let mut bench = Bench::at_stage(Stage::WebhookLive);
+    let events = bench.when(json!({"type": "record_probe_result", "api_reachable": true, "admin": false, "token_active": true, "token_scopes": ["api"], "category": "permission_denied"})).unwrap();
+    assert_eq!(regression(&events).3, ["info.access_token_admin"]);
+    // A probe finding the scopes missing does the same; a good probe restores.
+    let good = json!({"type": "record_probe_result", "api_reachable": true, "admin": true, "token_active": true, "token_scopes": ["api", "sudo"]});
+    assert_eq!(
+        entered(&bench.when(good).unwrap()),
+        [
+            Stage::InfoGathered,
+            Stage::NetworkEstablished,
+            Stage::WebhookLive
+        ]
+    );
+    let events = bench.when(json!({"type": "record_probe_result", "api_reachable": true, "admin": true, "token_scopes": ["read_api"]})).unwrap();
+    assert_eq!(regression(&events).3, ["info.access_token_admin"]);
+}
+
+#[test]
+fn a_rate_limited_probe_is_recorded_but_is_not_evidence() {
+    let mut bench = Bench::at_stage(Stage::Tested);
+    let types = bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "rate_limited", "detail": "429"}));
+    assert_eq!(types, ["probe_result_recorded"]);
+    assert_eq!(bench.state.stage, Stage::Tested);
+}
+
+#[test]
+fn a_new_instance_url_voids_api_connectivity() {
+    let mut bench = Bench::at_stage(Stage::Tested);
+    let same =
+        bench.ok(json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ssh_port": 2222}));
+    assert_eq!(same, ["instance_url_set"], "the same URL voids nothing");
+    let events = bench.when(json!({"type": "set_instance_url", "gitlab_url": "https://gitlab-new.customer.example"})).unwrap();
+    assert_eq!(
+        regression(&events),
+        (
+            Stage::Tested,
+            Stage::WebhookLive,
+            "set_instance_url".into(),
+            vec!["testing.api_connectivity".into()]
+        )
+    );
+}
+
+#[test]
+fn once_live_an_invalidation_raises_a_block_instead_of_regressing() {
+    let mut bench = Bench::at_stage(Stage::Live);
+    let events = bench
+        .when(json!({"type": "rotate_credential", "credential": "webhook_token"}))
+        .unwrap();
+    assert_eq!(
+        events.iter().map(Event::type_name).collect::<Vec<_>>(),
+        ["credential_rotated", "integration_blocked"]
+    );
+    assert_eq!(bench.state.stage, Stage::Live);
+    let block = bench.state.block.clone().unwrap();
+    assert_eq!(
+        block.category,
+        golive::domain::BlockCategory::WebhookNotReceived
+    );
+    assert_eq!(
+        block.cause.unwrap().requirements,
+        ["webhook.delivery_verified", "testing.webhook_functional"]
+    );
+    // A failing probe while already blocked adds no second block.
+    let types = bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "timeout"}));
+    assert_eq!(types, ["probe_result_recorded"]);
+}
+
+#[test]
+fn a_failed_probe_while_live_raises_an_api_failure_block() {
+    let mut bench = Bench::at_stage(Stage::Live);
+    let events = bench.when(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "connect timeout after 10s"})).unwrap();
+    assert_eq!(
+        events.iter().map(Event::type_name).collect::<Vec<_>>(),
+        ["probe_result_recorded", "integration_blocked"]
+    );
+    assert_eq!(
+        bench.state.block.as_ref().unwrap().category,
+        golive::domain::BlockCategory::ApiFailure
+    );
+}
+
+// --- Checklist, next steps, diagnosis --------------------------------------------------------
+
+#[test]
+fn the_checklist_names_every_requirement_with_a_label() {
+    let bench = Bench::opened();
+    let checklist = bench.state.checklist();
+    assert_eq!(checklist.len(), 19 + 4 + 4);
+    let ids: std::collections::BTreeSet<_> = checklist.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(ids.len(), checklist.len(), "ids are unique");
+    assert!(checklist.iter().all(|i| !i.label.is_empty()));
+    assert!(checklist
+        .iter()
+        .find(|i| i.id == "info.application_scopes")
+        .unwrap()
+        .label
+        .contains("sudo"));
+}
+
+#[test]
+fn next_steps_name_the_command_that_records_them() {
+    let bench = Bench::opened();
+    let steps = bench.state.next_steps(bench.now);
+    assert!(steps[0].contains("confirm_prerequisites"), "{steps:?}");
+    let mut bench = Bench::at_stage(Stage::Validated);
+    assert_eq!(
+        bench.state.next_steps(bench.now),
+        ["Schedule the go-live date (schedule_go_live)"]
+    );
+    bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-09"}));
+    assert_eq!(
+        bench.state.next_steps(bench.now),
+        ["Go live on 2026-03-09 (go_live)"]
+    );
+}
+
+#[test]
+fn diagnose_reports_blocks_refusals_probe_failures_and_stalls() {
+    use golive::domain::{DeliverySignals, FindingCategory};
+    let mut bench = Bench::at_stage(Stage::NetworkEstablished);
+    bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "connection refused to gitlab.customer.example:443"}));
+    bench.ok(json!({"type": "block", "category": "api_failure", "detail": "probe cannot reach the instance"}));
+    bench.advance(Duration::days(9));
+    let signals = DeliverySignals {
+        refused_deliveries: 12,
+        first_refused_at: Some(t0()),
+        last_refused_at: Some(t0()),
+    };
+    let diagnosis = bench.state.diagnose(bench.now, &signals);
+    let categories: Vec<_> = diagnosis.findings.iter().map(|f| f.category).collect();
+    assert_eq!(
+        categories,
+        [
+            FindingCategory::ApiFailure,
+            FindingCategory::ApiFailure,
+            FindingCategory::WebhookNotReceived,
+            FindingCategory::Stalled
+        ]
+    );
+    assert!(diagnosis.findings[0].advice.contains("firewall"));
+    assert!(diagnosis.findings[2]
+        .message
+        .starts_with("12 deliveries were refused"));
+    assert!(diagnosis
+        .missing
+        .iter()
+        .any(|m| m.id == "webhook.credentials_issued"));
+    assert!(diagnosis.blocked.is_some());
+}
+
+#[test]
+fn diagnose_notices_a_silent_webhook_while_live() {
+    use golive::domain::{DeliverySignals, FindingCategory};
+    let mut bench = Bench::at_stage(Stage::Live);
+    bench.advance(Duration::days(6));
+    let diagnosis = bench.state.diagnose(bench.now, &DeliverySignals::default());
+    let finding = diagnosis
+        .findings
+        .iter()
+        .find(|f| f.category == FindingCategory::WebhookNotReceived)
+        .unwrap();
+    assert_eq!(finding.message, "No delivery for 6 days while live");
+    assert!(finding.advice.contains("secret token"));
+}

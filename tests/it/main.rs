@@ -1,0 +1,7 @@
+//! golive's integration tests: one binary, one module per area.
+
+mod domain_inputs;
+mod domain_model;
+mod domain_rules;
+mod fixtures_replay;
+mod support;
