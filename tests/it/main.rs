@@ -1,5 +1,6 @@
 //! golive's integration tests: one binary, one module per area.
 
+mod architecture;
 mod domain_inputs;
 mod domain_model;
 mod domain_rules;
