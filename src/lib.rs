@@ -10,3 +10,4 @@ pub mod domain;
 pub mod fixtures;
 pub mod ids;
 pub mod secrets;
+pub mod store;

@@ -284,6 +284,13 @@ pub enum Command {
     },
     RecordWebhookDelivery(WebhookDelivery),
     RecordProbeResult(ProbeResult),
+    /// Engine-made: an explicit reveal of a sealed secret, recorded before the plaintext leaves.
+    RecordSecretReveal {
+        kind: SecretKind,
+        fingerprint: String,
+    },
+    /// Engine-made: the data key was destroyed.
+    RecordSecretsShredded,
 }
 
 /// Where a command comes from: the public endpoint may not send internal inputs.
@@ -751,6 +758,8 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::RecordWebhookDelivery(_) => "record_webhook_delivery",
             Command::RecordProbeResult(_) => "record_probe_result",
+            Command::RecordSecretReveal { .. } => "record_secret_reveal",
+            Command::RecordSecretsShredded => "record_secrets_shredded",
         }
     }
 }

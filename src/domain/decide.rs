@@ -75,7 +75,13 @@ pub fn open(
 impl Integration {
     /// Decides what `command` records, or why it is refused. Refusals write nothing.
     pub fn decide(&self, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
-        if self.is_cancelled() && !guard_broken("cancelled") {
+        // Audit records about secrets are written whatever the stage: shredding a cancelled
+        // customer's secrets is the common case.
+        let secret_audit = matches!(
+            command,
+            Command::RecordSecretReveal { .. } | Command::RecordSecretsShredded
+        );
+        if self.is_cancelled() && !secret_audit && !guard_broken("cancelled") {
             return Err(Rejection::Cancelled);
         }
         let primary = self.primary_events(command, ctx)?;
@@ -278,6 +284,11 @@ impl Integration {
             Command::Cancel { reason } => Event::IntegrationCancelled {
                 reason: reason.clone(),
             },
+            Command::RecordSecretReveal { kind, fingerprint } => Event::SecretRevealed {
+                kind: *kind,
+                fingerprint: fingerprint.clone(),
+            },
+            Command::RecordSecretsShredded => Event::SecretsShredded {},
         };
         Ok(vec![event])
     }

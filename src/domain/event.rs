@@ -13,7 +13,7 @@ use super::command::{
     NetworkPolicy, Prerequisites, ResponseValidation, VpcPeering, Vpn, WebhookSettings,
 };
 use super::playbook::{Playbook, Scenario};
-use super::secret::{IssuedWebhookCredentials, SealedSecret};
+use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
 use super::stage::Stage;
 use super::values::{CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, ShortText};
@@ -115,6 +115,13 @@ pub enum Event {
     IntegrationCancelled {
         reason: LongText,
     },
+    /// A sealed secret was revealed in plaintext to the actor (audited, explicit).
+    SecretRevealed {
+        kind: SecretKind,
+        fingerprint: String,
+    },
+    /// The integration's data key was destroyed: its sealed secrets can never be opened again.
+    SecretsShredded {},
 }
 
 impl Event {
@@ -152,6 +159,8 @@ impl Event {
             Event::IntegrationUnblocked { .. } => "integration_unblocked",
             Event::CredentialRotated { .. } => "credential_rotated",
             Event::IntegrationCancelled { .. } => "integration_cancelled",
+            Event::SecretRevealed { .. } => "secret_revealed",
+            Event::SecretsShredded {} => "secrets_shredded",
         }
     }
 }

@@ -140,6 +140,8 @@ pub struct Facts {
     pub scenarios_observed: BTreeMap<Scenario, DateTime<Utc>>,
     pub validations: BTreeMap<Scenario, bool>,
     pub notes: u64,
+    pub secrets_revealed: u64,
+    pub secrets_shredded_at: Option<DateTime<Utc>>,
 }
 
 /// One integration's state: a pure fold of its events.
@@ -233,6 +235,8 @@ impl Integration {
                 scenarios_observed: BTreeMap::new(),
                 validations: BTreeMap::new(),
                 notes: 0,
+                secrets_revealed: 0,
+                secrets_shredded_at: None,
             },
         })
     }
@@ -442,6 +446,8 @@ impl Integration {
                 self.stage = Stage::Cancelled;
                 self.stage_entered_at = at;
             }
+            Event::SecretRevealed { .. } => facts.secrets_revealed += 1,
+            Event::SecretsShredded {} => facts.secrets_shredded_at = Some(at),
         }
         if self.met_requirement_count() > met_before {
             self.last_progress_at = at;

@@ -25,10 +25,22 @@ pub const WEBHOOK_TOKEN_BYTES: usize = 32;
 /// Random bytes in a generated signing key.
 pub const SIGNING_KEY_BYTES: usize = 32;
 
+mod keystore;
+
+pub use keystore::{FileKeystore, Keystore, MasterKey, MasterKeySource, MASTER_KEY_ENV};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("a sealed value is malformed or was sealed for another integration or field")]
     Unseal,
+    #[error("the data key of integration {0} was shredded: its secrets are gone for good")]
+    Shredded(IntegrationId),
+    #[error("the data key of integration {0} cannot be unwrapped: is this the master key it was created with?")]
+    WrongMasterKey(IntegrationId),
+    #[error("the master key is invalid: {0}")]
+    InvalidMasterKey(String),
+    #[error("keystore IO failed on {path}: {message}")]
+    Io { path: String, message: String },
 }
 
 /// A per-integration data key. Its `Debug` never shows the bytes.

@@ -1,0 +1,147 @@
+//! The event store: an async trait any backend implements, and the sled backend.
+//!
+//! The store keeps envelopes and knows no domain type: streams are UUIDs, payloads are JSON.
+//! Its promises, which the conformance suite (`tests/it/store_conformance.rs`) checks for
+//! every backend: gapless, strictly increasing global positions; contiguous per-stream
+//! versions; optimistic concurrency on an expected version (a conflict writes nothing);
+//! idempotency keys (a repeat returns the first result and writes nothing; the same key with
+//! another request is an error); atomic group appends acknowledged only after they are
+//! flushed; one hash chain over the whole log; catch-up subscriptions with no gap and no
+//! duplicate.
+
+mod envelope;
+mod sled_store;
+mod subscription;
+mod verify;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+pub use envelope::{canonical_json, NewEvent, StoredEvent, GENESIS_HASH};
+pub use sled_store::{FlushHook, FlushInfo, SledStore, SledStoreOptions, StoreStats};
+pub use subscription::Subscription;
+pub use verify::{verify_chain, VerifyReport};
+
+/// What the appender expects the stream's version to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// The stream must be at exactly this version (0: it must not exist yet).
+    Exact(u64),
+    /// No expectation: append at the end, whatever it is.
+    Any,
+}
+
+/// Written atomically with the events: lets a retry find the first result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyWrite {
+    pub key: String,
+    /// A digest of the request; the same key with another digest is refused.
+    pub request_digest: String,
+    /// What to answer a retry with (the caller's choice; stored as is).
+    pub response: Value,
+}
+
+/// A stored idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub request_digest: String,
+    pub stream: Uuid,
+    pub positions: Vec<u64>,
+    pub response: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    pub stream: Uuid,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub idempotency: Option<IdempotencyWrite>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The events were written and flushed.
+    Committed(Vec<StoredEvent>),
+    /// The idempotency key was used before with the same request: nothing was written.
+    Duplicate(IdempotencyRecord),
+}
+
+/// The end of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The last position (0 for an empty log).
+    pub position: u64,
+    /// The last event's hash ([`GENESIS_HASH`] for an empty log).
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream} is at version {actual}, not the expected {expected}")]
+    WrongExpectedVersion {
+        stream: Uuid,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyKeyReused { key: String },
+    #[error("an append needs at least one event")]
+    EmptyAppend,
+    #[error("the data directory {path} is locked by another golive process (a running server?)")]
+    Locked { path: String },
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("stored data is corrupt at position {position}: {reason}")]
+    Corrupt { position: u64, reason: String },
+    #[error("the store has stopped accepting writes after a storage failure: {0}; restart golive once the cause is fixed")]
+    Poisoned(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// An event store backend.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends events to one stream atomically, after checking the expected version and the
+    /// idempotency key. Returns only once the events are flushed.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Events of one stream with `version >= from_version`, oldest first, at most `limit`.
+    async fn read_stream(
+        &self,
+        stream: Uuid,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Events of the whole log with `position > after`, oldest first, at most `limit`.
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The stream's version (0 when it does not exist).
+    async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError>;
+
+    /// Every stream with its version.
+    async fn streams(&self) -> Result<Vec<(Uuid, u64)>, StoreError>;
+
+    async fn head(&self) -> Result<Head, StoreError>;
+
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Auxiliary values outside the log (snapshots, projection checkpoints). Not chained.
+    async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Committed events as they are flushed (live tail for [`Subscription`]).
+    fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>>;
+
+    /// Flushes and stops the writer; later appends fail with [`StoreError::Closed`].
+    async fn close(&self) -> Result<(), StoreError>;
+}

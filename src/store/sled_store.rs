@@ -1,0 +1,562 @@
+//! The sled backend: one tree, one writer thread, group commit.
+//!
+//! Every key lives in sled's default tree under a one-byte prefix, so one `apply_batch` writes a
+//! whole group atomically:
+//!
+//! | prefix | key                      | value                          |
+//! |--------|--------------------------|--------------------------------|
+//! | `e`    | position (u64 BE)        | the envelope, JSON             |
+//! | `s`    | stream (16) + version BE | position (u64 BE)              |
+//! | `h`    | stream (16)              | version (u64 BE)               |
+//! | `m`    | `head`                   | position (u64 BE) + hash (hex) |
+//! | `i`    | idempotency key          | the record, JSON               |
+//! | `a`    | aux key                  | bytes (snapshots, checkpoints) |
+//!
+//! The writer takes the first waiting append, then every append already queued behind it (up to
+//! a bound), checks each against the heads as they stand within the group, writes the group as
+//! one batch, flushes once, and only then answers every appender of the group.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::{broadcast, oneshot};
+use uuid::Uuid;
+
+use super::{
+    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, IdempotencyRecord, StoreError,
+    StoredEvent, GENESIS_HASH,
+};
+
+/// The most appends one group commits.
+pub const MAX_GROUP_APPENDS: usize = 1024;
+/// Live-tail buffer; a subscriber further behind re-reads the log.
+const COMMITTED_CHANNEL_CAPACITY: usize = 8192;
+
+/// What the flush hook learns: the positions a flush made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushInfo {
+    pub group_appends: usize,
+    pub last_position: u64,
+}
+
+/// Called after each group's flush and before any of its appenders is answered.
+pub type FlushHook = Arc<dyn Fn(FlushInfo) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct SledStoreOptions {
+    /// sled's page cache, in bytes (default 64 MiB).
+    pub cache_capacity_bytes: Option<u64>,
+    pub flush_hook: Option<FlushHook>,
+}
+
+/// Counters for benchmarks and `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    pub flushes: AtomicU64,
+    pub appends_committed: AtomicU64,
+    pub events_committed: AtomicU64,
+}
+
+type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+enum Job {
+    Append(AppendRequest, Reply),
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    committed: broadcast::Sender<Arc<StoredEvent>>,
+    head: Arc<Mutex<Head>>,
+    heads: Arc<Mutex<HashMap<Uuid, u64>>>,
+    stats: Arc<StoreStats>,
+}
+
+fn storage(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(error.to_string())
+}
+
+fn event_key(position: u64) -> [u8; 9] {
+    let mut key = [b'e'; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+fn stream_key(stream: Uuid, version: u64) -> [u8; 25] {
+    let mut key = [b's'; 25];
+    key[1..17].copy_from_slice(stream.as_bytes());
+    key[17..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn head_key(stream: Uuid) -> [u8; 17] {
+    let mut key = [b'h'; 17];
+    key[1..].copy_from_slice(stream.as_bytes());
+    key
+}
+
+fn prefixed(prefix: u8, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(prefix);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+const META_HEAD: &[u8] = b"mhead";
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(buf)
+}
+
+fn decode_event(position: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        position,
+        reason: format!("undecodable envelope: {e}"),
+    })
+}
+
+impl SledStore {
+    /// Opens (or creates) a store in `dir`. Fails with [`StoreError::Locked`] when another
+    /// process has it open.
+    pub fn open(dir: &Path, options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
+        std::fs::create_dir_all(dir).map_err(storage)?;
+        let config = sled::Config::new()
+            .path(dir.join("events.sled"))
+            .cache_capacity(options.cache_capacity_bytes.unwrap_or(64 * 1024 * 1024))
+            .mode(sled::Mode::HighThroughput);
+        let db = config.open().map_err(|error| match &error {
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                StoreError::Locked {
+                    path: dir.display().to_string(),
+                }
+            }
+            _ => storage(error),
+        })?;
+        Self::start(db, options)
+    }
+
+    /// A store in a temporary directory removed on drop (tests, benchmarks).
+    pub fn temporary(options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(storage)?;
+        Self::start(db, options)
+    }
+
+    fn start(db: sled::Db, options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
+        let head = match db.get(META_HEAD).map_err(storage)? {
+            Some(bytes) => Head {
+                position: read_u64(&bytes),
+                hash: String::from_utf8_lossy(&bytes[8..]).into_owned(),
+            },
+            None => Head {
+                position: 0,
+                hash: GENESIS_HASH.to_owned(),
+            },
+        };
+        let last_event = db
+            .scan_prefix(b"e")
+            .next_back()
+            .transpose()
+            .map_err(storage)?;
+        let last_position = last_event.map(|(key, _)| read_u64(&key[1..])).unwrap_or(0);
+        if last_position != head.position {
+            return Err(StoreError::Corrupt {
+                position: last_position,
+                reason: format!(
+                    "the log ends at {last_position} but its head says {}",
+                    head.position
+                ),
+            });
+        }
+        let mut heads = HashMap::new();
+        for entry in db.scan_prefix(b"h") {
+            let (key, value) = entry.map_err(storage)?;
+            let stream = Uuid::from_slice(&key[1..17]).map_err(storage)?;
+            heads.insert(stream, read_u64(&value));
+        }
+        let (committed, _) = broadcast::channel(COMMITTED_CHANNEL_CAPACITY);
+        let head = Arc::new(Mutex::new(head));
+        let heads = Arc::new(Mutex::new(heads));
+        let stats = Arc::new(StoreStats::default());
+        let (jobs, receiver) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            receiver,
+            committed: committed.clone(),
+            head: head.clone(),
+            heads: heads.clone(),
+            stats: stats.clone(),
+            flush_hook: options.flush_hook,
+            poisoned: None,
+        };
+        thread::Builder::new()
+            .name("golive-writer".into())
+            .spawn(move || writer.run())
+            .map_err(storage)?;
+        Ok(Arc::new(SledStore {
+            db,
+            jobs: Mutex::new(Some(jobs)),
+            committed,
+            head,
+            heads,
+            stats,
+        }))
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(storage)
+    }
+
+    /// The underlying sled database (tests rewrite records through it to prove tamper evidence).
+    pub fn sled(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let guard = self.jobs.lock().expect("jobs lock");
+        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)
+    }
+}
+
+#[async_trait]
+impl EventStore for SledStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        if request.events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Append(request, reply))?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: Uuid,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let start = stream_key(stream, from_version.max(1));
+        let end = stream_key(stream, u64::MAX);
+        let mut out = Vec::new();
+        for entry in self.db.range(start..=end).take(limit) {
+            let (_, position) = entry.map_err(storage)?;
+            let position = read_u64(&position);
+            let bytes = self
+                .db
+                .get(event_key(position))
+                .map_err(storage)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    position,
+                    reason: "the stream index names a missing event".into(),
+                })?;
+            out.push(decode_event(position, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let start = event_key(after.saturating_add(1));
+        let end = event_key(u64::MAX);
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for entry in self.db.range(start..=end).take(limit) {
+            let (key, bytes) = entry.map_err(storage)?;
+            out.push(decode_event(read_u64(&key[1..]), &bytes)?);
+        }
+        Ok(out)
+    }
+
+    async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
+        Ok(self
+            .heads
+            .lock()
+            .expect("heads lock")
+            .get(&stream)
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn streams(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let mut all: Vec<(Uuid, u64)> = self
+            .heads
+            .lock()
+            .expect("heads lock")
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        all.sort();
+        Ok(all)
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        Ok(self.head.lock().expect("head lock").clone())
+    }
+
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        match self.db.get(prefixed(b'i', key)).map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(storage),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(prefixed(b'a', key))
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
+    }
+
+    async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.db
+            .insert(prefixed(b'a', key), value)
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.committed.subscribe()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.jobs.lock().expect("jobs lock").take();
+        match sender {
+            Some(sender) => {
+                sender
+                    .send(Job::Close(reply))
+                    .map_err(|_| StoreError::Closed)?;
+                answer.await.map_err(|_| StoreError::Closed)?
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Some(sender) = self.jobs.lock().ok().and_then(|mut j| j.take()) {
+            let (reply, _) = oneshot::channel();
+            let _ = sender.send(Job::Close(reply));
+        }
+    }
+}
+
+struct Writer {
+    db: sled::Db,
+    receiver: mpsc::Receiver<Job>,
+    committed: broadcast::Sender<Arc<StoredEvent>>,
+    head: Arc<Mutex<Head>>,
+    heads: Arc<Mutex<HashMap<Uuid, u64>>>,
+    stats: Arc<StoreStats>,
+    flush_hook: Option<FlushHook>,
+    poisoned: Option<String>,
+}
+
+/// One append's place in a group: its reply and what it will answer after the flush.
+struct Pending {
+    reply: Reply,
+    outcome: Result<AppendOutcome, StoreError>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        while let Ok(first) = self.receiver.recv() {
+            let mut group = Vec::new();
+            let mut close = None;
+            match first {
+                Job::Append(request, reply) => group.push((request, reply)),
+                Job::Close(reply) => close = Some(reply),
+            }
+            while close.is_none() && group.len() < MAX_GROUP_APPENDS {
+                match self.receiver.try_recv() {
+                    Ok(Job::Append(request, reply)) => group.push((request, reply)),
+                    Ok(Job::Close(reply)) => close = Some(reply),
+                    Err(_) => break,
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if let Some(reply) = close {
+                let result = self.db.flush().map(|_| ()).map_err(storage);
+                let _ = reply.send(result);
+                return;
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<(AppendRequest, Reply)>) {
+        if let Some(reason) = &self.poisoned {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StoreError::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        let mut head = self.head.lock().expect("head lock").clone();
+        let mut group_heads: HashMap<Uuid, u64> = HashMap::new();
+        let mut group_keys: HashMap<String, IdempotencyRecord> = HashMap::new();
+        let mut batch = sled::Batch::default();
+        let mut pending = Vec::with_capacity(group.len());
+        let mut written: Vec<Arc<StoredEvent>> = Vec::new();
+        let mut appends = 0u64;
+        for (request, reply) in group {
+            let outcome = self.stage_append(
+                request,
+                &mut head,
+                &mut group_heads,
+                &mut group_keys,
+                &mut batch,
+                &mut written,
+            );
+            if matches!(outcome, Ok(AppendOutcome::Committed(_))) {
+                appends += 1;
+            }
+            pending.push(Pending { reply, outcome });
+        }
+        if !written.is_empty() {
+            let mut meta = head.position.to_be_bytes().to_vec();
+            meta.extend_from_slice(head.hash.as_bytes());
+            batch.insert(META_HEAD, meta);
+            let result = self
+                .db
+                .apply_batch(batch)
+                .and_then(|_| self.db.flush().map(|_| ()));
+            if let Err(error) = result {
+                // Whether the batch reached the disk is unknown: refuse further writes rather
+                // than build on a state that may differ from the disk. Nobody is acknowledged.
+                let reason = error.to_string();
+                self.poisoned = Some(reason.clone());
+                for p in pending {
+                    let _ = p.reply.send(Err(StoreError::Storage(reason.clone())));
+                }
+                return;
+            }
+            self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .appends_committed
+                .fetch_add(appends, Ordering::Relaxed);
+            self.stats
+                .events_committed
+                .fetch_add(written.len() as u64, Ordering::Relaxed);
+            if let Some(hook) = &self.flush_hook {
+                hook(FlushInfo {
+                    group_appends: appends as usize,
+                    last_position: head.position,
+                });
+            }
+            *self.head.lock().expect("head lock") = head;
+            self.heads.lock().expect("heads lock").extend(group_heads);
+        }
+        for p in pending {
+            let _ = p.reply.send(p.outcome);
+        }
+        for event in written {
+            let _ = self.committed.send(event);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stage_append(
+        &self,
+        request: AppendRequest,
+        head: &mut Head,
+        group_heads: &mut HashMap<Uuid, u64>,
+        group_keys: &mut HashMap<String, IdempotencyRecord>,
+        batch: &mut sled::Batch,
+        written: &mut Vec<Arc<StoredEvent>>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(write) = &request.idempotency {
+            let existing = match group_keys.get(&write.key) {
+                Some(record) => Some(record.clone()),
+                None => match self.db.get(prefixed(b'i', &write.key)).map_err(storage)? {
+                    Some(bytes) => {
+                        Some(serde_json::from_slice::<IdempotencyRecord>(&bytes).map_err(storage)?)
+                    }
+                    None => None,
+                },
+            };
+            if let Some(record) = existing {
+                if record.request_digest == write.request_digest {
+                    return Ok(AppendOutcome::Duplicate(record));
+                }
+                return Err(StoreError::IdempotencyKeyReused {
+                    key: write.key.clone(),
+                });
+            }
+        }
+        let current = match group_heads.get(&request.stream) {
+            Some(version) => *version,
+            None => self
+                .heads
+                .lock()
+                .expect("heads lock")
+                .get(&request.stream)
+                .copied()
+                .unwrap_or(0),
+        };
+        if let ExpectedVersion::Exact(expected) = request.expected {
+            if expected != current {
+                return Err(StoreError::WrongExpectedVersion {
+                    stream: request.stream,
+                    expected,
+                    actual: current,
+                });
+            }
+        }
+        let mut version = current;
+        let mut stored = Vec::with_capacity(request.events.len());
+        for event in request.events {
+            version += 1;
+            let position = head.position + 1;
+            let envelope = StoredEvent::seal(event, request.stream, position, version, &head.hash);
+            let bytes = serde_json::to_vec(&envelope).map_err(storage)?;
+            batch.insert(&event_key(position), bytes);
+            batch.insert(
+                &stream_key(request.stream, version),
+                &position.to_be_bytes(),
+            );
+            head.position = position;
+            head.hash = envelope.hash.clone();
+            stored.push(envelope);
+        }
+        batch.insert(&head_key(request.stream), &version.to_be_bytes());
+        group_heads.insert(request.stream, version);
+        if let Some(write) = request.idempotency {
+            let record = IdempotencyRecord {
+                key: write.key.clone(),
+                request_digest: write.request_digest,
+                stream: request.stream,
+                positions: stored.iter().map(|e| e.position).collect(),
+                response: write.response,
+                recorded_at: Utc::now(),
+            };
+            batch.insert(
+                prefixed(b'i', &write.key),
+                serde_json::to_vec(&record).map_err(storage)?,
+            );
+            group_keys.insert(write.key, record);
+        }
+        written.extend(stored.iter().cloned().map(Arc::new));
+        Ok(AppendOutcome::Committed(stored))
+    }
+}
