@@ -23,18 +23,10 @@ pub const FIXTURE_DIR: &str = "fixtures/onboardings";
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid fixture: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error(
-        "step {step}: bad time {text:?}: write it as \"-12d\", \"-12d 09:30\", \"+3d\" or \"now\""
-    )]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("step {step}: bad time {text:?}: write it as \"-12d\", \"-12d 09:30\", \"+3d\" or \"now\"")]
     Time { step: usize, text: String },
     #[error("step {step}: unknown placeholder {placeholder:?}")]
     Placeholder { step: usize, placeholder: String },
@@ -67,22 +59,14 @@ pub struct Step {
 
 impl Fixture {
     pub fn load(path: &Path) -> Result<Fixture, FixtureError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| FixtureError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| FixtureError::Read { path: path.to_owned(), source })?;
+        serde_json::from_str(&text).map_err(|source| FixtureError::Parse { path: path.to_owned(), source })
     }
 
     /// Every `*.json` journey in `dir` (expected-result files excluded), sorted by name.
     pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Fixture)>, FixtureError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| FixtureError::Read {
-            path: dir.to_owned(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| FixtureError::Read { path: dir.to_owned(), source })?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -92,10 +76,7 @@ impl Fixture {
             })
             .collect();
         paths.sort();
-        paths
-            .into_iter()
-            .map(|p| Fixture::load(&p).map(|f| (p, f)))
-            .collect()
+        paths.into_iter().map(|p| Fixture::load(&p).map(|f| (p, f))).collect()
     }
 }
 
@@ -145,16 +126,9 @@ pub struct Placeholders<'a> {
 pub fn substitute(value: &Value, vars: &Placeholders<'_>) -> Result<Value, String> {
     Ok(match value {
         Value::String(text) => Value::String(substitute_text(text, vars)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| substitute(v, vars))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, vars)).collect::<Result<_, _>>()?),
         Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| substitute(v, vars).map(|v| (k.clone(), v)))
-                .collect::<Result<_, _>>()?,
+            map.iter().map(|(k, v)| substitute(v, vars).map(|v| (k.clone(), v))).collect::<Result<_, _>>()?,
         ),
         other => other.clone(),
     })
@@ -171,26 +145,16 @@ fn substitute_text(text: &str, vars: &Placeholders<'_>) -> Result<String, String
         let replacement = if name == "at" {
             vars.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         } else if name == "redirect_uri" {
-            vars.redirect_uri
-                .ok_or_else(|| "${redirect_uri}".to_owned())?
-                .to_owned()
+            vars.redirect_uri.ok_or_else(|| "${redirect_uri}".to_owned())?.to_owned()
         } else if name == "webhook_url" {
-            vars.webhook_url
-                .ok_or_else(|| "${webhook_url} (no webhook credentials issued yet)".to_owned())?
-                .to_owned()
+            vars.webhook_url.ok_or_else(|| "${webhook_url} (no webhook credentials issued yet)".to_owned())?.to_owned()
         } else if let Some(n) = name.strip_prefix("feedback:") {
             let n: usize = n.parse().map_err(|_| name.to_owned())?;
             let id = n.checked_sub(1).and_then(|i| vars.feedback_ids.get(i));
-            id.ok_or_else(|| format!("{name} (no such feedback item yet)"))?
-                .to_string()
+            id.ok_or_else(|| format!("{name} (no such feedback item yet)"))?.to_string()
         } else if let Some(days) = name.strip_prefix("date:") {
-            let days: i64 = days
-                .trim_start_matches('+')
-                .parse()
-                .map_err(|_| name.to_owned())?;
-            (vars.now + Duration::days(days))
-                .format("%Y-%m-%d")
-                .to_string()
+            let days: i64 = days.trim_start_matches('+').parse().map_err(|_| name.to_owned())?;
+            (vars.now + Duration::days(days)).format("%Y-%m-%d").to_string()
         } else {
             return Err(name.to_owned());
         };
@@ -213,10 +177,7 @@ pub struct ResolvedStep {
 impl Fixture {
     /// When the integration was opened, at `now`.
     pub fn opened_at(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, FixtureError> {
-        resolve_time(&self.opened, now).ok_or_else(|| FixtureError::Time {
-            step: 0,
-            text: self.opened.clone(),
-        })
+        resolve_time(&self.opened, now).ok_or_else(|| FixtureError::Time { step: 0, text: self.opened.clone() })
     }
 
     /// The steps with their times resolved against `now`, in order. Placeholders other than
@@ -227,16 +188,9 @@ impl Fixture {
             .enumerate()
             .map(|(i, step)| {
                 let index = i + 1;
-                let at = resolve_time(&step.at, now).ok_or_else(|| FixtureError::Time {
-                    step: index,
-                    text: step.at.clone(),
-                })?;
-                Ok(ResolvedStep {
-                    index,
-                    at,
-                    actor: step.actor.clone(),
-                    command: step.command.clone(),
-                })
+                let at = resolve_time(&step.at, now)
+                    .ok_or_else(|| FixtureError::Time { step: index, text: step.at.clone() })?;
+                Ok(ResolvedStep { index, at, actor: step.actor.clone(), command: step.command.clone() })
             })
             .collect()
     }
@@ -269,32 +223,16 @@ pub fn replay_in_memory(
     use crate::domain::{self, Actor, Context, Integration, Origin};
 
     let refused = |step: usize, message: String| FixtureError::Refused { step, message };
-    let actor = |step: usize, name: &str| {
-        Actor::parse(name).map_err(|e| refused(step, format!("actor: {e}")))
-    };
+    let actor = |step: usize, name: &str| Actor::parse(name).map_err(|e| refused(step, format!("actor: {e}")));
     let opened_at = fixture.opened_at(now)?;
-    let request =
-        domain::parse_open_request(fixture.open.clone()).map_err(|e| refused(0, e.to_string()))?;
-    let ctx = Context {
-        now: opened_at,
-        actor: actor(0, &fixture.opened_by)?,
-        ids,
-    };
-    let opened =
-        domain::open(request, default_playbook, &ctx).map_err(|e| refused(0, e.to_string()))?;
-    let mut state =
-        Integration::from_opened(&opened[0], opened_at).expect("open yields integration_opened");
-    let mut events: Vec<_> = opened
-        .into_iter()
-        .map(|e| (e, opened_at, fixture.opened_by.clone()))
-        .collect();
+    let request = domain::parse_open_request(fixture.open.clone()).map_err(|e| refused(0, e.to_string()))?;
+    let ctx = Context { now: opened_at, actor: actor(0, &fixture.opened_by)?, ids };
+    let opened = domain::open(request, default_playbook, &ctx).map_err(|e| refused(0, e.to_string()))?;
+    let mut state = Integration::from_opened(&opened[0], opened_at).expect("open yields integration_opened");
+    let mut events: Vec<_> = opened.into_iter().map(|e| (e, opened_at, fixture.opened_by.clone())).collect();
 
     for step in fixture.resolve(now)? {
-        let webhook_url = state
-            .facts
-            .webhook_credentials
-            .as_ref()
-            .map(|c| c.webhook_url.as_str().to_owned());
+        let webhook_url = state.facts.webhook_credentials.as_ref().map(|c| c.webhook_url.as_str().to_owned());
         let redirect_uri = state.playbook.redirect_uri.as_str().to_owned();
         let feedback_ids: Vec<uuid::Uuid> = state.feedback.iter().map(|f| f.id).collect();
         let vars = Placeholders {
@@ -304,32 +242,59 @@ pub fn replay_in_memory(
             redirect_uri: Some(&redirect_uri),
             feedback_ids: &feedback_ids,
         };
-        let body =
-            substitute(&step.command, &vars).map_err(|placeholder| FixtureError::Placeholder {
-                step: step.index,
-                placeholder,
-            })?;
-        let origin = if is_internal_actor(&step.actor) {
-            Origin::Internal
-        } else {
-            Origin::Public
-        };
-        let request =
-            domain::parse_request(body, origin).map_err(|e| refused(step.index, e.to_string()))?;
+        let body = substitute(&step.command, &vars)
+            .map_err(|placeholder| FixtureError::Placeholder { step: step.index, placeholder })?;
+        let origin = if is_internal_actor(&step.actor) { Origin::Internal } else { Origin::Public };
+        let request = domain::parse_request(body, origin).map_err(|e| refused(step.index, e.to_string()))?;
         let mut sealer = crate::secrets::IntegrationSealer::new(key, state.id, public_url);
         let command = request.prepare(&mut sealer);
-        let ctx = Context {
-            now: step.at,
-            actor: actor(step.index, &step.actor)?,
-            ids,
-        };
-        let produced = state
-            .decide(&command, &ctx)
-            .map_err(|e| refused(step.index, e.to_string()))?;
+        let ctx = Context { now: step.at, actor: actor(step.index, &step.actor)?, ids };
+        let produced = state.decide(&command, &ctx).map_err(|e| refused(step.index, e.to_string()))?;
         for event in produced {
             state.apply(&event, step.at);
             events.push((event, step.at, step.actor.clone()));
         }
     }
     Ok(Replayed { events, state })
+}
+
+/// Loads a fixture into an engine, each step at its own (relative) time, through the same
+/// execute path as any client. Returns the new integration's id.
+pub async fn load_into_engine(
+    engine: &crate::engine::Engine,
+    fixture: &Fixture,
+    now: DateTime<Utc>,
+) -> Result<crate::domain::IntegrationId, FixtureError> {
+    use crate::domain::{Actor, Origin};
+    use crate::engine::ExecuteRequest;
+
+    let refused = |step: usize, message: String| FixtureError::Refused { step, message };
+    let actor = |step: usize, name: &str| Actor::parse(name).map_err(|e| refused(step, format!("actor: {e}")));
+    let opened_at = fixture.opened_at(now)?;
+    let opened = engine
+        .open_integration_at(fixture.open.clone(), &actor(0, &fixture.opened_by)?, None, Some(opened_at))
+        .await
+        .map_err(|e| refused(0, e.to_string()))?;
+    let id = opened.state.id;
+    let mut state = opened.state;
+    for step in fixture.resolve(now)? {
+        let webhook_url = state.facts.webhook_credentials.as_ref().map(|c| c.webhook_url.as_str().to_owned());
+        let redirect_uri = state.playbook.redirect_uri.as_str().to_owned();
+        let feedback_ids: Vec<uuid::Uuid> = state.feedback.iter().map(|f| f.id).collect();
+        let vars = Placeholders {
+            now,
+            at: step.at,
+            webhook_url: webhook_url.as_deref(),
+            redirect_uri: Some(&redirect_uri),
+            feedback_ids: &feedback_ids,
+        };
+        let body = substitute(&step.command, &vars)
+            .map_err(|placeholder| FixtureError::Placeholder { step: step.index, placeholder })?;
+        let mut request = ExecuteRequest::new(id, body, actor(step.index, &step.actor)?);
+        request.origin = if is_internal_actor(&step.actor) { Origin::Internal } else { Origin::Public };
+        request.recorded_at = Some(step.at);
+        let executed = engine.execute(request).await.map_err(|e| refused(step.index, e.to_string()))?;
+        state = executed.state;
+    }
+    Ok(id)
 }

@@ -24,9 +24,7 @@ pub struct SequentialIds {
 
 impl SequentialIds {
     pub fn starting_at(first: u128) -> Self {
-        Self {
-            next: Cell::new(first),
-        }
+        Self { next: Cell::new(first) }
     }
 }
 

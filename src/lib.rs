@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod domain;
+pub mod engine;
 pub mod fixtures;
 pub mod ids;
 pub mod secrets;

@@ -16,9 +16,7 @@ use super::playbook::{Playbook, Scenario, Trigger};
 use super::rejection::Rejection;
 use super::secret::{IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
-use super::values::{
-    CaCertificatePem, Date, HttpUrl, LongText, PeeringId, Port, Scope, ShortText, VpcId,
-};
+use super::values::{CaCertificatePem, Date, HttpUrl, LongText, PeeringId, Port, Scope, ShortText, VpcId};
 
 /// The three prerequisites of the guide.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,59 +156,30 @@ pub struct OpenIntegration {
 pub enum CommandRequest {
     ConfirmPrerequisites(Prerequisites),
     RegisterApplication(ApplicationRegistration),
-    ProvideApplicationSecret {
-        secret: PlaintextSecret,
-    },
+    ProvideApplicationSecret { secret: PlaintextSecret },
     SetInstanceUrl(InstanceSettings),
-    ProvideAccessToken {
-        token: PlaintextSecret,
-        admin: bool,
-    },
+    ProvideAccessToken { token: PlaintextSecret, admin: bool },
     SubmitInformation,
     EvaluateNetworkPolicy(NetworkPolicy),
     EstablishVpcPeering(VpcPeering),
     EstablishVpn(Vpn),
     ConfigureFirewall(Firewall),
-    IssueWebhookCredentials {
-        signing: bool,
-    },
+    IssueWebhookCredentials { signing: bool },
     CreateWebhook(WebhookSettings),
     RecordApiCheck(ApiCheck),
     RecordManualTest(ManualTest),
     ValidateResponse(ResponseValidation),
-    ReportFeedback {
-        summary: LongText,
-    },
-    ResolveFeedback {
-        feedback_id: Uuid,
-        resolution: LongText,
-    },
-    ScheduleGoLive {
-        date: Date,
-    },
+    ReportFeedback { summary: LongText },
+    ResolveFeedback { feedback_id: Uuid, resolution: LongText },
+    ScheduleGoLive { date: Date },
     GoLive,
     CompleteMonitoring,
-    AssignOwner {
-        owner: ShortText,
-    },
-    AddNote {
-        text: LongText,
-    },
-    Block {
-        category: BlockCategory,
-        detail: LongText,
-    },
-    Unblock {
-        resolution: LongText,
-    },
-    RotateCredential {
-        credential: Credential,
-        secret: Option<PlaintextSecret>,
-        admin: Option<bool>,
-    },
-    Cancel {
-        reason: LongText,
-    },
+    AssignOwner { owner: ShortText },
+    AddNote { text: LongText },
+    Block { category: BlockCategory, detail: LongText },
+    Unblock { resolution: LongText },
+    RotateCredential { credential: Credential, secret: Option<PlaintextSecret>, admin: Option<bool> },
+    Cancel { reason: LongText },
     RecordWebhookDelivery(WebhookDelivery),
     RecordProbeResult(ProbeResult),
 }
@@ -218,16 +187,9 @@ pub enum CommandRequest {
 /// A rotation after sealing: what replaces the old credential, if anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    ApplicationSecret {
-        replacement: Option<SealedSecret>,
-    },
-    AccessToken {
-        replacement: Option<SealedSecret>,
-        admin: Option<bool>,
-    },
-    WebhookToken {
-        issued: IssuedWebhookCredentials,
-    },
+    ApplicationSecret { replacement: Option<SealedSecret> },
+    AccessToken { replacement: Option<SealedSecret>, admin: Option<bool> },
+    WebhookToken { issued: IssuedWebhookCredentials },
 }
 
 /// A command ready for `decide`: every secret sealed, every generated credential issued.
@@ -370,11 +332,7 @@ fn split_serde_message(path: &str, message: &str) -> (String, String) {
             }
         }
     }
-    let field = if path == "." || path.is_empty() {
-        "body".to_owned()
-    } else {
-        path.to_owned()
-    };
+    let field = if path == "." || path.is_empty() { "body".to_owned() } else { path.to_owned() };
     (field, message.to_owned())
 }
 
@@ -483,10 +441,7 @@ pub const LIST_MAX_ENTRIES: usize = 64;
 
 fn check_list_len(field: &str, len: usize) -> Result<(), Rejection> {
     if len > LIST_MAX_ENTRIES {
-        return Err(Rejection::invalid(
-            field,
-            format!("must have at most {LIST_MAX_ENTRIES} entries (got {len})"),
-        ));
+        return Err(Rejection::invalid(field, format!("must have at most {LIST_MAX_ENTRIES} entries (got {len})")));
     }
     Ok(())
 }
@@ -494,9 +449,7 @@ fn check_list_len(field: &str, len: usize) -> Result<(), Rejection> {
 /// Parses a v1 command body `{"type": "<name>", ...fields}`.
 pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Rejection> {
     let Value::Object(mut fields) = body else {
-        return Err(Rejection::Malformed(
-            "a command must be a JSON object with a \"type\" field".into(),
-        ));
+        return Err(Rejection::Malformed("a command must be a JSON object with a \"type\" field".into()));
     };
     let command_type = match fields.remove("type") {
         Some(Value::String(name)) => name,
@@ -528,10 +481,7 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         "set_instance_url" => CommandRequest::SetInstanceUrl(parse_fields(rest)?),
         "provide_access_token" => {
             let f: TokenFields = parse_fields(rest)?;
-            CommandRequest::ProvideAccessToken {
-                token: f.token,
-                admin: f.admin,
-            }
+            CommandRequest::ProvideAccessToken { token: f.token, admin: f.admin }
         }
         "submit_information" => {
             let _: Empty = parse_fields(rest)?;
@@ -547,27 +497,19 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         "configure_firewall" => CommandRequest::ConfigureFirewall(parse_fields(rest)?),
         "issue_webhook_credentials" => {
             let f: SigningFields = parse_fields(rest)?;
-            CommandRequest::IssueWebhookCredentials {
-                signing: f.signing.unwrap_or(false),
-            }
+            CommandRequest::IssueWebhookCredentials { signing: f.signing.unwrap_or(false) }
         }
         "create_webhook" => {
             let f: WebhookFields = parse_fields(rest)?;
             check_list_len("triggers", f.triggers.len())?;
-            CommandRequest::CreateWebhook(WebhookSettings {
-                url: f.url,
-                triggers: f.triggers.into_iter().collect(),
-            })
+            CommandRequest::CreateWebhook(WebhookSettings { url: f.url, triggers: f.triggers.into_iter().collect() })
         }
         "record_api_check" => CommandRequest::RecordApiCheck(parse_fields(rest)?),
         "record_manual_test" => CommandRequest::RecordManualTest(parse_fields(rest)?),
         "validate_response" => {
             let validation: ResponseValidation = parse_fields(rest)?;
             if validation.evidence.is_none() && validation.note.is_none() {
-                return Err(Rejection::invalid(
-                    "evidence",
-                    "evidence or note is required: say what the Droid did",
-                ));
+                return Err(Rejection::invalid("evidence", "evidence or note is required: say what the Droid did"));
             }
             CommandRequest::ValidateResponse(validation)
         }
@@ -577,10 +519,7 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         }
         "resolve_feedback" => {
             let f: ResolveFeedbackFields = parse_fields(rest)?;
-            CommandRequest::ResolveFeedback {
-                feedback_id: f.feedback_id,
-                resolution: f.resolution,
-            }
+            CommandRequest::ResolveFeedback { feedback_id: f.feedback_id, resolution: f.resolution }
         }
         "schedule_go_live" => {
             let f: DateFields = parse_fields(rest)?;
@@ -604,16 +543,11 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         }
         "block" => {
             let f: BlockFields = parse_fields(rest)?;
-            CommandRequest::Block {
-                category: f.category,
-                detail: f.detail,
-            }
+            CommandRequest::Block { category: f.category, detail: f.detail }
         }
         "unblock" => {
             let f: ResolutionFields = parse_fields(rest)?;
-            CommandRequest::Unblock {
-                resolution: f.resolution,
-            }
+            CommandRequest::Unblock { resolution: f.resolution }
         }
         "rotate_credential" => {
             let f: RotateFields = parse_fields(rest)?;
@@ -624,16 +558,9 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
                 ));
             }
             if f.credential != Credential::AccessToken && f.admin.is_some() {
-                return Err(Rejection::invalid(
-                    "admin",
-                    "only an access_token rotation takes admin",
-                ));
+                return Err(Rejection::invalid("admin", "only an access_token rotation takes admin"));
             }
-            CommandRequest::RotateCredential {
-                credential: f.credential,
-                secret: f.secret,
-                admin: f.admin,
-            }
+            CommandRequest::RotateCredential { credential: f.credential, secret: f.secret, admin: f.admin }
         }
         "cancel" => {
             let f: ReasonFields = parse_fields(rest)?;
@@ -641,9 +568,7 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         }
         "record_webhook_delivery" => {
             let delivery: WebhookDelivery = parse_fields(rest)?;
-            delivery
-                .check()
-                .map_err(|(field, error)| Rejection::invalid(field, error.0))?;
+            delivery.check().map_err(|(field, error)| Rejection::invalid(field, error.0))?;
             CommandRequest::RecordWebhookDelivery(delivery)
         }
         "record_probe_result" => CommandRequest::RecordProbeResult(parse_fields(rest)?),
@@ -658,21 +583,29 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
 }
 
 impl CommandRequest {
+    /// Whether preparing this request seals or issues a secret (and so needs a data key).
+    pub fn needs_sealer(&self) -> bool {
+        matches!(
+            self,
+            CommandRequest::ProvideApplicationSecret { .. }
+                | CommandRequest::ProvideAccessToken { .. }
+                | CommandRequest::IssueWebhookCredentials { .. }
+                | CommandRequest::RotateCredential { .. }
+        )
+    }
+
     /// Seals secrets and issues generated credentials through the injected sealer.
     pub fn prepare(self, sealer: &mut dyn Sealer) -> Command {
         match self {
             CommandRequest::ConfirmPrerequisites(p) => Command::ConfirmPrerequisites(p),
             CommandRequest::RegisterApplication(a) => Command::RegisterApplication(a),
             CommandRequest::ProvideApplicationSecret { secret } => {
-                Command::ProvideApplicationSecret {
-                    secret: sealer.seal(SecretKind::ApplicationSecret, &secret),
-                }
+                Command::ProvideApplicationSecret { secret: sealer.seal(SecretKind::ApplicationSecret, &secret) }
             }
             CommandRequest::SetInstanceUrl(s) => Command::SetInstanceUrl(s),
-            CommandRequest::ProvideAccessToken { token, admin } => Command::ProvideAccessToken {
-                token: sealer.seal(SecretKind::AccessToken, &token),
-                admin,
-            },
+            CommandRequest::ProvideAccessToken { token, admin } => {
+                Command::ProvideAccessToken { token: sealer.seal(SecretKind::AccessToken, &token), admin }
+            }
             CommandRequest::SubmitInformation => Command::SubmitInformation,
             CommandRequest::EvaluateNetworkPolicy(p) => Command::EvaluateNetworkPolicy(p),
             CommandRequest::EstablishVpcPeering(p) => Command::EstablishVpcPeering(p),
@@ -686,13 +619,9 @@ impl CommandRequest {
             CommandRequest::RecordManualTest(t) => Command::RecordManualTest(t),
             CommandRequest::ValidateResponse(v) => Command::ValidateResponse(v),
             CommandRequest::ReportFeedback { summary } => Command::ReportFeedback { summary },
-            CommandRequest::ResolveFeedback {
-                feedback_id,
-                resolution,
-            } => Command::ResolveFeedback {
-                feedback_id,
-                resolution,
-            },
+            CommandRequest::ResolveFeedback { feedback_id, resolution } => {
+                Command::ResolveFeedback { feedback_id, resolution }
+            }
             CommandRequest::ScheduleGoLive { date } => Command::ScheduleGoLive { date },
             CommandRequest::GoLive => Command::GoLive,
             CommandRequest::CompleteMonitoring => Command::CompleteMonitoring,
@@ -700,11 +629,7 @@ impl CommandRequest {
             CommandRequest::AddNote { text } => Command::AddNote { text },
             CommandRequest::Block { category, detail } => Command::Block { category, detail },
             CommandRequest::Unblock { resolution } => Command::Unblock { resolution },
-            CommandRequest::RotateCredential {
-                credential,
-                secret,
-                admin,
-            } => {
+            CommandRequest::RotateCredential { credential, secret, admin } => {
                 let rotation = match credential {
                     Credential::ApplicationSecret => Rotation::ApplicationSecret {
                         replacement: secret.map(|s| sealer.seal(SecretKind::ApplicationSecret, &s)),
@@ -713,9 +638,9 @@ impl CommandRequest {
                         replacement: secret.map(|s| sealer.seal(SecretKind::AccessToken, &s)),
                         admin,
                     },
-                    Credential::WebhookToken => Rotation::WebhookToken {
-                        issued: sealer.issue_webhook_credentials(false),
-                    },
+                    Credential::WebhookToken => {
+                        Rotation::WebhookToken { issued: sealer.issue_webhook_credentials(false) }
+                    }
                 };
                 Command::RotateCredential(rotation)
             }
@@ -767,15 +692,11 @@ impl Command {
 /// Parses the body of `POST /api/v1/integrations`.
 pub fn parse_open_request(body: Value) -> Result<OpenIntegration, Rejection> {
     if !body.is_object() {
-        return Err(Rejection::Malformed(
-            "the request must be a JSON object".into(),
-        ));
+        return Err(Rejection::Malformed("the request must be a JSON object".into()));
     }
     let request: OpenIntegration = parse_fields(body)?;
     if let Some(playbook) = &request.playbook {
-        playbook
-            .check()
-            .map_err(|(field, error)| Rejection::invalid(field, error.0))?;
+        playbook.check().map_err(|(field, error)| Rejection::invalid(field, error.0))?;
     }
     Ok(request)
 }

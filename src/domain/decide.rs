@@ -41,10 +41,7 @@ fn check_scheme(field: &str, url: &HttpUrl, playbook: &Playbook) -> Result<(), R
 }
 
 fn unmet(id: &str, label: impl Into<String>) -> Unmet {
-    Unmet {
-        id: id.to_owned(),
-        label: label.into(),
-    }
+    Unmet { id: id.to_owned(), label: label.into() }
 }
 
 fn text(value: &str) -> LongText {
@@ -52,15 +49,9 @@ fn text(value: &str) -> LongText {
 }
 
 /// Opens a new integration with `playbook` (the caller's, or the server's default).
-pub fn open(
-    request: OpenIntegration,
-    default_playbook: Playbook,
-    ctx: &Context<'_>,
-) -> Result<Vec<Event>, Rejection> {
+pub fn open(request: OpenIntegration, default_playbook: Playbook, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
     let playbook = request.playbook.unwrap_or(default_playbook);
-    playbook
-        .check()
-        .map_err(|(field, error)| Rejection::invalid(field, error.0))?;
+    playbook.check().map_err(|(field, error)| Rejection::invalid(field, error.0))?;
     check_scheme("gitlab_url", &request.gitlab_url, &playbook)?;
     Ok(vec![Event::IntegrationOpened {
         integration_id: IntegrationId::from_uuid(ctx.ids.next_id()),
@@ -77,10 +68,7 @@ impl Integration {
     pub fn decide(&self, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
         // Audit records about secrets are written whatever the stage: shredding a cancelled
         // customer's secrets is the common case.
-        let secret_audit = matches!(
-            command,
-            Command::RecordSecretReveal { .. } | Command::RecordSecretsShredded
-        );
+        let secret_audit = matches!(command, Command::RecordSecretReveal { .. } | Command::RecordSecretsShredded);
         if self.is_cancelled() && !secret_audit && !guard_broken("cancelled") {
             return Err(Rejection::Cancelled);
         }
@@ -95,25 +83,18 @@ impl Integration {
         Ok(events)
     }
 
-    fn primary_events(
-        &self,
-        command: &Command,
-        ctx: &Context<'_>,
-    ) -> Result<Vec<Event>, Rejection> {
+    fn primary_events(&self, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
         let event = match command {
             Command::ConfirmPrerequisites(p) => Event::PrerequisitesConfirmed(p.clone()),
             Command::RegisterApplication(a) => Event::ApplicationRegistered(a.clone()),
-            Command::ProvideApplicationSecret { secret } => Event::ApplicationSecretProvided {
-                secret: secret.clone(),
-            },
+            Command::ProvideApplicationSecret { secret } => Event::ApplicationSecretProvided { secret: secret.clone() },
             Command::SetInstanceUrl(settings) => {
                 check_scheme("gitlab_url", &settings.gitlab_url, &self.playbook)?;
                 Event::InstanceUrlSet(settings.clone())
             }
-            Command::ProvideAccessToken { token, admin } => Event::AccessTokenProvided {
-                token: token.clone(),
-                admin: *admin,
-            },
+            Command::ProvideAccessToken { token, admin } => {
+                Event::AccessTokenProvided { token: token.clone(), admin: *admin }
+            }
             Command::SubmitInformation => Event::InformationSubmitted {},
             Command::EvaluateNetworkPolicy(p) => Event::NetworkPolicyEvaluated(p.clone()),
             Command::EstablishVpcPeering(p) => {
@@ -127,16 +108,11 @@ impl Integration {
             }
             Command::EstablishVpn(v) => Event::VpnEstablished(v.clone()),
             Command::ConfigureFirewall(f) => Event::FirewallConfigured(f.clone()),
-            Command::IssueWebhookCredentials(issued) => {
-                Event::WebhookCredentialsIssued(issued.clone())
-            }
+            Command::IssueWebhookCredentials(issued) => Event::WebhookCredentialsIssued(issued.clone()),
             Command::CreateWebhook(w) => Event::WebhookCreated(w.clone()),
             Command::RecordWebhookDelivery(delivery) => {
                 if self.facts.webhook_credentials.is_none() {
-                    return Err(self.guard(
-                        "record_webhook_delivery",
-                        [Requirement::WebhookCredentialsIssued],
-                    ));
+                    return Err(self.guard("record_webhook_delivery", [Requirement::WebhookCredentialsIssued]));
                 }
                 Event::WebhookDeliveryRecorded(delivery.clone())
             }
@@ -150,20 +126,10 @@ impl Integration {
                 self.check_scenario(validation.scenario)?;
                 let mut events = vec![Event::ResponseValidated(validation.clone())];
                 if !validation.correct {
-                    let why = validation
-                        .note
-                        .as_ref()
-                        .or(validation.evidence.as_ref())
-                        .map(|t| t.as_str())
-                        .unwrap_or("");
-                    let summary = format!(
-                        "Droid response to {} was incorrect: {why}",
-                        validation.scenario
-                    );
-                    let summary: String = summary
-                        .chars()
-                        .take(super::values::LONG_TEXT_MAX_CHARS)
-                        .collect();
+                    let why =
+                        validation.note.as_ref().or(validation.evidence.as_ref()).map(|t| t.as_str()).unwrap_or("");
+                    let summary = format!("Droid response to {} was incorrect: {why}", validation.scenario);
+                    let summary: String = summary.chars().take(super::values::LONG_TEXT_MAX_CHARS).collect();
                     events.push(Event::FeedbackReported {
                         feedback_id: ctx.ids.next_id(),
                         summary: text(&summary),
@@ -172,41 +138,28 @@ impl Integration {
                 }
                 return Ok(events);
             }
-            Command::ReportFeedback { summary } => Event::FeedbackReported {
-                feedback_id: ctx.ids.next_id(),
-                summary: summary.clone(),
-                scenario: None,
-            },
-            Command::ResolveFeedback {
-                feedback_id,
-                resolution,
-            } => {
+            Command::ReportFeedback { summary } => {
+                Event::FeedbackReported { feedback_id: ctx.ids.next_id(), summary: summary.clone(), scenario: None }
+            }
+            Command::ResolveFeedback { feedback_id, resolution } => {
                 let item = self
                     .feedback
                     .iter()
                     .find(|f| f.id == *feedback_id)
-                    .ok_or_else(|| {
-                        Rejection::invalid("feedback_id", "no feedback item with this id")
-                    })?;
+                    .ok_or_else(|| Rejection::invalid("feedback_id", "no feedback item with this id"))?;
                 if !item.is_open() {
                     return Err(Rejection::GuardRejected {
                         command: "resolve_feedback",
                         unmet: vec![unmet("feedback.open", "The feedback item is still open")],
                     });
                 }
-                Event::FeedbackResolved {
-                    feedback_id: *feedback_id,
-                    resolution: resolution.clone(),
-                }
+                Event::FeedbackResolved { feedback_id: *feedback_id, resolution: resolution.clone() }
             }
             Command::ScheduleGoLive { date } => {
                 if date.naive() < ctx.now.date_naive() {
                     return Err(Rejection::invalid(
                         "date",
-                        format!(
-                            "{date} is in the past (today is {} UTC)",
-                            ctx.now.date_naive()
-                        ),
+                        format!("{date} is in the past (today is {} UTC)", ctx.now.date_naive()),
                     ));
                 }
                 if self.stage == Stage::Live {
@@ -221,18 +174,11 @@ impl Integration {
             Command::CompleteMonitoring => {
                 let unmet = self.complete_monitoring_unmet(ctx.now);
                 if !unmet.is_empty() && !guard_broken("monitoring") {
-                    return Err(Rejection::GuardRejected {
-                        command: "complete_monitoring",
-                        unmet,
-                    });
+                    return Err(Rejection::GuardRejected { command: "complete_monitoring", unmet });
                 }
-                Event::MonitoringCompleted {
-                    completed_at: ctx.now,
-                }
+                Event::MonitoringCompleted { completed_at: ctx.now }
             }
-            Command::AssignOwner { owner } => Event::OwnerAssigned {
-                owner: owner.clone(),
-            },
+            Command::AssignOwner { owner } => Event::OwnerAssigned { owner: owner.clone() },
             Command::AddNote { text } => Event::NoteAdded { text: text.clone() },
             Command::Block { category, detail } => {
                 if self.block.is_some() {
@@ -244,11 +190,7 @@ impl Integration {
                         )],
                     });
                 }
-                Event::IntegrationBlocked {
-                    category: *category,
-                    detail: detail.clone(),
-                    cause: None,
-                }
+                Event::IntegrationBlocked { category: *category, detail: detail.clone(), cause: None }
             }
             Command::Unblock { resolution } => {
                 if self.block.is_none() {
@@ -257,9 +199,7 @@ impl Integration {
                         unmet: vec![unmet("block.blocked", "The integration is blocked")],
                     });
                 }
-                Event::IntegrationUnblocked {
-                    resolution: resolution.clone(),
-                }
+                Event::IntegrationUnblocked { resolution: resolution.clone() }
             }
             Command::RotateCredential(rotation) => match rotation {
                 Rotation::ApplicationSecret { replacement } => Event::CredentialRotated {
@@ -281,13 +221,10 @@ impl Integration {
                     webhook: Some(issued.clone()),
                 },
             },
-            Command::Cancel { reason } => Event::IntegrationCancelled {
-                reason: reason.clone(),
-            },
-            Command::RecordSecretReveal { kind, fingerprint } => Event::SecretRevealed {
-                kind: *kind,
-                fingerprint: fingerprint.clone(),
-            },
+            Command::Cancel { reason } => Event::IntegrationCancelled { reason: reason.clone() },
+            Command::RecordSecretReveal { kind, fingerprint } => {
+                Event::SecretRevealed { kind: *kind, fingerprint: fingerprint.clone() }
+            }
             Command::RecordSecretsShredded => Event::SecretsShredded {},
         };
         Ok(vec![event])
@@ -303,17 +240,10 @@ impl Integration {
         Ok(())
     }
 
-    fn guard<const N: usize>(
-        &self,
-        command: &'static str,
-        requirements: [Requirement; N],
-    ) -> Rejection {
+    fn guard<const N: usize>(&self, command: &'static str, requirements: [Requirement; N]) -> Rejection {
         Rejection::GuardRejected {
             command,
-            unmet: requirements
-                .iter()
-                .map(|r| unmet(&r.id(), self.label(*r)))
-                .collect(),
+            unmet: requirements.iter().map(|r| unmet(&r.id(), self.label(*r))).collect(),
         }
     }
 
@@ -321,34 +251,21 @@ impl Integration {
     pub fn go_live_unmet(&self, now: DateTime<Utc>) -> Vec<Unmet> {
         let mut missing = Vec::new();
         if self.stage != Stage::Validated {
-            missing.push(unmet(
-                "go_live.stage_validated",
-                format!("Stage is validated (it is {})", self.stage),
-            ));
+            missing.push(unmet("go_live.stage_validated", format!("Stage is validated (it is {})", self.stage)));
         }
         match self.go_live_date {
-            None => missing.push(unmet(
-                "go_live.date_scheduled",
-                "A go-live date is scheduled",
-            )),
-            Some(date) if date.naive() > now.date_naive() => missing.push(unmet(
-                "go_live.date_reached",
-                format!("The go-live date {date} has been reached (UTC)"),
-            )),
+            None => missing.push(unmet("go_live.date_scheduled", "A go-live date is scheduled")),
+            Some(date) if date.naive() > now.date_naive() => {
+                missing.push(unmet("go_live.date_reached", format!("The go-live date {date} has been reached (UTC)")))
+            }
             Some(_) => {}
         }
         let open = self.open_feedback().count();
         if open > 0 {
-            missing.push(unmet(
-                "go_live.feedback_resolved",
-                format!("No open feedback item ({open} open)"),
-            ));
+            missing.push(unmet("go_live.feedback_resolved", format!("No open feedback item ({open} open)")));
         }
         if let Some(block) = &self.block {
-            missing.push(unmet(
-                "go_live.not_blocked",
-                format!("Not blocked (blocked: {})", block.category.as_str()),
-            ));
+            missing.push(unmet("go_live.not_blocked", format!("Not blocked (blocked: {})", block.category.as_str())));
         }
         missing
     }
@@ -356,17 +273,11 @@ impl Integration {
     fn go_live(&self, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
         let missing = self.go_live_unmet(ctx.now);
         if !missing.is_empty() && !guard_broken("live") {
-            return Err(Rejection::GuardRejected {
-                command: "go_live",
-                unmet: missing,
-            });
+            return Err(Rejection::GuardRejected { command: "go_live", unmet: missing });
         }
         Ok(vec![
             Event::StageEntered { stage: Stage::Live },
-            Event::MonitoringStarted {
-                started_at: ctx.now,
-                ends_at: ctx.now + self.monitoring_window(),
-            },
+            Event::MonitoringStarted { started_at: ctx.now, ends_at: ctx.now + self.monitoring_window() },
         ])
     }
 
@@ -376,10 +287,7 @@ impl Integration {
         match (&self.monitoring, self.stage) {
             (Some(monitoring), Stage::Live) => {
                 if monitoring.completed_at.is_some() {
-                    missing.push(unmet(
-                        "monitoring.not_completed",
-                        "Monitoring is not already completed",
-                    ));
+                    missing.push(unmet("monitoring.not_completed", "Monitoring is not already completed"));
                 }
                 if now < monitoring.ends_at {
                     let left = monitoring.ends_at - now;
@@ -393,10 +301,7 @@ impl Integration {
                     ));
                 }
             }
-            _ => missing.push(unmet(
-                "monitoring.live",
-                "The integration is live and monitoring",
-            )),
+            _ => missing.push(unmet("monitoring.live", "The integration is live and monitoring")),
         }
         missing
     }
@@ -408,16 +313,11 @@ impl Integration {
         if self.is_cancelled() {
             return events;
         }
-        let voided: Vec<Requirement> = self
-            .requirements()
-            .filter(|r| before.is_met(*r) && !self.is_met(*r))
-            .collect();
+        let voided: Vec<Requirement> = self.requirements().filter(|r| before.is_met(*r) && !self.is_met(*r)).collect();
         if self.stage == Stage::Live {
             if !voided.is_empty() && self.block.is_none() {
-                let cause = Cause {
-                    command: command.to_owned(),
-                    requirements: voided.iter().map(Requirement::id).collect(),
-                };
+                let cause =
+                    Cause { command: command.to_owned(), requirements: voided.iter().map(Requirement::id).collect() };
                 let category = voided
                     .iter()
                     .map(Requirement::trouble_category)
@@ -425,25 +325,14 @@ impl Integration {
                     .unwrap_or(BlockCategory::Other);
                 let labels: Vec<String> = voided.iter().map(|r| self.label(*r)).collect();
                 let detail = format!("{command} voided, while live: {}", labels.join("; "));
-                let detail: String = detail
-                    .chars()
-                    .take(super::values::LONG_TEXT_MAX_CHARS)
-                    .collect();
-                events.push(Event::IntegrationBlocked {
-                    category,
-                    detail: text(&detail),
-                    cause: Some(cause),
-                });
+                let detail: String = detail.chars().take(super::values::LONG_TEXT_MAX_CHARS).collect();
+                events.push(Event::IntegrationBlocked { category, detail: text(&detail), cause: Some(cause) });
             }
             return events;
         }
         let holding = self.highest_holding_stage();
         if holding < self.stage {
-            let requirements = if voided.is_empty() {
-                self.unmet_through(self.stage)
-            } else {
-                voided
-            };
+            let requirements = if voided.is_empty() { self.unmet_through(self.stage) } else { voided };
             let regressed = Event::StageRegressed {
                 from: self.stage,
                 to: holding,
@@ -496,16 +385,11 @@ impl Integration {
             }
             Stage::Validated => {
                 for item in self.open_feedback() {
-                    steps.push(format!(
-                        "Resolve feedback: {} (resolve_feedback {})",
-                        item.summary, item.id
-                    ));
+                    steps.push(format!("Resolve feedback: {} (resolve_feedback {})", item.summary, item.id));
                 }
                 match self.go_live_date {
                     None => steps.push("Schedule the go-live date (schedule_go_live)".into()),
-                    Some(date) if date.naive() > now.date_naive() => {
-                        steps.push(format!("Go live on {date} (go_live)"))
-                    }
+                    Some(date) if date.naive() > now.date_naive() => steps.push(format!("Go live on {date} (go_live)")),
                     Some(_) => steps.push("Go live now (go_live)".into()),
                 }
             }
@@ -519,10 +403,7 @@ impl Integration {
                     }
                 }
                 for item in self.open_feedback() {
-                    steps.push(format!(
-                        "Resolve feedback: {} (resolve_feedback {})",
-                        item.summary, item.id
-                    ));
+                    steps.push(format!("Resolve feedback: {} (resolve_feedback {})", item.summary, item.id));
                 }
             }
         }

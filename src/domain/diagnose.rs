@@ -19,7 +19,7 @@ pub const STALLED_AFTER_DAYS: i64 = 7;
 pub const LIVE_DELIVERY_SILENCE_DAYS: i64 = 3;
 
 /// Signals kept outside the event log: refused deliveries are counted, never stored as events.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeliverySignals {
     pub refused_deliveries: u64,
     pub first_refused_at: Option<DateTime<Utc>>,
@@ -67,11 +67,7 @@ pub fn advice(category: FindingCategory) -> &'static str {
 }
 
 fn finding(category: FindingCategory, message: String) -> Finding {
-    Finding {
-        category,
-        message,
-        advice: advice(category).to_owned(),
-    }
+    Finding { category, message, advice: advice(category).to_owned() }
 }
 
 fn day(at: DateTime<Utc>) -> String {
@@ -87,30 +83,16 @@ impl Integration {
             Stage::Live => self
                 .unmet_through(Stage::Validated)
                 .into_iter()
-                .map(|r| Unmet {
-                    id: r.id(),
-                    label: self.label(r),
-                })
+                .map(|r| Unmet { id: r.id(), label: self.label(r) })
                 .collect(),
             stage => {
                 let target = stage.next().unwrap_or(Stage::Validated);
-                self.unmet_through(target)
-                    .into_iter()
-                    .map(|r| Unmet {
-                        id: r.id(),
-                        label: self.label(r),
-                    })
-                    .collect()
+                self.unmet_through(target).into_iter().map(|r| Unmet { id: r.id(), label: self.label(r) }).collect()
             }
         };
         let mut findings = Vec::new();
         if self.is_cancelled() {
-            return Diagnosis {
-                stage: self.stage,
-                blocked: None,
-                missing,
-                findings,
-            };
+            return Diagnosis { stage: self.stage, blocked: None, missing, findings };
         }
         if let Some(block) = &self.block {
             findings.push(finding(
@@ -126,25 +108,11 @@ impl Integration {
         }
         if let Some(probe) = &self.facts.latest_probe {
             if let Some(category) = probe.result.category {
-                let detail = probe
-                    .result
-                    .detail
-                    .as_ref()
-                    .map(|d| d.as_str())
-                    .unwrap_or("no detail");
+                let detail = probe.result.detail.as_ref().map(|d| d.as_str()).unwrap_or("no detail");
                 let streak = self.facts.consecutive_probe_failures;
-                let streak = if streak > 1 {
-                    format!(" ({streak} failed probes in a row)")
-                } else {
-                    String::new()
-                };
-                findings.push(finding(
-                    category,
-                    format!(
-                        "The last probe, {}, failed{streak}: {detail}",
-                        day(probe.at)
-                    ),
-                ));
+                let streak = if streak > 1 { format!(" ({streak} failed probes in a row)") } else { String::new() };
+                findings
+                    .push(finding(category, format!("The last probe, {}, failed{streak}: {detail}", day(probe.at))));
             }
         }
         if let Some(token) = &self.facts.token_finding {
@@ -157,36 +125,22 @@ impl Integration {
             }
             if !token.missing_scopes.is_empty() {
                 let names: Vec<&str> = token.missing_scopes.iter().map(|s| s.as_str()).collect();
-                problems.push(format!(
-                    "the access token lacks the scopes {}",
-                    names.join(", ")
-                ));
+                problems.push(format!("the access token lacks the scopes {}", names.join(", ")));
             }
             if !problems.is_empty() {
                 findings.push(finding(
                     FindingCategory::PermissionDenied,
-                    format!(
-                        "The probe of {} found that {}",
-                        day(token.at),
-                        problems.join("; ")
-                    ),
+                    format!("The probe of {} found that {}", day(token.at), problems.join("; ")),
                 ));
             }
         }
         if let Some(app) = &self.facts.application {
-            let lacking: Vec<&str> = self
-                .playbook
-                .required_scopes
-                .difference(&app.scopes)
-                .map(|s| s.as_str())
-                .collect();
+            let lacking: Vec<&str> =
+                self.playbook.required_scopes.difference(&app.scopes).map(|s| s.as_str()).collect();
             if !lacking.is_empty() {
                 findings.push(finding(
                     FindingCategory::PermissionDenied,
-                    format!(
-                        "The GitLab application lacks the scopes {}",
-                        lacking.join(", ")
-                    ),
+                    format!("The GitLab application lacks the scopes {}", lacking.join(", ")),
                 ));
             }
         }
@@ -199,10 +153,7 @@ impl Integration {
             }
         }
         if signals.refused_deliveries > 0 {
-            let since = signals
-                .first_refused_at
-                .map(|at| format!(" since {}", day(at)))
-                .unwrap_or_default();
+            let since = signals.first_refused_at.map(|at| format!(" since {}", day(at))).unwrap_or_default();
             let n = signals.refused_deliveries;
             findings.push(finding(
                 FindingCategory::WebhookNotReceived,
@@ -214,8 +165,7 @@ impl Integration {
         }
         self.delivery_silence_findings(now, &mut findings);
         let since_progress = now - self.last_progress_at;
-        let stalls =
-            self.stage != Stage::Live && since_progress >= Duration::days(STALLED_AFTER_DAYS);
+        let stalls = self.stage != Stage::Live && since_progress >= Duration::days(STALLED_AFTER_DAYS);
         if stalls {
             findings.push(finding(
                 FindingCategory::Stalled,
@@ -232,26 +182,14 @@ impl Integration {
             detail: b.detail.to_string(),
             since: b.since,
         });
-        Diagnosis {
-            stage: self.stage,
-            blocked,
-            missing,
-            findings,
-        }
+        Diagnosis { stage: self.stage, blocked, missing, findings }
     }
 
     fn delivery_silence_findings(&self, now: DateTime<Utc>, findings: &mut Vec<Finding>) {
         let facts = &self.facts;
         if self.stage == Stage::Live {
-            let live_since = self
-                .monitoring
-                .as_ref()
-                .map(|m| m.started_at)
-                .unwrap_or(self.stage_entered_at);
-            let last = facts
-                .deliveries
-                .last_at
-                .map_or(live_since, |at| at.max(live_since));
+            let live_since = self.monitoring.as_ref().map(|m| m.started_at).unwrap_or(self.stage_entered_at);
+            let last = facts.deliveries.last_at.map_or(live_since, |at| at.max(live_since));
             let silence = now - last;
             if silence >= Duration::days(LIVE_DELIVERY_SILENCE_DAYS) {
                 findings.push(finding(
@@ -264,7 +202,8 @@ impl Integration {
         if facts.webhook.is_some() && facts.verified_delivery_at.is_none() {
             findings.push(finding(
                 FindingCategory::WebhookNotReceived,
-                "The webhook is created but no delivery has been verified with the current token: press Test in GitLab".into(),
+                "The webhook is created but no delivery has been verified with the current token: press Test in GitLab"
+                    .into(),
             ));
         }
     }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::command::{
-    ApiCheck, ApplicationRegistration, Credential, Firewall, InstanceSettings, ManualTest,
-    NetworkPolicy, Prerequisites, ResponseValidation, VpcPeering, Vpn, WebhookSettings,
+    ApiCheck, ApplicationRegistration, Credential, Firewall, InstanceSettings, ManualTest, NetworkPolicy,
+    Prerequisites, ResponseValidation, VpcPeering, Vpn, WebhookSettings,
 };
 use super::playbook::{Playbook, Scenario};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind};

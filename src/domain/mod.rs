@@ -22,31 +22,29 @@ mod state;
 mod values;
 
 pub use command::{
-    parse_fields, parse_open_request, parse_request, ApiCheck, ApplicationRegistration, Command,
-    CommandRequest, Credential, Firewall, InstanceSettings, ManualTest, NetworkPolicy,
-    OpenIntegration, Origin, Prerequisites, ResponseValidation, Rotation, VpcPeering, Vpn,
-    WebhookSettings, INTERNAL_COMMAND_TYPES, LIST_MAX_ENTRIES, PUBLIC_COMMAND_TYPES,
+    parse_fields, parse_open_request, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest,
+    Credential, Firewall, InstanceSettings, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites,
+    ResponseValidation, Rotation, VpcPeering, Vpn, WebhookSettings, INTERNAL_COMMAND_TYPES, LIST_MAX_ENTRIES,
+    PUBLIC_COMMAND_TYPES,
 };
 pub use decide::{describe_duration, open, Context, IdSource};
 pub use diagnose::{
-    advice, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS,
-    STALLED_AFTER_DAYS,
+    advice, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS, STALLED_AFTER_DAYS,
 };
 pub use event::{Cause, Event, EVENT_SCHEMA_VERSION};
 pub use playbook::{Playbook, Scenario, Trigger, MONITORING_DAYS_MAX};
 pub use rejection::{Rejection, Unmet};
 pub use requirements::{ChecklistItem, Requirement};
 pub use secret::{
-    IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind, TokenDigest,
-    SECRET_MAX_BYTES,
+    IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind, TokenDigest, SECRET_MAX_BYTES,
 };
 pub use signals::{BlockCategory, FindingCategory, GitlabEvent, ProbeResult, WebhookDelivery};
 pub use stage::Stage;
 pub use state::{
-    AccessToken, ApiEvidence, Block, Cancellation, Connectivity, DeliveryStats, EvidenceSource,
-    Facts, FeedbackItem, Integration, Monitoring, RecordedProbe, TokenFinding,
+    AccessToken, ApiEvidence, Block, Cancellation, Connectivity, DeliveryStats, EvidenceSource, Facts, FeedbackItem,
+    Integration, Monitoring, RecordedProbe, TokenFinding,
 };
 pub use values::{
-    Actor, CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, PeeringId, Port, Scope,
-    ShortText, ValueError, VpcId, LONG_TEXT_MAX_CHARS, SHORT_TEXT_MAX_CHARS,
+    Actor, CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, PeeringId, Port, Scope, ShortText, ValueError,
+    VpcId, LONG_TEXT_MAX_CHARS, SHORT_TEXT_MAX_CHARS,
 };

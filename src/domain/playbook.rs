@@ -70,12 +70,8 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
-        Scenario::MergeRequestCreated,
-        Scenario::CodePushed,
-        Scenario::IssueOpened,
-        Scenario::PipelineRan,
-    ];
+    pub const ALL: [Scenario; 4] =
+        [Scenario::MergeRequestCreated, Scenario::CodePushed, Scenario::IssueOpened, Scenario::PipelineRan];
     pub fn as_str(&self) -> &'static str {
         match self {
             Scenario::MergeRequestCreated => "merge_request_created",
@@ -124,10 +120,7 @@ pub struct Playbook {
 pub const MONITORING_DAYS_MAX: u32 = 366;
 
 fn scopes(names: &[&str]) -> BTreeSet<Scope> {
-    names
-        .iter()
-        .map(|name| Scope::parse(*name).expect("built-in scope names are valid"))
-        .collect()
+    names.iter().map(|name| Scope::parse(*name).expect("built-in scope names are valid")).collect()
 }
 
 impl Playbook {
@@ -169,16 +162,10 @@ impl Playbook {
             return Err(("playbook.version", ValueError("must be at least 1".into())));
         }
         if self.monitoring_days == 0 || self.monitoring_days > MONITORING_DAYS_MAX {
-            return Err((
-                "playbook.monitoring_days",
-                ValueError(format!("must be in 1..={MONITORING_DAYS_MAX}")),
-            ));
+            return Err(("playbook.monitoring_days", ValueError(format!("must be in 1..={MONITORING_DAYS_MAX}"))));
         }
         if !(1..=7 * 24 * 60).contains(&self.probe_interval_minutes) {
-            return Err((
-                "playbook.probe_interval_minutes",
-                ValueError("must be between 1 minute and 7 days".into()),
-            ));
+            return Err(("playbook.probe_interval_minutes", ValueError("must be between 1 minute and 7 days".into())));
         }
         Ok(())
     }

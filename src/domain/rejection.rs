@@ -20,28 +20,18 @@ pub enum Rejection {
     #[error("malformed command: {0}")]
     Malformed(String),
     #[error("{command} refused: {}", list_unmet(unmet))]
-    GuardRejected {
-        command: &'static str,
-        unmet: Vec<Unmet>,
-    },
+    GuardRejected { command: &'static str, unmet: Vec<Unmet> },
     #[error("the integration is cancelled; no command is accepted any more")]
     Cancelled,
 }
 
 fn list_unmet(unmet: &[Unmet]) -> String {
-    unmet
-        .iter()
-        .map(|u| format!("{} ({})", u.label, u.id))
-        .collect::<Vec<_>>()
-        .join("; ")
+    unmet.iter().map(|u| format!("{} ({})", u.label, u.id)).collect::<Vec<_>>().join("; ")
 }
 
 impl Rejection {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Rejection::InvalidField {
-            field: field.into(),
-            message: message.into(),
-        }
+        Rejection::InvalidField { field: field.into(), message: message.into() }
     }
 
     /// The ids of the unmet requirements, for a guard rejection (empty otherwise).

@@ -102,10 +102,9 @@ impl Requirement {
             | FirewallOutboundHttps
             | FirewallOutboundSsh
             | WebhookEndpointReachable => Stage::NetworkEstablished,
-            WebhookCredentialsIssued
-            | WebhookCreatedWithIssuedUrl
-            | WebhookTriggers
-            | WebhookDeliveryVerified => Stage::WebhookLive,
+            WebhookCredentialsIssued | WebhookCreatedWithIssuedUrl | WebhookTriggers | WebhookDeliveryVerified => {
+                Stage::WebhookLive
+            }
             ApiConnectivity | WebhookFunctional | ScenarioObserved(_) => Stage::Tested,
             ResponseValidated(_) => Stage::Validated,
         }
@@ -121,11 +120,9 @@ impl Requirement {
             | ApplicationSecretProvided
             | AccessTokenProvided
             | AccessTokenAdmin => BlockCategory::PermissionDenied,
-            Connectivity
-            | FirewallOutboundHttps
-            | FirewallOutboundSsh
-            | ApiConnectivity
-            | InstanceUrl => BlockCategory::ApiFailure,
+            Connectivity | FirewallOutboundHttps | FirewallOutboundSsh | ApiConnectivity | InstanceUrl => {
+                BlockCategory::ApiFailure
+            }
             WebhookEndpointReachable
             | WebhookCredentialsIssued
             | WebhookCreatedWithIssuedUrl
@@ -147,11 +144,7 @@ pub struct ChecklistItem {
 }
 
 fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
-    items
-        .into_iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The compile-time switch that disables one stage's guard, so the test suite can prove it
@@ -180,25 +173,23 @@ impl Integration {
         let facts = &self.facts;
         let playbook = &self.playbook;
         match requirement {
-            Requirement::PrerequisitesConfirmed => facts.prerequisites.as_ref().is_some_and(|p| {
-                p.gitlab_admin_access && p.network_access && p.factory_admin_account
-            }),
-            Requirement::ApplicationRegistered => facts.application.as_ref().is_some_and(|a| {
-                a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri
-            }),
-            Requirement::ApplicationScopes => facts
+            Requirement::PrerequisitesConfirmed => facts
+                .prerequisites
+                .as_ref()
+                .is_some_and(|p| p.gitlab_admin_access && p.network_access && p.factory_admin_account),
+            Requirement::ApplicationRegistered => facts
                 .application
                 .as_ref()
-                .is_some_and(|a| a.scopes.is_superset(&playbook.required_scopes)),
+                .is_some_and(|a| a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri),
+            Requirement::ApplicationScopes => {
+                facts.application.as_ref().is_some_and(|a| a.scopes.is_superset(&playbook.required_scopes))
+            }
             Requirement::ApplicationSecretProvided => facts.application_secret.is_some(),
             Requirement::InstanceUrl => facts.instance.gitlab_url.is_https() || playbook.allow_http,
             Requirement::AccessTokenProvided => facts.access_token.is_some(),
             Requirement::AccessTokenAdmin => {
                 facts.access_token.as_ref().is_some_and(|t| t.admin)
-                    && !facts
-                        .token_finding
-                        .as_ref()
-                        .is_some_and(|f| f.contradicts_admin())
+                    && !facts.token_finding.as_ref().is_some_and(|f| f.contradicts_admin())
             }
             Requirement::InformationSubmitted => facts.information_submitted,
             Requirement::NetworkPolicyEvaluated => facts.network_policy.is_some(),
@@ -207,27 +198,19 @@ impl Integration {
                 Some(Connectivity::Vpn(v)) => v.tunnel_established && v.ipsec_compatible,
                 None => false,
             },
-            Requirement::FirewallOutboundHttps => {
-                facts.firewall.as_ref().is_some_and(|f| f.outbound_https)
+            Requirement::FirewallOutboundHttps => facts.firewall.as_ref().is_some_and(|f| f.outbound_https),
+            Requirement::FirewallOutboundSsh => facts.firewall.as_ref().is_some_and(|f| f.outbound_ssh),
+            Requirement::WebhookEndpointReachable => {
+                facts.firewall.as_ref().is_some_and(|f| f.webhook_endpoint_reachable)
             }
-            Requirement::FirewallOutboundSsh => {
-                facts.firewall.as_ref().is_some_and(|f| f.outbound_ssh)
-            }
-            Requirement::WebhookEndpointReachable => facts
-                .firewall
-                .as_ref()
-                .is_some_and(|f| f.webhook_endpoint_reachable),
             Requirement::WebhookCredentialsIssued => facts.webhook_credentials.is_some(),
-            Requirement::WebhookCreatedWithIssuedUrl => {
-                match (&facts.webhook, &facts.webhook_credentials) {
-                    (Some(hook), Some(issued)) => hook.url == issued.webhook_url,
-                    _ => false,
-                }
+            Requirement::WebhookCreatedWithIssuedUrl => match (&facts.webhook, &facts.webhook_credentials) {
+                (Some(hook), Some(issued)) => hook.url == issued.webhook_url,
+                _ => false,
+            },
+            Requirement::WebhookTriggers => {
+                facts.webhook.as_ref().is_some_and(|w| w.triggers.is_superset(&playbook.required_triggers))
             }
-            Requirement::WebhookTriggers => facts
-                .webhook
-                .as_ref()
-                .is_some_and(|w| w.triggers.is_superset(&playbook.required_triggers)),
             Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => {
                 facts.verified_delivery_at.is_some()
             }
@@ -244,16 +227,12 @@ impl Integration {
 
     /// Whether every requirement of `stage` and of all earlier stages holds.
     pub fn requirements_hold_through(&self, stage: Stage) -> bool {
-        self.requirements()
-            .filter(|r| r.stage() <= stage && !guard_broken(r.stage().as_str()))
-            .all(|r| self.is_met(r))
+        self.requirements().filter(|r| r.stage() <= stage && !guard_broken(r.stage().as_str())).all(|r| self.is_met(r))
     }
 
     /// The unmet requirements of `stage` and of all earlier stages.
     pub fn unmet_through(&self, stage: Stage) -> Vec<Requirement> {
-        self.requirements()
-            .filter(|r| r.stage() <= stage && !self.is_met(*r))
-            .collect()
+        self.requirements().filter(|r| r.stage() <= stage && !self.is_met(*r)).collect()
     }
 
     /// The highest automatic stage (or `created`) whose requirements, and all earlier ones, hold.
@@ -406,12 +385,7 @@ impl Integration {
     /// The checklist: every requirement, its label, its stage and whether it holds.
     pub fn checklist(&self) -> Vec<ChecklistItem> {
         self.requirements()
-            .map(|r| ChecklistItem {
-                id: r.id(),
-                label: self.label(r),
-                stage: r.stage(),
-                met: self.is_met(r),
-            })
+            .map(|r| ChecklistItem { id: r.id(), label: self.label(r), stage: r.stage(), met: self.is_met(r) })
             .collect()
     }
 }

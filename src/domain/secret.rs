@@ -35,9 +35,7 @@ impl PlaintextSecret {
             return Err(ValueError("must not be empty".into()));
         }
         if text.len() > SECRET_MAX_BYTES {
-            return Err(ValueError(format!(
-                "must be at most {SECRET_MAX_BYTES} bytes"
-            )));
+            return Err(ValueError(format!("must be at most {SECRET_MAX_BYTES} bytes")));
         }
         if text.chars().any(char::is_control) {
             return Err(ValueError("must not contain control characters".into()));

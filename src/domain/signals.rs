@@ -173,10 +173,7 @@ impl WebhookDelivery {
         }
         let digest = self.body_sha256.as_str();
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err((
-                "body_sha256",
-                ValueError("must be 64 hex digits (SHA-256 of the body)".into()),
-            ));
+            return Err(("body_sha256", ValueError("must be 64 hex digits (SHA-256 of the body)".into())));
         }
         Ok(())
     }
@@ -185,9 +182,7 @@ impl WebhookDelivery {
     pub fn scenario_evidence(&self) -> Option<Scenario> {
         let action = self.action.as_ref().map(ShortText::as_str);
         match self.event {
-            GitlabEvent::MergeRequest if action == Some("open") => {
-                Some(Scenario::MergeRequestCreated)
-            }
+            GitlabEvent::MergeRequest if action == Some("open") => Some(Scenario::MergeRequestCreated),
             GitlabEvent::Push => {
                 let after = self.after.as_ref().map(ShortText::as_str)?;
                 let deleted = after.bytes().all(|b| b == b'0');

@@ -31,13 +31,8 @@ impl Stage {
     ];
 
     /// The stages entered automatically when their requirements hold.
-    pub const AUTOMATIC: [Stage; 5] = [
-        Stage::InfoGathered,
-        Stage::NetworkEstablished,
-        Stage::WebhookLive,
-        Stage::Tested,
-        Stage::Validated,
-    ];
+    pub const AUTOMATIC: [Stage; 5] =
+        [Stage::InfoGathered, Stage::NetworkEstablished, Stage::WebhookLive, Stage::Tested, Stage::Validated];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -53,10 +48,7 @@ impl Stage {
     }
 
     pub fn parse(text: &str) -> Option<Stage> {
-        Stage::ORDERED
-            .into_iter()
-            .chain([Stage::Cancelled])
-            .find(|stage| stage.as_str() == text)
+        Stage::ORDERED.into_iter().chain([Stage::Cancelled]).find(|stage| stage.as_str() == text)
     }
 
     /// The stage after this one in the guide, if any.

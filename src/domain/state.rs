@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::command::{
-    ApplicationRegistration, Credential, Firewall, InstanceSettings, NetworkPolicy, Prerequisites,
-    VpcPeering, Vpn, WebhookSettings,
+    ApplicationRegistration, Credential, Firewall, InstanceSettings, NetworkPolicy, Prerequisites, VpcPeering, Vpn,
+    WebhookSettings,
 };
 use super::event::{Cause, Event};
 use super::playbook::{Playbook, Scenario};
@@ -169,9 +169,7 @@ pub struct Integration {
 
 impl Integration {
     /// Folds a history from scratch. `None` when it does not start with `integration_opened`.
-    pub fn replay<'a>(
-        events: impl IntoIterator<Item = (&'a Event, DateTime<Utc>)>,
-    ) -> Option<Integration> {
+    pub fn replay<'a>(events: impl IntoIterator<Item = (&'a Event, DateTime<Utc>)>) -> Option<Integration> {
         let mut events = events.into_iter();
         let (first, at) = events.next()?;
         let mut state = Integration::from_opened(first, at)?;
@@ -183,14 +181,8 @@ impl Integration {
 
     /// The state right after `integration_opened`; `None` for any other event.
     pub fn from_opened(event: &Event, at: DateTime<Utc>) -> Option<Integration> {
-        let Event::IntegrationOpened {
-            integration_id,
-            customer,
-            gitlab_url,
-            owner,
-            playbook,
-            ca_certificate_pem,
-        } = event
+        let Event::IntegrationOpened { integration_id, customer, gitlab_url, owner, playbook, ca_certificate_pem } =
+            event
         else {
             return None;
         };
@@ -254,9 +246,7 @@ impl Integration {
             }
             Event::PrerequisitesConfirmed(p) => facts.prerequisites = Some(p.clone()),
             Event::ApplicationRegistered(a) => facts.application = Some(a.clone()),
-            Event::ApplicationSecretProvided { secret } => {
-                facts.application_secret = Some(secret.clone())
-            }
+            Event::ApplicationSecretProvided { secret } => facts.application_secret = Some(secret.clone()),
             Event::InstanceUrlSet(settings) => {
                 if settings.gitlab_url != facts.instance.gitlab_url {
                     // Evidence about another instance says nothing about this one.
@@ -266,24 +256,17 @@ impl Integration {
                 facts.instance = settings.clone();
             }
             Event::AccessTokenProvided { token, admin } => {
-                let replaced = facts
-                    .access_token
-                    .as_ref()
-                    .is_some_and(|old| old.token.fingerprint != token.fingerprint);
+                let replaced =
+                    facts.access_token.as_ref().is_some_and(|old| old.token.fingerprint != token.fingerprint);
                 if replaced {
                     facts.api_connectivity = None;
                 }
                 facts.token_finding = None;
-                facts.access_token = Some(AccessToken {
-                    token: token.clone(),
-                    admin: *admin,
-                });
+                facts.access_token = Some(AccessToken { token: token.clone(), admin: *admin });
             }
             Event::InformationSubmitted {} => facts.information_submitted = true,
             Event::NetworkPolicyEvaluated(p) => facts.network_policy = Some(p.clone()),
-            Event::VpcPeeringEstablished(p) => {
-                facts.connectivity = Some(Connectivity::VpcPeering(p.clone()))
-            }
+            Event::VpcPeeringEstablished(p) => facts.connectivity = Some(Connectivity::VpcPeering(p.clone())),
             Event::VpnEstablished(v) => facts.connectivity = Some(Connectivity::Vpn(v.clone())),
             Event::FirewallConfigured(f) => facts.firewall = Some(f.clone()),
             Event::WebhookCredentialsIssued(credentials) => {
@@ -301,19 +284,12 @@ impl Integration {
                 }
             }
             Event::ApiCheckRecorded(check) => {
-                facts.api_connectivity = Some(ApiEvidence {
-                    ok: check.ok,
-                    at,
-                    source: EvidenceSource::ApiCheck,
-                });
+                facts.api_connectivity = Some(ApiEvidence { ok: check.ok, at, source: EvidenceSource::ApiCheck });
             }
             Event::ProbeResultRecorded(result) => {
                 if result.is_evidence() {
-                    facts.api_connectivity = Some(ApiEvidence {
-                        ok: result.api_reachable,
-                        at,
-                        source: EvidenceSource::Probe,
-                    });
+                    facts.api_connectivity =
+                        Some(ApiEvidence { ok: result.api_reachable, at, source: EvidenceSource::Probe });
                     if result.api_reachable && result.category.is_none() {
                         facts.consecutive_probe_failures = 0;
                     } else {
@@ -324,22 +300,16 @@ impl Integration {
                             active: result.token_active,
                             admin: result.admin,
                             missing_scopes: match &result.token_scopes {
-                                Some(scopes) => self
-                                    .playbook
-                                    .required_token_scopes
-                                    .difference(scopes)
-                                    .cloned()
-                                    .collect(),
+                                Some(scopes) => {
+                                    self.playbook.required_token_scopes.difference(scopes).cloned().collect()
+                                }
                                 None => BTreeSet::new(),
                             },
                             at,
                         });
                     }
                 }
-                facts.latest_probe = Some(RecordedProbe {
-                    result: result.clone(),
-                    at,
-                });
+                facts.latest_probe = Some(RecordedProbe { result: result.clone(), at });
             }
             Event::ManualTestRecorded(test) => {
                 if test.passed {
@@ -349,11 +319,7 @@ impl Integration {
             Event::ResponseValidated(v) => {
                 facts.validations.insert(v.scenario, v.correct);
             }
-            Event::FeedbackReported {
-                feedback_id,
-                summary,
-                scenario,
-            } => self.feedback.push(FeedbackItem {
+            Event::FeedbackReported { feedback_id, summary, scenario } => self.feedback.push(FeedbackItem {
                 id: *feedback_id,
                 summary: summary.clone(),
                 scenario: *scenario,
@@ -361,10 +327,7 @@ impl Integration {
                 resolution: None,
                 resolved_at: None,
             }),
-            Event::FeedbackResolved {
-                feedback_id,
-                resolution,
-            } => {
+            Event::FeedbackResolved { feedback_id, resolution } => {
                 if let Some(item) = self.feedback.iter_mut().find(|f| f.id == *feedback_id) {
                     item.resolution = Some(resolution.clone());
                     item.resolved_at = Some(at);
@@ -380,15 +343,8 @@ impl Integration {
                 self.stage = *to;
                 self.stage_entered_at = at;
             }
-            Event::MonitoringStarted {
-                started_at,
-                ends_at,
-            } => {
-                self.monitoring = Some(Monitoring {
-                    started_at: *started_at,
-                    ends_at: *ends_at,
-                    completed_at: None,
-                })
+            Event::MonitoringStarted { started_at, ends_at } => {
+                self.monitoring = Some(Monitoring { started_at: *started_at, ends_at: *ends_at, completed_at: None })
             }
             Event::MonitoringCompleted { completed_at } => {
                 if let Some(monitoring) = &mut self.monitoring {
@@ -398,35 +354,18 @@ impl Integration {
             }
             Event::OwnerAssigned { owner } => self.owner = Some(owner.clone()),
             Event::NoteAdded { .. } => facts.notes += 1,
-            Event::IntegrationBlocked {
-                category,
-                detail,
-                cause,
-            } => {
-                self.block = Some(Block {
-                    category: *category,
-                    detail: detail.clone(),
-                    since: at,
-                    cause: cause.clone(),
-                })
+            Event::IntegrationBlocked { category, detail, cause } => {
+                self.block =
+                    Some(Block { category: *category, detail: detail.clone(), since: at, cause: cause.clone() })
             }
             Event::IntegrationUnblocked { .. } => self.block = None,
-            Event::CredentialRotated {
-                credential,
-                replacement,
-                admin,
-                webhook,
-            } => match credential {
+            Event::CredentialRotated { credential, replacement, admin, webhook } => match credential {
                 Credential::ApplicationSecret => {
                     facts.application_secret = replacement.clone();
                 }
                 Credential::AccessToken => {
-                    let admin = admin
-                        .or(facts.access_token.as_ref().map(|t| t.admin))
-                        .unwrap_or(false);
-                    facts.access_token = replacement
-                        .clone()
-                        .map(|token| AccessToken { token, admin });
+                    let admin = admin.or(facts.access_token.as_ref().map(|t| t.admin)).unwrap_or(false);
+                    facts.access_token = replacement.clone().map(|token| AccessToken { token, admin });
                     facts.api_connectivity = None;
                     facts.token_finding = None;
                 }
@@ -438,11 +377,7 @@ impl Integration {
                 }
             },
             Event::IntegrationCancelled { reason } => {
-                self.cancellation = Some(Cancellation {
-                    reason: reason.clone(),
-                    at,
-                    from_stage: self.stage,
-                });
+                self.cancellation = Some(Cancellation { reason: reason.clone(), at, from_stage: self.stage });
                 self.stage = Stage::Cancelled;
                 self.stage_entered_at = at;
             }
@@ -469,11 +404,7 @@ impl Integration {
 
     /// Whether monitoring is under way: live, window started, not completed.
     pub fn is_monitoring(&self) -> bool {
-        self.stage == Stage::Live
-            && self
-                .monitoring
-                .as_ref()
-                .is_some_and(|m| m.completed_at.is_none())
+        self.stage == Stage::Live && self.monitoring.as_ref().is_some_and(|m| m.completed_at.is_none())
     }
 
     /// The monitoring window's length.

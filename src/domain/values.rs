@@ -56,9 +56,7 @@ fn check_text(text: &str, max_chars: usize, multiline: bool) -> Result<(), Value
     }
     let chars = text.chars().count();
     if chars > max_chars {
-        return Err(value_error(format!(
-            "must be at most {max_chars} characters (got {chars})"
-        )));
+        return Err(value_error(format!("must be at most {max_chars} characters (got {chars})")));
     }
     let allowed_control = |c: char| multiline && (c == '\n' || c == '\t' || c == '\r');
     if text.chars().any(|c| c.is_control() && !allowed_control(c)) {
@@ -133,12 +131,9 @@ pub struct Scope(String);
 impl Scope {
     pub fn parse(text: impl Into<String>) -> Result<Self, ValueError> {
         let text = text.into();
-        let well_formed = (1..=64).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let well_formed = (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
         if !well_formed {
-            return Err(value_error(format!(
-                "scope {text:?} must match [a-z_]{{1,64}}, e.g. read_repository"
-            )));
+            return Err(value_error(format!("scope {text:?} must match [a-z_]{{1,64}}, e.g. read_repository")));
         }
         Ok(Self(text))
     }
@@ -180,8 +175,8 @@ impl HttpUrl {
         if text.len() > 2_048 {
             return Err(value_error("URL must be at most 2048 bytes"));
         }
-        let parsed = url::Url::parse(&text)
-            .map_err(|e| value_error(format!("must be an absolute http(s) URL ({e})")))?;
+        let parsed =
+            url::Url::parse(&text).map_err(|e| value_error(format!("must be an absolute http(s) URL ({e})")))?;
         if parsed.scheme() != "https" && parsed.scheme() != "http" {
             return Err(value_error(format!(
                 "must use https (or http where the playbook allows it), not {}",
@@ -228,15 +223,11 @@ impl fmt::Display for HttpUrl {
 }
 
 fn parse_aws_id(text: &str, prefix: &str) -> Result<(), ValueError> {
-    let hex = text.strip_prefix(prefix).ok_or_else(|| {
-        value_error(format!(
-            "must start with {prefix:?} followed by 8 or 17 hex digits"
-        ))
-    })?;
-    let well_formed = (hex.len() == 8 || hex.len() == 17)
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = text
+        .strip_prefix(prefix)
+        .ok_or_else(|| value_error(format!("must start with {prefix:?} followed by 8 or 17 hex digits")))?;
+    let well_formed =
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !well_formed {
         return Err(value_error(format!(
             "must be {prefix:?} followed by 8 or 17 lowercase hex digits, e.g. {prefix}0a1b2c3d4e5f67890"
@@ -297,17 +288,9 @@ pub struct Date(NaiveDate);
 impl Date {
     pub fn parse(text: &str) -> Result<Self, ValueError> {
         let well_shaped = text.len() == 10
-            && text.bytes().enumerate().all(|(i, b)| {
-                if i == 4 || i == 7 {
-                    b == b'-'
-                } else {
-                    b.is_ascii_digit()
-                }
-            });
+            && text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
         if !well_shaped {
-            return Err(value_error(format!(
-                "{text:?} must be a date written YYYY-MM-DD"
-            )));
+            return Err(value_error(format!("{text:?} must be a date written YYYY-MM-DD")));
         }
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map(Self)
@@ -354,9 +337,7 @@ impl CaCertificatePem {
     pub fn parse(text: impl Into<String>) -> Result<Self, ValueError> {
         let text = text.into();
         if text.len() > CA_CERTIFICATE_MAX_BYTES {
-            return Err(value_error(format!(
-                "must be at most {CA_CERTIFICATE_MAX_BYTES} bytes"
-            )));
+            return Err(value_error(format!("must be at most {CA_CERTIFICATE_MAX_BYTES} bytes")));
         }
         let begins = text.matches("-----BEGIN CERTIFICATE-----").count();
         let ends = text.matches("-----END CERTIFICATE-----").count();
@@ -366,9 +347,7 @@ impl CaCertificatePem {
             ));
         }
         if text.contains("PRIVATE KEY") {
-            return Err(value_error(
-                "contains a private key: send only the CA certificate, never a key",
-            ));
+            return Err(value_error("contains a private key: send only the CA certificate, never a key"));
         }
         Ok(Self(text))
     }
@@ -456,12 +435,7 @@ mod tests {
 
     #[test]
     fn urls_must_be_absolute_http_and_clean() {
-        assert_eq!(
-            HttpUrl::parse("https://gitlab.example.com/")
-                .unwrap()
-                .as_str(),
-            "https://gitlab.example.com"
-        );
+        assert_eq!(HttpUrl::parse("https://gitlab.example.com/").unwrap().as_str(), "https://gitlab.example.com");
         assert!(HttpUrl::parse("gitlab.example.com").is_err());
         assert!(HttpUrl::parse("ftp://gitlab.example.com").is_err());
         assert!(HttpUrl::parse("https://user:pw@gitlab.example.com").is_err());

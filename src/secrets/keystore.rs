@@ -43,10 +43,7 @@ pub enum MasterKeySource {
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> SecretsError {
-    SecretsError::Io {
-        path: path.display().to_string(),
-        message: error.to_string(),
-    }
+    SecretsError::Io { path: path.display().to_string(), message: error.to_string() }
 }
 
 impl MasterKey {
@@ -60,22 +57,17 @@ impl MasterKey {
         let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             hex::decode(text).map_err(|e| SecretsError::InvalidMasterKey(e.to_string()))?
         } else {
-            STANDARD
-                .decode(text)
-                .map_err(|_| SecretsError::InvalidMasterKey("not base64 or hex".into()))?
+            STANDARD.decode(text).map_err(|_| SecretsError::InvalidMasterKey("not base64 or hex".into()))?
         };
-        let bytes: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| {
-            SecretsError::InvalidMasterKey(format!("{} bytes, 32 needed", v.len()))
-        })?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|v: Vec<u8>| SecretsError::InvalidMasterKey(format!("{} bytes, 32 needed", v.len())))?;
         Ok(Self(bytes))
     }
 
     /// The master key from, in order: `GOLIVE_MASTER_KEY`, `key_file`, or the default file
     /// `master.key` in `data_dir`, created with mode 0600 when missing.
-    pub fn load(
-        data_dir: &Path,
-        key_file: Option<&Path>,
-    ) -> Result<(MasterKey, MasterKeySource), SecretsError> {
+    pub fn load(data_dir: &Path, key_file: Option<&Path>) -> Result<(MasterKey, MasterKeySource), SecretsError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
             return Ok((Self::parse(&text)?, MasterKeySource::Environment));
         }
@@ -109,13 +101,7 @@ impl MasterKey {
         let aad = Self::aad(integration);
         let sealed = self
             .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: key.as_bytes(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: key.as_bytes(), aad: &aad })
             .expect("in-memory encryption does not fail");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -123,9 +109,7 @@ impl MasterKey {
     }
 
     fn unwrap(&self, integration: IntegrationId, wrapped: &str) -> Result<DataKey, SecretsError> {
-        let bytes = STANDARD
-            .decode(wrapped.trim())
-            .map_err(|_| SecretsError::WrongMasterKey(integration))?;
+        let bytes = STANDARD.decode(wrapped.trim()).map_err(|_| SecretsError::WrongMasterKey(integration))?;
         if bytes.len() < 24 {
             return Err(SecretsError::WrongMasterKey(integration));
         }
@@ -133,17 +117,9 @@ impl MasterKey {
         let aad = Self::aad(integration);
         let plain = self
             .cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
             .map_err(|_| SecretsError::WrongMasterKey(integration))?;
-        let plain: [u8; 32] = plain
-            .try_into()
-            .map_err(|_| SecretsError::WrongMasterKey(integration))?;
+        let plain: [u8; 32] = plain.try_into().map_err(|_| SecretsError::WrongMasterKey(integration))?;
         Ok(DataKey::from_bytes(plain))
     }
 }
@@ -169,10 +145,7 @@ pub trait Keystore: Send + Sync + 'static {
     /// The integration's data key, created when it has none yet.
     async fn data_key(&self, integration: IntegrationId) -> Result<DataKey, SecretsError>;
     /// The integration's data key if it exists (`Shredded` after a shred).
-    async fn existing_data_key(
-        &self,
-        integration: IntegrationId,
-    ) -> Result<Option<DataKey>, SecretsError>;
+    async fn existing_data_key(&self, integration: IntegrationId) -> Result<Option<DataKey>, SecretsError>;
     /// Destroys the data key. Returns whether there was one.
     async fn shred(&self, integration: IntegrationId) -> Result<bool, SecretsError>;
 }
@@ -195,12 +168,7 @@ impl FileKeystore {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
         }
-        Ok(Self {
-            dir,
-            master,
-            cache: Mutex::new(HashMap::new()),
-            writes: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { dir, master, cache: Mutex::new(HashMap::new()), writes: tokio::sync::Mutex::new(()) })
     }
 
     fn path(&self, integration: IntegrationId) -> PathBuf {
@@ -208,11 +176,7 @@ impl FileKeystore {
     }
 
     fn cached(&self, integration: IntegrationId) -> Option<DataKey> {
-        self.cache
-            .lock()
-            .expect("keystore cache")
-            .get(&integration)
-            .cloned()
+        self.cache.lock().expect("keystore cache").get(&integration).cloned()
     }
 
     fn read(&self, integration: IntegrationId) -> Result<Option<DataKey>, SecretsError> {
@@ -220,10 +184,7 @@ impl FileKeystore {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let key = self.master.unwrap(integration, &text)?;
-                self.cache
-                    .lock()
-                    .expect("keystore cache")
-                    .insert(integration, key.clone());
+                self.cache.lock().expect("keystore cache").insert(integration, key.clone());
                 Ok(Some(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -246,17 +207,11 @@ impl Keystore for FileKeystore {
         let path = self.path(integration);
         write_private(&path, self.master.wrap(integration, &key).as_bytes())?;
         sync_dir(&self.dir)?;
-        self.cache
-            .lock()
-            .expect("keystore cache")
-            .insert(integration, key.clone());
+        self.cache.lock().expect("keystore cache").insert(integration, key.clone());
         Ok(key)
     }
 
-    async fn existing_data_key(
-        &self,
-        integration: IntegrationId,
-    ) -> Result<Option<DataKey>, SecretsError> {
+    async fn existing_data_key(&self, integration: IntegrationId) -> Result<Option<DataKey>, SecretsError> {
         if let Some(key) = self.cached(integration) {
             return Ok(Some(key));
         }
@@ -265,10 +220,7 @@ impl Keystore for FileKeystore {
 
     async fn shred(&self, integration: IntegrationId) -> Result<bool, SecretsError> {
         let _guard = self.writes.lock().await;
-        self.cache
-            .lock()
-            .expect("keystore cache")
-            .remove(&integration);
+        self.cache.lock().expect("keystore cache").remove(&integration);
         let path = self.path(integration);
         let length = match std::fs::metadata(&path) {
             Ok(meta) => meta.len() as usize,
@@ -279,10 +231,7 @@ impl Keystore for FileKeystore {
         // file's blocks (on a plain, non-copy-on-write file system).
         let mut noise = vec![0u8; length.max(64)];
         rand::rngs::OsRng.fill_bytes(&mut noise);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_error(&path, e))?;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| io_error(&path, e))?;
         file.write_all(&noise).map_err(|e| io_error(&path, e))?;
         file.sync_all().map_err(|e| io_error(&path, e))?;
         drop(file);
@@ -295,9 +244,7 @@ impl Keystore for FileKeystore {
 fn sync_dir(dir: &Path) -> Result<(), SecretsError> {
     #[cfg(unix)]
     {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_error(dir, e))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))?;
     }
     Ok(())
 }
@@ -320,13 +267,8 @@ mod tests {
         let id = IntegrationId::from_uuid(uuid::Uuid::from_u128(1));
         let key = DataKey::generate();
         let wrapped = master.wrap(id, &key);
-        assert_eq!(
-            master.unwrap(id, &wrapped).unwrap().as_bytes(),
-            key.as_bytes()
-        );
+        assert_eq!(master.unwrap(id, &wrapped).unwrap().as_bytes(), key.as_bytes());
         assert!(MasterKey::from_bytes([4; 32]).unwrap(id, &wrapped).is_err());
-        assert!(master
-            .unwrap(IntegrationId::from_uuid(uuid::Uuid::from_u128(2)), &wrapped)
-            .is_err());
+        assert!(master.unwrap(IntegrationId::from_uuid(uuid::Uuid::from_u128(2)), &wrapped).is_err());
     }
 }

@@ -16,8 +16,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
-    HttpUrl, IntegrationId, IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer,
-    SecretKind, TokenDigest,
+    HttpUrl, IntegrationId, IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind, TokenDigest,
 };
 
 /// Random bytes in a generated webhook secret token.
@@ -67,8 +66,7 @@ impl DataKey {
     }
 
     fn fingerprint(&self, kind: SecretKind, plaintext: &[u8]) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"golive fingerprint v1\0");
         mac.update(kind_label(kind).as_bytes());
         mac.update(b"\0");
@@ -91,58 +89,29 @@ fn associated_data(integration: IntegrationId, kind: SecretKind) -> Vec<u8> {
 }
 
 /// Seals `plaintext` for `integration` under `key`.
-pub fn seal(
-    key: &DataKey,
-    integration: IntegrationId,
-    kind: SecretKind,
-    plaintext: &[u8],
-) -> SealedSecret {
+pub fn seal(key: &DataKey, integration: IntegrationId, kind: SecretKind, plaintext: &[u8]) -> SealedSecret {
     let cipher = XChaCha20Poly1305::new(key.0.as_ref().into());
     let mut nonce = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let aad = associated_data(integration, kind);
     let ciphertext = cipher
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
         .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
     let mut sealed = nonce.to_vec();
     sealed.extend_from_slice(&ciphertext);
-    SealedSecret {
-        kind,
-        sealed: STANDARD.encode(sealed),
-        fingerprint: key.fingerprint(kind, plaintext),
-    }
+    SealedSecret { kind, sealed: STANDARD.encode(sealed), fingerprint: key.fingerprint(kind, plaintext) }
 }
 
 /// Opens a sealed value. Used only by the explicit, audited reveal and by the probe.
-pub fn unseal(
-    key: &DataKey,
-    integration: IntegrationId,
-    secret: &SealedSecret,
-) -> Result<Vec<u8>, SecretsError> {
-    let bytes = STANDARD
-        .decode(&secret.sealed)
-        .map_err(|_| SecretsError::Unseal)?;
+pub fn unseal(key: &DataKey, integration: IntegrationId, secret: &SealedSecret) -> Result<Vec<u8>, SecretsError> {
+    let bytes = STANDARD.decode(&secret.sealed).map_err(|_| SecretsError::Unseal)?;
     if bytes.len() < 24 {
         return Err(SecretsError::Unseal);
     }
     let (nonce, ciphertext) = bytes.split_at(24);
     let cipher = XChaCha20Poly1305::new(key.0.as_ref().into());
     let aad = associated_data(integration, secret.kind);
-    cipher
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| SecretsError::Unseal)
+    cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad }).map_err(|_| SecretsError::Unseal)
 }
 
 /// SHA-256 of a webhook token, hex: what is stored and compared (in constant time).
@@ -160,9 +129,7 @@ pub struct ShownOnce {
 
 impl std::fmt::Debug for ShownOnce {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShownOnce")
-            .field("webhook_url", &self.webhook_url)
-            .finish_non_exhaustive()
+        f.debug_struct("ShownOnce").field("webhook_url", &self.webhook_url).finish_non_exhaustive()
     }
 }
 
@@ -176,12 +143,7 @@ pub struct IntegrationSealer<'a> {
 
 impl<'a> IntegrationSealer<'a> {
     pub fn new(key: &'a DataKey, integration: IntegrationId, public_url: &'a HttpUrl) -> Self {
-        Self {
-            key,
-            integration,
-            public_url,
-            shown: ShownOnce::default(),
-        }
+        Self { key, integration, public_url, shown: ShownOnce::default() }
     }
     /// The credentials generated while preparing the command, for the response.
     pub fn into_shown(self) -> ShownOnce {
@@ -191,21 +153,13 @@ impl<'a> IntegrationSealer<'a> {
 
 /// The receiver URL of an integration: `{public_url}/hooks/gitlab/{id}`.
 pub fn webhook_url(public_url: &HttpUrl, integration: IntegrationId) -> HttpUrl {
-    HttpUrl::parse(format!(
-        "{}/hooks/gitlab/{integration}",
-        public_url.as_str()
-    ))
-    .expect("a valid base URL with a path appended stays valid")
+    HttpUrl::parse(format!("{}/hooks/gitlab/{integration}", public_url.as_str()))
+        .expect("a valid base URL with a path appended stays valid")
 }
 
 impl Sealer for IntegrationSealer<'_> {
     fn seal(&mut self, kind: SecretKind, plaintext: &PlaintextSecret) -> SealedSecret {
-        seal(
-            self.key,
-            self.integration,
-            kind,
-            plaintext.expose().as_bytes(),
-        )
+        seal(self.key, self.integration, kind, plaintext.expose().as_bytes())
     }
 
     fn issue_webhook_credentials(&mut self, signing: bool) -> IssuedWebhookCredentials {
@@ -216,12 +170,7 @@ impl Sealer for IntegrationSealer<'_> {
             let mut key = [0u8; SIGNING_KEY_BYTES];
             rand::rngs::OsRng.fill_bytes(&mut key);
             let written = format!("whsec_{}", STANDARD.encode(key));
-            let sealed = seal(
-                self.key,
-                self.integration,
-                SecretKind::WebhookSigningKey,
-                written.as_bytes(),
-            );
+            let sealed = seal(self.key, self.integration, SecretKind::WebhookSigningKey, written.as_bytes());
             self.shown.signing_key = Some(written);
             sealed
         });
@@ -229,11 +178,7 @@ impl Sealer for IntegrationSealer<'_> {
         self.shown.webhook_url = Some(url.as_str().to_owned());
         let digest = token_digest(&token);
         self.shown.secret_token = Some(token);
-        IssuedWebhookCredentials {
-            webhook_url: url,
-            token_digest: digest,
-            signing_key,
-        }
+        IssuedWebhookCredentials { webhook_url: url, token_digest: digest, signing_key }
     }
 }
 
@@ -267,12 +212,7 @@ mod tests {
         let b = seal(&key, integration(), SecretKind::AccessToken, b"same");
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.sealed, b.sealed, "a fresh nonce each time");
-        let c = seal(
-            &DataKey::generate(),
-            integration(),
-            SecretKind::AccessToken,
-            b"same",
-        );
+        let c = seal(&DataKey::generate(), integration(), SecretKind::AccessToken, b"same");
         assert_ne!(a.fingerprint, c.fingerprint);
     }
 
@@ -287,9 +227,6 @@ mod tests {
         assert!(token.len() >= 43, "at least 32 random bytes");
         assert_eq!(issued.token_digest, token_digest(&token));
         assert!(shown.signing_key.unwrap().starts_with("whsec_"));
-        assert_eq!(
-            issued.webhook_url.as_str(),
-            format!("https://golive.example.com/hooks/gitlab/{}", integration())
-        );
+        assert_eq!(issued.webhook_url.as_str(), format!("https://golive.example.com/hooks/gitlab/{}", integration()));
     }
 }

@@ -88,12 +88,7 @@ impl StoredEvent {
         put_field(&mut hasher, self.integration_id.as_bytes());
         put_field(&mut hasher, &self.version.to_be_bytes());
         put_field(&mut hasher, self.id.as_bytes());
-        put_field(
-            &mut hasher,
-            self.recorded_at
-                .to_rfc3339_opts(SecondsFormat::Nanos, true)
-                .as_bytes(),
-        );
+        put_field(&mut hasher, self.recorded_at.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
         put_field(&mut hasher, self.actor.as_bytes());
         put_field(&mut hasher, self.event_type.as_bytes());
         put_field(&mut hasher, &self.schema_version.to_be_bytes());
@@ -105,13 +100,7 @@ impl StoredEvent {
     }
 
     /// Builds the envelope for `event` at `position`/`version`, chained after `prev_hash`.
-    pub fn seal(
-        event: NewEvent,
-        stream: Uuid,
-        position: u64,
-        version: u64,
-        prev_hash: &str,
-    ) -> StoredEvent {
+    pub fn seal(event: NewEvent, stream: Uuid, position: u64, version: u64, prev_hash: &str) -> StoredEvent {
         let mut stored = StoredEvent {
             position,
             integration_id: stream,
@@ -136,8 +125,7 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
-        let value: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"d":[{"z":1,"y":2}],"c":"x"}}"#).unwrap();
+        let value: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[{"z":1,"y":2}],"c":"x"}}"#).unwrap();
         let mut out = String::new();
         canonical_json(&value, &mut out);
         assert_eq!(out, r#"{"a":{"c":"x","d":[{"y":2,"z":1}]},"b":1}"#);
@@ -155,7 +143,8 @@ mod tests {
         };
         let stored = StoredEvent::seal(event, Uuid::from_u128(2), 1, 1, GENESIS_HASH);
         assert_eq!(stored.hash, stored.compute_hash());
-        let mutations: Vec<Box<dyn Fn(&mut StoredEvent)>> = vec![
+        type Mutation = Box<dyn Fn(&mut StoredEvent)>;
+        let mutations: Vec<Mutation> = vec![
             Box::new(|e| e.position += 1),
             Box::new(|e| e.integration_id = Uuid::from_u128(3)),
             Box::new(|e| e.version += 1),

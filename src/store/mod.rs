@@ -86,11 +86,7 @@ pub struct Head {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("stream {stream} is at version {actual}, not the expected {expected}")]
-    WrongExpectedVersion {
-        stream: Uuid,
-        expected: u64,
-        actual: u64,
-    },
+    WrongExpectedVersion { stream: Uuid, expected: u64, actual: u64 },
     #[error("idempotency key {key:?} was already used for a different request")]
     IdempotencyKeyReused { key: String },
     #[error("an append needs at least one event")]
@@ -101,7 +97,9 @@ pub enum StoreError {
     Storage(String),
     #[error("stored data is corrupt at position {position}: {reason}")]
     Corrupt { position: u64, reason: String },
-    #[error("the store has stopped accepting writes after a storage failure: {0}; restart golive once the cause is fixed")]
+    #[error(
+        "the store has stopped accepting writes after a storage failure: {0}; restart golive once the cause is fixed"
+    )]
     Poisoned(String),
     #[error("the store is closed")]
     Closed,
@@ -115,12 +113,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
     /// Events of one stream with `version >= from_version`, oldest first, at most `limit`.
-    async fn read_stream(
-        &self,
-        stream: Uuid,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read_stream(&self, stream: Uuid, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Events of the whole log with `position > after`, oldest first, at most `limit`.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;

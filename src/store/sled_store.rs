@@ -29,8 +29,8 @@ use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
 use super::{
-    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, IdempotencyRecord, StoreError,
-    StoredEvent, GENESIS_HASH,
+    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, IdempotencyRecord, StoreError, StoredEvent,
+    GENESIS_HASH,
 };
 
 /// The most appends one group commits.
@@ -118,10 +118,8 @@ fn read_u64(bytes: &[u8]) -> u64 {
 }
 
 fn decode_event(position: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        position,
-        reason: format!("undecodable envelope: {e}"),
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { position, reason: format!("undecodable envelope: {e}") })
 }
 
 impl SledStore {
@@ -134,13 +132,8 @@ impl SledStore {
             .cache_capacity(options.cache_capacity_bytes.unwrap_or(64 * 1024 * 1024))
             .mode(sled::Mode::HighThroughput);
         let db = config.open().map_err(|error| match &error {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked {
-                    path: dir.display().to_string(),
-                }
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                StoreError::Locked { path: dir.display().to_string() }
             }
             _ => storage(error),
         })?;
@@ -149,37 +142,21 @@ impl SledStore {
 
     /// A store in a temporary directory removed on drop (tests, benchmarks).
     pub fn temporary(options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .open()
-            .map_err(storage)?;
+        let db = sled::Config::new().temporary(true).open().map_err(storage)?;
         Self::start(db, options)
     }
 
     fn start(db: sled::Db, options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
         let head = match db.get(META_HEAD).map_err(storage)? {
-            Some(bytes) => Head {
-                position: read_u64(&bytes),
-                hash: String::from_utf8_lossy(&bytes[8..]).into_owned(),
-            },
-            None => Head {
-                position: 0,
-                hash: GENESIS_HASH.to_owned(),
-            },
+            Some(bytes) => Head { position: read_u64(&bytes), hash: String::from_utf8_lossy(&bytes[8..]).into_owned() },
+            None => Head { position: 0, hash: GENESIS_HASH.to_owned() },
         };
-        let last_event = db
-            .scan_prefix(b"e")
-            .next_back()
-            .transpose()
-            .map_err(storage)?;
+        let last_event = db.scan_prefix(b"e").next_back().transpose().map_err(storage)?;
         let last_position = last_event.map(|(key, _)| read_u64(&key[1..])).unwrap_or(0);
         if last_position != head.position {
             return Err(StoreError::Corrupt {
                 position: last_position,
-                reason: format!(
-                    "the log ends at {last_position} but its head says {}",
-                    head.position
-                ),
+                reason: format!("the log ends at {last_position} but its head says {}", head.position),
             });
         }
         let mut heads = HashMap::new();
@@ -203,18 +180,8 @@ impl SledStore {
             flush_hook: options.flush_hook,
             poisoned: None,
         };
-        thread::Builder::new()
-            .name("golive-writer".into())
-            .spawn(move || writer.run())
-            .map_err(storage)?;
-        Ok(Arc::new(SledStore {
-            db,
-            jobs: Mutex::new(Some(jobs)),
-            committed,
-            head,
-            heads,
-            stats,
-        }))
+        thread::Builder::new().name("golive-writer".into()).spawn(move || writer.run()).map_err(storage)?;
+        Ok(Arc::new(SledStore { db, jobs: Mutex::new(Some(jobs)), committed, head, heads, stats }))
     }
 
     pub fn stats(&self) -> &StoreStats {
@@ -249,26 +216,17 @@ impl EventStore for SledStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read_stream(
-        &self,
-        stream: Uuid,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_stream(&self, stream: Uuid, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let start = stream_key(stream, from_version.max(1));
         let end = stream_key(stream, u64::MAX);
         let mut out = Vec::new();
         for entry in self.db.range(start..=end).take(limit) {
             let (_, position) = entry.map_err(storage)?;
             let position = read_u64(&position);
-            let bytes = self
-                .db
-                .get(event_key(position))
-                .map_err(storage)?
-                .ok_or_else(|| StoreError::Corrupt {
-                    position,
-                    reason: "the stream index names a missing event".into(),
-                })?;
+            let bytes = self.db.get(event_key(position)).map_err(storage)?.ok_or_else(|| StoreError::Corrupt {
+                position,
+                reason: "the stream index names a missing event".into(),
+            })?;
             out.push(decode_event(position, &bytes)?);
         }
         Ok(out)
@@ -286,23 +244,11 @@ impl EventStore for SledStore {
     }
 
     async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
-        Ok(self
-            .heads
-            .lock()
-            .expect("heads lock")
-            .get(&stream)
-            .copied()
-            .unwrap_or(0))
+        Ok(self.heads.lock().expect("heads lock").get(&stream).copied().unwrap_or(0))
     }
 
     async fn streams(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        let mut all: Vec<(Uuid, u64)> = self
-            .heads
-            .lock()
-            .expect("heads lock")
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        let mut all: Vec<(Uuid, u64)> = self.heads.lock().expect("heads lock").iter().map(|(k, v)| (*k, *v)).collect();
         all.sort();
         Ok(all)
     }
@@ -319,17 +265,11 @@ impl EventStore for SledStore {
     }
 
     async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get(prefixed(b'a', key))
-            .map_err(storage)?
-            .map(|v| v.to_vec()))
+        Ok(self.db.get(prefixed(b'a', key)).map_err(storage)?.map(|v| v.to_vec()))
     }
 
     async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.db
-            .insert(prefixed(b'a', key), value)
-            .map_err(storage)?;
+        self.db.insert(prefixed(b'a', key), value).map_err(storage)?;
         Ok(())
     }
 
@@ -342,9 +282,7 @@ impl EventStore for SledStore {
         let sender = self.jobs.lock().expect("jobs lock").take();
         match sender {
             Some(sender) => {
-                sender
-                    .send(Job::Close(reply))
-                    .map_err(|_| StoreError::Closed)?;
+                sender.send(Job::Close(reply)).map_err(|_| StoreError::Closed)?;
                 answer.await.map_err(|_| StoreError::Closed)?
             }
             None => Ok(()),
@@ -420,14 +358,8 @@ impl Writer {
         let mut written: Vec<Arc<StoredEvent>> = Vec::new();
         let mut appends = 0u64;
         for (request, reply) in group {
-            let outcome = self.stage_append(
-                request,
-                &mut head,
-                &mut group_heads,
-                &mut group_keys,
-                &mut batch,
-                &mut written,
-            );
+            let outcome =
+                self.stage_append(request, &mut head, &mut group_heads, &mut group_keys, &mut batch, &mut written);
             if matches!(outcome, Ok(AppendOutcome::Committed(_))) {
                 appends += 1;
             }
@@ -437,10 +369,7 @@ impl Writer {
             let mut meta = head.position.to_be_bytes().to_vec();
             meta.extend_from_slice(head.hash.as_bytes());
             batch.insert(META_HEAD, meta);
-            let result = self
-                .db
-                .apply_batch(batch)
-                .and_then(|_| self.db.flush().map(|_| ()));
+            let result = self.db.apply_batch(batch).and_then(|_| self.db.flush().map(|_| ()));
             if let Err(error) = result {
                 // Whether the batch reached the disk is unknown: refuse further writes rather
                 // than build on a state that may differ from the disk. Nobody is acknowledged.
@@ -452,17 +381,10 @@ impl Writer {
                 return;
             }
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .appends_committed
-                .fetch_add(appends, Ordering::Relaxed);
-            self.stats
-                .events_committed
-                .fetch_add(written.len() as u64, Ordering::Relaxed);
+            self.stats.appends_committed.fetch_add(appends, Ordering::Relaxed);
+            self.stats.events_committed.fetch_add(written.len() as u64, Ordering::Relaxed);
             if let Some(hook) = &self.flush_hook {
-                hook(FlushInfo {
-                    group_appends: appends as usize,
-                    last_position: head.position,
-                });
+                hook(FlushInfo { group_appends: appends as usize, last_position: head.position });
             }
             *self.head.lock().expect("head lock") = head;
             self.heads.lock().expect("heads lock").extend(group_heads);
@@ -489,9 +411,7 @@ impl Writer {
             let existing = match group_keys.get(&write.key) {
                 Some(record) => Some(record.clone()),
                 None => match self.db.get(prefixed(b'i', &write.key)).map_err(storage)? {
-                    Some(bytes) => {
-                        Some(serde_json::from_slice::<IdempotencyRecord>(&bytes).map_err(storage)?)
-                    }
+                    Some(bytes) => Some(serde_json::from_slice::<IdempotencyRecord>(&bytes).map_err(storage)?),
                     None => None,
                 },
             };
@@ -499,28 +419,16 @@ impl Writer {
                 if record.request_digest == write.request_digest {
                     return Ok(AppendOutcome::Duplicate(record));
                 }
-                return Err(StoreError::IdempotencyKeyReused {
-                    key: write.key.clone(),
-                });
+                return Err(StoreError::IdempotencyKeyReused { key: write.key.clone() });
             }
         }
         let current = match group_heads.get(&request.stream) {
             Some(version) => *version,
-            None => self
-                .heads
-                .lock()
-                .expect("heads lock")
-                .get(&request.stream)
-                .copied()
-                .unwrap_or(0),
+            None => self.heads.lock().expect("heads lock").get(&request.stream).copied().unwrap_or(0),
         };
         if let ExpectedVersion::Exact(expected) = request.expected {
             if expected != current {
-                return Err(StoreError::WrongExpectedVersion {
-                    stream: request.stream,
-                    expected,
-                    actual: current,
-                });
+                return Err(StoreError::WrongExpectedVersion { stream: request.stream, expected, actual: current });
             }
         }
         let mut version = current;
@@ -531,10 +439,7 @@ impl Writer {
             let envelope = StoredEvent::seal(event, request.stream, position, version, &head.hash);
             let bytes = serde_json::to_vec(&envelope).map_err(storage)?;
             batch.insert(&event_key(position), bytes);
-            batch.insert(
-                &stream_key(request.stream, version),
-                &position.to_be_bytes(),
-            );
+            batch.insert(&stream_key(request.stream, version), &position.to_be_bytes());
             head.position = position;
             head.hash = envelope.hash.clone();
             stored.push(envelope);
@@ -550,10 +455,7 @@ impl Writer {
                 response: write.response,
                 recorded_at: Utc::now(),
             };
-            batch.insert(
-                prefixed(b'i', &write.key),
-                serde_json::to_vec(&record).map_err(storage)?,
-            );
+            batch.insert(prefixed(b'i', &write.key), serde_json::to_vec(&record).map_err(storage)?);
             group_keys.insert(write.key, record);
         }
         written.extend(stored.iter().cloned().map(Arc::new));

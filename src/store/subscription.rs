@@ -27,13 +27,7 @@ impl Subscription {
     /// Events after `after` (0: from the beginning), then every new one.
     pub fn new(store: Arc<dyn EventStore>, after: u64) -> Self {
         let live = store.committed();
-        Self {
-            store,
-            live,
-            last_position: after,
-            buffered: VecDeque::new(),
-            caught_up: false,
-        }
+        Self { store, live, last_position: after, buffered: VecDeque::new(), caught_up: false }
     }
 
     /// The position of the last event handed out.
@@ -49,10 +43,7 @@ impl Subscription {
                 return Ok(event);
             }
             if !self.caught_up {
-                let batch = self
-                    .store
-                    .read_all(self.last_position, CATCH_UP_BATCH)
-                    .await?;
+                let batch = self.store.read_all(self.last_position, CATCH_UP_BATCH).await?;
                 if batch.is_empty() {
                     self.caught_up = true;
                 } else {
@@ -74,10 +65,7 @@ impl Subscription {
     }
 
     /// Like [`Subscription::next`], but returns `None` when nothing arrives before `timeout`.
-    pub async fn next_within(
-        &mut self,
-        timeout: std::time::Duration,
-    ) -> Result<Option<StoredEvent>, StoreError> {
+    pub async fn next_within(&mut self, timeout: std::time::Duration) -> Result<Option<StoredEvent>, StoreError> {
         match tokio::time::timeout(timeout, self.next()).await {
             Ok(result) => result.map(Some),
             Err(_) => Ok(None),

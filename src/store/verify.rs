@@ -25,10 +25,7 @@ pub struct VerifyReport {
 
 /// Verifies the whole log. `expect` is a hash recorded earlier (kept outside golive): the log
 /// must still contain it, which detects a rewrite that recomputed every later hash.
-pub async fn verify_chain(
-    store: &dyn EventStore,
-    expect: Option<&str>,
-) -> Result<VerifyReport, StoreError> {
+pub async fn verify_chain(store: &dyn EventStore, expect: Option<&str>) -> Result<VerifyReport, StoreError> {
     let mut after = 0u64;
     let mut prev_hash = GENESIS_HASH.to_owned();
     let mut checked = 0u64;
@@ -52,10 +49,7 @@ pub async fn verify_chain(
             if event.position != expected_position {
                 return Ok(bad(
                     expected_position,
-                    format!(
-                        "position {} where {expected_position} was due",
-                        event.position
-                    ),
+                    format!("position {} where {expected_position} was due", event.position),
                     prev_hash,
                     checked,
                 ));
@@ -69,12 +63,7 @@ pub async fn verify_chain(
                 ));
             }
             if event.compute_hash() != event.hash {
-                return Ok(bad(
-                    event.position,
-                    "hash does not match the event's contents".into(),
-                    prev_hash,
-                    checked,
-                ));
+                return Ok(bad(event.position, "hash does not match the event's contents".into(), prev_hash, checked));
             }
             let version = versions.entry(event.integration_id).or_insert(0);
             if event.version != *version + 1 {
@@ -98,10 +87,7 @@ pub async fn verify_chain(
     if head.position != after {
         return Ok(bad(
             after + 1,
-            format!(
-                "the head says {} but the log ends at {after}",
-                head.position
-            ),
+            format!("the head says {} but the log ends at {after}", head.position),
             prev_hash,
             checked,
         ));
@@ -111,9 +97,8 @@ pub async fn verify_chain(
         head: prev_hash,
         events_checked: checked,
         first_bad_position: None,
-        reason: (!seen_expected).then(|| {
-            "the expected hash is not in the log: it was rewritten or truncated".to_owned()
-        }),
+        reason: (!seen_expected)
+            .then(|| "the expected hash is not in the log: it was rewritten or truncated".to_owned()),
         extends_expected: expect.map(|_| seen_expected),
     })
 }

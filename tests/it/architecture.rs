@@ -12,10 +12,7 @@ fn sources(dir: &str) -> Vec<(String, String)> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push((
-                    path.display().to_string(),
-                    std::fs::read_to_string(&path).unwrap(),
-                ));
+                out.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
             }
         }
     }

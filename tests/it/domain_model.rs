@@ -23,12 +23,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const SCENARIOS: [&str; 4] = [
-    "merge_request_created",
-    "code_pushed",
-    "issue_opened",
-    "pipeline_ran",
-];
+const SCENARIOS: [&str; 4] = ["merge_request_created", "code_pushed", "issue_opened", "pipeline_ran"];
 
 #[derive(Debug, Clone, Copy)]
 enum DeliveryKind {
@@ -60,23 +55,15 @@ impl DeliveryKind {
         match self {
             DeliveryKind::Note => note_delivery(),
             DeliveryKind::Push => push_delivery(),
-            DeliveryKind::PushDeleted => delivery(
-                "Push Hook",
-                "push",
-                json!({"after": "0000000000000000000000000000000000000000"}),
-            ),
+            DeliveryKind::PushDeleted => {
+                delivery("Push Hook", "push", json!({"after": "0000000000000000000000000000000000000000"}))
+            }
             DeliveryKind::MergeRequestOpen => merge_request_open_delivery(),
-            DeliveryKind::MergeRequestUpdate => delivery(
-                "Merge Request Hook",
-                "merge_request",
-                json!({"action": "update"}),
-            ),
+            DeliveryKind::MergeRequestUpdate => {
+                delivery("Merge Request Hook", "merge_request", json!({"action": "update"}))
+            }
             DeliveryKind::IssueOpen => issue_open_delivery(),
-            DeliveryKind::WorkItemOpen => delivery(
-                "Confidential Issue Hook",
-                "work_item",
-                json!({"action": "open"}),
-            ),
+            DeliveryKind::WorkItemOpen => delivery("Confidential Issue Hook", "work_item", json!({"action": "open"})),
             DeliveryKind::IssueClose => delivery("Issue Hook", "issue", json!({"action": "close"})),
             DeliveryKind::Pipeline => pipeline_delivery(),
             DeliveryKind::Job => delivery("Job Hook", "build", json!({"status": "success"})),
@@ -88,65 +75,31 @@ impl DeliveryKind {
 #[derive(Debug, Clone)]
 enum Op {
     Prerequisites(bool, bool, bool),
-    RegisterApplication {
-        identity_ok: bool,
-        scopes_ok: bool,
-    },
+    RegisterApplication { identity_ok: bool, scopes_ok: bool },
     ProvideSecret(u8),
     RotateSecret(Option<u8>),
-    ProvideToken {
-        which: u8,
-        admin: bool,
-    },
-    RotateToken {
-        with: Option<u8>,
-        admin: Option<bool>,
-    },
+    ProvideToken { which: u8, admin: bool },
+    RotateToken { with: Option<u8>, admin: Option<bool> },
     Submit,
-    SetUrl {
-        alternative: bool,
-    },
+    SetUrl { alternative: bool },
     Policy,
-    Peering {
-        route_tables: bool,
-    },
-    Vpn {
-        tunnel: bool,
-        ipsec: bool,
-    },
+    Peering { route_tables: bool },
+    Vpn { tunnel: bool, ipsec: bool },
     Firewall(bool, bool, bool),
-    IssueCredentials {
-        signing: bool,
-    },
+    IssueCredentials { signing: bool },
     RotateWebhookToken,
-    CreateWebhook {
-        url_ok: bool,
-        triggers_ok: bool,
-    },
+    CreateWebhook { url_ok: bool, triggers_ok: bool },
     Delivery(DeliveryKind),
     ApiCheck(bool),
-    Probe {
-        reachable: bool,
-        admin: bool,
-        scopes_ok: bool,
-        rate_limited: bool,
-    },
-    ManualTest {
-        scenario: usize,
-        passed: bool,
-    },
-    Validate {
-        scenario: usize,
-        correct: bool,
-    },
+    Probe { reachable: bool, admin: bool, scopes_ok: bool, rate_limited: bool },
+    ManualTest { scenario: usize, passed: bool },
+    Validate { scenario: usize, correct: bool },
     ReportFeedback,
     ResolveFeedback(usize),
     Schedule(i64),
     GoLive,
     CompleteMonitoring,
-    Advance {
-        hours: i64,
-    },
+    Advance { hours: i64 },
     Block,
     Unblock,
     AssignOwner,
@@ -186,22 +139,9 @@ impl Op {
             Op::Prerequisites(a, n, f) => {
                 json!({"type": "confirm_prerequisites", "gitlab_admin_access": a, "network_access": n, "factory_admin_account": f})
             }
-            Op::RegisterApplication {
-                identity_ok,
-                scopes_ok,
-            } => {
-                let name = if *identity_ok {
-                    "Factory Integration"
-                } else {
-                    "Another App"
-                };
-                let mut scopes = vec![
-                    "api",
-                    "read_user",
-                    "read_repository",
-                    "write_repository",
-                    "read_registry",
-                ];
+            Op::RegisterApplication { identity_ok, scopes_ok } => {
+                let name = if *identity_ok { "Factory Integration" } else { "Another App" };
+                let mut scopes = vec!["api", "read_user", "read_repository", "write_repository", "read_registry"];
                 if *scopes_ok {
                     scopes.push("sudo");
                 }
@@ -231,11 +171,7 @@ impl Op {
             }
             Op::Submit => json!({"type": "submit_information"}),
             Op::SetUrl { alternative } => {
-                let url = if *alternative {
-                    "https://gitlab-b.customer.example"
-                } else {
-                    GITLAB_URL
-                };
+                let url = if *alternative { "https://gitlab-b.customer.example" } else { GITLAB_URL };
                 json!({"type": "set_instance_url", "gitlab_url": url})
             }
             Op::Policy => json!({"type": "evaluate_network_policy", "barriers": ["proxy"]}),
@@ -254,15 +190,8 @@ impl Op {
             Op::RotateWebhookToken => {
                 json!({"type": "rotate_credential", "credential": "webhook_token"})
             }
-            Op::CreateWebhook {
-                url_ok,
-                triggers_ok,
-            } => {
-                let url = if *url_ok {
-                    bench.webhook_url()
-                } else {
-                    format!("{PUBLIC_URL}/hooks/gitlab/elsewhere")
-                };
+            Op::CreateWebhook { url_ok, triggers_ok } => {
+                let url = if *url_ok { bench.webhook_url() } else { format!("{PUBLIC_URL}/hooks/gitlab/elsewhere") };
                 let mut triggers = vec!["push", "comments", "merge_requests", "issues"];
                 if *triggers_ok {
                     triggers.push("ci_cd");
@@ -271,17 +200,8 @@ impl Op {
             }
             Op::Delivery(kind) => kind.body(),
             Op::ApiCheck(ok) => json!({"type": "record_api_check", "ok": ok}),
-            Op::Probe {
-                reachable,
-                admin,
-                scopes_ok,
-                rate_limited,
-            } => {
-                let scopes = if *scopes_ok {
-                    vec!["api", "read_user"]
-                } else {
-                    vec!["read_user"]
-                };
+            Op::Probe { reachable, admin, scopes_ok, rate_limited } => {
+                let scopes = if *scopes_ok { vec!["api", "read_user"] } else { vec!["read_user"] };
                 let category = if *rate_limited {
                     Some("rate_limited")
                 } else if !reachable {
@@ -301,12 +221,7 @@ impl Op {
             }
             Op::ReportFeedback => json!({"type": "report_feedback", "summary": "too chatty"}),
             Op::ResolveFeedback(i) => {
-                let id = bench
-                    .state
-                    .feedback
-                    .get(*i)
-                    .map(|f| f.id)
-                    .unwrap_or(uuid::Uuid::from_u128(0xdead));
+                let id = bench.state.feedback.get(*i).map(|f| f.id).unwrap_or(uuid::Uuid::from_u128(0xdead));
                 json!({"type": "resolve_feedback", "feedback_id": id.to_string(), "resolution": "fixed"})
             }
             Op::Schedule(days) => {
@@ -388,21 +303,9 @@ impl Model {
     /// Every requirement: (id, stage number it gates, holds).
     fn requirements(&self) -> Vec<(String, usize, bool)> {
         let mut r = vec![
-            (
-                "info.prerequisites_confirmed".to_string(),
-                1,
-                self.prerequisites,
-            ),
-            (
-                "info.application_registered".into(),
-                1,
-                self.registered.is_some_and(|(identity, _)| identity),
-            ),
-            (
-                "info.application_scopes".into(),
-                1,
-                self.registered.is_some_and(|(_, scopes)| scopes),
-            ),
+            ("info.prerequisites_confirmed".to_string(), 1, self.prerequisites),
+            ("info.application_registered".into(), 1, self.registered.is_some_and(|(identity, _)| identity)),
+            ("info.application_scopes".into(), 1, self.registered.is_some_and(|(_, scopes)| scopes)),
             ("info.application_secret_provided".into(), 1, self.secret),
             ("info.instance_url".into(), 1, true),
             ("info.access_token_provided".into(), 1, self.token.is_some()),
@@ -413,55 +316,28 @@ impl Model {
             ),
             ("info.information_submitted".into(), 1, self.submitted),
             ("network.policy_evaluated".into(), 2, self.policy),
-            (
-                "network.connectivity".into(),
-                2,
-                self.connectivity == Some(true),
-            ),
+            ("network.connectivity".into(), 2, self.connectivity == Some(true)),
             ("network.firewall_outbound_https".into(), 2, self.firewall.0),
             ("network.firewall_outbound_ssh".into(), 2, self.firewall.1),
-            (
-                "network.webhook_endpoint_reachable".into(),
-                2,
-                self.firewall.2,
-            ),
+            ("network.webhook_endpoint_reachable".into(), 2, self.firewall.2),
             ("webhook.credentials_issued".into(), 3, self.credentials),
-            (
-                "webhook.created_with_issued_url".into(),
-                3,
-                self.credentials && self.hook.is_some_and(|(url, _)| url),
-            ),
-            (
-                "webhook.triggers".into(),
-                3,
-                self.hook.is_some_and(|(_, triggers)| triggers),
-            ),
+            ("webhook.created_with_issued_url".into(), 3, self.credentials && self.hook.is_some_and(|(url, _)| url)),
+            ("webhook.triggers".into(), 3, self.hook.is_some_and(|(_, triggers)| triggers)),
             ("webhook.delivery_verified".into(), 3, self.delivered),
             ("testing.api_connectivity".into(), 4, self.api == Some(true)),
             ("testing.webhook_functional".into(), 4, self.delivered),
         ];
         for (i, s) in SCENARIOS.iter().enumerate() {
-            r.push((
-                format!("testing.scenario_observed.{s}"),
-                4,
-                self.observed[i],
-            ));
+            r.push((format!("testing.scenario_observed.{s}"), 4, self.observed[i]));
         }
         for (i, s) in SCENARIOS.iter().enumerate() {
-            r.push((
-                format!("validation.response_correct.{s}"),
-                5,
-                self.validations[i] == Some(true),
-            ));
+            r.push((format!("validation.response_correct.{s}"), 5, self.validations[i] == Some(true)));
         }
         r
     }
 
     fn holds_through(&self, stage: usize) -> bool {
-        self.requirements()
-            .iter()
-            .filter(|(_, s, _)| *s <= stage)
-            .all(|(_, _, ok)| *ok)
+        self.requirements().iter().filter(|(_, s, _)| *s <= stage).all(|(_, _, ok)| *ok)
     }
 
     fn today(&self) -> NaiveDate {
@@ -481,10 +357,7 @@ impl Model {
         let mut went_live = false;
         match op {
             Op::Prerequisites(a, b, c) => self.prerequisites = *a && *b && *c,
-            Op::RegisterApplication {
-                identity_ok,
-                scopes_ok,
-            } => self.registered = Some((*identity_ok, *scopes_ok)),
+            Op::RegisterApplication { identity_ok, scopes_ok } => self.registered = Some((*identity_ok, *scopes_ok)),
             Op::ProvideSecret(_) => self.secret = true,
             Op::RotateSecret(with) => self.secret = with.is_some(),
             Op::ProvideToken { which, admin } => {
@@ -516,10 +389,7 @@ impl Model {
                 self.credentials = true;
                 self.delivered = false;
             }
-            Op::CreateWebhook {
-                url_ok,
-                triggers_ok,
-            } => self.hook = Some((*url_ok, *triggers_ok)),
+            Op::CreateWebhook { url_ok, triggers_ok } => self.hook = Some((*url_ok, *triggers_ok)),
             Op::Delivery(kind) => {
                 if !self.credentials {
                     return false;
@@ -530,12 +400,7 @@ impl Model {
                 }
             }
             Op::ApiCheck(ok) => self.api = Some(*ok),
-            Op::Probe {
-                reachable,
-                admin,
-                scopes_ok,
-                rate_limited,
-            } => {
+            Op::Probe { reachable, admin, scopes_ok, rate_limited } => {
                 if !rate_limited {
                     self.api = Some(*reachable);
                     if *reachable {
@@ -572,9 +437,7 @@ impl Model {
                 went_live = true;
             }
             Op::CompleteMonitoring => match self.monitoring {
-                Some((ends, false)) if self.stage == 6 && self.now >= ends => {
-                    self.monitoring = Some((ends, true))
-                }
+                Some((ends, false)) if self.stage == 6 && self.now >= ends => self.monitoring = Some((ends, true)),
                 _ => return false,
             },
             Op::Block => {
@@ -630,24 +493,15 @@ fn happy_ops() -> Vec<Op> {
     use DeliveryKind::*;
     let mut ops = vec![
         Op::Prerequisites(true, true, true),
-        Op::RegisterApplication {
-            identity_ok: true,
-            scopes_ok: true,
-        },
+        Op::RegisterApplication { identity_ok: true, scopes_ok: true },
         Op::ProvideSecret(0),
-        Op::ProvideToken {
-            which: 0,
-            admin: true,
-        },
+        Op::ProvideToken { which: 0, admin: true },
         Op::Submit,
         Op::Policy,
         Op::Peering { route_tables: true },
         Op::Firewall(true, true, true),
         Op::IssueCredentials { signing: false },
-        Op::CreateWebhook {
-            url_ok: true,
-            triggers_ok: true,
-        },
+        Op::CreateWebhook { url_ok: true, triggers_ok: true },
         Op::Delivery(Note),
         Op::ApiCheck(true),
         Op::Delivery(Push),
@@ -656,10 +510,7 @@ fn happy_ops() -> Vec<Op> {
         Op::Delivery(Pipeline),
     ];
     for scenario in 0..4 {
-        ops.push(Op::Validate {
-            scenario,
-            correct: true,
-        });
+        ops.push(Op::Validate { scenario, correct: true });
     }
     ops.push(Op::Schedule(0));
     ops.push(Op::GoLive);
@@ -720,9 +571,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 }
 
 fn all_secret_texts() -> Vec<String> {
-    (0..3)
-        .flat_map(|w| [secret_text(w), token_text(w)])
-        .collect()
+    (0..3).flat_map(|w| [secret_text(w), token_text(w)]).collect()
 }
 
 fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), TestCaseError> {
@@ -775,16 +624,11 @@ fn run_sequence_inner(ops: &[Op], seen: &mut [bool; 10]) -> Result<(), TestCaseE
         let outcome = bench.when(body.clone());
         let context = || format!("step {i}: {op:?} -> {body}");
         check(outcome.is_ok() == accepted_by_model, || {
-            format!(
-                "{}: domain {outcome:?}, model accepted={accepted_by_model}",
-                context()
-            )
+            format!("{}: domain {outcome:?}, model accepted={accepted_by_model}", context())
         })?;
         match outcome {
             Err(rejection) => {
-                check(bench.state == before, || {
-                    format!("{}: a refusal changed the state", context())
-                })?;
+                check(bench.state == before, || format!("{}: a refusal changed the state", context()))?;
                 // A malformed body is a 400 before the state is consulted; anything valid is 409.
                 if model.cancelled && !matches!(op, Op::Invalid(_)) {
                     check(rejection == Rejection::Cancelled, || {
@@ -810,7 +654,10 @@ fn run_sequence_inner(ops: &[Op], seen: &mut [bool; 10]) -> Result<(), TestCaseE
                             } else {
                                 let n = stage.ordinal().unwrap();
                                 check(model.holds_through(n), || {
-                                    format!("{}: entered {stage} while the model says its requirements do not hold", context())
+                                    format!(
+                                        "{}: entered {stage} while the model says its requirements do not hold",
+                                        context()
+                                    )
                                 })?;
                             }
                         }
@@ -831,9 +678,7 @@ fn run_sequence_inner(ops: &[Op], seen: &mut [bool; 10]) -> Result<(), TestCaseE
                     let written = serde_json::to_string(event).unwrap();
                     let back: Event = serde_json::from_str(&written)
                         .map_err(|e| TestCaseError::fail(format!("{}: {e}", context())))?;
-                    check(&back == event, || {
-                        format!("{}: serde round trip changed {written}", context())
-                    })?;
+                    check(&back == event, || format!("{}: serde round trip changed {written}", context()))?;
                     for secret in &secrets {
                         check(!written.contains(secret.as_str()), || {
                             format!("{}: plaintext secret in {written}", context())
@@ -841,78 +686,37 @@ fn run_sequence_inner(ops: &[Op], seen: &mut [bool; 10]) -> Result<(), TestCaseE
                     }
                 }
                 note_coverage(&bench.state, seen, &events);
-                check(regressions <= 1, || {
-                    format!("{}: {regressions} regressions in one command", context())
-                })?;
-                check(state == bench.state, || {
-                    format!("{}: applying the events again differs", context())
-                })?;
+                check(regressions <= 1, || format!("{}: {regressions} regressions in one command", context()))?;
+                check(state == bench.state, || format!("{}: applying the events again differs", context()))?;
             }
         }
         check(bench.state.stage == model.stage(), || {
-            format!(
-                "{}: stage {} but model {}",
-                context(),
-                bench.state.stage,
-                model.stage()
-            )
+            format!("{}: stage {} but model {}", context(), bench.state.stage, model.stage())
         })?;
         check(bench.state.block.is_some() == model.blocked, || {
-            format!(
-                "{}: blocked {} but model {}",
-                context(),
-                bench.state.block.is_some(),
-                model.blocked
-            )
+            format!("{}: blocked {} but model {}", context(), bench.state.block.is_some(), model.blocked)
         })?;
-        let real: BTreeMap<String, bool> = bench
-            .state
-            .checklist()
-            .into_iter()
-            .map(|c| (c.id, c.met))
-            .collect();
-        let expected: BTreeMap<String, bool> = model
-            .requirements()
-            .into_iter()
-            .map(|(id, _, met)| (id, met))
-            .collect();
-        check(real == expected, || {
-            format!("{}: checklist {real:?} but model {expected:?}", context())
-        })?;
+        let real: BTreeMap<String, bool> = bench.state.checklist().into_iter().map(|c| (c.id, c.met)).collect();
+        let expected: BTreeMap<String, bool> = model.requirements().into_iter().map(|(id, _, met)| (id, met)).collect();
+        check(real == expected, || format!("{}: checklist {real:?} but model {expected:?}", context()))?;
         let folded = Integration::replay(bench.history.iter().map(|(e, at)| (e, *at))).unwrap();
-        check(folded == bench.state, || {
-            format!(
-                "{}: folding from scratch differs from the live state",
-                context()
-            )
-        })?;
+        check(folded == bench.state, || format!("{}: folding from scratch differs from the live state", context()))?;
         let debug = format!("{:?}", bench.state);
         for secret in &secrets {
-            check(!debug.contains(secret.as_str()), || {
-                format!("{}: plaintext secret in the state", context())
-            })?;
+            check(!debug.contains(secret.as_str()), || format!("{}: plaintext secret in the state", context()))?;
         }
     }
     Ok(())
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
 }
 
 fn seed() -> u64 {
-    std::env::var("GOLIVE_PROPTEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
+    std::env::var("GOLIVE_PROPTEST_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    })
 }
 
 #[test]
@@ -920,12 +724,7 @@ fn random_input_sequences_agree_with_the_reference_model() {
     let seed = seed();
     let cases = cases();
     println!("domain model: {cases} cases, seed {seed} (rerun with GOLIVE_PROPTEST_SEED={seed})");
-    let config = Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        ..Config::default()
-    };
+    let config = Config { cases, rng_seed: RngSeed::Fixed(seed), failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
     let happy = happy_ops();
     let strategy = (0..=happy.len(), prop::collection::vec(op_strategy(), 0..60));
@@ -945,11 +744,8 @@ fn random_input_sequences_agree_with_the_reference_model() {
         "regressed",
         "auto-blocked",
     ];
-    let coverage: Vec<String> = labels
-        .iter()
-        .zip(&REACHED)
-        .map(|(l, c)| format!("{l}={}", c.load(Ordering::Relaxed)))
-        .collect();
+    let coverage: Vec<String> =
+        labels.iter().zip(&REACHED).map(|(l, c)| format!("{l}={}", c.load(Ordering::Relaxed))).collect();
     println!("domain model coverage (sequences): {}", coverage.join(" "));
     match result {
         Ok(()) => {}

@@ -205,11 +205,7 @@ fn cases() -> Vec<Case> {
             breaking: Replace(
                 "record_webhook_delivery",
                 1,
-                delivery(
-                    "Push Hook",
-                    "push",
-                    json!({"after": "0000000000000000000000000000000000000000"}),
-                ),
+                delivery("Push Hook", "push", json!({"after": "0000000000000000000000000000000000000000"})),
             ),
             also_omit: &[],
         },
@@ -219,11 +215,7 @@ fn cases() -> Vec<Case> {
             breaking: Replace(
                 "record_webhook_delivery",
                 2,
-                delivery(
-                    "Merge Request Hook",
-                    "merge_request",
-                    json!({"action": "update"}),
-                ),
+                delivery("Merge Request Hook", "merge_request", json!({"action": "update"})),
             ),
             also_omit: &[],
         },
@@ -280,12 +272,7 @@ fn cases() -> Vec<Case> {
 
 /// The fix for a case: the happy path's own step.
 fn happy_step(command_type: &str, nth: usize) -> Value {
-    happy_path()
-        .into_iter()
-        .map(|(_, b)| b)
-        .filter(|b| step_matches(b, command_type))
-        .nth(nth)
-        .unwrap()
+    happy_path().into_iter().map(|(_, b)| b).filter(|b| step_matches(b, command_type)).nth(nth).unwrap()
 }
 
 #[test]
@@ -299,10 +286,7 @@ fn every_requirement_gates_its_stage_and_its_fix_enters_every_stage_in_order() {
         let mut seen = std::collections::HashMap::<String, usize>::new();
         for (_, body) in happy_path() {
             let kind = body["type"].as_str().unwrap().to_owned();
-            let index = *seen
-                .entry(kind.clone())
-                .and_modify(|n| *n += 1)
-                .or_insert(0);
+            let index = *seen.entry(kind.clone()).and_modify(|n| *n += 1).or_insert(0);
             if kind == broken_type && index == nth {
                 if let Break::Replace(_, _, replacement) = &case.breaking {
                     bench.ok(replacement.clone());
@@ -317,18 +301,8 @@ fn every_requirement_gates_its_stage_and_its_fix_enters_every_stage_in_order() {
         // Then the integration stops right before the requirement's stage ...
         let before = Stage::ORDERED[case.stage.ordinal().unwrap() - 1];
         assert_eq!(bench.state.stage, before, "{}: stage", case.requirement);
-        assert!(
-            !bench.is_met(case.requirement),
-            "{}: shown as missing",
-            case.requirement
-        );
-        let missing: Vec<String> = bench
-            .state
-            .checklist()
-            .into_iter()
-            .filter(|i| !i.met)
-            .map(|i| i.id)
-            .collect();
+        assert!(!bench.is_met(case.requirement), "{}: shown as missing", case.requirement);
+        let missing: Vec<String> = bench.state.checklist().into_iter().filter(|i| !i.met).map(|i| i.id).collect();
         assert!(missing.contains(&case.requirement.to_string()));
 
         // When the requirement's fact is recorded ...
@@ -336,9 +310,7 @@ fn every_requirement_gates_its_stage_and_its_fix_enters_every_stage_in_order() {
             (_, "webhook.delivery_verified") => note_delivery(),
             _ => happy_step(broken_type, nth),
         };
-        let events = bench
-            .when(fix)
-            .unwrap_or_else(|r| panic!("{}: fix refused: {r}", case.requirement));
+        let events = bench.when(fix).unwrap_or_else(|r| panic!("{}: fix refused: {r}", case.requirement));
 
         // Then every stage from the requirement's own on is entered, in order, in one append.
         // A different access token is a new token: API connectivity must be shown again with it.
@@ -351,16 +323,8 @@ fn every_requirement_gates_its_stage_and_its_fix_enters_every_stage_in_order() {
             "webhook.delivery_verified" => Stage::WebhookLive,
             _ => Stage::Validated,
         };
-        let expected: Vec<Stage> = Stage::AUTOMATIC
-            .into_iter()
-            .filter(|s| *s >= case.stage && *s <= reaches)
-            .collect();
-        assert_eq!(
-            entered(&events),
-            expected,
-            "{}: stages entered by the fix",
-            case.requirement
-        );
+        let expected: Vec<Stage> = Stage::AUTOMATIC.into_iter().filter(|s| *s >= case.stage && *s <= reaches).collect();
+        assert_eq!(entered(&events), expected, "{}: stages entered by the fix", case.requirement);
         assert_eq!(bench.state.stage, reaches);
     }
 }
@@ -370,14 +334,9 @@ fn facts_recorded_out_of_order_count_once_information_is_in() {
     // Given network and webhook work done before the information was submitted.
     let mut bench = Bench::opened();
     let steps = happy_path();
-    let (submit, rest): (Vec<_>, Vec<_>) = steps
-        .into_iter()
-        .partition(|(_, b)| b["type"] == "submit_information");
+    let (submit, rest): (Vec<_>, Vec<_>) = steps.into_iter().partition(|(_, b)| b["type"] == "submit_information");
     for (_, body) in rest {
-        assert!(
-            entered(&bench.when(body).unwrap()).is_empty(),
-            "nothing entered before submission"
-        );
+        assert!(entered(&bench.when(body).unwrap()).is_empty(), "nothing entered before submission");
     }
     assert_eq!(bench.state.stage, Stage::Created);
     // When the information is submitted, then all five automatic stages are entered at once.
@@ -390,8 +349,7 @@ fn accepted_facts_that_leave_requirements_unmet_are_recorded() {
     let mut bench = Bench::opened();
     let types = bench.ok(json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect_uri(), "application_id": "a", "scopes": ["read_user"]}));
     assert_eq!(types, ["application_registered"]);
-    let types =
-        bench.ok(json!({"type": "provide_access_token", "token": "glpat-x", "admin": false}));
+    let types = bench.ok(json!({"type": "provide_access_token", "token": "glpat-x", "admin": false}));
     assert_eq!(types, ["access_token_provided"]);
     assert!(!bench.is_met("info.application_scopes"));
     assert!(!bench.is_met("info.access_token_admin"));
@@ -408,33 +366,21 @@ fn unmet_ids(outcome: Result<Vec<Event>, Rejection>) -> Vec<String> {
 fn go_live_requires_validated_stage() {
     let mut bench = Bench::at_stage(Stage::Tested);
     bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-02"}));
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "go_live"}))),
-        ["go_live.stage_validated"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "go_live"}))), ["go_live.stage_validated"]);
 }
 
 #[test]
 fn go_live_requires_a_scheduled_date_that_has_been_reached() {
     let mut bench = Bench::at_stage(Stage::Validated);
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "go_live"}))),
-        ["go_live.date_scheduled"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "go_live"}))), ["go_live.date_scheduled"]);
     bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-04"}));
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "go_live"}))),
-        ["go_live.date_reached"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "go_live"}))), ["go_live.date_reached"]);
     // The date is a UTC date: one minute past midnight of that day is enough.
     bench.now = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 4, 0, 1, 0).unwrap();
     let events = bench.when(json!({"type": "go_live"})).unwrap();
     assert_eq!(entered(&events), [Stage::Live]);
     let monitoring = bench.state.monitoring.clone().unwrap();
-    assert_eq!(
-        monitoring.ends_at - monitoring.started_at,
-        Duration::days(14)
-    );
+    assert_eq!(monitoring.ends_at - monitoring.started_at, Duration::days(14));
 }
 
 #[test]
@@ -443,54 +389,33 @@ fn go_live_requires_no_open_feedback_and_no_block() {
     bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-02"}));
     bench.ok(json!({"type": "report_feedback", "summary": "Droid comments are too verbose"}));
     bench.ok(json!({"type": "block", "category": "other", "detail": "customer change freeze"}));
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "go_live"}))),
-        ["go_live.feedback_resolved", "go_live.not_blocked"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "go_live"}))), ["go_live.feedback_resolved", "go_live.not_blocked"]);
     let feedback_id = bench.state.feedback[0].id.to_string();
-    bench
-        .ok(json!({"type": "resolve_feedback", "feedback_id": feedback_id, "resolution": "tuned"}));
+    bench.ok(json!({"type": "resolve_feedback", "feedback_id": feedback_id, "resolution": "tuned"}));
     bench.ok(json!({"type": "unblock", "resolution": "freeze over"}));
-    assert_eq!(
-        entered(&bench.when(json!({"type": "go_live"})).unwrap()),
-        [Stage::Live]
-    );
+    assert_eq!(entered(&bench.when(json!({"type": "go_live"})).unwrap()), [Stage::Live]);
 }
 
 #[test]
 fn an_incorrect_validation_opens_feedback_that_must_be_resolved() {
     let mut bench = Bench::at_stage(Stage::Tested);
-    let types = bench.ok(json!({"type": "validate_response", "scenario": "issue_opened", "correct": false, "note": "wrong labels"}));
+    let types = bench
+        .ok(json!({"type": "validate_response", "scenario": "issue_opened", "correct": false, "note": "wrong labels"}));
     assert_eq!(types, ["response_validated", "feedback_reported"]);
     assert_eq!(bench.state.open_feedback().count(), 1);
-    assert_eq!(
-        bench.state.feedback[0].scenario,
-        Some(golive::domain::Scenario::IssueOpened)
-    );
+    assert_eq!(bench.state.feedback[0].scenario, Some(golive::domain::Scenario::IssueOpened));
 }
 
 #[test]
 fn complete_monitoring_only_once_the_window_has_passed() {
     let mut bench = Bench::at_stage(Stage::Validated);
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "complete_monitoring"}))),
-        ["monitoring.live"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "complete_monitoring"}))), ["monitoring.live"]);
     let mut bench = Bench::at_stage(Stage::Live);
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "complete_monitoring"}))),
-        ["monitoring.window_passed"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "complete_monitoring"}))), ["monitoring.window_passed"]);
     bench.advance(Duration::days(14));
-    assert_eq!(
-        bench.ok(json!({"type": "complete_monitoring"})),
-        ["monitoring_completed"]
-    );
+    assert_eq!(bench.ok(json!({"type": "complete_monitoring"})), ["monitoring_completed"]);
     assert_eq!(bench.state.stage, Stage::Live);
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "complete_monitoring"}))),
-        ["monitoring.not_completed"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "complete_monitoring"}))), ["monitoring.not_completed"]);
 }
 
 #[test]
@@ -514,10 +439,7 @@ fn cancelled_is_terminal() {
 #[test]
 fn block_and_unblock_are_guarded_by_the_flag() {
     let mut bench = Bench::opened();
-    assert_eq!(
-        unmet_ids(bench.when(json!({"type": "unblock", "resolution": "x"}))),
-        ["block.blocked"]
-    );
+    assert_eq!(unmet_ids(bench.when(json!({"type": "unblock", "resolution": "x"}))), ["block.blocked"]);
     bench.ok(json!({"type": "block", "category": "api_failure", "detail": "API calls time out"}));
     assert_eq!(
         unmet_ids(bench.when(json!({"type": "block", "category": "other", "detail": "again"}))),
@@ -530,28 +452,20 @@ fn block_and_unblock_are_guarded_by_the_flag() {
 #[test]
 fn a_delivery_needs_issued_credentials() {
     let mut bench = Bench::opened();
-    assert_eq!(
-        unmet_ids(bench.when(note_delivery())),
-        ["webhook.credentials_issued"]
-    );
+    assert_eq!(unmet_ids(bench.when(note_delivery())), ["webhook.credentials_issued"]);
 }
 
 #[test]
 fn feedback_resolution_needs_a_known_open_item() {
     let mut bench = Bench::opened();
-    let unknown = json!({"type": "resolve_feedback", "feedback_id": uuid::Uuid::from_u128(9).to_string(), "resolution": "x"});
-    assert!(
-        matches!(bench.when(unknown), Err(Rejection::InvalidField { field, .. }) if field == "feedback_id")
-    );
+    let unknown =
+        json!({"type": "resolve_feedback", "feedback_id": uuid::Uuid::from_u128(9).to_string(), "resolution": "x"});
+    assert!(matches!(bench.when(unknown), Err(Rejection::InvalidField { field, .. }) if field == "feedback_id"));
     bench.ok(json!({"type": "report_feedback", "summary": "slow"}));
     let id = bench.state.feedback[0].id.to_string();
     bench.ok(json!({"type": "resolve_feedback", "feedback_id": id, "resolution": "faster"}));
     assert_eq!(
-        unmet_ids(
-            bench.when(
-                json!({"type": "resolve_feedback", "feedback_id": id, "resolution": "again"})
-            )
-        ),
+        unmet_ids(bench.when(json!({"type": "resolve_feedback", "feedback_id": id, "resolution": "again"}))),
         ["feedback.open"]
     );
 }
@@ -567,14 +481,12 @@ fn go_live_dates_in_the_past_are_invalid() {
 #[test]
 fn http_instance_urls_need_a_playbook_that_allows_them() {
     let mut bench = Bench::opened();
-    let outcome =
-        bench.when(json!({"type": "set_instance_url", "gitlab_url": "http://gitlab.internal"}));
+    let outcome = bench.when(json!({"type": "set_instance_url", "gitlab_url": "http://gitlab.internal"}));
     assert!(matches!(outcome, Err(Rejection::InvalidField { field, .. }) if field == "gitlab_url"));
     let mut playbook = serde_json::to_value(default_playbook()).unwrap();
     playbook["allow_http"] = json!(true);
-    let mut bench = Bench::opened_with(
-        json!({"customer": "Lab", "gitlab_url": "http://gitlab.lab", "playbook": playbook}),
-    );
+    let mut bench =
+        Bench::opened_with(json!({"customer": "Lab", "gitlab_url": "http://gitlab.lab", "playbook": playbook}));
     assert!(bench.is_met("info.instance_url"));
     bench.ok(json!({"type": "set_instance_url", "gitlab_url": "http://gitlab.internal"}));
 }
@@ -585,105 +497,71 @@ fn regression(events: &[Event]) -> (Stage, Stage, String, Vec<String>) {
     let found: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::StageRegressed { from, to, cause } => Some((
-                *from,
-                *to,
-                cause.command.clone(),
-                cause.requirements.clone(),
-            )),
+            Event::StageRegressed { from, to, cause } => {
+                Some((*from, *to, cause.command.clone(), cause.requirements.clone()))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "exactly one stage_regressed per command: {events:?}"
-    );
+    assert_eq!(found.len(), 1, "exactly one stage_regressed per command: {events:?}");
     found.into_iter().next().unwrap()
 }
 
 #[test]
 fn rotating_the_application_secret_without_a_new_one_falls_back_to_created() {
     let mut bench = Bench::at_stage(Stage::Validated);
-    let events = bench
-        .when(json!({"type": "rotate_credential", "credential": "application_secret"}))
-        .unwrap();
+    let events = bench.when(json!({"type": "rotate_credential", "credential": "application_secret"})).unwrap();
     assert_eq!(
         regression(&events),
-        (
-            Stage::Validated,
-            Stage::Created,
-            "rotate_credential".into(),
-            vec!["info.application_secret_provided".into()]
-        )
+        (Stage::Validated, Stage::Created, "rotate_credential".into(), vec!["info.application_secret_provided".into()])
     );
     // Recovery: a new secret re-enters every stage, since nothing else was voided.
-    let events = bench
-        .when(json!({"type": "provide_application_secret", "secret": "gloas-new"}))
-        .unwrap();
+    let events = bench.when(json!({"type": "provide_application_secret", "secret": "gloas-new"})).unwrap();
     assert_eq!(entered(&events), Stage::AUTOMATIC.to_vec());
 }
 
 #[test]
 fn rotating_the_application_secret_with_a_new_one_keeps_the_stage() {
     let mut bench = Bench::at_stage(Stage::Validated);
-    let types = bench.ok(json!({"type": "rotate_credential", "credential": "application_secret", "secret": "gloas-rotated"}));
+    let types =
+        bench.ok(json!({"type": "rotate_credential", "credential": "application_secret", "secret": "gloas-rotated"}));
     assert_eq!(types, ["credential_rotated"]);
 }
 
 #[test]
 fn rotating_the_access_token_voids_api_connectivity() {
     let mut bench = Bench::at_stage(Stage::Validated);
-    let events = bench.when(json!({"type": "rotate_credential", "credential": "access_token", "secret": "glpat-rotated"})).unwrap();
+    let events = bench
+        .when(json!({"type": "rotate_credential", "credential": "access_token", "secret": "glpat-rotated"}))
+        .unwrap();
     assert_eq!(
         regression(&events),
-        (
-            Stage::Validated,
-            Stage::WebhookLive,
-            "rotate_credential".into(),
-            vec!["testing.api_connectivity".into()]
-        )
+        (Stage::Validated, Stage::WebhookLive, "rotate_credential".into(), vec!["testing.api_connectivity".into()])
     );
-    let events = bench
-        .when(json!({"type": "rotate_credential", "credential": "access_token"}))
-        .unwrap();
+    let events = bench.when(json!({"type": "rotate_credential", "credential": "access_token"})).unwrap();
     let (_, to, _, requirements) = regression(&events);
     assert_eq!(to, Stage::Created);
-    assert_eq!(
-        requirements,
-        ["info.access_token_provided", "info.access_token_admin"]
-    );
+    assert_eq!(requirements, ["info.access_token_provided", "info.access_token_admin"]);
 }
 
 #[test]
 fn rotating_the_webhook_token_voids_the_delivery_but_keeps_scenarios_and_validations() {
     let mut bench = Bench::at_stage(Stage::Validated);
-    let events = bench
-        .when(json!({"type": "rotate_credential", "credential": "webhook_token"}))
-        .unwrap();
+    let events = bench.when(json!({"type": "rotate_credential", "credential": "webhook_token"})).unwrap();
     assert_eq!(
         regression(&events),
         (
             Stage::Validated,
             Stage::NetworkEstablished,
             "rotate_credential".into(),
-            vec![
-                "webhook.delivery_verified".into(),
-                "testing.webhook_functional".into()
-            ]
+            vec!["webhook.delivery_verified".into(), "testing.webhook_functional".into()]
         )
     );
-    assert!(
-        bench.last_shown.secret_token.is_some(),
-        "the new token is shown once"
-    );
+    assert!(bench.last_shown.secret_token.is_some(), "the new token is shown once");
     assert!(bench.is_met("testing.scenario_observed.code_pushed"));
     assert!(bench.is_met("validation.response_correct.code_pushed"));
     let events = bench.when(note_delivery()).unwrap();
-    assert_eq!(
-        entered(&events),
-        [Stage::WebhookLive, Stage::Tested, Stage::Validated]
-    );
+    assert_eq!(entered(&events), [Stage::WebhookLive, Stage::Tested, Stage::Validated]);
 }
 
 #[test]
@@ -693,9 +571,7 @@ fn narrower_scopes_or_triggers_fall_back() {
     assert_eq!(regression(&events).3, ["info.application_scopes"]);
     let mut bench = Bench::at_stage(Stage::Tested);
     let url = bench.webhook_url();
-    let events = bench
-        .when(json!({"type": "create_webhook", "url": url, "triggers": ["push"]}))
-        .unwrap();
+    let events = bench.when(json!({"type": "create_webhook", "url": url, "triggers": ["push"]})).unwrap();
     let (from, to, _, requirements) = regression(&events);
     assert_eq!((from, to), (Stage::Tested, Stage::NetworkEstablished));
     assert_eq!(requirements, ["webhook.triggers"]);
@@ -710,20 +586,22 @@ fn a_probe_finding_a_non_admin_token_makes_the_admin_token_missing() {
     let good = json!({"type": "record_probe_result", "api_reachable": true, "admin": true, "token_active": true, "token_scopes": ["api", "sudo"]});
     assert_eq!(
         entered(&bench.when(good).unwrap()),
-        [
-            Stage::InfoGathered,
-            Stage::NetworkEstablished,
-            Stage::WebhookLive
-        ]
+        [Stage::InfoGathered, Stage::NetworkEstablished, Stage::WebhookLive]
     );
-    let events = bench.when(json!({"type": "record_probe_result", "api_reachable": true, "admin": true, "token_scopes": ["read_api"]})).unwrap();
+    let events = bench
+        .when(
+            json!({"type": "record_probe_result", "api_reachable": true, "admin": true, "token_scopes": ["read_api"]}),
+        )
+        .unwrap();
     assert_eq!(regression(&events).3, ["info.access_token_admin"]);
 }
 
 #[test]
 fn a_rate_limited_probe_is_recorded_but_is_not_evidence() {
     let mut bench = Bench::at_stage(Stage::Tested);
-    let types = bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "rate_limited", "detail": "429"}));
+    let types = bench.ok(
+        json!({"type": "record_probe_result", "api_reachable": false, "category": "rate_limited", "detail": "429"}),
+    );
     assert_eq!(types, ["probe_result_recorded"]);
     assert_eq!(bench.state.stage, Stage::Tested);
 }
@@ -731,43 +609,29 @@ fn a_rate_limited_probe_is_recorded_but_is_not_evidence() {
 #[test]
 fn a_new_instance_url_voids_api_connectivity() {
     let mut bench = Bench::at_stage(Stage::Tested);
-    let same =
-        bench.ok(json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ssh_port": 2222}));
+    let same = bench.ok(json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ssh_port": 2222}));
     assert_eq!(same, ["instance_url_set"], "the same URL voids nothing");
-    let events = bench.when(json!({"type": "set_instance_url", "gitlab_url": "https://gitlab-new.customer.example"})).unwrap();
+    let events =
+        bench.when(json!({"type": "set_instance_url", "gitlab_url": "https://gitlab-new.customer.example"})).unwrap();
     assert_eq!(
         regression(&events),
-        (
-            Stage::Tested,
-            Stage::WebhookLive,
-            "set_instance_url".into(),
-            vec!["testing.api_connectivity".into()]
-        )
+        (Stage::Tested, Stage::WebhookLive, "set_instance_url".into(), vec!["testing.api_connectivity".into()])
     );
 }
 
 #[test]
 fn once_live_an_invalidation_raises_a_block_instead_of_regressing() {
     let mut bench = Bench::at_stage(Stage::Live);
-    let events = bench
-        .when(json!({"type": "rotate_credential", "credential": "webhook_token"}))
-        .unwrap();
-    assert_eq!(
-        events.iter().map(Event::type_name).collect::<Vec<_>>(),
-        ["credential_rotated", "integration_blocked"]
-    );
+    let events = bench.when(json!({"type": "rotate_credential", "credential": "webhook_token"})).unwrap();
+    assert_eq!(events.iter().map(Event::type_name).collect::<Vec<_>>(), ["credential_rotated", "integration_blocked"]);
     assert_eq!(bench.state.stage, Stage::Live);
     let block = bench.state.block.clone().unwrap();
-    assert_eq!(
-        block.category,
-        golive::domain::BlockCategory::WebhookNotReceived
-    );
-    assert_eq!(
-        block.cause.unwrap().requirements,
-        ["webhook.delivery_verified", "testing.webhook_functional"]
-    );
+    assert_eq!(block.category, golive::domain::BlockCategory::WebhookNotReceived);
+    assert_eq!(block.cause.unwrap().requirements, ["webhook.delivery_verified", "testing.webhook_functional"]);
     // A failing probe while already blocked adds no second block.
-    let types = bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "timeout"}));
+    let types = bench.ok(
+        json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "timeout"}),
+    );
     assert_eq!(types, ["probe_result_recorded"]);
 }
 
@@ -779,10 +643,7 @@ fn a_failed_probe_while_live_raises_an_api_failure_block() {
         events.iter().map(Event::type_name).collect::<Vec<_>>(),
         ["probe_result_recorded", "integration_blocked"]
     );
-    assert_eq!(
-        bench.state.block.as_ref().unwrap().category,
-        golive::domain::BlockCategory::ApiFailure
-    );
+    assert_eq!(bench.state.block.as_ref().unwrap().category, golive::domain::BlockCategory::ApiFailure);
 }
 
 // --- Checklist, next steps, diagnosis --------------------------------------------------------
@@ -795,12 +656,7 @@ fn the_checklist_names_every_requirement_with_a_label() {
     let ids: std::collections::BTreeSet<_> = checklist.iter().map(|i| i.id.clone()).collect();
     assert_eq!(ids.len(), checklist.len(), "ids are unique");
     assert!(checklist.iter().all(|i| !i.label.is_empty()));
-    assert!(checklist
-        .iter()
-        .find(|i| i.id == "info.application_scopes")
-        .unwrap()
-        .label
-        .contains("sudo"));
+    assert!(checklist.iter().find(|i| i.id == "info.application_scopes").unwrap().label.contains("sudo"));
 }
 
 #[test]
@@ -809,15 +665,9 @@ fn next_steps_name_the_command_that_records_them() {
     let steps = bench.state.next_steps(bench.now);
     assert!(steps[0].contains("confirm_prerequisites"), "{steps:?}");
     let mut bench = Bench::at_stage(Stage::Validated);
-    assert_eq!(
-        bench.state.next_steps(bench.now),
-        ["Schedule the go-live date (schedule_go_live)"]
-    );
+    assert_eq!(bench.state.next_steps(bench.now), ["Schedule the go-live date (schedule_go_live)"]);
     bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-09"}));
-    assert_eq!(
-        bench.state.next_steps(bench.now),
-        ["Go live on 2026-03-09 (go_live)"]
-    );
+    assert_eq!(bench.state.next_steps(bench.now), ["Go live on 2026-03-09 (go_live)"]);
 }
 
 #[test]
@@ -827,11 +677,7 @@ fn diagnose_reports_blocks_refusals_probe_failures_and_stalls() {
     bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "connection refused to gitlab.customer.example:443"}));
     bench.ok(json!({"type": "block", "category": "api_failure", "detail": "probe cannot reach the instance"}));
     bench.advance(Duration::days(9));
-    let signals = DeliverySignals {
-        refused_deliveries: 12,
-        first_refused_at: Some(t0()),
-        last_refused_at: Some(t0()),
-    };
+    let signals = DeliverySignals { refused_deliveries: 12, first_refused_at: Some(t0()), last_refused_at: Some(t0()) };
     let diagnosis = bench.state.diagnose(bench.now, &signals);
     let categories: Vec<_> = diagnosis.findings.iter().map(|f| f.category).collect();
     assert_eq!(
@@ -844,13 +690,8 @@ fn diagnose_reports_blocks_refusals_probe_failures_and_stalls() {
         ]
     );
     assert!(diagnosis.findings[0].advice.contains("firewall"));
-    assert!(diagnosis.findings[2]
-        .message
-        .starts_with("12 deliveries were refused"));
-    assert!(diagnosis
-        .missing
-        .iter()
-        .any(|m| m.id == "webhook.credentials_issued"));
+    assert!(diagnosis.findings[2].message.starts_with("12 deliveries were refused"));
+    assert!(diagnosis.missing.iter().any(|m| m.id == "webhook.credentials_issued"));
     assert!(diagnosis.blocked.is_some());
 }
 
@@ -860,11 +701,7 @@ fn diagnose_notices_a_silent_webhook_while_live() {
     let mut bench = Bench::at_stage(Stage::Live);
     bench.advance(Duration::days(6));
     let diagnosis = bench.state.diagnose(bench.now, &DeliverySignals::default());
-    let finding = diagnosis
-        .findings
-        .iter()
-        .find(|f| f.category == FindingCategory::WebhookNotReceived)
-        .unwrap();
+    let finding = diagnosis.findings.iter().find(|f| f.category == FindingCategory::WebhookNotReceived).unwrap();
     assert_eq!(finding.message, "No delivery for 6 days while live");
     assert!(finding.advice.contains("secret token"));
 }

@@ -15,11 +15,8 @@ use crate::support::*;
 
 fn summary(replayed: &golive::fixtures::Replayed, now: chrono::DateTime<Utc>) -> Value {
     let state = &replayed.state;
-    let checklist: serde_json::Map<String, Value> = state
-        .checklist()
-        .into_iter()
-        .map(|item| (item.id, Value::Bool(item.met)))
-        .collect();
+    let checklist: serde_json::Map<String, Value> =
+        state.checklist().into_iter().map(|item| (item.id, Value::Bool(item.met))).collect();
     json!({
         "stage": state.stage,
         "blocked": state.block.as_ref().map(|b| b.category),
@@ -51,32 +48,17 @@ fn every_fixture_replays_to_its_expected_state() {
         )
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // Folding the history from scratch gives the same state.
-        let folded =
-            golive::domain::Integration::replay(replayed.events.iter().map(|(e, at, _)| (e, *at)))
-                .unwrap();
-        assert_eq!(
-            folded, replayed.state,
-            "{}: fold equals live state",
-            fixture.name
-        );
+        let folded = golive::domain::Integration::replay(replayed.events.iter().map(|(e, at, _)| (e, *at))).unwrap();
+        assert_eq!(folded, replayed.state, "{}: fold equals live state", fixture.name);
         let actual = summary(&replayed, now);
         let expected_path = path.with_extension("expected.json");
         if bless {
-            std::fs::write(
-                &expected_path,
-                serde_json::to_string_pretty(&actual).unwrap() + "\n",
-            )
-            .unwrap();
+            std::fs::write(&expected_path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
             continue;
         }
-        let expected: Value = serde_json::from_str(
-            &std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
-                panic!(
-                    "{} is missing: run with GOLIVE_BLESS=1 and review it",
-                    expected_path.display()
-                )
-            }),
-        )
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+            panic!("{} is missing: run with GOLIVE_BLESS=1 and review it", expected_path.display())
+        }))
         .unwrap();
         pretty_assertions::assert_eq!(actual, expected, "{}", fixture.name);
     }
@@ -102,20 +84,9 @@ fn fixture_secrets_never_reach_an_event() {
             &DataKey::generate(),
         )
         .unwrap();
-        let written = serde_json::to_string(
-            &replayed
-                .events
-                .iter()
-                .map(|(e, _, _)| e)
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let written = serde_json::to_string(&replayed.events.iter().map(|(e, _, _)| e).collect::<Vec<_>>()).unwrap();
         for secret in &secrets {
-            assert!(
-                !written.contains(secret.as_str()),
-                "{}: a secret reached an event",
-                fixture.name
-            );
+            assert!(!written.contains(secret.as_str()), "{}: a secret reached an event", fixture.name);
         }
     }
 }
@@ -124,18 +95,9 @@ fn fixture_secrets_never_reach_an_event() {
 fn relative_times_resolve_against_now() {
     use golive::fixtures::resolve_time;
     let now = Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap();
-    assert_eq!(
-        resolve_time("-12d 09:30", now),
-        Some(Utc.with_ymd_and_hms(2026, 6, 3, 9, 30, 0).unwrap())
-    );
-    assert_eq!(
-        resolve_time("+2d", now),
-        Some(Utc.with_ymd_and_hms(2026, 6, 17, 12, 0, 0).unwrap())
-    );
-    assert_eq!(
-        resolve_time("-5h", now),
-        Some(Utc.with_ymd_and_hms(2026, 6, 15, 7, 0, 0).unwrap())
-    );
+    assert_eq!(resolve_time("-12d 09:30", now), Some(Utc.with_ymd_and_hms(2026, 6, 3, 9, 30, 0).unwrap()));
+    assert_eq!(resolve_time("+2d", now), Some(Utc.with_ymd_and_hms(2026, 6, 17, 12, 0, 0).unwrap()));
+    assert_eq!(resolve_time("-5h", now), Some(Utc.with_ymd_and_hms(2026, 6, 15, 7, 0, 0).unwrap()));
     assert_eq!(resolve_time("now", now), Some(now));
     for bad in ["12d", "-d", "-3w", "-3d 25:00", ""] {
         assert_eq!(resolve_time(bad, now), None, "{bad}");

@@ -1,9 +1,7 @@
 //! Shared test helpers: a given/when/then bench over the pure domain.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use golive::domain::{
-    self, Actor, Command, Context, Event, HttpUrl, Integration, Origin, Playbook, Rejection, Stage,
-};
+use golive::domain::{self, Actor, Command, Context, Event, HttpUrl, Integration, Origin, Playbook, Rejection, Stage};
 use golive::ids::SequentialIds;
 use golive::secrets::{DataKey, IntegrationSealer, ShownOnce};
 use serde_json::{json, Value};
@@ -50,22 +48,11 @@ impl Bench {
         let ids = SequentialIds::starting_at(0x1000);
         let now = t0();
         let request = domain::parse_open_request(open).expect("valid open request");
-        let ctx = Context {
-            now,
-            actor: Actor::parse("rep").unwrap(),
-            ids: &ids,
-        };
+        let ctx = Context { now, actor: Actor::parse("rep").unwrap(), ids: &ids };
         let events = domain::open(request, default_playbook(), &ctx).expect("opened");
         let state = Integration::from_opened(&events[0], now).unwrap();
         let history = events.into_iter().map(|e| (e, now)).collect();
-        Bench {
-            state,
-            history,
-            now,
-            ids,
-            key: DataKey::from_bytes([7; 32]),
-            last_shown: ShownOnce::default(),
-        }
+        Bench { state, history, now, ids, key: DataKey::from_bytes([7; 32]), last_shown: ShownOnce::default() }
     }
 
     /// An integration taken along the happy path until it stands in `stage`.
@@ -108,11 +95,7 @@ impl Bench {
 
     pub fn decide_command(&self, command: &Command) -> Outcome {
         let actor = Actor::parse("rep").unwrap();
-        let ctx = Context {
-            now: self.now,
-            actor,
-            ids: &self.ids,
-        };
+        let ctx = Context { now: self.now, actor, ids: &self.ids };
         self.state.decide(command, &ctx)
     }
 
@@ -127,10 +110,7 @@ impl Bench {
                     self.history.push((event.clone(), self.now));
                 }
             }
-            Err(_) => assert_eq!(
-                self.state, before,
-                "a refused command leaves the state unchanged"
-            ),
+            Err(_) => assert_eq!(self.state, before, "a refused command leaves the state unchanged"),
         }
         outcome
     }
@@ -199,18 +179,10 @@ pub fn note_delivery() -> Value {
     delivery("Note Hook", "note", json!({}))
 }
 pub fn push_delivery() -> Value {
-    delivery(
-        "Push Hook",
-        "push",
-        json!({"after": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}),
-    )
+    delivery("Push Hook", "push", json!({"after": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}))
 }
 pub fn merge_request_open_delivery() -> Value {
-    delivery(
-        "Merge Request Hook",
-        "merge_request",
-        json!({"action": "open"}),
-    )
+    delivery("Merge Request Hook", "merge_request", json!({"action": "open"}))
 }
 pub fn issue_open_delivery() -> Value {
     delivery("Issue Hook", "issue", json!({"action": "open"}))
@@ -221,10 +193,7 @@ pub fn pipeline_delivery() -> Value {
 
 /// The guide walked in order: each step with the stage it completes.
 pub fn happy_path() -> Vec<(Stage, Value)> {
-    let webhook = format!(
-        "{PUBLIC_URL}/hooks/gitlab/{}",
-        uuid::Uuid::from_u128(0x1001)
-    );
+    let webhook = format!("{PUBLIC_URL}/hooks/gitlab/{}", uuid::Uuid::from_u128(0x1001));
     vec![
         (
             Stage::InfoGathered,
@@ -238,19 +207,13 @@ pub fn happy_path() -> Vec<(Stage, Value)> {
             Stage::InfoGathered,
             json!({"type": "provide_application_secret", "secret": "gloas-test-application-secret-1"}),
         ),
-        (
-            Stage::InfoGathered,
-            json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ssh_port": 22}),
-        ),
+        (Stage::InfoGathered, json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ssh_port": 22})),
         (
             Stage::InfoGathered,
             json!({"type": "provide_access_token", "token": "glpat-test-access-token-1", "admin": true}),
         ),
         (Stage::InfoGathered, json!({"type": "submit_information"})),
-        (
-            Stage::NetworkEstablished,
-            json!({"type": "evaluate_network_policy", "barriers": []}),
-        ),
+        (Stage::NetworkEstablished, json!({"type": "evaluate_network_policy", "barriers": []})),
         (
             Stage::NetworkEstablished,
             json!({"type": "establish_vpc_peering", "peering_id": "pcx-0a1b2c3d", "customer_vpc_id": "vpc-0123abcd", "factory_vpc_id": "vpc-0fedcba987654321a", "route_tables_configured": true}),
@@ -259,19 +222,13 @@ pub fn happy_path() -> Vec<(Stage, Value)> {
             Stage::NetworkEstablished,
             json!({"type": "configure_firewall", "outbound_https": true, "outbound_ssh": true, "webhook_endpoint_reachable": true}),
         ),
-        (
-            Stage::WebhookLive,
-            json!({"type": "issue_webhook_credentials"}),
-        ),
+        (Stage::WebhookLive, json!({"type": "issue_webhook_credentials"})),
         (
             Stage::WebhookLive,
             json!({"type": "create_webhook", "url": webhook, "triggers": ["push", "comments", "merge_requests", "issues", "ci_cd"]}),
         ),
         (Stage::WebhookLive, note_delivery()),
-        (
-            Stage::Tested,
-            json!({"type": "record_api_check", "ok": true}),
-        ),
+        (Stage::Tested, json!({"type": "record_api_check", "ok": true})),
         (Stage::Tested, push_delivery()),
         (Stage::Tested, merge_request_open_delivery()),
         (Stage::Tested, issue_open_delivery()),

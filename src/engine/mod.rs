@@ -1,0 +1,797 @@
+//! The engine: load → decide → append, and everything read from the log.
+//!
+//! [`Engine`] is golive's embedding API. It owns the one write path (every append goes through
+//! [`Engine::execute`], [`Engine::open_integration`] or the secret audits), retries a lost race
+//! when the caller pinned no version, caches states and snapshots long streams, keeps the read
+//! model behind lists, the board and the calendar, and answers history, as-of and audit
+//! queries. It knows neither HTTP nor the terminal.
+
+mod clock;
+pub mod codec;
+mod read_model;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
+pub use read_model::{
+    board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
+};
+
+use crate::domain::{
+    self, Actor, Command, CommandRequest, Context, DeliverySignals, Diagnosis, Event, HttpUrl, IntegrationId,
+    IssuedWebhookCredentials, Origin, PlaintextSecret, Playbook, Rejection, SealedSecret, Sealer, SecretKind,
+};
+use crate::ids::RandomIds;
+use crate::secrets::{
+    self, FileKeystore, IntegrationSealer, Keystore, MasterKey, MasterKeySource, SecretsError, ShownOnce,
+};
+use crate::store::{
+    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, IdempotencyRecord, IdempotencyWrite, SledStore,
+    SledStoreOptions, StoreError, StoredEvent, Subscription, VerifyReport,
+};
+use read_model::SavedReadModel;
+
+/// Bumped when the snapshot form changes; older snapshots are ignored.
+const SNAPSHOT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where golive is reached from outside: webhook URLs derive from it.
+    pub public_url: HttpUrl,
+    /// The playbook of integrations opened without one.
+    pub default_playbook: Playbook,
+    /// Write a snapshot each time a stream crosses a multiple of this many events.
+    pub snapshot_every: u64,
+    /// Retries of a lost race when the caller pinned no version.
+    pub max_retries: usize,
+    /// States kept in memory.
+    pub cache_capacity: usize,
+    /// Save the read model each time it has folded this many more events.
+    pub read_model_save_every: u64,
+}
+
+impl EngineConfig {
+    /// The defaults for `public_url`, with the redirect URI `{public_url}/oauth/gitlab/callback`
+    /// unless one is given.
+    pub fn new(public_url: HttpUrl, redirect_uri: Option<HttpUrl>) -> Self {
+        let redirect = redirect_uri.unwrap_or_else(|| {
+            HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str())).expect("a path on a valid URL")
+        });
+        EngineConfig {
+            public_url,
+            default_playbook: Playbook::guide_default(redirect),
+            snapshot_every: 1_000,
+            max_retries: 16,
+            cache_capacity: 10_000,
+            read_model_save_every: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no integration {0}")]
+    NotFound(IntegrationId),
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("integration {integration} is at version {actual}, not {expected}")]
+    VersionMismatch { integration: IntegrationId, expected: u64, actual: u64 },
+    #[error("integration {integration} kept changing underneath; gave up after {attempts} attempts")]
+    Conflict { integration: IntegrationId, attempts: usize },
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error("integration {0} has no such secret")]
+    NoSuchSecret(IntegrationId),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One command to execute.
+#[derive(Debug, Clone)]
+pub struct ExecuteRequest {
+    pub integration: IntegrationId,
+    pub body: Value,
+    pub actor: Actor,
+    pub origin: Origin,
+    /// `If-Match`: refuse unless the integration is at exactly this version.
+    pub expected_version: Option<u64>,
+    pub idempotency_key: Option<String>,
+    /// Record the events at this time instead of now. For loading fixtures and replaying
+    /// journeys only: no client-facing surface sets it.
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+impl ExecuteRequest {
+    pub fn new(integration: IntegrationId, body: Value, actor: Actor) -> Self {
+        Self {
+            integration,
+            body,
+            actor,
+            origin: Origin::Public,
+            expected_version: None,
+            idempotency_key: None,
+            recorded_at: None,
+        }
+    }
+    pub fn internal(mut self) -> Self {
+        self.origin = Origin::Internal;
+        self
+    }
+}
+
+/// What an accepted command produced.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub state: Arc<domain::Integration>,
+    pub events: Vec<StoredEvent>,
+    /// Credentials generated by this command, to show once (empty on a replay).
+    pub shown: ShownOnce,
+    /// True when this answers a repeated Idempotency-Key: nothing was written.
+    pub replayed: bool,
+}
+
+/// A moment of an integration's past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Version(u64),
+    Time(DateTime<Utc>),
+}
+
+/// Filters of the cross-integration audit query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub event_type: Option<String>,
+    pub integration: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only events after this position (the cursor).
+    pub after: u64,
+    pub limit: usize,
+}
+
+/// A page of audit results with the cursor for the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditPage {
+    pub events: Vec<StoredEvent>,
+    /// Pass as `after` to continue; `None` when the log has been read to the end.
+    pub next_after: Option<u64>,
+}
+
+/// Options of [`Engine::open_dir`].
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    pub master_key_file: Option<std::path::PathBuf>,
+    pub store: SledStoreOptions,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn EventStore>,
+    keystore: Arc<dyn Keystore>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<HashMap<IntegrationId, Arc<domain::Integration>>>,
+    read_model: RwLock<ReadModel>,
+    checkpoint: watch::Sender<u64>,
+    signals: Mutex<HashMap<IntegrationId, DeliverySignals>>,
+    projector: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A sealer for commands that carry no secret: preparing them never calls it.
+struct NoSecrets;
+
+impl Sealer for NoSecrets {
+    fn seal(&mut self, _: SecretKind, _: &PlaintextSecret) -> SealedSecret {
+        unreachable!("needs_sealer() said this command carries no secret")
+    }
+    fn issue_webhook_credentials(&mut self, _: bool) -> IssuedWebhookCredentials {
+        unreachable!("needs_sealer() said this command issues no credentials")
+    }
+}
+
+fn digest(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    crate::store::canonical_json(value, &mut out);
+    out
+}
+
+impl Engine {
+    /// Opens the sled store and the file keystore in `data_dir`. Returns warnings to show
+    /// (a generated default master key).
+    pub async fn open_dir(
+        data_dir: &Path,
+        config: EngineConfig,
+        options: OpenOptions,
+    ) -> Result<(Engine, Vec<String>), EngineError> {
+        let store = SledStore::open(data_dir, options.store)?;
+        let (master, source) = MasterKey::load(data_dir, options.master_key_file.as_deref())?;
+        let mut warnings = Vec::new();
+        if let MasterKeySource::GeneratedDefault(path) | MasterKeySource::ExistingDefault(path) = &source {
+            warnings.push(format!(
+                "the master key is a file in the data directory ({}): fine for a trial, but anyone with a copy of the directory can unseal its secrets; set {} or --master-key-file in production",
+                path.display(),
+                secrets::MASTER_KEY_ENV
+            ));
+        }
+        let keystore = Arc::new(FileKeystore::open(data_dir, master)?);
+        let engine = Engine::start(store, keystore, config, Arc::new(SystemClock)).await?;
+        Ok((engine, warnings))
+    }
+
+    /// Starts an engine on any store and keystore: loads the saved read model, catches it up,
+    /// and starts following the log.
+    pub async fn start(
+        store: Arc<dyn EventStore>,
+        keystore: Arc<dyn Keystore>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let mut model = match store.get_aux("read_model").await? {
+            Some(bytes) => match serde_json::from_slice::<SavedReadModel>(&bytes) {
+                Ok(saved) if saved.format == READ_MODEL_FORMAT => saved.model,
+                _ => ReadModel::default(),
+            },
+            None => ReadModel::default(),
+        };
+        loop {
+            let batch = store.read_all(model.checkpoint, 4096).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for event in &batch {
+                model.apply(event)?;
+            }
+        }
+        let signals = match store.get_aux("signals").await? {
+            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            None => HashMap::new(),
+        };
+        let (checkpoint, _) = watch::channel(model.checkpoint);
+        let inner = Arc::new(Inner {
+            store,
+            keystore,
+            config,
+            clock,
+            cache: Mutex::new(HashMap::new()),
+            read_model: RwLock::new(model),
+            checkpoint,
+            signals: Mutex::new(signals),
+            projector: Mutex::new(None),
+        });
+        let engine = Engine { inner };
+        engine.spawn_projector();
+        Ok(engine)
+    }
+
+    fn spawn_projector(&self) {
+        let inner = self.inner.clone();
+        let after = inner.read_model.read().expect("read model lock").checkpoint;
+        let handle = tokio::spawn(async move {
+            let mut subscription = Subscription::new(inner.store.clone(), after);
+            let mut since_save = 0u64;
+            while let Ok(event) = subscription.next().await {
+                let applied = {
+                    let mut model = inner.read_model.write().expect("read model lock");
+                    let applied = model.apply(&event);
+                    let _ = inner.checkpoint.send(model.checkpoint);
+                    applied
+                };
+                if let Err(error) = applied {
+                    tracing::error!(%error, "the read model cannot fold an event; lists may be stale");
+                }
+                since_save += 1;
+                if since_save >= inner.config.read_model_save_every {
+                    since_save = 0;
+                    if let Err(error) = save_read_model(&inner).await {
+                        tracing::warn!(%error, "saving the read model failed; a restart will catch up further");
+                    }
+                }
+            }
+        });
+        *self.inner.projector.lock().expect("projector lock") = Some(handle);
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Opens a new integration (`POST /api/v1/integrations`).
+    pub async fn open_integration(
+        &self,
+        body: Value,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+    ) -> Result<Executed, EngineError> {
+        self.open_integration_at(body, actor, idempotency_key, None).await
+    }
+
+    /// [`Engine::open_integration`] recorded at `recorded_at` (fixtures only).
+    pub async fn open_integration_at(
+        &self,
+        body: Value,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<Executed, EngineError> {
+        let request = domain::parse_open_request(body.clone())?;
+        let key = idempotency_key.map(|k| format!("open/{actor}/{k}"));
+        let request_digest = digest(&["open", actor.as_str(), &canonical(&body)]);
+        if let Some(key) = &key {
+            if let Some(record) = self.inner.store.idempotency_record(key).await? {
+                return self.replay(record, &request_digest).await;
+            }
+        }
+        let now = recorded_at.unwrap_or_else(|| self.now());
+        let ctx = Context { now, actor: actor.clone(), ids: &RandomIds };
+        let events = domain::open(request, self.inner.config.default_playbook.clone(), &ctx)?;
+        let Event::IntegrationOpened { integration_id, .. } = &events[0] else {
+            unreachable!("open yields integration_opened first")
+        };
+        let id = *integration_id;
+        let idempotency =
+            key.map(|key| IdempotencyWrite { key, request_digest: request_digest.clone(), response: json!({}) });
+        self.append(id, None, events, &ctx, idempotency, ShownOnce::default(), &request_digest).await
+    }
+
+    /// Executes one command: load, decide, append with the expected version; a lost race is
+    /// retried (bounded) unless the caller pinned a version.
+    pub async fn execute(&self, request: ExecuteRequest) -> Result<Executed, EngineError> {
+        let parsed = domain::parse_request(request.body.clone(), request.origin)?;
+        let id = request.integration;
+        let key = request.idempotency_key.as_ref().map(|k| format!("cmd/{id}/{k}"));
+        let pinned = request.expected_version.map(|v| v.to_string()).unwrap_or_default();
+        let request_digest =
+            digest(&["command", &id.to_string(), request.actor.as_str(), &pinned, &canonical(&request.body)]);
+        if let Some(key) = &key {
+            if let Some(record) = self.inner.store.idempotency_record(key).await? {
+                return self.replay(record, &request_digest).await;
+            }
+        }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let state = self.load(id).await?.ok_or(EngineError::NotFound(id))?;
+            if let Some(expected) = request.expected_version {
+                if expected != state.version {
+                    return Err(EngineError::VersionMismatch { integration: id, expected, actual: state.version });
+                }
+            }
+            let (command, shown) = self.prepare(id, parsed.clone()).await?;
+            let now = request.recorded_at.unwrap_or_else(|| self.now());
+            let ctx = Context { now, actor: request.actor.clone(), ids: &RandomIds };
+            let events = state.decide(&command, &ctx)?;
+            let idempotency = key.clone().map(|key| IdempotencyWrite {
+                key,
+                request_digest: request_digest.clone(),
+                response: json!({ "webhook_url": shown.webhook_url }),
+            });
+            match self.append(id, Some(&state), events, &ctx, idempotency, shown, &request_digest).await {
+                Err(EngineError::Store(StoreError::WrongExpectedVersion { actual, .. })) => {
+                    if let Some(expected) = request.expected_version {
+                        return Err(EngineError::VersionMismatch { integration: id, expected, actual });
+                    }
+                    if attempts > self.inner.config.max_retries {
+                        return Err(EngineError::Conflict { integration: id, attempts });
+                    }
+                    tokio::task::yield_now().await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn prepare(&self, id: IntegrationId, parsed: CommandRequest) -> Result<(Command, ShownOnce), EngineError> {
+        if !parsed.needs_sealer() {
+            return Ok((parsed.prepare(&mut NoSecrets), ShownOnce::default()));
+        }
+        let key = self.inner.keystore.data_key(id).await?;
+        let mut sealer = IntegrationSealer::new(&key, id, &self.inner.config.public_url);
+        let command = parsed.prepare(&mut sealer);
+        Ok((command, sealer.into_shown()))
+    }
+
+    /// Appends decided events and folds them into the cached state.
+    #[allow(clippy::too_many_arguments)]
+    async fn append(
+        &self,
+        id: IntegrationId,
+        state: Option<&Arc<domain::Integration>>,
+        events: Vec<Event>,
+        ctx: &Context<'_>,
+        idempotency: Option<IdempotencyWrite>,
+        shown: ShownOnce,
+        request_digest: &str,
+    ) -> Result<Executed, EngineError> {
+        let version = state.map(|s| s.version).unwrap_or(0);
+        let new_events = events.iter().map(|e| encode(e, Uuid::new_v4(), ctx.now, ctx.actor.as_str())).collect();
+        let request = AppendRequest {
+            stream: id.as_uuid(),
+            expected: ExpectedVersion::Exact(version),
+            events: new_events,
+            idempotency,
+        };
+        match self.inner.store.append(request).await? {
+            AppendOutcome::Committed(stored) => {
+                let mut next = match state {
+                    Some(state) => (**state).clone(),
+                    None => domain::Integration::from_opened(&events[0], ctx.now).expect("a new stream starts opened"),
+                };
+                let skip = usize::from(state.is_none());
+                for event in &events[skip..] {
+                    next.apply(event, ctx.now);
+                }
+                let next = Arc::new(next);
+                self.remember(next.clone());
+                if version / self.inner.config.snapshot_every != next.version / self.inner.config.snapshot_every {
+                    self.save_snapshot(&next).await?;
+                }
+                Ok(Executed { state: next, events: stored, shown, replayed: false })
+            }
+            AppendOutcome::Duplicate(record) => self.replay(record, request_digest).await,
+        }
+    }
+
+    /// Answers a repeated Idempotency-Key with what the first request produced.
+    async fn replay(&self, record: IdempotencyRecord, request_digest: &str) -> Result<Executed, EngineError> {
+        if record.request_digest != request_digest {
+            return Err(EngineError::IdempotencyKeyReused);
+        }
+        let id = IntegrationId::from_uuid(record.stream);
+        let first = record.positions.first().copied().unwrap_or(1);
+        let events = self.inner.store.read_all(first - 1, record.positions.len()).await?;
+        let version = events.last().map(|e| e.version).unwrap_or(0);
+        let state = self.state_at(id, At::Version(version)).await?;
+        let webhook_url = record.response.get("webhook_url").and_then(Value::as_str).map(str::to_owned);
+        Ok(Executed {
+            state: Arc::new(state),
+            events,
+            shown: ShownOnce { webhook_url, secret_token: None, signing_key: None },
+            replayed: true,
+        })
+    }
+
+    fn remember(&self, state: Arc<domain::Integration>) {
+        let mut cache = self.inner.cache.lock().expect("cache lock");
+        if cache.len() >= self.inner.config.cache_capacity && !cache.contains_key(&state.id) {
+            // Crude but bounded: drop everything; states reload from snapshots and tails.
+            cache.clear();
+        }
+        cache.insert(state.id, state);
+    }
+
+    async fn save_snapshot(&self, state: &domain::Integration) -> Result<(), EngineError> {
+        let bytes = serde_json::to_vec(&json!({"format": SNAPSHOT_FORMAT, "state": state})).expect("states serialize");
+        self.inner.store.put_aux(&format!("snapshot/{}", state.id), bytes).await?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, id: IntegrationId) -> Result<Option<domain::Integration>, EngineError> {
+        let Some(bytes) = self.inner.store.get_aux(&format!("snapshot/{id}")).await? else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Saved {
+            format: u32,
+            state: domain::Integration,
+        }
+        Ok(serde_json::from_slice::<Saved>(&bytes).ok().filter(|s| s.format == SNAPSHOT_FORMAT).map(|s| s.state))
+    }
+
+    /// The current state: the cache (or a snapshot) plus whatever the log holds beyond it.
+    pub async fn load(&self, id: IntegrationId) -> Result<Option<Arc<domain::Integration>>, EngineError> {
+        let head = self.inner.store.stream_version(id.as_uuid()).await?;
+        let cached = self.inner.cache.lock().expect("cache lock").get(&id).cloned();
+        if let Some(state) = &cached {
+            if state.version == head {
+                return Ok(cached);
+            }
+        }
+        let mut state = match cached {
+            Some(state) if state.version < head => Some((*state).clone()),
+            _ => self.load_snapshot(id).await?.filter(|s| s.version <= head),
+        };
+        loop {
+            let from = state.as_ref().map(|s| s.version + 1).unwrap_or(1);
+            let batch = self.inner.store.read_stream(id.as_uuid(), from, 4096).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for stored in &batch {
+                let event = decode(stored)?;
+                match &mut state {
+                    Some(s) => s.apply(&event, stored.recorded_at),
+                    None => state = domain::Integration::from_opened(&event, stored.recorded_at),
+                }
+            }
+        }
+        let Some(state) = state else { return Ok(None) };
+        let state = Arc::new(state);
+        self.remember(state.clone());
+        Ok(Some(state))
+    }
+
+    /// The current state, or `NotFound`.
+    pub async fn state(&self, id: IntegrationId) -> Result<Arc<domain::Integration>, EngineError> {
+        self.load(id).await?.ok_or(EngineError::NotFound(id))
+    }
+
+    /// The state as it was at a version or a moment. `NotFound` when it did not exist yet.
+    pub async fn state_at(&self, id: IntegrationId, at: At) -> Result<domain::Integration, EngineError> {
+        let mut state: Option<domain::Integration> = None;
+        let mut from = 1;
+        'read: loop {
+            let batch = self.inner.store.read_stream(id.as_uuid(), from, 4096).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for stored in &batch {
+                let within = match at {
+                    At::Version(v) => stored.version <= v,
+                    At::Time(t) => stored.recorded_at <= t,
+                };
+                if !within {
+                    break 'read;
+                }
+                let event = decode(stored)?;
+                match &mut state {
+                    Some(s) => s.apply(&event, stored.recorded_at),
+                    None => state = domain::Integration::from_opened(&event, stored.recorded_at),
+                }
+                from = stored.version + 1;
+            }
+        }
+        state.ok_or(EngineError::NotFound(id))
+    }
+
+    /// An integration's events with `version > after`, oldest first.
+    pub async fn history(&self, id: IntegrationId, after: u64, limit: usize) -> Result<Vec<StoredEvent>, EngineError> {
+        if self.inner.store.stream_version(id.as_uuid()).await? == 0 {
+            return Err(EngineError::NotFound(id));
+        }
+        Ok(self.inner.store.read_stream(id.as_uuid(), after + 1, limit).await?)
+    }
+
+    /// The audit query across integrations, paged by position.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, EngineError> {
+        let limit = query.limit.clamp(1, 10_000);
+        let mut found = Vec::new();
+        let mut after = query.after;
+        loop {
+            let batch = self.inner.store.read_all(after, 4096).await?;
+            let Some(last) = batch.last().map(|e| e.position) else {
+                return Ok(AuditPage { events: found, next_after: None });
+            };
+            for event in batch {
+                after = event.position;
+                let keep = query.actor.as_ref().is_none_or(|a| *a == event.actor)
+                    && query.event_type.as_ref().is_none_or(|t| *t == event.event_type)
+                    && query.integration.is_none_or(|i| i == event.integration_id)
+                    && query.since.is_none_or(|s| event.recorded_at >= s)
+                    && query.until.is_none_or(|u| event.recorded_at <= u);
+                if keep {
+                    found.push(event);
+                    if found.len() == limit {
+                        let head = self.inner.store.head().await?.position;
+                        let next_after = (after < head).then_some(after);
+                        return Ok(AuditPage { events: found, next_after });
+                    }
+                }
+            }
+            after = last;
+        }
+    }
+
+    /// Every event after `after`, then every new one, in order, without gap or duplicate.
+    pub fn subscribe(&self, after: u64) -> Subscription {
+        Subscription::new(self.inner.store.clone(), after)
+    }
+
+    /// Verifies the hash chain (and, with `expect`, that the log still contains that hash).
+    pub async fn verify(&self, expect: Option<&str>) -> Result<VerifyReport, EngineError> {
+        Ok(crate::store::verify_chain(self.inner.store.as_ref(), expect).await?)
+    }
+
+    /// Counts a delivery refused for a bad or missing token (never an event).
+    pub async fn record_refused_delivery(&self, id: IntegrationId) -> Result<(), EngineError> {
+        let now = self.now();
+        let bytes = {
+            let mut signals = self.inner.signals.lock().expect("signals lock");
+            let entry = signals.entry(id).or_default();
+            entry.refused_deliveries += 1;
+            entry.first_refused_at.get_or_insert(now);
+            entry.last_refused_at = Some(now);
+            serde_json::to_vec(&*signals).expect("signals serialize")
+        };
+        self.inner.store.put_aux("signals", bytes).await?;
+        Ok(())
+    }
+
+    pub fn delivery_signals(&self, id: IntegrationId) -> DeliverySignals {
+        self.inner.signals.lock().expect("signals lock").get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Why an integration is stuck and what to check.
+    pub async fn diagnose(&self, id: IntegrationId) -> Result<Diagnosis, EngineError> {
+        let state = self.state(id).await?;
+        Ok(state.diagnose(self.now(), &self.delivery_signals(id)))
+    }
+
+    /// Reveals a sealed secret in plaintext to `actor`, after recording that it did.
+    pub async fn reveal(&self, id: IntegrationId, kind: SecretKind, actor: &Actor) -> Result<String, EngineError> {
+        let state = self.state(id).await?;
+        let sealed = match kind {
+            SecretKind::ApplicationSecret => state.facts.application_secret.clone(),
+            SecretKind::AccessToken => state.facts.access_token.as_ref().map(|t| t.token.clone()),
+            SecretKind::WebhookSigningKey => {
+                state.facts.webhook_credentials.as_ref().and_then(|c| c.signing_key.clone())
+            }
+        }
+        .ok_or(EngineError::NoSuchSecret(id))?;
+        let key = self.inner.keystore.existing_data_key(id).await?.ok_or(SecretsError::Shredded(id))?;
+        let plaintext = secrets::unseal(&key, id, &sealed)?;
+        let command = Command::RecordSecretReveal { kind, fingerprint: sealed.fingerprint.clone() };
+        self.execute_internal(id, command, actor).await?;
+        String::from_utf8(plaintext).map_err(|_| EngineError::Secrets(SecretsError::Unseal))
+    }
+
+    /// Destroys the integration's data key and records that it did.
+    pub async fn shred(&self, id: IntegrationId, actor: &Actor) -> Result<Executed, EngineError> {
+        self.state(id).await?;
+        self.inner.keystore.shred(id).await?;
+        self.execute_internal(id, Command::RecordSecretsShredded, actor).await
+    }
+
+    /// Executes an engine-made command (not parsed from JSON), retrying lost races.
+    async fn execute_internal(
+        &self,
+        id: IntegrationId,
+        command: Command,
+        actor: &Actor,
+    ) -> Result<Executed, EngineError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let state = self.state(id).await?;
+            let ctx = Context { now: self.now(), actor: actor.clone(), ids: &RandomIds };
+            let events = state.decide(&command, &ctx)?;
+            match self.append(id, Some(&state), events, &ctx, None, ShownOnce::default(), "").await {
+                Err(EngineError::Store(StoreError::WrongExpectedVersion { .. }))
+                    if attempts <= self.inner.config.max_retries => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until the read model has folded everything appended before this call.
+    async fn read_model_current(&self) -> Result<(), EngineError> {
+        let head = self.inner.store.head().await?.position;
+        let mut checkpoint = self.inner.checkpoint.subscribe();
+        let wait = checkpoint.wait_for(|c| *c >= head);
+        // The projector follows the log continuously; a bound keeps a stuck one from hanging reads.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+        Ok(())
+    }
+
+    /// Integrations matching `filter`, as summaries, by customer.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<IntegrationSummary>, EngineError> {
+        self.read_model_current().await?;
+        let now = self.now();
+        let model = self.inner.read_model.read().expect("read model lock");
+        let mut out: Vec<IntegrationSummary> =
+            model.integrations.values().map(|s| IntegrationSummary::of(s, now)).filter(|s| filter.matches(s)).collect();
+        out.sort_by(|a, b| (&a.customer, a.id).cmp(&(&b.customer, b.id)));
+        Ok(out)
+    }
+
+    /// The board: a column per stage, blocked and stalled first.
+    pub async fn board(&self) -> Result<Vec<BoardColumn>, EngineError> {
+        Ok(board(self.list(&ListFilter::default()).await?))
+    }
+
+    /// Go-live dates and monitoring ends, soonest first.
+    pub async fn calendar(&self) -> Result<Vec<CalendarEntry>, EngineError> {
+        self.read_model_current().await?;
+        let model = self.inner.read_model.read().expect("read model lock");
+        let states: Vec<&domain::Integration> = model.integrations.values().collect();
+        Ok(calendar(&states))
+    }
+
+    /// The read model's checkpoint (the last position it has folded).
+    pub fn read_model_checkpoint(&self) -> u64 {
+        *self.inner.checkpoint.borrow()
+    }
+
+    /// Rebuilds the read model from position 0 and swaps it in.
+    pub async fn rebuild_read_model(&self) -> Result<u64, EngineError> {
+        let mut fresh = ReadModel::default();
+        loop {
+            loop {
+                let batch = self.inner.store.read_all(fresh.checkpoint, 4096).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for event in &batch {
+                    fresh.apply(event)?;
+                }
+            }
+            // Swap only if the projector has not folded past the rebuild meanwhile; otherwise
+            // read the difference and try again.
+            let swapped = {
+                let mut model = self.inner.read_model.write().expect("read model lock");
+                if model.checkpoint <= fresh.checkpoint {
+                    *model = std::mem::take(&mut fresh);
+                    let _ = self.inner.checkpoint.send(model.checkpoint);
+                    Some(model.checkpoint)
+                } else {
+                    None
+                }
+            };
+            if let Some(checkpoint) = swapped {
+                save_read_model(&self.inner).await?;
+                return Ok(checkpoint);
+            }
+        }
+    }
+
+    /// The read model's states, for checks against a rebuild.
+    pub async fn read_model_snapshot(&self) -> Result<ReadModel, EngineError> {
+        self.read_model_current().await?;
+        Ok(self.inner.read_model.read().expect("read model lock").clone())
+    }
+
+    /// Saves the read model, stops following the log and closes the store (flushing it).
+    pub async fn close(&self) -> Result<(), EngineError> {
+        if let Some(handle) = self.inner.projector.lock().expect("projector lock").take() {
+            handle.abort();
+        }
+        save_read_model(&self.inner).await?;
+        self.inner.store.close().await?;
+        Ok(())
+    }
+}
+
+async fn save_read_model(inner: &Inner) -> Result<(), EngineError> {
+    let bytes = {
+        let model = inner.read_model.read().expect("read model lock");
+        serde_json::to_vec(&SavedReadModel { format: READ_MODEL_FORMAT, model: model.clone() }).expect("serializes")
+    };
+    inner.store.put_aux("read_model", bytes).await?;
+    Ok(())
+}
