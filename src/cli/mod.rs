@@ -123,7 +123,9 @@ fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> anyhow::Result<(
 fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> {
     use std::io::Write;
 
-    use crate::store::{AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions};
+    use crate::store::{
+        AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions,
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {

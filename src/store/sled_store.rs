@@ -337,6 +337,9 @@ impl Writer {
             }
             if let Some(reply) = close {
                 let result = self.db.flush().map(|_| ()).map_err(storage);
+                // Release this thread's handle before answering, so a reopen right after
+                // `close` finds the directory unlocked once the store itself is dropped.
+                drop(self);
                 let _ = reply.send(result);
                 return;
             }

@@ -5,4 +5,7 @@ mod domain_inputs;
 mod domain_model;
 mod domain_rules;
 mod fixtures_replay;
+mod store_conformance;
+mod store_faults;
+mod store_model;
 mod support;

@@ -1,0 +1,267 @@
+//! The store conformance suite: the promises every backend keeps. Each check takes a way to
+//! open the backend on a directory, so reopening is part of what is tested.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use golive::store::{
+    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, IdempotencyWrite, NewEvent, SledStore, SledStoreOptions,
+    StoreError, Subscription,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+pub type Opener = Arc<dyn Fn(&Path) -> Arc<dyn EventStore> + Send + Sync>;
+
+pub fn sled_opener() -> Opener {
+    Arc::new(|dir: &Path| SledStore::open(dir, SledStoreOptions::default()).expect("open sled") as Arc<dyn EventStore>)
+}
+
+pub fn event(text: &str) -> NewEvent {
+    NewEvent {
+        id: Uuid::new_v4(),
+        recorded_at: Utc::now(),
+        actor: "tester".into(),
+        event_type: "note_added".into(),
+        schema_version: 1,
+        data: json!({"text": text}),
+    }
+}
+
+pub fn append(stream: Uuid, expected: ExpectedVersion, texts: &[&str]) -> AppendRequest {
+    AppendRequest { stream, expected, events: texts.iter().map(|t| event(t)).collect(), idempotency: None }
+}
+
+pub fn committed(outcome: AppendOutcome) -> Vec<golive::store::StoredEvent> {
+    match outcome {
+        AppendOutcome::Committed(events) => events,
+        AppendOutcome::Duplicate(_) => panic!("expected a commit, got a duplicate"),
+    }
+}
+
+fn stream(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+async fn appends_get_gapless_positions_and_contiguous_versions(open: &Opener, dir: &Path) {
+    let store = open(dir);
+    let a = committed(store.append(append(stream(1), ExpectedVersion::Exact(0), &["a1", "a2"])).await.unwrap());
+    let b = committed(store.append(append(stream(2), ExpectedVersion::Exact(0), &["b1"])).await.unwrap());
+    let c = committed(store.append(append(stream(1), ExpectedVersion::Exact(2), &["a3"])).await.unwrap());
+    let positions: Vec<u64> = a.iter().chain(&b).chain(&c).map(|e| e.position).collect();
+    assert_eq!(positions, [1, 2, 3, 4]);
+    assert_eq!(a.iter().chain(&c).map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(b[0].version, 1);
+    assert_eq!(b[0].prev_hash, a[1].hash, "one chain across streams");
+    let stream_one = store.read_stream(stream(1), 1, 100).await.unwrap();
+    assert_eq!(stream_one.iter().map(|e| e.data["text"].as_str().unwrap()).collect::<Vec<_>>(), ["a1", "a2", "a3"]);
+    assert_eq!(store.read_stream(stream(1), 2, 1).await.unwrap()[0].version, 2);
+    assert_eq!(store.read_all(2, 10).await.unwrap().len(), 2);
+    assert_eq!(store.stream_version(stream(1)).await.unwrap(), 3);
+    assert_eq!(store.stream_version(stream(9)).await.unwrap(), 0);
+    assert_eq!(store.head().await.unwrap().position, 4);
+    assert_eq!(store.streams().await.unwrap(), vec![(stream(1), 3), (stream(2), 1)]);
+    assert_eq!(store.append(append(stream(1), ExpectedVersion::Any, &[])).await, Err(StoreError::EmptyAppend));
+}
+
+async fn a_wrong_expected_version_writes_nothing(open: &Opener, dir: &Path) {
+    let store = open(dir);
+    store.append(append(stream(1), ExpectedVersion::Exact(0), &["one"])).await.unwrap();
+    let refused = store.append(append(stream(1), ExpectedVersion::Exact(0), &["again"])).await;
+    assert_eq!(refused, Err(StoreError::WrongExpectedVersion { stream: stream(1), expected: 0, actual: 1 }));
+    let refused = store.append(append(stream(2), ExpectedVersion::Exact(3), &["ghost"])).await;
+    assert!(matches!(refused, Err(StoreError::WrongExpectedVersion { actual: 0, .. })));
+    assert_eq!(store.head().await.unwrap().position, 1);
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 1);
+    committed(store.append(append(stream(1), ExpectedVersion::Any, &["any"])).await.unwrap());
+    assert_eq!(store.stream_version(stream(1)).await.unwrap(), 2);
+}
+
+fn keyed(stream_id: Uuid, key: &str, digest: &str, text: &str) -> AppendRequest {
+    let mut request = append(stream_id, ExpectedVersion::Any, &[text]);
+    request.idempotency =
+        Some(IdempotencyWrite { key: key.into(), request_digest: digest.into(), response: json!({"n": text}) });
+    request
+}
+
+async fn idempotency_keys_return_the_first_result_and_write_nothing(open: &Opener, dir: &Path) {
+    let store = open(dir);
+    let first = committed(store.append(keyed(stream(1), "k1", "d1", "first")).await.unwrap());
+    match store.append(keyed(stream(1), "k1", "d1", "first")).await.unwrap() {
+        AppendOutcome::Duplicate(record) => {
+            assert_eq!(record.positions, vec![first[0].position]);
+            assert_eq!(record.response, json!({"n": "first"}));
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert_eq!(
+        store.append(keyed(stream(1), "k1", "other digest", "x")).await,
+        Err(StoreError::IdempotencyKeyReused { key: "k1".into() })
+    );
+    assert_eq!(store.head().await.unwrap().position, 1);
+    assert!(store.idempotency_record("k1").await.unwrap().is_some());
+    assert!(store.idempotency_record("k2").await.unwrap().is_none());
+}
+
+async fn identical_appends_at_once_write_once(open: &Opener, dir: &Path) {
+    let store = open(dir);
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(keyed(stream(7), "same", "digest", "once")).await.unwrap() })
+        })
+        .collect();
+    let mut commits = 0;
+    for task in tasks {
+        if let AppendOutcome::Committed(_) = task.await.unwrap() {
+            commits += 1;
+        }
+    }
+    assert_eq!(commits, 1);
+    assert_eq!(store.head().await.unwrap().position, 1);
+}
+
+async fn racing_writers_lose_no_update(open: &Opener, dir: &Path) {
+    let store = open(dir);
+    let writers = 32;
+    let per_writer = 10;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0;
+                for i in 0..per_writer {
+                    loop {
+                        let version = store.stream_version(stream(5)).await.unwrap();
+                        let text = format!("w{w} i{i}");
+                        match store.append(append(stream(5), ExpectedVersion::Exact(version), &[&text])).await {
+                            Ok(_) => break,
+                            Err(StoreError::WrongExpectedVersion { .. }) => conflicts += 1,
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = store.read_stream(stream(5), 1, 10_000).await.unwrap();
+    assert_eq!(events.len(), writers * per_writer, "every append landed exactly once");
+    let texts: HashSet<String> = events.iter().map(|e| e.data["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(texts.len(), writers * per_writer);
+    assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1), "exactly one winner per version");
+}
+
+async fn subscriptions_catch_up_then_follow_without_gap_or_duplicate(open: &Opener, dir: &Path) {
+    let store = open(dir);
+    for i in 0..300 {
+        store.append(append(stream(i % 7 + 1), ExpectedVersion::Any, &["before"])).await.unwrap();
+    }
+    let mut subscription = Subscription::new(store.clone(), 100);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                store.append(append(stream(i % 5 + 1), ExpectedVersion::Any, &["during", "during"])).await.unwrap();
+            }
+        })
+    };
+    let mut expected = 101;
+    while expected <= 900 {
+        let event = subscription.next_within(std::time::Duration::from_secs(10)).await.unwrap().expect("an event");
+        assert_eq!(event.position, expected, "in order, no gap, no duplicate");
+        expected += 1;
+    }
+    writer.await.unwrap();
+    assert!(subscription.next_within(std::time::Duration::from_millis(100)).await.unwrap().is_none());
+}
+
+async fn reopening_restores_positions_heads_and_chain(open: &Opener, dir: &Path) {
+    let (head, hash) = {
+        let store = open(dir);
+        for i in 0..50 {
+            store.append(append(stream(i % 3 + 1), ExpectedVersion::Any, &["x", "y"])).await.unwrap();
+        }
+        store.put_aux("checkpoint", b"42".to_vec()).await.unwrap();
+        let head = store.head().await.unwrap();
+        store.close().await.unwrap();
+        (head.position, head.hash)
+    };
+    let store = open(dir);
+    let reopened = store.head().await.unwrap();
+    assert_eq!((reopened.position, reopened.hash.clone()), (head, hash.clone()));
+    assert_eq!(store.stream_version(stream(1)).await.unwrap(), 34);
+    assert_eq!(store.get_aux("checkpoint").await.unwrap(), Some(b"42".to_vec()));
+    let next = committed(store.append(append(stream(1), ExpectedVersion::Exact(34), &["after"])).await.unwrap());
+    assert_eq!((next[0].position, next[0].version, next[0].prev_hash.clone()), (101, 35, hash));
+    let report = golive::store::verify_chain(store.as_ref(), None).await.unwrap();
+    assert!(report.valid);
+    assert_eq!(report.events_checked, 101);
+    store.close().await.unwrap();
+}
+
+/// Runs every check against one backend, each on a fresh directory.
+pub async fn run_conformance_suite(open: Opener) {
+    macro_rules! check {
+        ($name:ident) => {{
+            let dir = tempfile::tempdir().unwrap();
+            $name(&open, dir.path()).await;
+        }};
+    }
+    check!(appends_get_gapless_positions_and_contiguous_versions);
+    check!(a_wrong_expected_version_writes_nothing);
+    check!(idempotency_keys_return_the_first_result_and_write_nothing);
+    check!(identical_appends_at_once_write_once);
+    check!(racing_writers_lose_no_update);
+    check!(subscriptions_catch_up_then_follow_without_gap_or_duplicate);
+    check!(reopening_restores_positions_heads_and_chain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sled_store_keeps_every_promise() {
+    run_conformance_suite(sled_opener()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_acknowledgement_precedes_its_flush() {
+    let flushed_up_to = Arc::new(AtomicU64::new(0));
+    let groups = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = {
+        let flushed_up_to = flushed_up_to.clone();
+        let groups = groups.clone();
+        Arc::new(move |info: golive::store::FlushInfo| {
+            // Widen the window between flush and acknowledgement.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            flushed_up_to.store(info.last_position, Ordering::SeqCst);
+            groups.lock().unwrap().push(info.group_appends);
+        })
+    };
+    let store: Arc<dyn EventStore> =
+        SledStore::temporary(SledStoreOptions { flush_hook: Some(hook), ..Default::default() }).unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            let flushed_up_to = flushed_up_to.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let events =
+                        committed(store.append(append(stream(i), ExpectedVersion::Any, &["e"])).await.unwrap());
+                    let last = events.last().unwrap().position;
+                    assert!(flushed_up_to.load(Ordering::SeqCst) >= last, "acknowledged {last} before its flush");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let groups = groups.lock().unwrap();
+    assert_eq!(groups.iter().sum::<usize>(), 64 * 20);
+    assert!(groups.iter().any(|g| *g > 1), "concurrent appends were grouped: {groups:?}");
+}
