@@ -132,7 +132,8 @@ async fn rewriting_any_envelope_field_is_found_at_its_position() {
         store.close().await.unwrap();
     }
     let target = 17u64;
-    let fields: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let fields: Vec<(&str, Mutation)> = vec![
         ("position", Box::new(|v| v["position"] = Value::from(99))),
         ("integration_id", Box::new(|v| v["integration_id"] = Value::from(uuid::Uuid::from_u128(9).to_string()))),
         ("version", Box::new(|v| v["version"] = Value::from(v["version"].as_u64().unwrap() + 1))),

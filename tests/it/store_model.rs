@@ -7,9 +7,7 @@
 
 use std::collections::HashMap;
 
-use golive::store::{
-    verify_chain, AppendOutcome, AppendRequest, EventStore, ExpectedVersion, IdempotencyWrite, StoreError,
-};
+use golive::store::{verify_chain, AppendOutcome, AppendRequest, ExpectedVersion, IdempotencyWrite, StoreError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use serde_json::json;
