@@ -1,6 +1,6 @@
 //! Id sources for [`crate::domain::Context`]: random in production, sequential in tests.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -19,19 +19,18 @@ impl IdSource for RandomIds {
 /// Deterministic UUIDs `00000000-0000-0000-0000-<n>` counting up from a seed, for tests.
 #[derive(Debug, Default)]
 pub struct SequentialIds {
-    next: Cell<u128>,
+    next: AtomicU64,
 }
 
 impl SequentialIds {
-    pub fn starting_at(first: u128) -> Self {
-        Self { next: Cell::new(first) }
+    pub fn starting_at(first: u64) -> Self {
+        Self { next: AtomicU64::new(first) }
     }
 }
 
 impl IdSource for SequentialIds {
     fn next_id(&self) -> Uuid {
-        let n = self.next.get() + 1;
-        self.next.set(n);
-        Uuid::from_u128(n)
+        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        Uuid::from_u128(u128::from(n))
     }
 }

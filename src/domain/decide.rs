@@ -19,7 +19,7 @@ use super::state::Integration;
 use super::values::{Actor, HttpUrl, IntegrationId, LongText};
 
 /// A source of fresh ids, injected so `decide` stays deterministic under test.
-pub trait IdSource {
+pub trait IdSource: Send + Sync {
     fn next_id(&self) -> Uuid;
 }
 

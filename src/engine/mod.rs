@@ -178,6 +178,8 @@ pub struct AuditPage {
 pub struct OpenOptions {
     pub master_key_file: Option<std::path::PathBuf>,
     pub store: SledStoreOptions,
+    /// The clock (default: the system clock).
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 #[derive(Clone)]
@@ -195,7 +197,14 @@ struct Inner {
     checkpoint: watch::Sender<u64>,
     signals: Mutex<HashMap<IntegrationId, DeliverySignals>>,
     projector: Mutex<Option<JoinHandle<()>>>,
+    /// Commands on one integration run one at a time within this process (striped by id), so
+    /// concurrent callers queue instead of racing; the expected-version check still guards
+    /// against other processes sharing the store.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Lock stripes for per-integration serialisation.
+const STRIPES: usize = 1024;
 
 /// A sealer for commands that carry no secret: preparing them never calls it.
 struct NoSecrets;
@@ -243,7 +252,8 @@ impl Engine {
             ));
         }
         let keystore = Arc::new(FileKeystore::open(data_dir, master)?);
-        let engine = Engine::start(store, keystore, config, Arc::new(SystemClock)).await?;
+        let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let engine = Engine::start(store, keystore, config, clock).await?;
         Ok((engine, warnings))
     }
 
@@ -286,6 +296,7 @@ impl Engine {
             checkpoint,
             signals: Mutex::new(signals),
             projector: Mutex::new(None),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
         let engine = Engine { inner };
         engine.spawn_projector();
@@ -298,11 +309,18 @@ impl Engine {
         let handle = tokio::spawn(async move {
             let mut subscription = Subscription::new(inner.store.clone(), after);
             let mut since_save = 0u64;
-            while let Ok(event) = subscription.next().await {
+            loop {
+                let event = match subscription.next().await {
+                    Ok(event) => event,
+                    Err(error) => {
+                        tracing::error!(%error, "the read model stopped following the log");
+                        break;
+                    }
+                };
                 let applied = {
                     let mut model = inner.read_model.write().expect("read model lock");
                     let applied = model.apply(&event);
-                    let _ = inner.checkpoint.send(model.checkpoint);
+                    let _ = inner.checkpoint.send_replace(model.checkpoint);
                     applied
                 };
                 if let Err(error) = applied {
@@ -384,6 +402,7 @@ impl Engine {
                 return self.replay(record, &request_digest).await;
             }
         }
+        let _turn = self.stripe(id).lock().await;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -415,6 +434,11 @@ impl Engine {
                 other => return other,
             }
         }
+    }
+
+    fn stripe(&self, id: IntegrationId) -> &tokio::sync::Mutex<()> {
+        let bytes = id.as_uuid().as_u128();
+        &self.inner.stripes[(bytes as usize ^ (bytes >> 64) as usize) % STRIPES]
     }
 
     async fn prepare(&self, id: IntegrationId, parsed: CommandRequest) -> Result<(Command, ShownOnce), EngineError> {
@@ -685,6 +709,7 @@ impl Engine {
         command: Command,
         actor: &Actor,
     ) -> Result<Executed, EngineError> {
+        let _turn = self.stripe(id).lock().await;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -705,7 +730,9 @@ impl Engine {
         let mut checkpoint = self.inner.checkpoint.subscribe();
         let wait = checkpoint.wait_for(|c| *c >= head);
         // The projector follows the log continuously; a bound keeps a stuck one from hanging reads.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
+            tracing::warn!(head, checkpoint = *self.inner.checkpoint.borrow(), "the read model lags the log");
+        }
         Ok(())
     }
 
@@ -757,7 +784,7 @@ impl Engine {
                 let mut model = self.inner.read_model.write().expect("read model lock");
                 if model.checkpoint <= fresh.checkpoint {
                     *model = std::mem::take(&mut fresh);
-                    let _ = self.inner.checkpoint.send(model.checkpoint);
+                    let _ = self.inner.checkpoint.send_replace(model.checkpoint);
                     Some(model.checkpoint)
                 } else {
                     None
@@ -778,8 +805,11 @@ impl Engine {
 
     /// Saves the read model, stops following the log and closes the store (flushing it).
     pub async fn close(&self) -> Result<(), EngineError> {
-        if let Some(handle) = self.inner.projector.lock().expect("projector lock").take() {
+        let projector = self.inner.projector.lock().expect("projector lock").take();
+        if let Some(handle) = projector {
             handle.abort();
+            // Wait for it to end so its handle on the store is released.
+            let _ = handle.await;
         }
         save_read_model(&self.inner).await?;
         self.inner.store.close().await?;

@@ -14,7 +14,12 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 fn summary(replayed: &golive::fixtures::Replayed, now: chrono::DateTime<Utc>) -> Value {
-    let state = &replayed.state;
+    let types: Vec<&str> = replayed.events.iter().map(|(e, _, _)| e.type_name()).collect();
+    summarize(&replayed.state, &types, now)
+}
+
+/// What a journey's expected file records about its final state.
+pub fn summarize(state: &golive::domain::Integration, event_types: &[&str], now: chrono::DateTime<Utc>) -> Value {
     let checklist: serde_json::Map<String, Value> =
         state.checklist().into_iter().map(|item| (item.id, Value::Bool(item.met))).collect();
     json!({
@@ -24,15 +29,25 @@ fn summary(replayed: &golive::fixtures::Replayed, now: chrono::DateTime<Utc>) ->
         "open_feedback": state.open_feedback().count(),
         "monitoring": state.is_monitoring(),
         "days_in_stage": state.days_in_stage(now),
-        "events": replayed.events.iter().map(|(e, _, _)| e.type_name()).collect::<Vec<_>>(),
+        "events": event_types,
         "checklist": checklist,
         "next_steps": state.next_steps(now),
     })
 }
 
+/// The fixed "now" the expected files were written for.
+pub fn fixture_now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap()
+}
+
+pub fn expected_summary(path: &Path) -> Value {
+    let expected_path = path.with_extension("expected.json");
+    serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap()
+}
+
 #[test]
 fn every_fixture_replays_to_its_expected_state() {
-    let now = Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap();
+    let now = fixture_now();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_DIR);
     let journeys = Fixture::load_dir(&dir).unwrap();
     assert!(journeys.len() >= 3, "at least three journeys");

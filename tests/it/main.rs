@@ -4,6 +4,7 @@ mod architecture;
 mod domain_inputs;
 mod domain_model;
 mod domain_rules;
+mod engine;
 mod fixtures_replay;
 mod store_conformance;
 mod store_faults;
