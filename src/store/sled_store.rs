@@ -53,6 +53,10 @@ pub struct SledStoreOptions {
     /// sled's page cache, in bytes (default 64 MiB).
     pub cache_capacity_bytes: Option<u64>,
     pub flush_hook: Option<FlushHook>,
+    /// How long to keep trying when the directory is locked. Another process's lock is
+    /// reported at once by default; a reopen within one process (tests) may need a moment,
+    /// because sled releases its lock from background threads after the last handle drops.
+    pub wait_for_lock: std::time::Duration,
 }
 
 /// Counters for benchmarks and `/metrics`.
@@ -131,12 +135,21 @@ impl SledStore {
             .path(dir.join("events.sled"))
             .cache_capacity(options.cache_capacity_bytes.unwrap_or(64 * 1024 * 1024))
             .mode(sled::Mode::HighThroughput);
-        let db = config.open().map_err(|error| match &error {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
-                StoreError::Locked { path: dir.display().to_string() }
+        let started = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
+                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                {
+                    if started.elapsed() >= options.wait_for_lock {
+                        return Err(StoreError::Locked { path: dir.display().to_string() });
+                    }
+                    thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(error) => return Err(storage(error)),
             }
-            _ => storage(error),
-        })?;
+        };
         Self::start(db, options)
     }
 

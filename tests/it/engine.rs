@@ -18,7 +18,8 @@ use crate::support::*;
 
 pub async fn engine_at(dir: &Path, clock: Arc<ManualClock>) -> Engine {
     let config = EngineConfig::new(public_url(), None);
-    let options = OpenOptions { clock: Some(clock), ..Default::default() };
+    let options =
+        OpenOptions { clock: Some(clock), store: crate::store_conformance::reopen_options(), ..Default::default() };
     Engine::open_dir(dir, config, options).await.expect("engine opens").0
 }
 

@@ -17,7 +17,12 @@ use uuid::Uuid;
 pub type Opener = Arc<dyn Fn(&Path) -> Arc<dyn EventStore> + Send + Sync>;
 
 pub fn sled_opener() -> Opener {
-    Arc::new(|dir: &Path| SledStore::open(dir, SledStoreOptions::default()).expect("open sled") as Arc<dyn EventStore>)
+    Arc::new(|dir: &Path| SledStore::open(dir, reopen_options()).expect("open sled") as Arc<dyn EventStore>)
+}
+
+/// Options for reopening a directory within the test process.
+pub fn reopen_options() -> SledStoreOptions {
+    SledStoreOptions { wait_for_lock: std::time::Duration::from_secs(10), ..Default::default() }
 }
 
 pub fn event(text: &str) -> NewEvent {

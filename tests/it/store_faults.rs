@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use golive::store::{verify_chain, EventStore, ExpectedVersion, SledStore, SledStoreOptions, StoredEvent};
+use golive::store::{verify_chain, EventStore, ExpectedVersion, SledStore, StoredEvent};
 use serde_json::Value;
 
 use crate::store_conformance::append;
@@ -78,7 +78,8 @@ async fn sigkilled_writers_lose_nothing_they_acknowledged() {
         let run_for = Duration::from_millis(60 + state % 340);
         let acks = run_and_kill(dir.path(), run_for);
         total_acks += acks.len();
-        let store = SledStore::open(dir.path(), SledStoreOptions::default()).expect("reopen after SIGKILL");
+        let store =
+            SledStore::open(dir.path(), crate::store_conformance::reopen_options()).expect("reopen after SIGKILL");
         let report = verify_chain(store.as_ref(), None).await.unwrap();
         assert!(report.valid, "kill {kill}: chain broken after SIGKILL: {report:?}");
         let head = store.head().await.unwrap().position;
@@ -125,7 +126,7 @@ fn restore(dir: &std::path::Path, position: u64, original: Vec<u8>) {
 async fn rewriting_any_envelope_field_is_found_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStore::open(dir.path(), SledStoreOptions::default()).unwrap();
+        let store = SledStore::open(dir.path(), crate::store_conformance::reopen_options()).unwrap();
         for i in 0..20u128 {
             store.append(append(uuid::Uuid::from_u128(i % 3 + 1), ExpectedVersion::Any, &["a", "b"])).await.unwrap();
         }
@@ -148,7 +149,7 @@ async fn rewriting_any_envelope_field_is_found_at_its_position() {
     ];
     for (field, mutate) in &fields {
         let original = rewrite(dir.path(), target, mutate.as_ref());
-        let store = SledStore::open(dir.path(), SledStoreOptions::default()).unwrap();
+        let store = SledStore::open(dir.path(), crate::store_conformance::reopen_options()).unwrap();
         let report = verify_chain(store.as_ref(), None).await.unwrap();
         assert!(!report.valid, "{field}: tampering not detected");
         assert_eq!(report.first_bad_position, Some(target), "{field}: {report:?}");
@@ -156,7 +157,7 @@ async fn rewriting_any_envelope_field_is_found_at_its_position() {
         drop(store);
         restore(dir.path(), target, original);
     }
-    let store = SledStore::open(dir.path(), SledStoreOptions::default()).unwrap();
+    let store = SledStore::open(dir.path(), crate::store_conformance::reopen_options()).unwrap();
     let report = verify_chain(store.as_ref(), None).await.unwrap();
     assert!(report.valid, "restored log verifies again");
     // A rewrite that recomputes every later hash verifies on its own, but not against a head
