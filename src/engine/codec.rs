@@ -5,7 +5,7 @@
 //! current shape; a payload from a newer golive is refused rather than misread.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{Event, EVENT_SCHEMA_VERSION};
@@ -60,10 +60,29 @@ pub fn decode(stored: &StoredEvent) -> Result<Event, CodecError> {
 }
 
 pub fn decode_with(upcasters: &[Upcaster], stored: &StoredEvent) -> Result<Event, CodecError> {
-    let data = upcast_with(upcasters, stored.position, &stored.event_type, stored.schema_version, stored.data.clone())?;
-    serde_json::from_value(json!({"type": stored.event_type, "data": data})).map_err(|e| CodecError::Undecodable {
-        position: stored.position,
-        event_type: stored.event_type.clone(),
+    decode_parts(upcasters, stored.position, &stored.event_type, stored.schema_version, stored.data.clone())
+}
+
+/// Decodes an envelope it may consume (no copy of the payload): the replay path.
+pub fn decode_owned(stored: StoredEvent) -> Result<Event, CodecError> {
+    decode_parts(UPCASTERS, stored.position, &stored.event_type, stored.schema_version, stored.data)
+}
+
+fn decode_parts(
+    upcasters: &[Upcaster],
+    position: u64,
+    event_type: &str,
+    schema_version: u32,
+    data: Value,
+) -> Result<Event, CodecError> {
+    let data = upcast_with(upcasters, position, event_type, schema_version, data)?;
+    // Hand serde the tag before the content: a JSON object would put "data" first (keys sort),
+    // which makes serde buffer the whole payload before it can pick the variant.
+    let fields = [("type", Value::String(event_type.to_owned())), ("data", data)];
+    let deserializer = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+    serde::Deserialize::deserialize(deserializer).map_err(|e: serde_json::Error| CodecError::Undecodable {
+        position,
+        event_type: event_type.to_owned(),
         message: e.to_string(),
     })
 }

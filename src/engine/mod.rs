@@ -540,13 +540,24 @@ impl Engine {
 
     /// The current state: the cache (or a snapshot) plus whatever the log holds beyond it.
     pub async fn load(&self, id: IntegrationId) -> Result<Option<Arc<domain::Integration>>, EngineError> {
+        Ok(self.load_counting(id).await?.0)
+    }
+
+    /// [`Engine::load`], also saying how many events it read from the log (0 from the cache).
+    /// A load that had to read at least `snapshot_every` events saves a snapshot, so the next
+    /// cold load is short.
+    pub async fn load_counting(
+        &self,
+        id: IntegrationId,
+    ) -> Result<(Option<Arc<domain::Integration>>, u64), EngineError> {
         let head = self.inner.store.stream_version(id.as_uuid()).await?;
         let cached = self.inner.cache.lock().expect("cache lock").get(&id).cloned();
         if let Some(state) = &cached {
             if state.version == head {
-                return Ok(cached);
+                return Ok((cached, 0));
             }
         }
+        let mut read = 0u64;
         let mut state = match cached {
             Some(state) if state.version < head => Some((*state).clone()),
             _ => self.load_snapshot(id).await?.filter(|s| s.version <= head),
@@ -557,18 +568,23 @@ impl Engine {
             if batch.is_empty() {
                 break;
             }
-            for stored in &batch {
-                let event = decode(stored)?;
+            read += batch.len() as u64;
+            for stored in batch {
+                let at = stored.recorded_at;
+                let event = codec::decode_owned(stored)?;
                 match &mut state {
-                    Some(s) => s.apply(&event, stored.recorded_at),
-                    None => state = domain::Integration::from_opened(&event, stored.recorded_at),
+                    Some(s) => s.apply(&event, at),
+                    None => state = domain::Integration::from_opened(&event, at),
                 }
             }
         }
-        let Some(state) = state else { return Ok(None) };
+        let Some(state) = state else { return Ok((None, read)) };
+        if read >= self.inner.config.snapshot_every {
+            self.save_snapshot(&state).await?;
+        }
         let state = Arc::new(state);
         self.remember(state.clone());
-        Ok(Some(state))
+        Ok((Some(state), read))
     }
 
     /// The current state, or `NotFound`.

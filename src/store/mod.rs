@@ -137,4 +137,15 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Flushes and stops the writer; later appends fail with [`StoreError::Closed`].
     async fn close(&self) -> Result<(), StoreError>;
+
+    /// Write-path counters since the store was opened (for `/metrics` and benchmarks).
+    fn counters(&self) -> StoreCounters;
+}
+
+/// Write-path counters: groups flushed, appends and events committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCounters {
+    pub flushes: u64,
+    pub appends_committed: u64,
+    pub events_committed: u64,
 }

@@ -290,6 +290,14 @@ impl EventStore for SledStore {
         self.committed.subscribe()
     }
 
+    fn counters(&self) -> super::StoreCounters {
+        super::StoreCounters {
+            flushes: self.stats.flushes.load(Ordering::Relaxed),
+            appends_committed: self.stats.appends_committed.load(Ordering::Relaxed),
+            events_committed: self.stats.events_committed.load(Ordering::Relaxed),
+        }
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.jobs.lock().expect("jobs lock").take();
