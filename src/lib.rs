@@ -5,10 +5,13 @@
 //! The [`domain`] module is the pure core; [`secrets`] seals what customers send;
 //! [`fixtures`] replays scripted journeys for tests and the demo.
 
+pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod engine;
 pub mod fixtures;
+pub mod gitlab;
 pub mod ids;
 pub mod secrets;
 pub mod store;
+pub mod views;

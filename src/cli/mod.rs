@@ -1,75 +1,629 @@
-//! The `golive` command line: argument parsing and terminal output, thin over the library.
+//! The `golive` command line: noun-verb commands over a [`client::Client`], `--json` on every
+//! read, tables on a terminal, one-line errors, documented exit codes.
+//!
+//! Exit codes: 0 ok · 1 unexpected failure · 2 usage or invalid input · 3 not found ·
+//! 4 refused (invalid field, unmet requirements) · 5 conflict (cancelled, version) ·
+//! 6 data directory locked by a running server · 7 not authenticated / not allowed ·
+//! 8 verification failed.
 
-use std::path::PathBuf;
+pub mod client;
+mod input;
+mod output;
+mod verbs;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
 
-use crate::domain::{HttpUrl, Playbook};
+use crate::auth::Role;
+use crate::domain::{Actor, HttpUrl, Playbook, SecretKind, Stage};
+use crate::engine::{At, AuditQuery, Engine, EngineConfig, ListFilter, OpenOptions};
 use crate::fixtures::{replay_in_memory, Fixture, FIXTURE_DIR};
+use crate::gitlab::webhook::DeliveryHeaders;
 use crate::ids::RandomIds;
 use crate::secrets::DataKey;
+use client::{CliError, Client, LocalClient};
+
+const AFTER_HELP: &str = "Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 not found, \
+4 refused (invalid field or unmet requirements), 5 conflict (cancelled, version), 6 data directory locked \
+by a running server (use --server), 7 not authenticated or not allowed, 8 verification failed.";
 
 #[derive(Debug, Parser)]
-#[command(name = "golive", version, about = "The system of record for self-hosted GitLab onboardings")]
+#[command(name = "golive", version, about = "The system of record for self-hosted GitLab onboardings", after_help = AFTER_HELP)]
 pub struct Cli {
+    /// The data directory of the embedded store.
+    #[arg(long, global = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
+    pub data_dir: PathBuf,
+    /// Talk to a running golive server instead of opening the data directory (with GOLIVE_TOKEN).
+    #[arg(long, global = true, env = "GOLIVE_SERVER")]
+    pub server: Option<String>,
+    /// Who you are, in local mode (default: your OS user). Refused with --server: there the
+    /// actor is the token's name.
+    #[arg(long = "as", global = true, env = "GOLIVE_ACTOR")]
+    pub actor: Option<String>,
+    /// golive's public URL in local mode (webhook URLs derive from it).
+    #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
+    #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the data directory, its store and keys.
+    Init,
+    /// Open, list and show integrations.
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Prerequisites of the guide.
+    #[command(subcommand)]
+    Prerequisites(verbs::Prerequisites),
+    /// The customer's GitLab application.
+    #[command(subcommand)]
+    App(verbs::App),
+    /// The customer's GitLab instance.
+    #[command(subcommand)]
+    Instance(verbs::Instance),
+    /// The customer's admin access token.
+    #[command(subcommand)]
+    AccessToken(verbs::AccessToken),
+    /// Submit the information gathered.
+    #[command(subcommand)]
+    Info(verbs::Info),
+    /// Network policy, peering or VPN, firewall.
+    #[command(subcommand)]
+    Network(verbs::Network),
+    /// Webhook credentials, creation, and replaying deliveries.
+    #[command(subcommand)]
+    Webhook(verbs::Webhook),
+    /// API checks and manual tests.
+    #[command(subcommand)]
+    Test(verbs::Test),
+    /// Record whether the Droid's response to a scenario was correct.
+    Validate(verbs::Validate),
+    /// Feedback items.
+    #[command(subcommand)]
+    Feedback(verbs::Feedback),
+    /// Go-live: schedule, go, complete monitoring.
+    #[command(subcommand)]
+    Launch(verbs::Launch),
+    /// Assign the owner.
+    Assign {
+        id: String,
+        #[arg(long)]
+        owner: String,
+    },
+    /// Add a note.
+    Note {
+        id: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// Block with a troubleshooting category: api_failure, permission_denied, webhook_not_received, other.
+    Block {
+        id: String,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        detail: String,
+    },
+    /// Lift the block.
+    Unblock {
+        id: String,
+        #[arg(long)]
+        resolution: String,
+    },
+    /// Rotate a credential: application_secret, access_token (new secret from --secret-file,
+    /// or none to mark it missing) or webhook_token (golive issues a new one).
+    Rotate {
+        id: String,
+        #[arg(long)]
+        credential: String,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        #[arg(long)]
+        admin: Option<bool>,
+    },
+    /// Cancel the onboarding (terminal).
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send a raw v1 command from a JSON file (or `-` for stdin).
+    Command { id: String, file: PathBuf },
+    /// Stage, owner, days in stage, checklist, next steps, block and advice.
+    Status { id: String },
+    /// Integrations per stage, blocked and stalled first.
+    Board,
+    /// Go-live dates and monitoring ends.
+    Calendar,
+    /// An integration's events, or its state at a moment (--at RFC 3339) or version.
+    History {
+        id: String,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        version: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Events across integrations, filtered and paged.
+    Audit {
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Why an integration is stuck and what to check.
+    Diagnose { id: String },
+    /// Verify the hash chain; prints the head hash to keep elsewhere.
+    Verify {
+        /// A head hash kept earlier: the log must still contain it.
+        #[arg(long)]
+        expect: Option<String>,
+    },
+    /// Write the log as JSON Lines with hashes (to a file or stdout).
+    Export {
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Import JSON Lines into an empty store, verifying the chain.
+    Import { file: PathBuf },
+    /// Destroy an integration's data key: its secrets are gone for good.
+    Shred { id: String },
+    /// Reveal a secret in plaintext (audited): application_secret, access_token, webhook_signing_key.
+    Reveal {
+        id: String,
+        #[arg(long)]
+        secret: String,
+    },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Replay the fixture onboardings in memory and print where each one stands.
     Demo {
-        /// The folder holding the journeys.
         #[arg(long, default_value = FIXTURE_DIR)]
         fixtures: PathBuf,
-        /// The public URL golive would be reached at (webhook and redirect URLs derive from it).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        public_url: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
-    /// Test support: append to a store in a loop, printing each acknowledged append, until
-    /// killed. The crash tests SIGKILL it and check that every acknowledged event survived.
+    /// Test support: append in a loop until killed (the crash tests).
     #[command(hide = true)]
     CrashWriter {
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Streams to spread appends over.
         #[arg(long, default_value_t = 8)]
         streams: u32,
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// Open an integration.
+    Create {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        gitlab_url: String,
+        #[arg(long)]
+        owner: Option<String>,
+        /// A playbook JSON file (default: the guide's).
+        #[arg(long)]
+        playbook: Option<PathBuf>,
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
+    /// List integrations.
+    List {
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only blocked (true) or only unblocked (false).
+        #[arg(long)]
+        blocked: Option<bool>,
+        #[arg(long)]
+        stalled_days: Option<u32>,
+    },
+    /// Show an integration's state.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints only the token.
+    Create {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
 /// Runs the CLI with the process arguments.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match execute(cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("golive: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("golive: {error:#}");
-            ExitCode::FAILURE
+            eprintln!("golive: {error}");
+            if let CliError::Refused { unmet, .. } = &error {
+                for (id, label) in unmet {
+                    eprintln!("  missing: {label} ({id})");
+                }
+            }
+            ExitCode::from(error.exit_code())
         }
     }
 }
 
-fn execute(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Demo { fixtures, public_url, json } => demo(&fixtures, &public_url, json),
-        Command::CrashWriter { data_dir, streams } => crash_writer(&data_dir, streams),
-    }
+fn os_user() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
-fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> anyhow::Result<()> {
-    let public_url = HttpUrl::parse(public_url).map_err(|e| anyhow::anyhow!("--public-url: {e}"))?;
+async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
+    let public_url =
+        HttpUrl::parse(cli.public_url.as_str()).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
+    let config = EngineConfig::new(public_url, None);
+    let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
+    let (engine, warnings) = Engine::open_dir(&cli.data_dir, config, options).await?;
+    for warning in warnings {
+        eprintln!("golive: warning: {warning}");
+    }
+    Ok(engine)
+}
+
+async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
+    if let Some(server) = &cli.server {
+        if cli.actor.is_some() {
+            return Err(CliError::Usage("--as is refused with --server: the actor is your token's name".into()));
+        }
+        return Err(CliError::Usage(format!(
+            "remote mode (--server {server}) needs the HTTP service, which this build does not include yet"
+        )));
+    }
+    let actor = cli.actor.clone().unwrap_or_else(os_user);
+    let actor = Actor::parse(actor.as_str()).map_err(|e| CliError::Usage(format!("--as: {e}")))?;
+    if matches!(actor.as_str(), "gitlab" | "probe" | "customer") {
+        return Err(CliError::Usage(format!("--as {actor}: that name is reserved for golive's own inputs")));
+    }
+    Ok(LocalClient::new(local_engine(cli).await?, actor))
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .map_err(|e| CliError::Usage(format!("{what} from stdin: {e}")))?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).map_err(|e| CliError::Usage(format!("{what} {}: {e}", path.display())))
+}
+
+fn parse_time(text: &str, flag: &str) -> Result<chrono::DateTime<Utc>, CliError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| CliError::Usage(format!("{flag} {text:?}: write an RFC 3339 time such as 2026-11-25T09:00:00Z")))
+}
+
+async fn execute(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Demo { fixtures } => return demo(fixtures, &cli.public_url, cli.json),
+        Command::CrashWriter { streams } => {
+            return crash_writer(&cli.data_dir, *streams).await.map_err(|e| CliError::Other(e.to_string()))
+        }
+        _ => {}
+    }
+    let client = connect(&cli).await?;
+    let result = dispatch(&cli, client.as_ref()).await;
+    let closed = client.close().await;
+    result.and(closed)
+}
+
+async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
+    let json_out = cli.json;
+    let command_result = |value: Value| output::command_result(&value, json_out);
+    match &cli.command {
+        Command::Init => {
+            let head = client.verify(None).await?;
+            if json_out {
+                output::print_json(&json!({"data_dir": cli.data_dir, "events": head["events_checked"]}));
+            } else {
+                println!(
+                    "golive data directory ready at {} ({} events)",
+                    cli.data_dir.display(),
+                    head["events_checked"]
+                );
+            }
+        }
+        Command::Integration(IntegrationCommand::Create { customer, gitlab_url, owner, playbook, ca_file }) => {
+            let mut body = json!({"customer": customer, "gitlab_url": gitlab_url});
+            if let Some(owner) = owner {
+                body["owner"] = json!(owner);
+            }
+            if let Some(path) = playbook {
+                let text = read_file(path, "--playbook")?;
+                body["playbook"] =
+                    serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("--playbook: {e}")))?;
+            }
+            if let Some(path) = ca_file {
+                body["ca_certificate_pem"] = json!(String::from_utf8_lossy(&read_file(path, "--ca-file")?));
+            }
+            let result = client.open(body).await?;
+            if json_out {
+                output::print_json(&result);
+            } else {
+                println!("{}", result["state"]["id"].as_str().unwrap_or_default());
+            }
+        }
+        Command::Integration(IntegrationCommand::List { stage, owner, blocked, stalled_days }) => {
+            let stage = match stage {
+                Some(s) => Some(Stage::parse(s).ok_or_else(|| CliError::Usage(format!("--stage {s:?}: one of created, info_gathered, network_established, webhook_live, tested, validated, live, cancelled")))?),
+                None => None,
+            };
+            let filter = ListFilter { stage, owner: owner.clone(), blocked: *blocked, stalled_days: *stalled_days };
+            output::list(&client.list(&filter).await?, json_out);
+        }
+        Command::Integration(IntegrationCommand::Show { id }) | Command::Status { id } => {
+            let state = client.state(id).await?;
+            let diagnosis = client.diagnose(id).await?;
+            output::status(&state, &diagnosis, json_out);
+        }
+        Command::Prerequisites(verb) => {
+            let (id, body) = verbs::prerequisites(verb.clone());
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::App(verb) => {
+            let (id, body) = verbs::app(verb.clone())?;
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Instance(verb) => {
+            let (id, body) = verbs::instance(verb.clone())?;
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::AccessToken(verb) => {
+            let (id, body) = verbs::access_token(verb.clone())?;
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Info(verbs::Info::Submit { id }) => {
+            command_result(client.execute(id, json!({"type": "submit_information"})).await?)
+        }
+        Command::Network(verb) => {
+            let (id, body) = verbs::network(verb.clone());
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Webhook(verbs::Webhook::Issue { id, signing }) => {
+            command_result(client.execute(id, json!({"type": "issue_webhook_credentials", "signing": signing})).await?)
+        }
+        Command::Webhook(verbs::Webhook::Create { id, url, triggers }) => command_result(
+            client.execute(id, json!({"type": "create_webhook", "url": url, "triggers": triggers})).await?,
+        ),
+        Command::Webhook(verbs::Webhook::Replay { id, headers, body, token_file }) => {
+            let header_text = String::from_utf8(read_file(headers, "--headers")?)
+                .map_err(|_| CliError::Usage("--headers is not UTF-8".into()))?;
+            let mut parsed = DeliveryHeaders::parse_text(&header_text).map_err(CliError::Usage)?;
+            let redacted = parsed
+                .token
+                .as_deref()
+                .is_none_or(|t| t.is_empty() || t.contains("REDACTED") || t.chars().all(|c| c == '*' || c == '['));
+            if token_file.is_some() || redacted {
+                parsed.token = Some(input::read_secret("webhook secret token", token_file.as_deref())?);
+            }
+            let body = read_file(body, "--body")?;
+            command_result(client.webhook_replay(id, &parsed, &body).await?);
+        }
+        Command::Test(verb) => {
+            let (id, body) = verbs::test(verb.clone());
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Validate(verb) => {
+            let (id, body) = verbs::validate(verb.clone());
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Feedback(verb) => {
+            let (id, body) = verbs::feedback(verb.clone());
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Launch(verb) => {
+            let (id, body) = verbs::launch(verb.clone());
+            command_result(client.execute(&id, body).await?);
+        }
+        Command::Assign { id, owner } => {
+            command_result(client.execute(id, json!({"type": "assign_owner", "owner": owner})).await?)
+        }
+        Command::Note { id, text } => {
+            command_result(client.execute(id, json!({"type": "add_note", "text": text})).await?)
+        }
+        Command::Block { id, category, detail } => {
+            command_result(client.execute(id, json!({"type": "block", "category": category, "detail": detail})).await?)
+        }
+        Command::Unblock { id, resolution } => {
+            command_result(client.execute(id, json!({"type": "unblock", "resolution": resolution})).await?)
+        }
+        Command::Rotate { id, credential, secret_file, admin } => {
+            let mut body = json!({"type": "rotate_credential", "credential": credential});
+            if let Some(path) = secret_file {
+                body["secret"] = json!(input::read_secret("new secret", Some(path))?);
+            }
+            if let Some(admin) = admin {
+                body["admin"] = json!(admin);
+            }
+            command_result(client.execute(id, body).await?);
+        }
+        Command::Cancel { id, reason } => {
+            command_result(client.execute(id, json!({"type": "cancel", "reason": reason})).await?)
+        }
+        Command::Command { id, file } => {
+            let body: Value = serde_json::from_slice(&read_file(file, "command file")?)
+                .map_err(|e| CliError::Usage(format!("command file: malformed JSON: {e}")))?;
+            command_result(client.execute(id, body).await?);
+        }
+        Command::Board => output::board(&client.board().await?, json_out),
+        Command::Calendar => output::calendar(&client.calendar().await?, json_out),
+        Command::History { id, at, version, after, limit } => {
+            let moment = match (at, version) {
+                (Some(_), Some(_)) => return Err(CliError::Usage("give --at or --version, not both".into())),
+                (Some(at), None) => Some(At::Time(parse_time(at, "--at")?)),
+                (None, Some(v)) => Some(At::Version(*v)),
+                (None, None) => None,
+            };
+            match moment {
+                Some(moment) => {
+                    let state = client.state_at(id, moment).await?;
+                    let diagnosis = json!({"findings": [], "missing": []});
+                    output::status(&state, &diagnosis, json_out);
+                }
+                None => output::events(&client.history(id, *after, *limit).await?, json_out),
+            }
+        }
+        Command::Audit { actor, event_type, since, until, after, limit } => {
+            let query = AuditQuery {
+                actor: actor.clone(),
+                event_type: event_type.clone(),
+                integration: None,
+                since: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
+                until: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
+                after: *after,
+                limit: *limit,
+            };
+            let page = client.audit(&query).await?;
+            if json_out {
+                output::print_json(&page);
+            } else {
+                output::events(&page["events"], false);
+                if let Some(next) = page["next_after"].as_u64() {
+                    println!("more: --after {next}");
+                }
+            }
+        }
+        Command::Diagnose { id } => output::diagnosis(&client.diagnose(id).await?, json_out),
+        Command::Verify { expect } => {
+            let report = client.verify(expect.as_deref()).await?;
+            if json_out {
+                output::print_json(&report);
+            } else if report["valid"] == json!(true) {
+                println!("valid: {} events; head {}", report["events_checked"], report["head"].as_str().unwrap_or(""));
+            }
+            if report["valid"] != json!(true) {
+                return Err(CliError::VerifyFailed(format!(
+                    "the log does not verify: {} (first bad position {})",
+                    report["reason"].as_str().unwrap_or("unknown"),
+                    report["first_bad_position"]
+                )));
+            }
+        }
+        Command::Export { output: path } => export(client, path.as_deref()).await?,
+        Command::Import { file } => {
+            let handle = std::fs::File::open(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            let total = std::io::BufRead::lines(std::io::BufReader::new(
+                std::fs::File::open(file).map_err(|e| CliError::Usage(e.to_string()))?,
+            ))
+            .count() as u64;
+            let bar = output::progress(total);
+            let lines = Box::new(std::io::BufRead::lines(std::io::BufReader::new(handle)));
+            let progress_bar = bar.clone();
+            let report = client.import(lines, Box::new(move |n| progress_bar.set_position(n))).await?;
+            bar.finish_and_clear();
+            if json_out {
+                output::print_json(&report);
+            } else {
+                println!("imported {} events; head {}", report["events"], report["head"].as_str().unwrap_or(""));
+            }
+        }
+        Command::Shred { id } => {
+            let result = client.shred(id).await?;
+            if json_out {
+                output::print_json(&result);
+            } else {
+                println!("shredded: the data key of {id} is destroyed; its secrets can no longer be opened");
+            }
+        }
+        Command::Reveal { id, secret } => {
+            let kind: SecretKind = serde_json::from_value(json!(secret)).map_err(|_| {
+                CliError::Usage(format!(
+                    "--secret {secret:?}: one of application_secret, access_token, webhook_signing_key"
+                ))
+            })?;
+            let plaintext = client.reveal(id, kind).await?;
+            println!("{plaintext}");
+        }
+        Command::Token(TokenCommand::Create { role, name }) => {
+            let role = Role::parse(role)
+                .ok_or_else(|| CliError::Usage(format!("--role {role:?}: one of admin, rep, viewer")))?;
+            println!("{}", client.token_create(name, role).await?);
+        }
+        Command::Token(TokenCommand::List) => output::tokens(&client.token_list().await?, json_out),
+        Command::Token(TokenCommand::Revoke { name }) => {
+            client.token_revoke(name).await?;
+            if !json_out {
+                println!("revoked {name}");
+            }
+        }
+        Command::Demo { .. } | Command::CrashWriter { .. } => unreachable!("handled before connecting"),
+    }
+    Ok(())
+}
+
+async fn export(client: &dyn Client, path: Option<&Path>) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out: Box<dyn Write> = match path {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| CliError::Usage(format!("--output {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let total = client.verify(None).await?["events_checked"].as_u64().unwrap_or(0);
+    let bar = if path.is_some() { output::progress(total) } else { indicatif::ProgressBar::hidden() };
+    let mut after = 0;
+    loop {
+        let page = client.export_page(after, 5000).await?;
+        let Some(last) = page.last().and_then(|e| e["position"].as_u64()) else { break };
+        for event in &page {
+            writeln!(out, "{event}").map_err(|e| CliError::Other(e.to_string()))?;
+        }
+        after = last;
+        bar.set_position(after);
+    }
+    out.flush().map_err(|e| CliError::Other(e.to_string()))?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> Result<(), CliError> {
+    let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let redirect = HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str()))
-        .map_err(|e| anyhow::anyhow!("redirect URI: {e}"))?;
+        .map_err(|e| CliError::Usage(format!("redirect URI: {e}")))?;
     let now = Utc::now();
-    let journeys = Fixture::load_dir(dir).with_context(|| format!("loading fixtures from {}", dir.display()))?;
+    let journeys =
+        Fixture::load_dir(dir).map_err(|e| CliError::Usage(format!("loading fixtures from {}: {e}", dir.display())))?;
     let mut rows = Vec::new();
     for (path, fixture) in journeys {
         let replayed = replay_in_memory(
@@ -80,7 +634,7 @@ fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> anyhow::Result<(
             &RandomIds,
             &DataKey::generate(),
         )
-        .with_context(|| format!("replaying {}", path.display()))?;
+        .map_err(|e| CliError::Other(format!("replaying {}: {e}", path.display())))?;
         rows.push((fixture.name, replayed));
     }
     if json {
@@ -99,7 +653,7 @@ fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> anyhow::Result<(
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        output::print_json(&json!(out));
         return Ok(());
     }
     println!("{:<20} {:<20} {:<12} {:>5}  {:<19} NEXT STEP", "CUSTOMER", "STAGE", "OWNER", "DAYS", "BLOCKED");
@@ -120,15 +674,14 @@ fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> anyhow::Result<(
 }
 
 /// Appends forever; each acknowledged append prints `ack <stream> <version> <position> <hash>`.
-fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> {
+async fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> {
     use std::io::Write;
 
     use crate::store::{
         AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async {
+    {
         let store = SledStore::open(data_dir, SledStoreOptions::default())?;
         let mut n: u64 = 0;
         loop {
@@ -153,5 +706,5 @@ fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> 
                 out.flush()?;
             }
         }
-    })
+    }
 }

@@ -9,6 +9,8 @@
 mod clock;
 pub mod codec;
 mod read_model;
+mod transfer;
+mod webhook;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +29,8 @@ pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
+pub use transfer::{ImportError, ImportReport};
+pub use webhook::DeliveryError;
 
 use crate::domain::{
     self, Actor, Command, CommandRequest, Context, DeliverySignals, Diagnosis, Event, HttpUrl, IntegrationId,
@@ -114,6 +118,9 @@ pub struct ExecuteRequest {
     /// Record the events at this time instead of now. For loading fixtures and replaying
     /// journeys only: no client-facing surface sets it.
     pub recorded_at: Option<DateTime<Utc>>,
+    /// What identifies the request for idempotency, when not the body itself (the webhook
+    /// receiver digests a delivery's event and body, not its received-at).
+    pub request_digest: Option<String>,
 }
 
 impl ExecuteRequest {
@@ -126,6 +133,7 @@ impl ExecuteRequest {
             expected_version: None,
             idempotency_key: None,
             recorded_at: None,
+            request_digest: None,
         }
     }
     pub fn internal(mut self) -> Self {
@@ -244,7 +252,7 @@ impl Engine {
         let store = SledStore::open(data_dir, options.store)?;
         let (master, source) = MasterKey::load(data_dir, options.master_key_file.as_deref())?;
         let mut warnings = Vec::new();
-        if let MasterKeySource::GeneratedDefault(path) | MasterKeySource::ExistingDefault(path) = &source {
+        if let MasterKeySource::GeneratedDefault(path) = &source {
             warnings.push(format!(
                 "the master key is a file in the data directory ({}): fine for a trial, but anyone with a copy of the directory can unseal its secrets; set {} or --master-key-file in production",
                 path.display(),
@@ -395,8 +403,10 @@ impl Engine {
         let id = request.integration;
         let key = request.idempotency_key.as_ref().map(|k| format!("cmd/{id}/{k}"));
         let pinned = request.expected_version.map(|v| v.to_string()).unwrap_or_default();
-        let request_digest =
-            digest(&["command", &id.to_string(), request.actor.as_str(), &pinned, &canonical(&request.body)]);
+        let request_digest = match &request.request_digest {
+            Some(given) => given.clone(),
+            None => digest(&["command", &id.to_string(), request.actor.as_str(), &pinned, &canonical(&request.body)]),
+        };
         if let Some(key) = &key {
             if let Some(record) = self.inner.store.idempotency_record(key).await? {
                 return self.replay(record, &request_digest).await;

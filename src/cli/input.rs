@@ -1,0 +1,33 @@
+//! Reading secrets: from a file, from stdin (`-` or a pipe), or from a hidden prompt. Never
+//! from the command line, where every user of the machine sees them in `ps`.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use super::client::CliError;
+
+pub fn read_secret(what: &str, file: Option<&Path>) -> Result<String, CliError> {
+    let raw = match file {
+        Some(path) if path == Path::new("-") => read_stdin(what)?,
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("reading the {what} from {}: {e}", path.display())))?,
+        None if std::io::stdin().is_terminal() => rpassword::prompt_password(format!("{what}: "))
+            .map_err(|e| CliError::Usage(format!("reading the {what}: {e}")))?,
+        None => read_stdin(what)?,
+    };
+    let secret = raw.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        return Err(CliError::Usage(format!(
+            "the {what} is empty: give it in a file (--secret-file), on stdin, or at the prompt"
+        )));
+    }
+    Ok(secret)
+}
+
+fn read_stdin(what: &str) -> Result<String, CliError> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::Usage(format!("reading the {what} from stdin: {e}")))?;
+    Ok(text)
+}

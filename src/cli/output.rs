@@ -1,0 +1,193 @@
+//! Terminal output: JSON with `--json`, readable tables otherwise.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use serde_json::Value;
+
+pub fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values print"));
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+    table
+}
+
+/// After a command: the new stage, the stages entered, and any credentials shown once.
+pub fn command_result(result: &Value, json: bool) {
+    if json {
+        print_json(result);
+        return;
+    }
+    let state = &result["state"];
+    let types: Vec<&str> =
+        result["events"].as_array().into_iter().flatten().filter_map(|e| e["type"].as_str()).collect();
+    println!("recorded: {}", if types.is_empty() { "nothing new (a repeat)".to_owned() } else { types.join(", ") });
+    println!("stage: {} (version {})", text(&state["stage"]), text(&state["version"]));
+    if let Some(url) = result["webhook_url"].as_str() {
+        println!("webhook URL: {url}");
+        match result["secret_token"].as_str() {
+            Some(token) => println!("secret token (shown once, paste it into GitLab now): {token}"),
+            None => println!("secret token: already shown"),
+        }
+        if let Some(key) = result["signing_key"].as_str() {
+            println!("signing key (shown once): {key}");
+        }
+    }
+    if let Some(next) = state["next_steps"].as_array().and_then(|s| s.first()) {
+        println!("next: {}", text(next));
+    }
+}
+
+pub fn list(list: &Value, json: bool) {
+    if json {
+        return print_json(list);
+    }
+    let mut t = table(&["ID", "CUSTOMER", "STAGE", "OWNER", "DAYS", "BLOCKED", "NEXT STEP"]);
+    for s in list.as_array().into_iter().flatten() {
+        let stalled = if s["stalled"] == Value::Bool(true) { " (stalled)" } else { "" };
+        t.add_row(vec![
+            text(&s["id"]),
+            text(&s["customer"]),
+            text(&s["stage"]),
+            text(&s["owner"]),
+            format!("{}{stalled}", text(&s["days_in_stage"])),
+            text(&s["blocked"]),
+            text(&s["next_step"]),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn status(state: &Value, diagnosis: &Value, json: bool) {
+    if json {
+        let mut out = state.clone();
+        out["diagnosis"] = diagnosis.clone();
+        return print_json(&out);
+    }
+    println!("{} — {}", text(&state["customer"]), text(&state["id"]));
+    println!(
+        "stage: {} for {} days · owner {} · version {}",
+        text(&state["stage"]),
+        text(&state["days_in_stage"]),
+        text(&state["owner"]),
+        text(&state["version"])
+    );
+    if let Some(block) = state["blocked"].as_object() {
+        println!("BLOCKED ({}): {}", text(&block["category"]), text(&block["detail"]));
+    }
+    let mut t = table(&["", "REQUIREMENT", "ID"]);
+    for item in state["checklist"].as_array().into_iter().flatten() {
+        let mark = if item["met"] == Value::Bool(true) { "✓" } else { "✗" };
+        t.add_row(vec![mark.to_owned(), text(&item["label"]), text(&item["id"])]);
+    }
+    println!("{t}");
+    for step in state["next_steps"].as_array().into_iter().flatten() {
+        println!("next: {}", text(step));
+    }
+    for finding in diagnosis["findings"].as_array().into_iter().flatten() {
+        println!("{}: {} — {}", text(&finding["category"]), text(&finding["message"]), text(&finding["advice"]));
+    }
+}
+
+pub fn board(board: &Value, json: bool) {
+    if json {
+        return print_json(board);
+    }
+    for column in board.as_array().into_iter().flatten() {
+        println!("{} ({})", text(&column["stage"]), text(&column["count"]));
+        for s in column["integrations"].as_array().into_iter().flatten() {
+            let mut marks = Vec::new();
+            if !s["blocked"].is_null() {
+                marks.push(format!("BLOCKED {}", text(&s["blocked"])));
+            }
+            if s["stalled"] == Value::Bool(true) {
+                marks.push("STALLED".to_owned());
+            }
+            println!(
+                "  {:<28} {:<14} {:>3}d  {}",
+                text(&s["customer"]),
+                text(&s["owner"]),
+                text(&s["days_in_stage"]),
+                marks.join(" ")
+            );
+        }
+    }
+}
+
+pub fn calendar(calendar: &Value, json: bool) {
+    if json {
+        return print_json(calendar);
+    }
+    let mut t = table(&["DATE", "WHAT", "CUSTOMER", "OWNER", "STAGE"]);
+    for e in calendar.as_array().into_iter().flatten() {
+        t.add_row(vec![text(&e["date"]), text(&e["kind"]), text(&e["customer"]), text(&e["owner"]), text(&e["stage"])]);
+    }
+    println!("{t}");
+}
+
+pub fn events(events: &Value, json: bool) {
+    if json {
+        return print_json(events);
+    }
+    let mut t = table(&["POS", "VERSION", "RECORDED AT", "ACTOR", "TYPE", "INTEGRATION"]);
+    for e in events.as_array().into_iter().flatten() {
+        t.add_row(vec![
+            text(&e["position"]),
+            text(&e["version"]),
+            text(&e["recorded_at"]),
+            text(&e["actor"]),
+            text(&e["type"]),
+            text(&e["integration_id"]),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn diagnosis(diagnosis: &Value, json: bool) {
+    if json {
+        return print_json(diagnosis);
+    }
+    println!("stage: {}", text(&diagnosis["stage"]));
+    for m in diagnosis["missing"].as_array().into_iter().flatten() {
+        println!("missing: {} ({})", text(&m["label"]), text(&m["id"]));
+    }
+    for f in diagnosis["findings"].as_array().into_iter().flatten() {
+        println!("{}: {}\n  → {}", text(&f["category"]), text(&f["message"]), text(&f["advice"]));
+    }
+}
+
+pub fn tokens(tokens: &Value, json: bool) {
+    if json {
+        return print_json(tokens);
+    }
+    let mut t = table(&["NAME", "ROLE", "CREATED", "BY", "REVOKED"]);
+    for k in tokens.as_array().into_iter().flatten() {
+        t.add_row(vec![
+            text(&k["name"]),
+            text(&k["role"]),
+            text(&k["created_at"]),
+            text(&k["created_by"]),
+            text(&k["revoked_at"]),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
+            .expect("a valid template"),
+    );
+    bar
+}

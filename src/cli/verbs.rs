@@ -1,0 +1,343 @@
+//! The guide's steps as CLI verbs: each builds a v1 command body.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::client::CliError;
+use super::input::read_secret;
+
+/// Booleans are spelled out (`--network-access true`), so a forgotten flag is an error, not a
+/// silent `false`.
+type Flag = bool;
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Prerequisites {
+    /// Confirm the three prerequisites (confirm_prerequisites).
+    Confirm {
+        id: String,
+        #[arg(long)]
+        gitlab_admin_access: Flag,
+        #[arg(long)]
+        network_access: Flag,
+        #[arg(long)]
+        factory_admin_account: Flag,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum App {
+    /// Record the GitLab application the customer registered (register_application).
+    Register {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        redirect_uri: String,
+        #[arg(long)]
+        application_id: String,
+        /// Comma-separated, e.g. api,read_user,read_repository.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+    /// Provide the Application Secret from a file, stdin (`-`) or a hidden prompt
+    /// (provide_application_secret). Never on the command line.
+    Secret {
+        id: String,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Instance {
+    /// Set the instance URL, an internal CA and the SSH port (set_instance_url).
+    Set {
+        id: String,
+        #[arg(long)]
+        gitlab_url: String,
+        /// PEM file of the internal CA that signed the instance's certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        #[arg(long)]
+        ssh_port: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AccessToken {
+    /// Provide the access token from a file, stdin (`-`) or a hidden prompt (provide_access_token).
+    Provide {
+        id: String,
+        /// Whether the token belongs to a GitLab admin.
+        #[arg(long)]
+        admin: Flag,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Info {
+    /// Submit the collected information (submit_information).
+    Submit { id: String },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Network {
+    /// Record the network policy evaluation (evaluate_network_policy).
+    Policy {
+        id: String,
+        /// A barrier found (repeat for several; none at all is fine).
+        #[arg(long = "barrier")]
+        barriers: Vec<String>,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Record VPC peering (establish_vpc_peering).
+    Peering {
+        id: String,
+        #[arg(long)]
+        peering_id: String,
+        #[arg(long)]
+        customer_vpc_id: String,
+        #[arg(long)]
+        factory_vpc_id: String,
+        #[arg(long)]
+        route_tables_configured: Flag,
+    },
+    /// Record a VPN (establish_vpn).
+    Vpn {
+        id: String,
+        #[arg(long)]
+        tunnel_established: Flag,
+        #[arg(long)]
+        ipsec_compatible: Flag,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Record the firewall configuration (configure_firewall).
+    Firewall {
+        id: String,
+        #[arg(long)]
+        outbound_https: Flag,
+        #[arg(long)]
+        outbound_ssh: Flag,
+        #[arg(long)]
+        webhook_endpoint_reachable: Flag,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Webhook {
+    /// Issue the webhook URL and secret token, shown once (issue_webhook_credentials).
+    Issue {
+        id: String,
+        /// Also issue a Standard Webhooks signing key.
+        #[arg(long)]
+        signing: bool,
+    },
+    /// Record the webhook as created in GitLab (create_webhook).
+    Create {
+        id: String,
+        #[arg(long)]
+        url: String,
+        /// Comma-separated: push, tag_push, comments, merge_requests, issues, ci_cd, jobs, deployments, releases.
+        #[arg(long, value_delimiter = ',')]
+        triggers: Vec<String>,
+    },
+    /// Record a delivery copied from GitLab's "Recent events", through the receiver's own
+    /// verification. The secret token comes from the headers, or --token-file when GitLab
+    /// showed it redacted.
+    Replay {
+        id: String,
+        /// Request headers: `Name: value` lines or a JSON object.
+        #[arg(long)]
+        headers: PathBuf,
+        /// Request body (the JSON payload).
+        #[arg(long)]
+        body: PathBuf,
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Test {
+    /// Record an API check (record_api_check).
+    Api {
+        id: String,
+        #[arg(long)]
+        ok: Flag,
+        #[arg(long)]
+        detail: Option<String>,
+    },
+    /// Record a manual test of a scenario (record_manual_test).
+    Manual {
+        id: String,
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        passed: Flag,
+        #[arg(long)]
+        note: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Validate {
+    pub id: String,
+    #[arg(long)]
+    pub scenario: String,
+    #[arg(long)]
+    pub correct: Flag,
+    #[arg(long)]
+    pub evidence: Option<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Feedback {
+    /// Report a feedback item (report_feedback).
+    Report {
+        id: String,
+        #[arg(long)]
+        summary: String,
+    },
+    /// Resolve a feedback item (resolve_feedback).
+    Resolve {
+        id: String,
+        #[arg(long)]
+        feedback_id: String,
+        #[arg(long)]
+        resolution: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Launch {
+    /// Schedule the go-live date, YYYY-MM-DD, UTC (schedule_go_live).
+    Schedule {
+        id: String,
+        #[arg(long)]
+        date: String,
+    },
+    /// Go live (go_live).
+    Go { id: String },
+    /// Complete monitoring once its window has passed (complete_monitoring).
+    Complete { id: String },
+}
+
+/// The command body for a verb (secrets read from files, stdin or a prompt).
+pub fn prerequisites(verb: Prerequisites) -> (String, Value) {
+    let Prerequisites::Confirm { id, gitlab_admin_access, network_access, factory_admin_account } = verb;
+    (
+        id,
+        json!({"type": "confirm_prerequisites", "gitlab_admin_access": gitlab_admin_access, "network_access": network_access, "factory_admin_account": factory_admin_account}),
+    )
+}
+
+pub fn app(verb: App) -> Result<(String, Value), CliError> {
+    Ok(match verb {
+        App::Register { id, name, redirect_uri, application_id, scopes } => (
+            id,
+            json!({"type": "register_application", "name": name, "redirect_uri": redirect_uri, "application_id": application_id, "scopes": scopes}),
+        ),
+        App::Secret { id, secret_file } => {
+            let secret = read_secret("Application Secret", secret_file.as_deref())?;
+            (id, json!({"type": "provide_application_secret", "secret": secret}))
+        }
+    })
+}
+
+pub fn instance(verb: Instance) -> Result<(String, Value), CliError> {
+    let Instance::Set { id, gitlab_url, ca_file, ssh_port } = verb;
+    let mut body = json!({"type": "set_instance_url", "gitlab_url": gitlab_url});
+    if let Some(path) = ca_file {
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::Usage(format!("--ca-file {}: {e}", path.display())))?;
+        body["ca_certificate_pem"] = json!(pem);
+    }
+    if let Some(port) = ssh_port {
+        body["ssh_port"] = json!(port);
+    }
+    Ok((id, body))
+}
+
+pub fn access_token(verb: AccessToken) -> Result<(String, Value), CliError> {
+    let AccessToken::Provide { id, admin, secret_file } = verb;
+    let token = read_secret("access token", secret_file.as_deref())?;
+    Ok((id, json!({"type": "provide_access_token", "token": token, "admin": admin})))
+}
+
+pub fn network(verb: Network) -> (String, Value) {
+    match verb {
+        Network::Policy { id, barriers, notes } => {
+            let mut body = json!({"type": "evaluate_network_policy", "barriers": barriers});
+            if let Some(notes) = notes {
+                body["notes"] = json!(notes);
+            }
+            (id, body)
+        }
+        Network::Peering { id, peering_id, customer_vpc_id, factory_vpc_id, route_tables_configured } => (
+            id,
+            json!({"type": "establish_vpc_peering", "peering_id": peering_id, "customer_vpc_id": customer_vpc_id, "factory_vpc_id": factory_vpc_id, "route_tables_configured": route_tables_configured}),
+        ),
+        Network::Vpn { id, tunnel_established, ipsec_compatible, notes } => {
+            let mut body = json!({"type": "establish_vpn", "tunnel_established": tunnel_established, "ipsec_compatible": ipsec_compatible});
+            if let Some(notes) = notes {
+                body["notes"] = json!(notes);
+            }
+            (id, body)
+        }
+        Network::Firewall { id, outbound_https, outbound_ssh, webhook_endpoint_reachable } => (
+            id,
+            json!({"type": "configure_firewall", "outbound_https": outbound_https, "outbound_ssh": outbound_ssh, "webhook_endpoint_reachable": webhook_endpoint_reachable}),
+        ),
+    }
+}
+
+pub fn test(verb: Test) -> (String, Value) {
+    match verb {
+        Test::Api { id, ok, detail } => {
+            let mut body = json!({"type": "record_api_check", "ok": ok});
+            if let Some(detail) = detail {
+                body["detail"] = json!(detail);
+            }
+            (id, body)
+        }
+        Test::Manual { id, scenario, passed, note } => {
+            (id, json!({"type": "record_manual_test", "scenario": scenario, "passed": passed, "note": note}))
+        }
+    }
+}
+
+pub fn validate(verb: Validate) -> (String, Value) {
+    let mut body = json!({"type": "validate_response", "scenario": verb.scenario, "correct": verb.correct});
+    if let Some(evidence) = verb.evidence {
+        body["evidence"] = json!(evidence);
+    }
+    if let Some(note) = verb.note {
+        body["note"] = json!(note);
+    }
+    (verb.id, body)
+}
+
+pub fn feedback(verb: Feedback) -> (String, Value) {
+    match verb {
+        Feedback::Report { id, summary } => (id, json!({"type": "report_feedback", "summary": summary})),
+        Feedback::Resolve { id, feedback_id, resolution } => {
+            (id, json!({"type": "resolve_feedback", "feedback_id": feedback_id, "resolution": resolution}))
+        }
+    }
+}
+
+pub fn launch(verb: Launch) -> (String, Value) {
+    match verb {
+        Launch::Schedule { id, date } => (id, json!({"type": "schedule_go_live", "date": date})),
+        Launch::Go { id } => (id, json!({"type": "go_live"})),
+        Launch::Complete { id } => (id, json!({"type": "complete_monitoring"})),
+    }
+}

@@ -1,0 +1,3 @@
+//! GitLab's side: webhook deliveries (verification and the facts golive keeps of them).
+
+pub mod webhook;

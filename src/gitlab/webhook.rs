@@ -1,0 +1,295 @@
+//! Webhook deliveries: verify them as the contract says, then keep only the facts.
+//!
+//! Verification: the `X-Gitlab-Token` header is hashed and compared in constant time with the
+//! stored digest of the token golive issued; when a signing key was issued, a Standard Webhooks
+//! `webhook-signature` over `{webhook-id}.{webhook-timestamp}.{body}` must match too (any of
+//! several space-separated `v1,` signatures), with a timestamp at most 5 minutes off. The facts
+//! kept are kind, action, status, project, instance, GitLab's ids, received-at and a SHA-256 of
+//! the body — never the body, which carries personal data.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::{GitlabEvent, TokenDigest};
+
+/// GitLab's own limit on payloads; the receiver accepts up to this many bytes.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+/// How far a signed delivery's timestamp may be from now.
+pub const MAX_SIGNATURE_SKEW_SECONDS: i64 = 5 * 60;
+
+/// The headers of a delivery that golive reads (names compared case-insensitively).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DeliveryHeaders {
+    pub event: Option<String>,
+    pub token: Option<String>,
+    pub instance: Option<String>,
+    pub webhook_uuid: Option<String>,
+    pub event_uuid: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub user_agent: Option<String>,
+    pub webhook_id: Option<String>,
+    pub webhook_timestamp: Option<String>,
+    pub webhook_signature: Option<String>,
+}
+
+impl std::fmt::Debug for DeliveryHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryHeaders")
+            .field("event", &self.event)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("idempotency_key", &self.idempotency_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeliveryHeaders {
+    /// Collects the headers golive reads from name/value pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut headers = DeliveryHeaders::default();
+        for (name, value) in pairs {
+            let value = Some(value.trim().to_owned());
+            match name.trim().to_ascii_lowercase().as_str() {
+                "x-gitlab-event" => headers.event = value,
+                // GitLab removes line breaks from the token; so does golive.
+                "x-gitlab-token" => headers.token = value.map(|v| v.replace(['\r', '\n'], "")),
+                "x-gitlab-instance" => headers.instance = value,
+                "x-gitlab-webhook-uuid" => headers.webhook_uuid = value,
+                "x-gitlab-event-uuid" => headers.event_uuid = value,
+                "idempotency-key" => headers.idempotency_key = value,
+                "user-agent" => headers.user_agent = value,
+                "webhook-id" => headers.webhook_id = value,
+                "webhook-timestamp" => headers.webhook_timestamp = value,
+                "webhook-signature" => headers.webhook_signature = value,
+                _ => {}
+            }
+        }
+        headers
+    }
+
+    /// Parses headers written as `Name: value` lines (as copied from GitLab's "Recent events")
+    /// or as a JSON object.
+    pub fn parse_text(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') {
+            let map: serde_json::Map<String, Value> =
+                serde_json::from_str(trimmed).map_err(|e| format!("headers JSON: {e}"))?;
+            let pairs: Vec<(String, String)> = map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                .collect();
+            return Ok(Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+        }
+        let mut pairs = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (name, value) =
+                line.split_once(':').ok_or_else(|| format!("headers line {}: expected `Name: value`", n + 1))?;
+            pairs.push((name.to_owned(), value.to_owned()));
+        }
+        Ok(Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+    }
+}
+
+/// Why a delivery was refused as unauthenticated (401): counted, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no webhook credentials were issued for this integration")]
+    NoCredentials,
+    #[error("the X-Gitlab-Token header is missing")]
+    MissingToken,
+    #[error("the X-Gitlab-Token header does not match the issued secret token")]
+    WrongToken,
+    #[error("a signing key is configured but the delivery carries no webhook-signature")]
+    MissingSignature,
+    #[error("no webhook-signature matches")]
+    WrongSignature,
+    #[error("the webhook-timestamp is missing, malformed or more than 5 minutes off")]
+    StaleTimestamp,
+}
+
+/// Why a delivery is malformed (400): nothing stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("the X-Gitlab-Event header is missing")]
+    MissingEvent,
+    #[error("unknown X-Gitlab-Event {0:?}")]
+    UnknownEvent(String),
+    #[error("the body is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("object_kind {object_kind:?} does not match X-Gitlab-Event {event:?}")]
+    KindMismatch { event: String, object_kind: String },
+}
+
+/// Checks the token (and signature) of a delivery in constant time.
+pub fn verify(
+    headers: &DeliveryHeaders,
+    body: &[u8],
+    token_digest: Option<&TokenDigest>,
+    signing_key: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let expected = token_digest.ok_or(Refusal::NoCredentials)?;
+    let token = headers.token.as_deref().ok_or(Refusal::MissingToken)?;
+    let presented = hex::encode(Sha256::digest(token.as_bytes()));
+    if !bool::from(presented.as_bytes().ct_eq(expected.0.as_bytes())) {
+        return Err(Refusal::WrongToken);
+    }
+    if let Some(key) = signing_key {
+        let signatures = headers.webhook_signature.as_deref().ok_or(Refusal::MissingSignature)?;
+        let id =
+            headers.webhook_id.as_deref().or(headers.idempotency_key.as_deref()).ok_or(Refusal::MissingSignature)?;
+        let timestamp = headers.webhook_timestamp.as_deref().ok_or(Refusal::StaleTimestamp)?;
+        let seconds: i64 = timestamp.parse().map_err(|_| Refusal::StaleTimestamp)?;
+        if (now.timestamp() - seconds).abs() > MAX_SIGNATURE_SKEW_SECONDS {
+            return Err(Refusal::StaleTimestamp);
+        }
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let expected = mac.finalize().into_bytes();
+        let matches = signatures.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|candidate| {
+            STANDARD
+                .decode(candidate)
+                .map(|bytes| bool::from(bytes.as_slice().ct_eq(expected.as_slice())))
+                .unwrap_or(false)
+        });
+        if !matches {
+            return Err(Refusal::WrongSignature);
+        }
+    }
+    Ok(())
+}
+
+/// The decoded HMAC key of a `whsec_<base64>` signing key.
+pub fn signing_key_bytes(written: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(written.strip_prefix("whsec_")?).ok()
+}
+
+/// Signs a delivery as GitLab would (tests, examples).
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+fn text_at(value: &Value, path: &[&str]) -> Option<String> {
+    let mut current = value;
+    for key in path {
+        current = current.get(key)?;
+    }
+    match current {
+        Value::String(s) if !s.is_empty() => Some(s.chars().take(200).collect()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The `record_webhook_delivery` input for a verified delivery: facts only, no body.
+pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateTime<Utc>) -> Result<Value, Malformed> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Malformed::TooLarge);
+    }
+    let header = headers.event.as_deref().ok_or(Malformed::MissingEvent)?;
+    let event =
+        GitlabEvent::from_header(header).ok_or_else(|| Malformed::UnknownEvent(header.chars().take(100).collect()))?;
+    let payload: Value = serde_json::from_slice(body).map_err(|e| Malformed::NotJson(e.to_string()))?;
+    if !payload.is_object() {
+        return Err(Malformed::NotJson("not an object".into()));
+    }
+    let object_kind = text_at(&payload, &["object_kind"]);
+    let expected = event.object_kinds();
+    match &object_kind {
+        Some(kind) if !expected.contains(&kind.as_str()) => {
+            return Err(Malformed::KindMismatch { event: header.to_owned(), object_kind: kind.clone() });
+        }
+        None if !expected.is_empty() => {
+            return Err(Malformed::KindMismatch { event: header.to_owned(), object_kind: String::new() });
+        }
+        _ => {}
+    }
+    let object_id = text_at(&payload, &["object_attributes", "id"])
+        .or_else(|| text_at(&payload, &["build_id"]))
+        .or_else(|| text_at(&payload, &["after"]));
+    let project = text_at(&payload, &["project", "path_with_namespace"]);
+    let instance = headers.instance.clone().filter(|i| crate::domain::HttpUrl::parse(i.as_str()).is_ok());
+    let short = |v: &Option<String>| v.as_ref().map(|s| s.chars().take(200).collect::<String>());
+    let mut facts = json!({
+        "type": "record_webhook_delivery",
+        "event": event,
+        "received_at": received_at,
+        "body_sha256": hex::encode(Sha256::digest(body)),
+        "signed": headers.webhook_signature.is_some(),
+    });
+    let map = facts.as_object_mut().expect("an object");
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(v) = value {
+            map.insert(key.to_owned(), Value::String(v));
+        }
+    };
+    put("object_kind", object_kind);
+    put("action", text_at(&payload, &["object_attributes", "action"]));
+    put("status", text_at(&payload, &["object_attributes", "status"]).or_else(|| text_at(&payload, &["build_status"])));
+    put("after", text_at(&payload, &["after"]));
+    put("project", project);
+    put("instance", instance);
+    put("object_id", object_id);
+    put("idempotency_key", short(&headers.idempotency_key));
+    put("webhook_uuid", short(&headers.webhook_uuid));
+    put("user_agent", short(&headers.user_agent));
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_with_any_of_several_and_not_when_stale() {
+        let key = b"0123456789abcdef0123456789abcdef";
+        let token = "glw_token";
+        let digest = TokenDigest(hex::encode(Sha256::digest(token.as_bytes())));
+        let now = Utc::now();
+        let body = br#"{"object_kind":"push"}"#;
+        let good = sign(key, "msg_1", now.timestamp(), body);
+        let mut headers = DeliveryHeaders {
+            token: Some(token.into()),
+            webhook_id: Some("msg_1".into()),
+            webhook_timestamp: Some(now.timestamp().to_string()),
+            webhook_signature: Some(format!("v1,AAAA {good}")),
+            ..Default::default()
+        };
+        assert_eq!(verify(&headers, body, Some(&digest), Some(key), now), Ok(()));
+        assert_eq!(verify(&headers, b"{}", Some(&digest), Some(key), now), Err(Refusal::WrongSignature));
+        headers.webhook_timestamp = Some((now.timestamp() - 301).to_string());
+        assert_eq!(verify(&headers, body, Some(&digest), Some(key), now), Err(Refusal::StaleTimestamp));
+        headers.token = Some("other".into());
+        assert_eq!(verify(&headers, body, Some(&digest), Some(key), now), Err(Refusal::WrongToken));
+        headers.token = None;
+        assert_eq!(verify(&headers, body, Some(&digest), None, now), Err(Refusal::MissingToken));
+    }
+
+    #[test]
+    fn headers_parse_from_lines_or_json() {
+        let h = DeliveryHeaders::parse_text("X-Gitlab-Event: Push Hook\nx-gitlab-token: abc\r\nIdempotency-Key: k1\n")
+            .unwrap();
+        assert_eq!(h.event.as_deref(), Some("Push Hook"));
+        assert_eq!(h.token.as_deref(), Some("abc"));
+        assert_eq!(h.idempotency_key.as_deref(), Some("k1"));
+        let h = DeliveryHeaders::parse_text(r#"{"X-Gitlab-Event": "Issue Hook"}"#).unwrap();
+        assert_eq!(h.event.as_deref(), Some("Issue Hook"));
+        assert!(!format!("{h:?}").contains("abc"));
+    }
+}

@@ -1,0 +1,80 @@
+//! The JSON shapes clients see (HTTP responses, `--json` output), built from domain states.
+//!
+//! One place for them, so the CLI in local mode and the HTTP API answer alike. No secret
+//! reaches a view: sealed values appear only as their fingerprints.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::domain::{Integration, Stage};
+use crate::secrets::ShownOnce;
+use crate::store::StoredEvent;
+
+/// The contract's state: `id, customer, owner, stage, version, redirect_uri, blocked,
+/// checklist, next_steps, feedback[], monitoring`, plus a few conveniences.
+pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
+    let facts = &state.facts;
+    json!({
+        "id": state.id,
+        "customer": state.customer,
+        "owner": state.owner,
+        "stage": state.stage,
+        "version": state.version,
+        "redirect_uri": state.playbook.redirect_uri,
+        "gitlab_url": facts.instance.gitlab_url,
+        "blocked": state.block.as_ref().map(|b| json!({
+            "category": b.category,
+            "detail": b.detail,
+            "since": b.since,
+            "cause": b.cause,
+        })),
+        "checklist": state.checklist(),
+        "next_steps": state.next_steps(now),
+        "feedback": state.feedback,
+        "monitoring": state.monitoring.as_ref().map(|m| json!({
+            "started_at": m.started_at,
+            "ends_at": m.ends_at,
+            "completed_at": m.completed_at,
+        })),
+        "opened_at": state.opened_at,
+        "stage_entered_at": state.stage_entered_at,
+        "days_in_stage": state.days_in_stage(now),
+        "last_progress_at": state.last_progress_at,
+        "go_live_date": state.go_live_date,
+        "cancelled": state.cancellation.as_ref().map(|c| json!({"reason": c.reason, "at": c.at, "from_stage": c.from_stage})),
+        "playbook": {"id": state.playbook.id, "version": state.playbook.version},
+        "secrets": {
+            "application_secret": facts.application_secret.as_ref().map(|s| &s.fingerprint),
+            "access_token": facts.access_token.as_ref().map(|t| &t.token.fingerprint),
+            "webhook_signing_key": facts.webhook_credentials.as_ref().and_then(|c| c.signing_key.as_ref()).map(|s| &s.fingerprint),
+            "shredded_at": facts.secrets_shredded_at,
+        },
+        "webhook": {
+            "url": facts.webhook_credentials.as_ref().map(|c| &c.webhook_url),
+            "deliveries_recorded": facts.deliveries.recorded,
+            "last_delivery_at": facts.deliveries.last_at,
+            "verified_delivery_at": facts.verified_delivery_at,
+        },
+        "latest_probe": facts.latest_probe,
+    })
+}
+
+/// The answer to a command: `{state, events}` and, once, the credentials it generated.
+pub fn executed(state_view: Value, events: &[StoredEvent], shown: &ShownOnce, replayed: bool) -> Value {
+    let mut out = json!({ "state": state_view, "events": events });
+    if shown.webhook_url.is_some() {
+        out["webhook_url"] = json!(shown.webhook_url);
+        out["secret_token"] = json!(shown.secret_token);
+        if replayed || shown.secret_token.is_none() {
+            out["already_shown"] = json!(true);
+        } else if shown.signing_key.is_some() {
+            out["signing_key"] = json!(shown.signing_key);
+        }
+    }
+    out
+}
+
+/// Stage names in board order, for tables.
+pub fn stage_order() -> Vec<Stage> {
+    Stage::ORDERED.into_iter().chain([Stage::Cancelled]).collect()
+}
