@@ -1,6 +1,7 @@
 //! golive's integration tests: one binary, one module per area.
 
 mod architecture;
+mod cli;
 mod domain_inputs;
 mod domain_model;
 mod domain_rules;

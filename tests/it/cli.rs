@@ -1,0 +1,440 @@
+//! The real `golive` binary on temporary directories: a whole onboarding through the CLI alone,
+//! JSON outputs, every error path with its exit code, export/import, `--help` everywhere, and
+//! the README's transcript.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub struct Cli {
+    pub dir: tempfile::TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Cli {
+        Cli { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::cargo_bin("golive").unwrap();
+        command.arg("--data-dir").arg(self.dir.path().join("data")).args(["--as", "dana.reyes"]);
+        command.env_remove("GOLIVE_SERVER").env_remove("GOLIVE_MASTER_KEY");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "golive {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Exit code and stderr of a failing command.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(!out.status.success(), "golive {args:?} should have failed");
+        (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+}
+
+fn gitlab_payload(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gitlab").join(format!("{name}.json"))
+}
+
+pub fn headers(cli: &Cli, name: &str, event: &str, token: &str, key: &str) -> PathBuf {
+    cli.file(
+        &format!("{name}-{key}.headers"),
+        &format!(
+            "Content-Type: application/json\nUser-Agent: GitLab/17.5.1\nX-Gitlab-Event: {event}\nX-Gitlab-Token: {token}\nX-Gitlab-Instance: https://gitlab.acme-robotics.example\nX-Gitlab-Webhook-UUID: 2c5f6a0e-8a3b-4b0c-9d1e-{key:0>12}\nX-Gitlab-Event-UUID: 7d1e2f3a-4b5c-4d6e-8f70-{key:0>12}\nIdempotency-Key: 5a6b7c8d-9e0f-4a1b-8c2d-{key:0>12}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_whole_onboarding_through_the_cli_alone() {
+    let cli = Cli::new();
+    cli.ok(&["init"]);
+    let id = cli
+        .ok(&[
+            "integration",
+            "create",
+            "--customer",
+            "Acme Robotics",
+            "--gitlab-url",
+            "https://gitlab.acme-robotics.example",
+            "--owner",
+            "dana.reyes",
+        ])
+        .trim()
+        .to_owned();
+    let step = |args: &[&str]| -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.insert(2, &id);
+        cli.json(&all)
+    };
+    step(&[
+        "prerequisites",
+        "confirm",
+        "--gitlab-admin-access",
+        "true",
+        "--network-access",
+        "true",
+        "--factory-admin-account",
+        "true",
+    ]);
+    step(&[
+        "app",
+        "register",
+        "--name",
+        "Factory Integration",
+        "--redirect-uri",
+        "http://127.0.0.1:8080/oauth/gitlab/callback",
+        "--application-id",
+        "8d2f6c1e4b7a",
+        "--scopes",
+        "api,read_user,read_repository,write_repository,read_registry,sudo",
+    ]);
+    let secret = cli.file("app.secret", "gloas-cli-test-application-secret\n");
+    step(&["app", "secret", "--secret-file", secret.to_str().unwrap()]);
+    let token = cli.file("token.secret", "glpat-cli-test-admin-token\n");
+    step(&["access-token", "provide", "--admin", "true", "--secret-file", token.to_str().unwrap()]);
+    let submitted = step(&["info", "submit"]);
+    assert_eq!(submitted["state"]["stage"], "info_gathered");
+    step(&["network", "policy", "--barrier", "egress allow-list"]);
+    step(&[
+        "network",
+        "peering",
+        "--peering-id",
+        "pcx-0a1b2c3d4e5f60718",
+        "--customer-vpc-id",
+        "vpc-0123abcd",
+        "--factory-vpc-id",
+        "vpc-0fedcba987654321a",
+        "--route-tables-configured",
+        "true",
+    ]);
+    let firewall = step(&[
+        "network",
+        "firewall",
+        "--outbound-https",
+        "true",
+        "--outbound-ssh",
+        "true",
+        "--webhook-endpoint-reachable",
+        "true",
+    ]);
+    assert_eq!(firewall["state"]["stage"], "network_established");
+    let issued = step(&["webhook", "issue"]);
+    let webhook_url = issued["webhook_url"].as_str().unwrap().to_owned();
+    let secret_token = issued["secret_token"].as_str().unwrap().to_owned();
+    step(&["webhook", "create", "--url", &webhook_url, "--triggers", "push,comments,merge_requests,issues,ci_cd"]);
+    // Deliveries copied from GitLab's "Recent events", replayed through the receiver's checks.
+    let replay = |name: &str, event: &str, key: &str| -> Value {
+        let h = headers(&cli, name, event, &secret_token, key);
+        cli.json(&[
+            "webhook",
+            "replay",
+            &id,
+            "--headers",
+            h.to_str().unwrap(),
+            "--body",
+            gitlab_payload(name).to_str().unwrap(),
+        ])
+    };
+    let first = replay("note", "Note Hook", "1");
+    assert_eq!(first["state"]["stage"], "webhook_live");
+    let again = replay("note", "Note Hook", "1");
+    assert_eq!(again["events"], first["events"], "a resend answers the first result");
+    assert_eq!(again["state"]["version"], first["state"]["version"], "a resend changes nothing");
+    step(&["test", "api", "--ok", "true"]);
+    replay("push", "Push Hook", "2");
+    replay("merge_request_open", "Merge Request Hook", "3");
+    replay("issue_open", "Issue Hook", "4");
+    let tested = replay("pipeline_failed", "Pipeline Hook", "5");
+    assert_eq!(tested["state"]["stage"], "tested");
+    for scenario in ["merge_request_created", "code_pushed", "issue_opened", "pipeline_ran"] {
+        cli.json(&["validate", &id, "--scenario", scenario, "--correct", "true", "--evidence", "checked by hand"]);
+    }
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    step(&["launch", "schedule", "--date", &today]);
+    let live = step(&["launch", "go"]);
+    assert_eq!(live["state"]["stage"], "live");
+    assert!(live["state"]["monitoring"]["ends_at"].is_string());
+    let status = cli.json(&["status", &id]);
+    assert!(status["checklist"].as_array().unwrap().iter().all(|i| i["met"] == true));
+    let history = cli.json(&["history", &id]);
+    let history = history.as_array().unwrap();
+    assert!(history.len() >= 25, "{}", history.len());
+    assert_eq!(history.last().unwrap()["type"], "monitoring_started");
+    let board = cli.json(&["board"]);
+    assert_eq!(board.as_array().unwrap().iter().find(|c| c["stage"] == "live").unwrap()["count"], 1);
+    let verify = cli.json(&["verify"]);
+    assert_eq!(verify["valid"], true);
+    // The secrets never appear in any output or on disk in the clear.
+    let all = cli.ok(&["export"]);
+    assert!(!all.contains("gloas-cli-test") && !all.contains("glpat-cli-test") && !all.contains(&secret_token));
+}
+
+#[test]
+fn every_error_path_has_its_exit_code_and_one_line() {
+    let cli = Cli::new();
+    let id = cli
+        .ok(&["integration", "create", "--customer", "Initech", "--gitlab-url", "https://gitlab.initech.example"])
+        .trim()
+        .to_owned();
+    let unknown = "0b7c5a2e-1f2d-4c3b-9a8e-5d6f7a8b9c0d";
+    let (code, err) = cli.fails(&["status", unknown]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no integration"));
+    let (code, err) = cli.fails(&["status", "not-an-id"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = cli.fails(&[
+        "network",
+        "peering",
+        &id,
+        "--peering-id",
+        "pcx-nope",
+        "--customer-vpc-id",
+        "vpc-0123abcd",
+        "--factory-vpc-id",
+        "vpc-0fedcba9",
+        "--route-tables-configured",
+        "true",
+    ]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("peering_id"), "{err}");
+    let (code, err) = cli.fails(&["launch", "go", &id]);
+    assert_eq!(code, 4);
+    assert!(err.contains("missing: ") && err.contains("go_live.stage_validated"), "{err}");
+    let empty = cli.file("empty.secret", "\n");
+    let (code, err) = cli.fails(&["app", "secret", &id, "--secret-file", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    let issued = cli.json(&["webhook", "issue", &id]);
+    assert!(issued["secret_token"].is_string());
+    let h = headers(&cli, "push", "Push Hook", "glw_wrong", "9");
+    let push = gitlab_payload("push");
+    let (code, err) =
+        cli.fails(&["webhook", "replay", &id, "--headers", h.to_str().unwrap(), "--body", push.to_str().unwrap()]);
+    assert_eq!(code, 7, "{err}");
+    let diagnosis = cli.json(&["diagnose", &id]);
+    assert!(diagnosis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["message"].as_str().unwrap().contains("1 delivery was refused")));
+    cli.ok(&["cancel", &id, "--reason", "customer moved to GitLab.com"]);
+    let (code, err) = cli.fails(&["note", &id, "--text", "too late"]);
+    assert_eq!(code, 5, "{err}");
+    let (code, err) = cli.fails(&["--server", "http://127.0.0.1:9", "board"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--as"), "{err}");
+    let (code, _) = cli.fails(&["token", "create", "--role", "god", "--name", "x"]);
+    assert_eq!(code, 2);
+    let (code, _) = cli.fails(&["history", &id, "--at", "yesterday"]);
+    assert_eq!(code, 2);
+    // A data directory held by another process (a running server): its own code and a pointer.
+    let held = golive::store::SledStore::open(&cli.dir.path().join("data"), Default::default()).unwrap();
+    let (code, err) = cli.fails(&["board"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("--server"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    drop(held);
+}
+
+#[test]
+fn verification_failures_exit_8() {
+    let cli = Cli::new();
+    cli.ok(&["integration", "create", "--customer", "A", "--gitlab-url", "https://g.example"]);
+    let head = cli.json(&["verify"])["head"].as_str().unwrap().to_owned();
+    cli.ok(&["verify", "--expect", &head]);
+    let (code, err) = cli.fails(&["verify", "--expect", &"ab".repeat(32)]);
+    assert_eq!(code, 8, "{err}");
+}
+
+#[test]
+fn tokens_are_shown_once_and_listed_without_secrets() {
+    let cli = Cli::new();
+    let token = cli.ok(&["token", "create", "--role", "viewer", "--name", "board-screen"]);
+    let token = token.trim();
+    assert!(token.starts_with("glv_") && token.len() >= 43, "{token}");
+    assert_eq!(token.lines().count(), 1, "only the token on stdout");
+    let list = cli.json(&["token", "list"]);
+    assert_eq!(list[0]["name"], "board-screen");
+    assert!(!list.to_string().contains(token));
+    let (code, _) = cli.fails(&["token", "create", "--role", "viewer", "--name", "board-screen"]);
+    assert_eq!(code, 2);
+    cli.ok(&["token", "revoke", "board-screen"]);
+    let (code, _) = cli.fails(&["token", "revoke", "board-screen"]);
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn export_and_import_round_trip_ten_thousand_events() {
+    let source = Cli::new();
+    // Build a store of > 10,000 events through the library (fast), then use the binary.
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let config = golive::engine::EngineConfig::new(crate::support::public_url(), None);
+            let (engine, _) = golive::engine::Engine::open_dir(&source.dir.path().join("data"), config, Default::default()).await.unwrap();
+            let actor = golive::domain::Actor::parse("dana.reyes").unwrap();
+            let mut tasks = Vec::new();
+            for w in 0..20 {
+                let engine = engine.clone();
+                let actor = actor.clone();
+                tasks.push(tokio::spawn(async move {
+                    let body = serde_json::json!({"customer": format!("Customer {w}"), "gitlab_url": "https://gitlab.example.com"});
+                    let id = engine.open_integration(body, &actor, None).await.unwrap().state.id;
+                    for i in 0..500 {
+                        let body = serde_json::json!({"type": "add_note", "text": format!("note {i}")});
+                        engine.execute(golive::engine::ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            engine.close().await.unwrap();
+        });
+    }
+    let exported = source.dir.path().join("log.jsonl");
+    source.ok(&["export", "--output", exported.to_str().unwrap()]);
+    let lines = std::fs::read_to_string(&exported).unwrap().lines().count();
+    assert_eq!(lines, 10_020);
+    let target = Cli::new();
+    let report = target.json(&["import", exported.to_str().unwrap()]);
+    assert_eq!(report["events"], 10_020);
+    assert_eq!(target.json(&["verify"])["head"], source.json(&["verify"])["head"]);
+    let ids: Vec<String> = source
+        .json(&["integration", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 20);
+    for id in ids {
+        let mut a = source.json(&["integration", "show", &id]);
+        let mut b = target.json(&["integration", "show", &id]);
+        // Time-relative conveniences aside, the states are identical.
+        for v in [&mut a, &mut b] {
+            v["days_in_stage"] = Value::Null;
+        }
+        assert_eq!(a, b);
+    }
+    // Import refuses a store that is not empty, and a broken chain.
+    let (code, err) = target.fails(&["import", exported.to_str().unwrap()]);
+    assert_eq!(code, 4, "{err}");
+    let broken = Cli::new();
+    let text = std::fs::read_to_string(&exported).unwrap().replacen("note 7", "note 8", 1);
+    let tampered = broken.file("tampered.jsonl", &text);
+    let (code, err) = broken.fails(&["import", tampered.to_str().unwrap()]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("hash"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let cli = Cli::new();
+    let top = cli.ok(&["--help"]);
+    assert!(top.contains("Exit codes"));
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 25, "{commands:?}");
+    for command in &commands {
+        let help = cli.ok(&[command, "--help"]);
+        assert!(help.contains("Usage:"), "{command}");
+        for sub in help.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1).take_while(|l| l.starts_with("  "))
+        {
+            let sub = sub.split_whitespace().next().unwrap();
+            if sub != "help" {
+                assert!(cli.ok(&[command, sub, "--help"]).contains("Usage:"), "{command} {sub}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_transcript_is_true() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block =
+        readme.split("<!-- transcript -->").nth(1).expect("README has a transcript").split("```").nth(1).unwrap();
+    let cli = Cli::new();
+    let mut id = String::new();
+    let mut expected = Vec::new();
+    let mut command: Option<String> = None;
+    let check = |command: &str, expected: &[String], id: &mut String| {
+        let args: Vec<String> =
+            shell_words(command.trim_start_matches("$ golive ")).into_iter().map(|a| a.replace("<id>", id)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cli.ok(&args);
+        if args[0] == "integration" && args[1] == "create" {
+            *id = out.trim().to_owned();
+            return;
+        }
+        let actual: Vec<String> = out.lines().map(|l| l.replace(id.as_str(), "<id>")).collect();
+        assert_eq!(actual, expected, "README transcript: {command}");
+    };
+    for line in block.lines().skip(1) {
+        if let Some(rest) = line.strip_prefix("$ ") {
+            if let Some(previous) = command.take() {
+                check(&previous, &expected, &mut id);
+            }
+            command = Some(format!("$ {rest}"));
+            expected.clear();
+        } else if command.is_some() {
+            expected.push(line.to_owned());
+        }
+    }
+    if let Some(previous) = command {
+        check(&previous, &expected, &mut id);
+    }
+}
+
+/// Splits a command line on spaces, honouring double quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
