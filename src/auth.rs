@@ -140,6 +140,11 @@ impl<'a> Tokens<'a> {
         Ok(token)
     }
 
+    /// Every record, revoked ones included (digests, never tokens).
+    pub async fn records(&self) -> Result<Vec<TokenRecord>, AuthError> {
+        Ok(self.load().await?.into_values().collect())
+    }
+
     pub async fn list(&self) -> Result<Vec<TokenInfo>, AuthError> {
         Ok(self
             .load()

@@ -57,7 +57,28 @@ pub struct Step {
     pub command: Value,
 }
 
+/// The journeys shipped inside the binary (the `--demo` content), as (file name, JSON).
+pub const EMBEDDED: [(&str, &str); 4] = [
+    ("acme-vpc-peering-live.json", include_str!("../fixtures/onboardings/acme-vpc-peering-live.json")),
+    ("globex-vpn-token-rotation.json", include_str!("../fixtures/onboardings/globex-vpn-token-rotation.json")),
+    (
+        "initech-missing-scopes-blocked.json",
+        include_str!("../fixtures/onboardings/initech-missing-scopes-blocked.json"),
+    ),
+    ("umbrella-cancelled.json", include_str!("../fixtures/onboardings/umbrella-cancelled.json")),
+];
+
 impl Fixture {
+    /// The journeys shipped inside the binary.
+    pub fn embedded() -> Result<Vec<Fixture>, FixtureError> {
+        EMBEDDED
+            .iter()
+            .map(|(name, text)| {
+                serde_json::from_str(text).map_err(|source| FixtureError::Parse { path: PathBuf::from(name), source })
+            })
+            .collect()
+    }
+
     pub fn load(path: &Path) -> Result<Fixture, FixtureError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| FixtureError::Read { path: path.to_owned(), source })?;

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod fixtures;
 pub mod gitlab;
+pub mod http;
 pub mod ids;
 pub mod secrets;
 pub mod store;

@@ -9,6 +9,7 @@
 pub mod client;
 mod input;
 mod output;
+mod serve;
 mod verbs;
 
 use std::path::{Path, PathBuf};
@@ -45,9 +46,10 @@ pub struct Cli {
     /// actor is the token's name.
     #[arg(long = "as", global = true, env = "GOLIVE_ACTOR")]
     pub actor: Option<String>,
-    /// golive's public URL in local mode (webhook URLs derive from it).
-    #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
-    pub public_url: String,
+    /// golive's public URL (webhook and redirect URLs derive from it). Default: the listen
+    /// address for `serve`, http://127.0.0.1:8080 otherwise.
+    #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
     #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -60,6 +62,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP service (API, webhook receiver, event stream) on the data directory.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The OAuth redirect URI of the default playbook (default {public_url}/oauth/gitlab/callback).
+        #[arg(long)]
+        redirect_uri: Option<String>,
+        /// Load the demo onboardings into an empty store and print a viewer token.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Create the data directory, its store and keys.
     Init,
     /// Open, list and show integrations.
@@ -289,14 +302,20 @@ fn os_user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
-    let public_url =
-        HttpUrl::parse(cli.public_url.as_str()).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
+    let public_url = cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL);
+    let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let config = EngineConfig::new(public_url, None);
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let (engine, warnings) = Engine::open_dir(&cli.data_dir, config, options).await?;
-    for warning in warnings {
-        eprintln!("golive: warning: {warning}");
+    // The default master key is worth a warning where a person sets golive up, not on every
+    // command of their day (the server warns at every start).
+    if matches!(cli.command, Command::Init) {
+        for warning in warnings {
+            eprintln!("golive: warning: {warning}");
+        }
     }
     Ok(engine)
 }
@@ -336,7 +355,12 @@ fn parse_time(text: &str, flag: &str) -> Result<chrono::DateTime<Utc>, CliError>
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Demo { fixtures } => return demo(fixtures, &cli.public_url, cli.json),
+        Command::Serve { listen, redirect_uri, demo } => {
+            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo).await
+        }
+        Command::Demo { fixtures } => {
+            return demo(fixtures, cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), cli.json)
+        }
         Command::CrashWriter { streams } => {
             return crash_writer(&cli.data_dir, *streams).await.map_err(|e| CliError::Other(e.to_string()))
         }
@@ -587,7 +611,9 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 println!("revoked {name}");
             }
         }
-        Command::Demo { .. } | Command::CrashWriter { .. } => unreachable!("handled before connecting"),
+        Command::Serve { .. } | Command::Demo { .. } | Command::CrashWriter { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(())
 }

@@ -252,7 +252,7 @@ impl Engine {
         let store = SledStore::open(data_dir, options.store)?;
         let (master, source) = MasterKey::load(data_dir, options.master_key_file.as_deref())?;
         let mut warnings = Vec::new();
-        if let MasterKeySource::GeneratedDefault(path) = &source {
+        if let MasterKeySource::GeneratedDefault(path) | MasterKeySource::ExistingDefault(path) = &source {
             warnings.push(format!(
                 "the master key is a file in the data directory ({}): fine for a trial, but anyone with a copy of the directory can unseal its secrets; set {} or --master-key-file in production",
                 path.display(),

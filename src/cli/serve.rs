@@ -1,0 +1,89 @@
+//! `golive serve`: the HTTP service on the embedded store, with graceful shutdown.
+
+use std::io::Write;
+
+use tokio::net::TcpListener;
+
+use super::client::CliError;
+use super::Cli;
+use crate::auth::{Role, Tokens};
+use crate::domain::HttpUrl;
+use crate::engine::{Engine, EngineConfig, OpenOptions};
+use crate::fixtures::{load_into_engine, Fixture};
+use crate::http::{router, serve, HttpConfig};
+
+pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool) -> Result<(), CliError> {
+    init_tracing();
+    let listener = TcpListener::bind(listen).await.map_err(|e| CliError::Usage(format!("--listen {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(|e| CliError::Other(e.to_string()))?;
+    let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
+    let redirect = match redirect_uri {
+        Some(uri) => Some(HttpUrl::parse(uri).map_err(|e| CliError::Usage(format!("--redirect-uri: {e}")))?),
+        None => None,
+    };
+    let config = EngineConfig::new(public_url, redirect);
+    let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
+    let (engine, warnings) = Engine::open_dir(&cli.data_dir, config, options).await?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let mut stdout = std::io::stdout();
+    // The contract: the first line on stdout says where we listen (the real port for :0).
+    writeln!(stdout, "listening on http://{address}")
+        .and_then(|_| stdout.flush())
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if demo {
+        let token = load_demo(&engine).await?;
+        writeln!(stdout, "demo viewer token: {token}")
+            .and_then(|_| stdout.flush())
+            .map_err(|e| CliError::Other(e.to_string()))?;
+    }
+    let app = router(engine.clone(), HttpConfig::default());
+    serve(listener, app, shutdown_signal()).await.map_err(|e| CliError::Other(e.to_string()))?;
+    tracing::info!("shutting down: in-flight requests done, flushing the store");
+    engine.close().await?;
+    Ok(())
+}
+
+/// Loads the embedded journeys into an empty store; returns a new viewer token.
+async fn load_demo(engine: &Engine) -> Result<String, CliError> {
+    if engine.store().head().await.map_err(|e| CliError::Other(e.to_string()))?.position == 0 {
+        let now = engine.now();
+        for fixture in Fixture::embedded().map_err(|e| CliError::Other(e.to_string()))? {
+            load_into_engine(engine, &fixture, now)
+                .await
+                .map_err(|e| CliError::Other(format!("{}: {e}", fixture.name)))?;
+        }
+    }
+    let tokens = Tokens::new(engine.store().as_ref());
+    let name = format!("demo-viewer-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+    Ok(tokens.create(&name, Role::Viewer, "golive serve --demo").await?)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GOLIVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}

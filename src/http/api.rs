@@ -1,0 +1,403 @@
+//! The JSON API handlers under `/api/v1`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures::stream::Stream;
+use serde_json::{json, Value};
+
+use super::{json_body, AppState, Principal, Problem};
+use crate::auth::{AuthError, Role, Tokens};
+use crate::domain::{IntegrationId, SecretKind, Stage};
+use crate::engine::{At, AuditQuery, ExecuteRequest, Executed, ListFilter};
+use crate::views;
+
+type Params = Query<HashMap<String, String>>;
+
+fn integration_id(text: &str) -> Result<IntegrationId, Problem> {
+    IntegrationId::parse(text).map_err(|_| Problem::not_found(format!("no integration {text:?}")))
+}
+
+fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, Problem> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            Problem::bad_request("invalid-query", format!("{name}={text:?} is not a valid number"))
+                .with(json!({"field": name}))
+        }),
+    }
+}
+
+fn time(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, Problem> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(text) => DateTime::parse_from_rfc3339(text).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
+            Problem::bad_request("invalid-query", format!("{name}={text:?} is not an RFC 3339 time"))
+                .with(json!({"field": name}))
+        }),
+    }
+}
+
+fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
+    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(Problem::bad_request(
+            "invalid-query",
+            format!("unknown query parameter {unknown:?}; allowed: {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .map_err(|_| Problem::bad_request("invalid-header", "Idempotency-Key must be visible ASCII"))?;
+            if key.is_empty() || key.len() > 200 {
+                return Err(Problem::bad_request("invalid-header", "Idempotency-Key must be 1 to 200 characters"));
+            }
+            Ok(Some(key.to_owned()))
+        }
+    }
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    match headers.get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(value) => {
+            let text = value.to_str().unwrap_or("").trim();
+            if text == "*" {
+                return Ok(None);
+            }
+            let digits = text.trim_start_matches("W/").trim_matches('"');
+            digits.parse().map(Some).map_err(|_| {
+                Problem::bad_request("invalid-header", format!("If-Match {text:?}: expected an ETag such as \"7\""))
+            })
+        }
+    }
+}
+
+fn executed_response(state: &AppState, executed: Executed, status: StatusCode) -> Response {
+    let view = views::state(&executed.state, state.engine.now());
+    let body = views::executed(view, &executed.events, &executed.shown, executed.replayed);
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(executed.state.version));
+    if status == StatusCode::CREATED {
+        let location = format!("/api/v1/integrations/{}", executed.state.id);
+        response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("a path"));
+    }
+    response
+}
+
+pub async fn open(State(state): State<AppState>, principal: Principal, request: Request) -> Result<Response, Problem> {
+    principal.require(Role::Rep)?;
+    let key = idempotency_key(request.headers())?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let executed = state.engine.open_integration(body, &principal.actor, key.as_deref()).await?;
+    Ok(executed_response(&state, executed, StatusCode::CREATED))
+}
+
+pub async fn list(State(state): State<AppState>, _who: Principal, Query(params): Params) -> Result<Response, Problem> {
+    only(&params, &["stage", "owner", "blocked", "stalled_days"])?;
+    let stage = match params.get("stage") {
+        Some(s) => Some(
+            Stage::parse(s)
+                .ok_or_else(|| Problem::bad_request("invalid-query", format!("stage={s:?} is not a stage")))?,
+        ),
+        None => None,
+    };
+    let blocked = match params.get("blocked").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => return Err(Problem::bad_request("invalid-query", format!("blocked={other:?}: true or false"))),
+    };
+    let filter = ListFilter {
+        stage,
+        owner: params.get("owner").cloned(),
+        blocked,
+        stalled_days: number(&params, "stalled_days")?,
+    };
+    Ok(Json(json!(state.engine.list(&filter).await?)).into_response())
+}
+
+pub async fn get_state(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let current = state.engine.state(integration_id(&id)?).await?;
+    let mut response = Json(views::state(&current, state.engine.now())).into_response();
+    response.headers_mut().insert(header::ETAG, etag(current.version));
+    Ok(response)
+}
+
+pub async fn command(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, Problem> {
+    principal.require(Role::Rep)?;
+    let id = integration_id(&id)?;
+    let key = idempotency_key(request.headers())?;
+    let expected = if_match(request.headers())?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let mut execute = ExecuteRequest::new(id, body, principal.actor.clone());
+    execute.idempotency_key = key;
+    execute.expected_version = expected;
+    let executed = state.engine.execute(execute).await?;
+    Ok(executed_response(&state, executed, StatusCode::OK))
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, Problem> {
+    only(&params, &["after", "limit"])?;
+    let after = number(&params, "after")?.unwrap_or(0);
+    let limit: usize = number(&params, "limit")?.unwrap_or(100).clamp(1, 1000);
+    let id = integration_id(&id)?;
+    let events = state.engine.history(id, after, limit + 1).await?;
+    let more = events.len() > limit;
+    let events: Vec<_> = events.into_iter().take(limit).collect();
+    let next_after = if more { events.last().map(|e| e.version) } else { None };
+    Ok(Json(json!({"events": events, "next_after": next_after})).into_response())
+}
+
+pub async fn state_at(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, Problem> {
+    only(&params, &["at", "version"])?;
+    let at = match (time(&params, "at")?, number(&params, "version")?) {
+        (Some(t), None) => At::Time(t),
+        (None, Some(v)) => At::Version(v),
+        _ => return Err(Problem::bad_request("invalid-query", "give exactly one of at=<RFC 3339> or version=<n>")),
+    };
+    let past = state.engine.state_at(integration_id(&id)?, at).await?;
+    let mut response = Json(views::state(&past, state.engine.now())).into_response();
+    response.headers_mut().insert(header::ETAG, etag(past.version));
+    Ok(response)
+}
+
+pub async fn diagnose(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    Ok(Json(json!(state.engine.diagnose(integration_id(&id)?).await?)).into_response())
+}
+
+pub async fn shred(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    let executed = state.engine.shred(integration_id(&id)?, &principal.actor).await?;
+    Ok(executed_response(&state, executed, StatusCode::OK))
+}
+
+pub async fn reveal(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    let id = integration_id(&id)?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let kind: SecretKind =
+        serde_json::from_value(body.get("secret").cloned().unwrap_or(Value::Null)).map_err(|_| {
+            Problem::bad_request(
+                "invalid-field",
+                "secret: one of application_secret, access_token, webhook_signing_key",
+            )
+            .with(json!({"field": "secret"}))
+        })?;
+    let plaintext = state.engine.reveal(id, kind, &principal.actor).await?;
+    let mut response = Json(json!({"secret": plaintext})).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn board(State(state): State<AppState>, _who: Principal) -> Result<Response, Problem> {
+    Ok(Json(json!(state.engine.board().await?)).into_response())
+}
+
+pub async fn calendar(State(state): State<AppState>, _who: Principal) -> Result<Response, Problem> {
+    Ok(Json(json!(state.engine.calendar().await?)).into_response())
+}
+
+pub async fn audit(State(state): State<AppState>, _who: Principal, Query(params): Params) -> Result<Response, Problem> {
+    only(&params, &["actor", "type", "since", "until", "after", "limit", "integration"])?;
+    let integration = match params.get("integration") {
+        Some(text) => Some(integration_id(text)?.as_uuid()),
+        None => None,
+    };
+    let query = AuditQuery {
+        actor: params.get("actor").cloned(),
+        event_type: params.get("type").cloned(),
+        integration,
+        since: time(&params, "since")?,
+        until: time(&params, "until")?,
+        after: number(&params, "after")?.unwrap_or(0),
+        limit: number::<usize>(&params, "limit")?.unwrap_or(100).clamp(1, 1000),
+    };
+    Ok(Json(json!(state.engine.audit(&query).await?)).into_response())
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    _who: Principal,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+    only(&params, &["after"])?;
+    let resume: Option<u64> = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| Problem::bad_request("invalid-header", "Last-Event-ID must be a position"))?,
+        ),
+        None => None,
+    };
+    let after = resume.or(number(&params, "after")?).unwrap_or(0);
+    let subscription = state.engine.subscribe(after);
+    let stream = futures::stream::unfold(subscription, |mut subscription| async move {
+        match subscription.next().await {
+            Ok(event) => {
+                let data = serde_json::to_string(&event).expect("envelopes serialize");
+                let sse = SseEvent::default().id(event.position.to_string()).event(event.event_type.clone()).data(data);
+                Some((Ok(sse), subscription))
+            }
+            Err(_) => None,
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    _who: Principal,
+    Query(params): Params,
+) -> Result<Response, Problem> {
+    only(&params, &["expect"])?;
+    Ok(Json(json!(state.engine.verify(params.get("expect").map(String::as_str)).await?)).into_response())
+}
+
+pub async fn export(State(state): State<AppState>, principal: Principal) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    let engine = state.engine.clone();
+    let stream = futures::stream::unfold(Some(0u64), move |after| {
+        let engine = engine.clone();
+        async move {
+            let after = after?;
+            match engine.export_page(after, 2000).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let last = page.last().map(|e| e.position);
+                    let mut chunk = String::new();
+                    for event in &page {
+                        chunk.push_str(&serde_json::to_string(event).expect("envelopes serialize"));
+                        chunk.push('\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(chunk), last))
+                }
+                Err(error) => Some((Err(std::io::Error::other(error.to_string())), None)),
+            }
+        }
+    });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
+}
+
+fn auth_problem(error: AuthError) -> Problem {
+    match error {
+        AuthError::NameTaken(_) => {
+            Problem::new(StatusCode::CONFLICT, "token-name-taken", "Name taken", error.to_string())
+        }
+        AuthError::NoSuchToken(_) => Problem::not_found(error.to_string()),
+        AuthError::InvalidName(_) => {
+            Problem::bad_request("invalid-field", error.to_string()).with(json!({"field": "name"}))
+        }
+        AuthError::Store(e) => Problem::from(crate::engine::EngineError::Store(e)),
+    }
+}
+
+pub async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    request: Request,
+) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Problem::bad_request("invalid-field", "name: required").with(json!({"field": "name"})))?;
+    let role = body.get("role").and_then(Value::as_str).and_then(Role::parse).ok_or_else(|| {
+        Problem::bad_request("invalid-field", "role: one of admin, rep, viewer").with(json!({"field": "role"}))
+    })?;
+    if let Some(unknown) = body.as_object().and_then(|m| m.keys().find(|k| !matches!(k.as_str(), "name" | "role"))) {
+        return Err(
+            Problem::bad_request("invalid-field", format!("{unknown}: not a field")).with(json!({"field": unknown}))
+        );
+    }
+    let token = Tokens::new(state.engine.store().as_ref())
+        .create(name, role, principal.actor.as_str())
+        .await
+        .map_err(auth_problem)?;
+    state.tokens.invalidate().await;
+    let mut response = (StatusCode::CREATED, Json(json!({"name": name, "role": role, "token": token}))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn list_tokens(State(state): State<AppState>, principal: Principal) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    Ok(Json(json!(Tokens::new(state.engine.store().as_ref()).list().await.map_err(auth_problem)?)).into_response())
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    Tokens::new(state.engine.store().as_ref()).revoke(&name).await.map_err(auth_problem)?;
+    state.tokens.invalidate().await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn revoke_token_query(
+    state: State<AppState>,
+    principal: Principal,
+    Query(params): Params,
+) -> Result<Response, Problem> {
+    let name = params
+        .get("name")
+        .cloned()
+        .ok_or_else(|| Problem::bad_request("invalid-query", "name=<token name> is required"))?;
+    revoke_token(state, principal, Path(name)).await
+}

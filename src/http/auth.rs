@@ -1,0 +1,101 @@
+//! Who is calling: a bearer token (any route) and its role. The actor of everything a caller
+//! does is the token's name, never a field of the request.
+
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use super::AppState;
+use crate::auth::{Role, Tokens};
+use crate::domain::Actor;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub actor: Actor,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!(
+                "this needs the {} role; token {} is {}",
+                role.as_str(),
+                self.actor,
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+/// Active tokens by digest, cached; refreshed whenever tokens change through the API.
+#[derive(Default)]
+pub struct TokenCache {
+    by_digest: tokio::sync::RwLock<Option<HashMap<String, (String, Role)>>>,
+}
+
+impl TokenCache {
+    pub async fn invalidate(&self) {
+        *self.by_digest.write().await = None;
+    }
+
+    async fn lookup(&self, state: &AppState, token: &str) -> Result<Option<(String, Role)>, Problem> {
+        let presented = hex::encode(Sha256::digest(token.as_bytes()));
+        if self.by_digest.read().await.is_none() {
+            let list = Tokens::new(state.engine.store().as_ref())
+                .records()
+                .await
+                .map_err(|e| Problem::internal(e.to_string()))?;
+            let map =
+                list.into_iter().filter(|t| t.revoked_at.is_none()).map(|t| (t.sha256, (t.name, t.role))).collect();
+            *self.by_digest.write().await = Some(map);
+        }
+        let guard = self.by_digest.read().await;
+        let map = guard.as_ref().expect("filled above");
+        // Compare against every digest in constant time rather than trusting a map lookup's timing.
+        let mut found = None;
+        for (digest, who) in map {
+            if bool::from(digest.as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(who.clone());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The bearer token of a request, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let token = match bearer(parts) {
+            Some(token) => Some(token.to_owned()),
+            // The dashboard's session cookie is accepted for reads only.
+            None if parts.method == Method::GET => super::session_token(parts),
+            None => None,
+        };
+        let Some(token) = token else {
+            return Err(Problem::unauthorized("send Authorization: Bearer <token>"));
+        };
+        match state.tokens.lookup(state, &token).await? {
+            Some((name, role)) => {
+                Ok(Principal { actor: Actor::parse(name).map_err(|e| Problem::internal(e.0))?, role })
+            }
+            None => Err(Problem::unauthorized("the token is unknown or revoked")),
+        }
+    }
+}

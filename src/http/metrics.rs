@@ -1,0 +1,99 @@
+//! Prometheus metrics: requests by route and status, latency, events appended, deliveries by
+//! kind and outcome, write groups.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+/// Latency histogram buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    deliveries: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+impl Metrics {
+    pub fn request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((method.to_string(), route.to_owned(), status))
+            .or_default() += 1;
+        let mut latency = self.latency.lock().expect("metrics lock");
+        let h = latency.entry(route.to_owned()).or_default();
+        let seconds = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum_seconds += seconds;
+    }
+
+    pub fn delivery(&self, kind: &str, outcome: &str) {
+        let kind: String = kind.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ').take(40).collect();
+        *self.deliveries.lock().expect("metrics lock").entry((kind, outcome.to_owned())).or_default() += 1;
+    }
+}
+
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+pub async fn render(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let mut out = String::new();
+    out.push_str("# HELP golive_http_requests_total HTTP requests by route and status.\n# TYPE golive_http_requests_total counter\n");
+    for ((method, route, status), n) in m.requests.lock().expect("metrics lock").iter() {
+        let _ = writeln!(
+            out,
+            "golive_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+            label(route)
+        );
+    }
+    out.push_str("# HELP golive_http_request_duration_seconds Request latency.\n# TYPE golive_http_request_duration_seconds histogram\n");
+    for (route, h) in m.latency.lock().expect("metrics lock").iter() {
+        let route = label(route);
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "golive_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                h.counts[i]
+            );
+        }
+        let _ =
+            writeln!(out, "golive_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "golive_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum_seconds);
+        let _ = writeln!(out, "golive_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+    }
+    out.push_str("# HELP golive_webhook_deliveries_total Webhook deliveries by kind and outcome.\n# TYPE golive_webhook_deliveries_total counter\n");
+    for ((kind, outcome), n) in m.deliveries.lock().expect("metrics lock").iter() {
+        let _ = writeln!(out, "golive_webhook_deliveries_total{{kind=\"{}\",outcome=\"{outcome}\"}} {n}", label(kind));
+    }
+    let counters = state.engine.store().counters();
+    let _ = writeln!(out, "# HELP golive_events_appended_total Events appended since start.\n# TYPE golive_events_appended_total counter\ngolive_events_appended_total {}", counters.events_committed);
+    let _ = writeln!(out, "# HELP golive_appends_committed_total Appends committed since start.\n# TYPE golive_appends_committed_total counter\ngolive_appends_committed_total {}", counters.appends_committed);
+    let _ = writeln!(out, "# HELP golive_write_groups_total Write groups flushed (appends / groups = mean group size).\n# TYPE golive_write_groups_total counter\ngolive_write_groups_total {}", counters.flushes);
+    let mut response = out.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}

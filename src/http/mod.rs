@@ -1,0 +1,204 @@
+//! The HTTP service: the JSON API under `/api/v1`, the GitLab webhook receiver, the live event
+//! stream, health, metrics and the OpenAPI document. [`router`] gives embedders an axum
+//! `Router`; [`serve`] runs it on a listener with graceful shutdown.
+
+mod api;
+mod auth;
+mod hooks;
+mod metrics;
+mod openapi;
+mod problem;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use auth::Principal;
+pub use metrics::Metrics;
+pub use problem::Problem;
+
+use crate::engine::Engine;
+
+/// Limits and knobs of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest API request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest webhook delivery, in bytes (GitLab's own limit).
+    pub max_webhook_bytes: usize,
+    /// A request taking longer is answered 503.
+    pub request_timeout: Duration,
+    /// API requests served at once before shedding (503 + Retry-After).
+    pub api_concurrency: usize,
+    /// Webhook deliveries served at once: a larger pool, so deliveries are refused last
+    /// (GitLab disables a hook after 4 consecutive failures).
+    pub webhook_concurrency: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 1024 * 1024,
+            max_webhook_bytes: crate::gitlab::webhook::MAX_BODY_BYTES,
+            request_timeout: Duration::from_secs(30),
+            api_concurrency: 512,
+            webhook_concurrency: 2048,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub config: Arc<HttpConfig>,
+    pub metrics: Arc<Metrics>,
+    tokens: Arc<auth::TokenCache>,
+    api_permits: Arc<Semaphore>,
+    webhook_permits: Arc<Semaphore>,
+}
+
+/// The dashboard's session cookie, when present (issued by the sign-in page).
+pub(crate) fn session_token(parts: &Parts) -> Option<String> {
+    let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
+    cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == "golive_session")
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The whole HTTP API as an axum router, for embedding.
+pub fn router(engine: Engine, config: HttpConfig) -> Router {
+    let state = AppState {
+        engine,
+        api_permits: Arc::new(Semaphore::new(config.api_concurrency)),
+        webhook_permits: Arc::new(Semaphore::new(config.webhook_concurrency)),
+        config: Arc::new(config),
+        metrics: Arc::new(Metrics::default()),
+        tokens: Arc::new(auth::TokenCache::default()),
+    };
+    let api = Router::new()
+        .route("/api/v1/integrations", post(api::open).get(api::list))
+        .route("/api/v1/integrations/{id}", get(api::get_state))
+        .route("/api/v1/integrations/{id}/commands", post(api::command))
+        .route("/api/v1/integrations/{id}/history", get(api::history))
+        .route("/api/v1/integrations/{id}/state", get(api::state_at))
+        .route("/api/v1/integrations/{id}/diagnose", get(api::diagnose))
+        .route("/api/v1/integrations/{id}/shred", post(api::shred))
+        .route("/api/v1/integrations/{id}/reveal", post(api::reveal))
+        .route("/api/v1/board", get(api::board))
+        .route("/api/v1/calendar", get(api::calendar))
+        .route("/api/v1/events", get(api::audit))
+        .route("/api/v1/events/stream", get(api::stream))
+        .route("/api/v1/audit/verify", get(api::verify))
+        .route("/api/v1/export", get(api::export))
+        .route("/api/v1/tokens", post(api::create_token).get(api::list_tokens).delete(api::revoke_token_query))
+        .route("/api/v1/tokens/{name}", axum::routing::delete(api::revoke_token))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard_api));
+    let hooks = Router::new()
+        .route("/hooks/gitlab/{id}", post(hooks::receive))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard_webhooks));
+    Router::new()
+        .merge(api)
+        .merge(hooks)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.engine.store().head().await {
+        Ok(head) => axum::Json(serde_json::json!({"ready": true, "head": head.position})).into_response(),
+        Err(error) => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", error.to_string()).into_response()
+        }
+    }
+}
+
+/// Counts requests by route and status, and their latency.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.request(&method, &route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn bounded(permits: &Semaphore, timeout: Duration, request: Request, next: Next) -> Response {
+    let Ok(_permit) = permits.try_acquire() else {
+        return Problem::overloaded().into_response();
+    };
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut p =
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Timed out", "the request took too long");
+            p.retry_after_seconds = Some(1);
+            p.into_response()
+        }
+    }
+}
+
+async fn guard_api(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    bounded(&state.api_permits, state.config.request_timeout, request, next).await
+}
+
+async fn guard_webhooks(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    bounded(&state.webhook_permits, state.config.request_timeout, request, next).await
+}
+
+/// Reads a JSON object body: 415 unless `application/json`, 413 past `limit`, 400 if malformed.
+pub(crate) async fn json_body(request: Request<Body>, limit: usize) -> Result<serde_json::Value, Problem> {
+    let (parts, body) = request.into_parts();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send Content-Type: application/json",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| Problem::too_large(limit))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
