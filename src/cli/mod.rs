@@ -9,6 +9,7 @@
 pub mod client;
 mod input;
 mod output;
+mod remote;
 mod serve;
 mod verbs;
 
@@ -325,9 +326,10 @@ async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
         if cli.actor.is_some() {
             return Err(CliError::Usage("--as is refused with --server: the actor is your token's name".into()));
         }
-        return Err(CliError::Usage(format!(
-            "remote mode (--server {server}) needs the HTTP service, which this build does not include yet"
-        )));
+        let token = std::env::var("GOLIVE_TOKEN").map_err(|_| {
+            CliError::Auth("remote mode needs GOLIVE_TOKEN (create one with `golive token create`)".into())
+        })?;
+        return Ok(Arc::new(remote::RemoteClient::new(server, token)?));
     }
     let actor = cli.actor.clone().unwrap_or_else(os_user);
     let actor = Actor::parse(actor.as_str()).map_err(|e| CliError::Usage(format!("--as: {e}")))?;

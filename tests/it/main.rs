@@ -7,6 +7,7 @@ mod domain_model;
 mod domain_rules;
 mod engine;
 mod fixtures_replay;
+mod http;
 mod store_conformance;
 mod store_faults;
 mod store_model;

@@ -1,0 +1,254 @@
+//! The remote side of the client: the same operations over golive's HTTP API, as the token's
+//! owner (`GOLIVE_TOKEN`).
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::client::{CliError, Client};
+use crate::auth::Role;
+use crate::domain::SecretKind;
+use crate::engine::{At, AuditQuery, ListFilter};
+use crate::gitlab::webhook::DeliveryHeaders;
+
+pub struct RemoteClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl RemoteClient {
+    pub fn new(server: &str, token: String) -> Result<Self, CliError> {
+        let base = server.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CliError::Usage(format!("--server {server:?}: an http(s) URL such as http://127.0.0.1:8080")));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        Ok(Self { base, token, http })
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| CliError::Other(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| CliError::Other(e.to_string()))?;
+        if status.is_success() {
+            if text.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text)
+                .map_err(|e| CliError::Other(format!("the server answered something that is not JSON: {e}")));
+        }
+        Err(problem_error(status, &text))
+    }
+}
+
+fn problem_error(status: StatusCode, text: &str) -> CliError {
+    let problem: Value = serde_json::from_str(text).unwrap_or_else(|_| json!({"detail": text}));
+    let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
+    match status.as_u16() {
+        400 | 413 | 415 => CliError::Refused { message: detail, unmet: Vec::new() },
+        401 | 403 => CliError::Auth(format!("{detail} (check GOLIVE_TOKEN and its role)")),
+        404 => CliError::NotFound(detail),
+        409 | 412 => CliError::Conflict(detail),
+        422 => CliError::Refused {
+            message: detail,
+            unmet: problem["unmet"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| (u["id"].as_str().unwrap_or("").to_owned(), u["label"].as_str().unwrap_or("").to_owned()))
+                .collect(),
+        },
+        _ => CliError::Other(format!("the server answered {status}: {detail}")),
+    }
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_ref()
+                .map(|v| format!("{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+#[async_trait]
+impl Client for RemoteClient {
+    async fn open(&self, body: Value) -> Result<Value, CliError> {
+        self.call(Method::POST, "/api/v1/integrations", Some(&body)).await
+    }
+    async fn execute(&self, id: &str, body: Value) -> Result<Value, CliError> {
+        self.call(Method::POST, &format!("/api/v1/integrations/{id}/commands"), Some(&body)).await
+    }
+    async fn state(&self, id: &str) -> Result<Value, CliError> {
+        self.call(Method::GET, &format!("/api/v1/integrations/{id}"), None).await
+    }
+    async fn state_at(&self, id: &str, at: At) -> Result<Value, CliError> {
+        let q = match at {
+            At::Version(v) => query(&[("version", Some(v.to_string()))]),
+            At::Time(t) => query(&[("at", Some(t.to_rfc3339()))]),
+        };
+        self.call(Method::GET, &format!("/api/v1/integrations/{id}/state{q}"), None).await
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Value, CliError> {
+        let q = query(&[
+            ("stage", filter.stage.map(|s| s.as_str().to_owned())),
+            ("owner", filter.owner.clone()),
+            ("blocked", filter.blocked.map(|b| b.to_string())),
+            ("stalled_days", filter.stalled_days.map(|d| d.to_string())),
+        ]);
+        self.call(Method::GET, &format!("/api/v1/integrations{q}"), None).await
+    }
+    async fn board(&self) -> Result<Value, CliError> {
+        self.call(Method::GET, "/api/v1/board", None).await
+    }
+    async fn calendar(&self) -> Result<Value, CliError> {
+        self.call(Method::GET, "/api/v1/calendar", None).await
+    }
+    async fn history(&self, id: &str, after: u64, limit: usize) -> Result<Value, CliError> {
+        let mut all = Vec::new();
+        let mut after = after;
+        loop {
+            let page = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/integrations/{id}/history?after={after}&limit={}", limit.min(1000)),
+                    None,
+                )
+                .await?;
+            all.extend(page["events"].as_array().cloned().unwrap_or_default());
+            match page["next_after"].as_u64() {
+                Some(next) if all.len() < limit => after = next,
+                _ => break,
+            }
+        }
+        all.truncate(limit);
+        Ok(Value::Array(all))
+    }
+    async fn audit(&self, q: &AuditQuery) -> Result<Value, CliError> {
+        let q = query(&[
+            ("actor", q.actor.clone()),
+            ("type", q.event_type.clone()),
+            ("integration", q.integration.map(|i| i.to_string())),
+            ("since", q.since.map(|t| t.to_rfc3339())),
+            ("until", q.until.map(|t| t.to_rfc3339())),
+            ("after", Some(q.after.to_string())),
+            ("limit", Some(q.limit.to_string())),
+        ]);
+        self.call(Method::GET, &format!("/api/v1/events{q}"), None).await
+    }
+    async fn diagnose(&self, id: &str) -> Result<Value, CliError> {
+        self.call(Method::GET, &format!("/api/v1/integrations/{id}/diagnose"), None).await
+    }
+    async fn verify(&self, expect: Option<&str>) -> Result<Value, CliError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/audit/verify{}", query(&[("expect", expect.map(str::to_owned))])),
+            None,
+        )
+        .await
+    }
+    async fn export_page(&self, after: u64, limit: usize) -> Result<Vec<Value>, CliError> {
+        // The server streams the whole log; take the page asked for.
+        if after > 0 {
+            return Ok(Vec::new());
+        }
+        let response = self
+            .http
+            .get(format!("{}/api/v1/export", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| CliError::Other(e.to_string()))?;
+        if !status.is_success() {
+            return Err(problem_error(status, &text));
+        }
+        let _ = limit;
+        text.lines().map(|l| serde_json::from_str(l).map_err(|e| CliError::Other(e.to_string()))).collect()
+    }
+    async fn shred(&self, id: &str) -> Result<Value, CliError> {
+        self.call(Method::POST, &format!("/api/v1/integrations/{id}/shred"), None).await
+    }
+    async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {
+        let answer = self
+            .call(Method::POST, &format!("/api/v1/integrations/{id}/reveal"), Some(&json!({"secret": kind})))
+            .await?;
+        Ok(answer["secret"].as_str().unwrap_or_default().to_owned())
+    }
+    async fn token_create(&self, name: &str, role: Role) -> Result<String, CliError> {
+        let answer = self.call(Method::POST, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
+        Ok(answer["token"].as_str().unwrap_or_default().to_owned())
+    }
+    async fn token_list(&self) -> Result<Value, CliError> {
+        self.call(Method::GET, "/api/v1/tokens", None).await
+    }
+    async fn token_revoke(&self, name: &str) -> Result<(), CliError> {
+        self.call(Method::DELETE, &format!("/api/v1/tokens/{name}"), None).await.map(|_| ())
+    }
+    async fn webhook_replay(&self, id: &str, headers: &DeliveryHeaders, body: &[u8]) -> Result<Value, CliError> {
+        let mut request = self
+            .http
+            .post(format!("{}/hooks/gitlab/{id}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        let pairs = [
+            ("x-gitlab-event", &headers.event),
+            ("x-gitlab-token", &headers.token),
+            ("x-gitlab-instance", &headers.instance),
+            ("x-gitlab-webhook-uuid", &headers.webhook_uuid),
+            ("x-gitlab-event-uuid", &headers.event_uuid),
+            ("idempotency-key", &headers.idempotency_key),
+            ("user-agent", &headers.user_agent),
+            ("webhook-id", &headers.webhook_id),
+            ("webhook-timestamp", &headers.webhook_timestamp),
+            ("webhook-signature", &headers.webhook_signature),
+        ];
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.send().await.map_err(|e| CliError::Other(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| CliError::Other(e.to_string()))?;
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(CliError::Auth(format!("delivery refused; it was counted but not recorded: {text}")));
+        }
+        if !status.is_success() {
+            return Err(problem_error(status, &text));
+        }
+        // The receiver answers briefly; show the state as a command would.
+        let state = self.state(id).await?;
+        let events = self.history(id, state["version"].as_u64().unwrap_or(1).saturating_sub(5), 100).await?;
+        Ok(
+            json!({"state": state, "events": events, "receiver": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)}),
+        )
+    }
+    async fn import(
+        &self,
+        _lines: Box<dyn Iterator<Item = std::io::Result<String>> + Send>,
+        _progress: Box<dyn FnMut(u64) + Send>,
+    ) -> Result<Value, CliError> {
+        Err(CliError::Usage(
+            "import works on a local data directory only: stop the server and run it without --server".into(),
+        ))
+    }
+    async fn close(&self) -> Result<(), CliError> {
+        Ok(())
+    }
+}
