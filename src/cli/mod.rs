@@ -176,7 +176,8 @@ pub enum Command {
     },
     /// Events across integrations, filtered and paged.
     Audit {
-        #[arg(long)]
+        /// Only events by this actor. (Its own id: the global --as is also called actor.)
+        #[arg(long = "actor", id = "actor_filter")]
         actor: Option<String>,
         #[arg(long = "type")]
         event_type: Option<String>,

@@ -201,6 +201,7 @@ impl Client for RemoteClient {
         self.call(Method::DELETE, &format!("/api/v1/tokens/{name}"), None).await.map(|_| ())
     }
     async fn webhook_replay(&self, id: &str, headers: &DeliveryHeaders, body: &[u8]) -> Result<Value, CliError> {
+        let before = self.state(id).await?["version"].as_u64().unwrap_or(0);
         let mut request = self
             .http
             .post(format!("{}/hooks/gitlab/{id}", self.base))
@@ -232,12 +233,11 @@ impl Client for RemoteClient {
         if !status.is_success() {
             return Err(problem_error(status, &text));
         }
-        // The receiver answers briefly; show the state as a command would.
+        // The receiver answers briefly; answer as a command does: the new state and the events
+        // this delivery recorded.
         let state = self.state(id).await?;
-        let events = self.history(id, state["version"].as_u64().unwrap_or(1).saturating_sub(5), 100).await?;
-        Ok(
-            json!({"state": state, "events": events, "receiver": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)}),
-        )
+        let events = self.history(id, before, 1000).await?;
+        Ok(json!({"state": state, "events": events}))
     }
     async fn import(
         &self,

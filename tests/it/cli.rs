@@ -438,3 +438,131 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// Replaces what legitimately differs between two runs (ids, times, hashes, tokens,
+/// fingerprints) so the rest can be compared.
+fn normalise(value: &Value) -> Value {
+    match value {
+        Value::String(s) => {
+            let is_uuid = uuid::Uuid::parse_str(s).is_ok();
+            let is_time = chrono::DateTime::parse_from_rfc3339(s).is_ok();
+            let is_hash = s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_uuid {
+                Value::String("<uuid>".into())
+            } else if is_time {
+                Value::String("<time>".into())
+            } else if is_hash {
+                Value::String("<hash>".into())
+            } else if s.starts_with("glw_") {
+                Value::String("<token>".into())
+            } else if s.starts_with("hmac:") {
+                Value::String("<fingerprint>".into())
+            } else {
+                let mut s = s.clone();
+                for word in s.clone().split(|c: char| !(c.is_ascii_hexdigit() || c == '-')) {
+                    if uuid::Uuid::parse_str(word).is_ok() {
+                        s = s.replace(word, "<uuid>");
+                    }
+                }
+                Value::String(s)
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(normalise).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    // Ciphertext differs with every seal.
+                    let v = if k == "sealed" { Value::String("<sealed>".into()) } else { normalise(v) };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// One scripted session; returns every JSON output.
+fn scripted_session(run: &dyn Fn(&[&str]) -> Value, files: &Cli) -> Vec<Value> {
+    let mut outputs = Vec::new();
+    let created = run(&["integration", "create", "--customer", "Pied Piper", "--gitlab-url", "https://gitlab.piedpiper.example", "--owner", "richard"]);
+    let id = created["state"]["id"].as_str().unwrap().to_owned();
+    outputs.push(created);
+    let secret = files.file("s.secret", "gloas-script-secret\n");
+    let token = files.file("t.secret", "glpat-script-token\n");
+    let public = run(&["status", &id])["redirect_uri"].as_str().unwrap().to_owned();
+    for args in [
+        vec!["prerequisites", "confirm", &id, "--gitlab-admin-access", "true", "--network-access", "true", "--factory-admin-account", "true"],
+        vec!["app", "register", &id, "--name", "Factory Integration", "--redirect-uri", &public, "--application-id", "pp-1", "--scopes", "api,read_user,read_repository,write_repository,read_registry,sudo"],
+        vec!["app", "secret", &id, "--secret-file", secret.to_str().unwrap()],
+        vec!["access-token", "provide", &id, "--admin", "true", "--secret-file", token.to_str().unwrap()],
+        vec!["info", "submit", &id],
+        vec!["network", "policy", &id],
+        vec!["network", "vpn", &id, "--tunnel-established", "true", "--ipsec-compatible", "true"],
+        vec!["network", "firewall", &id, "--outbound-https", "true", "--outbound-ssh", "true", "--webhook-endpoint-reachable", "true"],
+    ] {
+        outputs.push(run(&args));
+    }
+    let issued = run(&["webhook", "issue", &id]);
+    let url = issued["webhook_url"].as_str().unwrap().to_owned();
+    let secret_token = issued["secret_token"].as_str().unwrap().to_owned();
+    outputs.push(issued);
+    outputs.push(run(&["webhook", "create", &id, "--url", &url, "--triggers", "push,comments,merge_requests,issues,ci_cd"]));
+    let h = headers(files, "note", "Note Hook", &secret_token, "77");
+    outputs.push(run(&["webhook", "replay", &id, "--headers", h.to_str().unwrap(), "--body", gitlab_payload("note").to_str().unwrap()]));
+    outputs.push(run(&["block", &id, "--category", "api_failure", "--detail", "probe times out"]));
+    outputs.push(run(&["status", &id]));
+    outputs.push(run(&["history", &id]));
+    outputs.push(run(&["history", &id, "--version", "3"]));
+    outputs.push(run(&["diagnose", &id]));
+    outputs.push(run(&["board"]));
+    outputs.push(run(&["integration", "list", "--blocked", "true"]));
+    outputs.push(run(&["audit", "--type", "stage_entered"]));
+    outputs.push(run(&["calendar"]));
+    outputs
+}
+
+#[test]
+fn the_same_script_gives_the_same_json_locally_and_against_a_server() {
+    // The server, on its own directory, with a rep token named like the local actor.
+    let server_side = Cli::new();
+    let token = server_side.ok(&["token", "create", "--role", "rep", "--name", "richard"]).trim().to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("--data-dir")
+        .arg(server_side.dir.path().join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("GOLIVE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first_line).unwrap();
+    let address = first_line.trim().strip_prefix("listening on ").expect("the first line names the address").to_owned();
+    let remote = |args: &[&str]| -> Value {
+        let out = Command::cargo_bin("golive").unwrap().args(["--server", &address]).args(args).arg("--json").env("GOLIVE_TOKEN", &token).output().unwrap();
+        assert!(out.status.success(), "remote {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let local_side = Cli::new();
+    let local = |args: &[&str]| -> Value {
+        let out = Command::cargo_bin("golive")
+            .unwrap()
+            .arg("--data-dir")
+            .arg(local_side.dir.path().join("data"))
+            .args(["--as", "richard", "--public-url", &address])
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "local {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let remote_outputs = scripted_session(&remote, &server_side);
+    let local_outputs = scripted_session(&local, &local_side);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success(), "the server shuts down cleanly on SIGTERM");
+    assert_eq!(remote_outputs.len(), local_outputs.len());
+    for (i, (r, l)) in remote_outputs.iter().zip(&local_outputs).enumerate() {
+        pretty_assertions::assert_eq!(normalise(r), normalise(l), "output {i}");
+    }
+}
