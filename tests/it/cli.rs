@@ -484,21 +484,62 @@ fn normalise(value: &Value) -> Value {
 /// One scripted session; returns every JSON output.
 fn scripted_session(run: &dyn Fn(&[&str]) -> Value, files: &Cli) -> Vec<Value> {
     let mut outputs = Vec::new();
-    let created = run(&["integration", "create", "--customer", "Pied Piper", "--gitlab-url", "https://gitlab.piedpiper.example", "--owner", "richard"]);
+    let created = run(&[
+        "integration",
+        "create",
+        "--customer",
+        "Pied Piper",
+        "--gitlab-url",
+        "https://gitlab.piedpiper.example",
+        "--owner",
+        "richard",
+    ]);
     let id = created["state"]["id"].as_str().unwrap().to_owned();
     outputs.push(created);
     let secret = files.file("s.secret", "gloas-script-secret\n");
     let token = files.file("t.secret", "glpat-script-token\n");
     let public = run(&["status", &id])["redirect_uri"].as_str().unwrap().to_owned();
     for args in [
-        vec!["prerequisites", "confirm", &id, "--gitlab-admin-access", "true", "--network-access", "true", "--factory-admin-account", "true"],
-        vec!["app", "register", &id, "--name", "Factory Integration", "--redirect-uri", &public, "--application-id", "pp-1", "--scopes", "api,read_user,read_repository,write_repository,read_registry,sudo"],
+        vec![
+            "prerequisites",
+            "confirm",
+            &id,
+            "--gitlab-admin-access",
+            "true",
+            "--network-access",
+            "true",
+            "--factory-admin-account",
+            "true",
+        ],
+        vec![
+            "app",
+            "register",
+            &id,
+            "--name",
+            "Factory Integration",
+            "--redirect-uri",
+            &public,
+            "--application-id",
+            "pp-1",
+            "--scopes",
+            "api,read_user,read_repository,write_repository,read_registry,sudo",
+        ],
         vec!["app", "secret", &id, "--secret-file", secret.to_str().unwrap()],
         vec!["access-token", "provide", &id, "--admin", "true", "--secret-file", token.to_str().unwrap()],
         vec!["info", "submit", &id],
         vec!["network", "policy", &id],
         vec!["network", "vpn", &id, "--tunnel-established", "true", "--ipsec-compatible", "true"],
-        vec!["network", "firewall", &id, "--outbound-https", "true", "--outbound-ssh", "true", "--webhook-endpoint-reachable", "true"],
+        vec![
+            "network",
+            "firewall",
+            &id,
+            "--outbound-https",
+            "true",
+            "--outbound-ssh",
+            "true",
+            "--webhook-endpoint-reachable",
+            "true",
+        ],
     ] {
         outputs.push(run(&args));
     }
@@ -506,9 +547,25 @@ fn scripted_session(run: &dyn Fn(&[&str]) -> Value, files: &Cli) -> Vec<Value> {
     let url = issued["webhook_url"].as_str().unwrap().to_owned();
     let secret_token = issued["secret_token"].as_str().unwrap().to_owned();
     outputs.push(issued);
-    outputs.push(run(&["webhook", "create", &id, "--url", &url, "--triggers", "push,comments,merge_requests,issues,ci_cd"]));
+    outputs.push(run(&[
+        "webhook",
+        "create",
+        &id,
+        "--url",
+        &url,
+        "--triggers",
+        "push,comments,merge_requests,issues,ci_cd",
+    ]));
     let h = headers(files, "note", "Note Hook", &secret_token, "77");
-    outputs.push(run(&["webhook", "replay", &id, "--headers", h.to_str().unwrap(), "--body", gitlab_payload("note").to_str().unwrap()]));
+    outputs.push(run(&[
+        "webhook",
+        "replay",
+        &id,
+        "--headers",
+        h.to_str().unwrap(),
+        "--body",
+        gitlab_payload("note").to_str().unwrap(),
+    ]));
     outputs.push(run(&["block", &id, "--category", "api_failure", "--detail", "probe times out"]));
     outputs.push(run(&["status", &id]));
     outputs.push(run(&["history", &id]));
@@ -539,7 +596,14 @@ fn the_same_script_gives_the_same_json_locally_and_against_a_server() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first_line).unwrap();
     let address = first_line.trim().strip_prefix("listening on ").expect("the first line names the address").to_owned();
     let remote = |args: &[&str]| -> Value {
-        let out = Command::cargo_bin("golive").unwrap().args(["--server", &address]).args(args).arg("--json").env("GOLIVE_TOKEN", &token).output().unwrap();
+        let out = Command::cargo_bin("golive")
+            .unwrap()
+            .args(["--server", &address])
+            .args(args)
+            .arg("--json")
+            .env("GOLIVE_TOKEN", &token)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "remote {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };

@@ -691,3 +691,31 @@ async fn graceful_shutdown_under_load_loses_nothing_acknowledged() {
     assert!(engine.verify(None).await.unwrap().valid);
     engine.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_api_is_saturated_it_sheds_with_retry_after_and_still_takes_deliveries() {
+    // No API permits at all: every API request is shed; the webhook pool is separate.
+    let mut app = spawn_app_with(HttpConfig { api_concurrency: 0, ..Default::default() }).await;
+    let response = app.http.get(app.url("/api/v1/board")).bearer_auth(&app.viewer).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    // Set an integration up behind the server's back, then deliver to it.
+    let actor = golive::domain::Actor::parse("rep").unwrap();
+    let opened = app
+        .engine
+        .open_integration(json!({"customer": "A", "gitlab_url": "https://g.example"}), &actor, None)
+        .await
+        .unwrap();
+    let id = opened.state.id;
+    let issued = app
+        .engine
+        .execute(golive::engine::ExecuteRequest::new(id, json!({"type": "issue_webhook_credentials"}), actor))
+        .await
+        .unwrap();
+    let token = issued.shown.secret_token.unwrap();
+    let delivered = app.deliver(&id.to_string(), "Note Hook", &payload("note"), Some(&token), "k-shed").await;
+    assert_eq!(delivered.status(), StatusCode::OK, "deliveries are refused last");
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    app.stop().await;
+}
