@@ -11,6 +11,7 @@ mod input;
 mod output;
 mod remote;
 mod serve;
+mod support;
 mod verbs;
 
 use std::path::{Path, PathBuf};
@@ -22,12 +23,10 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use crate::auth::Role;
-use crate::domain::{Actor, HttpUrl, Playbook, SecretKind, Stage};
+use crate::domain::{Actor, HttpUrl, SecretKind, Stage};
 use crate::engine::{At, AuditQuery, Engine, EngineConfig, ListFilter, OpenOptions};
-use crate::fixtures::{replay_in_memory, Fixture, FIXTURE_DIR};
+use crate::fixtures::FIXTURE_DIR;
 use crate::gitlab::webhook::DeliveryHeaders;
-use crate::ids::RandomIds;
-use crate::secrets::DataKey;
 use client::{CliError, Client, LocalClient};
 
 const AFTER_HELP: &str = "Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 not found, \
@@ -362,10 +361,10 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             return serve::run(&cli, listen, redirect_uri.as_deref(), *demo).await
         }
         Command::Demo { fixtures } => {
-            return demo(fixtures, cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), cli.json)
+            return support::demo(fixtures, cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), cli.json)
         }
         Command::CrashWriter { streams } => {
-            return crash_writer(&cli.data_dir, *streams).await.map_err(|e| CliError::Other(e.to_string()))
+            return support::crash_writer(&cli.data_dir, *streams).await.map_err(|e| CliError::Other(e.to_string()))
         }
         _ => {}
     }
@@ -644,96 +643,4 @@ async fn export(client: &dyn Client, path: Option<&Path>) -> Result<(), CliError
     out.flush().map_err(|e| CliError::Other(e.to_string()))?;
     bar.finish_and_clear();
     Ok(())
-}
-
-fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> Result<(), CliError> {
-    let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
-    let redirect = HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str()))
-        .map_err(|e| CliError::Usage(format!("redirect URI: {e}")))?;
-    let now = Utc::now();
-    let journeys =
-        Fixture::load_dir(dir).map_err(|e| CliError::Usage(format!("loading fixtures from {}: {e}", dir.display())))?;
-    let mut rows = Vec::new();
-    for (path, fixture) in journeys {
-        let replayed = replay_in_memory(
-            &fixture,
-            now,
-            &public_url,
-            Playbook::guide_default(redirect.clone()),
-            &RandomIds,
-            &DataKey::generate(),
-        )
-        .map_err(|e| CliError::Other(format!("replaying {}: {e}", path.display())))?;
-        rows.push((fixture.name, replayed));
-    }
-    if json {
-        let out: Vec<_> = rows
-            .iter()
-            .map(|(name, r)| {
-                serde_json::json!({
-                    "fixture": name,
-                    "customer": r.state.customer,
-                    "stage": r.state.stage,
-                    "owner": r.state.owner,
-                    "days_in_stage": r.state.days_in_stage(now),
-                    "blocked": r.state.block.as_ref().map(|b| b.category),
-                    "events": r.events.len(),
-                    "next_steps": r.state.next_steps(now),
-                })
-            })
-            .collect();
-        output::print_json(&json!(out));
-        return Ok(());
-    }
-    println!("{:<20} {:<20} {:<12} {:>5}  {:<19} NEXT STEP", "CUSTOMER", "STAGE", "OWNER", "DAYS", "BLOCKED");
-    for (_, r) in &rows {
-        let s = &r.state;
-        let next = s.next_steps(now).into_iter().next().unwrap_or_else(|| "-".into());
-        println!(
-            "{:<20} {:<20} {:<12} {:>5}  {:<19} {}",
-            s.customer.as_str(),
-            s.stage.as_str(),
-            s.owner.as_ref().map(|o| o.as_str()).unwrap_or("-"),
-            s.days_in_stage(now),
-            s.block.as_ref().map(|b| b.category.as_str()).unwrap_or("-"),
-            next
-        );
-    }
-    Ok(())
-}
-
-/// Appends forever; each acknowledged append prints `ack <stream> <version> <position> <hash>`.
-async fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> {
-    use std::io::Write;
-
-    use crate::store::{
-        AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions,
-    };
-
-    {
-        let store = SledStore::open(data_dir, SledStoreOptions::default())?;
-        let mut n: u64 = 0;
-        loop {
-            n += 1;
-            let stream = uuid::Uuid::from_u128(u128::from(n % u64::from(streams.max(1))) + 1);
-            let events = (0..(n % 3) + 1)
-                .map(|i| NewEvent {
-                    id: uuid::Uuid::new_v4(),
-                    recorded_at: Utc::now(),
-                    actor: "crash-writer".into(),
-                    event_type: "note_added".into(),
-                    schema_version: 1,
-                    data: serde_json::json!({"text": format!("append {n} event {i}")}),
-                })
-                .collect();
-            let request = AppendRequest { stream, expected: ExpectedVersion::Any, events, idempotency: None };
-            if let AppendOutcome::Committed(stored) = store.append(request).await? {
-                let mut out = std::io::stdout().lock();
-                for event in stored {
-                    writeln!(out, "ack {} {} {} {}", event.integration_id, event.version, event.position, event.hash)?;
-                }
-                out.flush()?;
-            }
-        }
-    }
 }

@@ -12,6 +12,7 @@ mod command;
 mod decide;
 mod diagnose;
 mod event;
+mod open;
 mod playbook;
 mod rejection;
 mod requirements;
@@ -22,16 +23,16 @@ mod state;
 mod values;
 
 pub use command::{
-    parse_fields, parse_open_request, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest,
-    Credential, Firewall, InstanceSettings, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites,
-    ResponseValidation, Rotation, VpcPeering, Vpn, WebhookSettings, INTERNAL_COMMAND_TYPES, LIST_MAX_ENTRIES,
-    PUBLIC_COMMAND_TYPES,
+    parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,
+    InstanceSettings, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites, ResponseValidation, Rotation,
+    VpcPeering, Vpn, WebhookSettings, INTERNAL_COMMAND_TYPES, LIST_MAX_ENTRIES, PUBLIC_COMMAND_TYPES,
 };
 pub use decide::{describe_duration, open, Context, IdSource};
 pub use diagnose::{
     advice, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS, STALLED_AFTER_DAYS,
 };
 pub use event::{Cause, Event, EVENT_SCHEMA_VERSION};
+pub use open::parse_open_request;
 pub use playbook::{Playbook, Scenario, Trigger, MONITORING_DAYS_MAX};
 pub use rejection::{Rejection, Unmet};
 pub use requirements::{ChecklistItem, Requirement};

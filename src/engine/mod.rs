@@ -8,7 +8,9 @@
 
 mod clock;
 pub mod codec;
+mod queries;
 mod read_model;
+mod secret_ops;
 mod transfer;
 mod webhook;
 
@@ -630,104 +632,6 @@ impl Engine {
         state.ok_or(EngineError::NotFound(id))
     }
 
-    /// An integration's events with `version > after`, oldest first.
-    pub async fn history(&self, id: IntegrationId, after: u64, limit: usize) -> Result<Vec<StoredEvent>, EngineError> {
-        if self.inner.store.stream_version(id.as_uuid()).await? == 0 {
-            return Err(EngineError::NotFound(id));
-        }
-        Ok(self.inner.store.read_stream(id.as_uuid(), after + 1, limit).await?)
-    }
-
-    /// The audit query across integrations, paged by position.
-    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, EngineError> {
-        let limit = query.limit.clamp(1, 10_000);
-        let mut found = Vec::new();
-        let mut after = query.after;
-        loop {
-            let batch = self.inner.store.read_all(after, 4096).await?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                return Ok(AuditPage { events: found, next_after: None });
-            };
-            for event in batch {
-                after = event.position;
-                let keep = query.actor.as_ref().is_none_or(|a| *a == event.actor)
-                    && query.event_type.as_ref().is_none_or(|t| *t == event.event_type)
-                    && query.integration.is_none_or(|i| i == event.integration_id)
-                    && query.since.is_none_or(|s| event.recorded_at >= s)
-                    && query.until.is_none_or(|u| event.recorded_at <= u);
-                if keep {
-                    found.push(event);
-                    if found.len() == limit {
-                        let head = self.inner.store.head().await?.position;
-                        let next_after = (after < head).then_some(after);
-                        return Ok(AuditPage { events: found, next_after });
-                    }
-                }
-            }
-            after = last;
-        }
-    }
-
-    /// Every event after `after`, then every new one, in order, without gap or duplicate.
-    pub fn subscribe(&self, after: u64) -> Subscription {
-        Subscription::new(self.inner.store.clone(), after)
-    }
-
-    /// Verifies the hash chain (and, with `expect`, that the log still contains that hash).
-    pub async fn verify(&self, expect: Option<&str>) -> Result<VerifyReport, EngineError> {
-        Ok(crate::store::verify_chain(self.inner.store.as_ref(), expect).await?)
-    }
-
-    /// Counts a delivery refused for a bad or missing token (never an event).
-    pub async fn record_refused_delivery(&self, id: IntegrationId) -> Result<(), EngineError> {
-        let now = self.now();
-        let bytes = {
-            let mut signals = self.inner.signals.lock().expect("signals lock");
-            let entry = signals.entry(id).or_default();
-            entry.refused_deliveries += 1;
-            entry.first_refused_at.get_or_insert(now);
-            entry.last_refused_at = Some(now);
-            serde_json::to_vec(&*signals).expect("signals serialize")
-        };
-        self.inner.store.put_aux("signals", bytes).await?;
-        Ok(())
-    }
-
-    pub fn delivery_signals(&self, id: IntegrationId) -> DeliverySignals {
-        self.inner.signals.lock().expect("signals lock").get(&id).cloned().unwrap_or_default()
-    }
-
-    /// Why an integration is stuck and what to check.
-    pub async fn diagnose(&self, id: IntegrationId) -> Result<Diagnosis, EngineError> {
-        let state = self.state(id).await?;
-        Ok(state.diagnose(self.now(), &self.delivery_signals(id)))
-    }
-
-    /// Reveals a sealed secret in plaintext to `actor`, after recording that it did.
-    pub async fn reveal(&self, id: IntegrationId, kind: SecretKind, actor: &Actor) -> Result<String, EngineError> {
-        let state = self.state(id).await?;
-        let sealed = match kind {
-            SecretKind::ApplicationSecret => state.facts.application_secret.clone(),
-            SecretKind::AccessToken => state.facts.access_token.as_ref().map(|t| t.token.clone()),
-            SecretKind::WebhookSigningKey => {
-                state.facts.webhook_credentials.as_ref().and_then(|c| c.signing_key.clone())
-            }
-        }
-        .ok_or(EngineError::NoSuchSecret(id))?;
-        let key = self.inner.keystore.existing_data_key(id).await?.ok_or(SecretsError::Shredded(id))?;
-        let plaintext = secrets::unseal(&key, id, &sealed)?;
-        let command = Command::RecordSecretReveal { kind, fingerprint: sealed.fingerprint.clone() };
-        self.execute_internal(id, command, actor).await?;
-        String::from_utf8(plaintext).map_err(|_| EngineError::Secrets(SecretsError::Unseal))
-    }
-
-    /// Destroys the integration's data key and records that it did.
-    pub async fn shred(&self, id: IntegrationId, actor: &Actor) -> Result<Executed, EngineError> {
-        self.state(id).await?;
-        self.inner.keystore.shred(id).await?;
-        self.execute_internal(id, Command::RecordSecretsShredded, actor).await
-    }
-
     /// Executes an engine-made command (not parsed from JSON), retrying lost races.
     async fn execute_internal(
         &self,
@@ -748,85 +652,6 @@ impl Engine {
                 other => return other,
             }
         }
-    }
-
-    /// Waits until the read model has folded everything appended before this call.
-    async fn read_model_current(&self) -> Result<(), EngineError> {
-        let head = self.inner.store.head().await?.position;
-        let mut checkpoint = self.inner.checkpoint.subscribe();
-        let wait = checkpoint.wait_for(|c| *c >= head);
-        // The projector follows the log continuously; a bound keeps a stuck one from hanging reads.
-        if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
-            tracing::warn!(head, checkpoint = *self.inner.checkpoint.borrow(), "the read model lags the log");
-        }
-        Ok(())
-    }
-
-    /// Integrations matching `filter`, as summaries, by customer.
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<IntegrationSummary>, EngineError> {
-        self.read_model_current().await?;
-        let now = self.now();
-        let model = self.inner.read_model.read().expect("read model lock");
-        let mut out: Vec<IntegrationSummary> =
-            model.integrations.values().map(|s| IntegrationSummary::of(s, now)).filter(|s| filter.matches(s)).collect();
-        out.sort_by(|a, b| (&a.customer, a.id).cmp(&(&b.customer, b.id)));
-        Ok(out)
-    }
-
-    /// The board: a column per stage, blocked and stalled first.
-    pub async fn board(&self) -> Result<Vec<BoardColumn>, EngineError> {
-        Ok(board(self.list(&ListFilter::default()).await?))
-    }
-
-    /// Go-live dates and monitoring ends, soonest first.
-    pub async fn calendar(&self) -> Result<Vec<CalendarEntry>, EngineError> {
-        self.read_model_current().await?;
-        let model = self.inner.read_model.read().expect("read model lock");
-        let states: Vec<&domain::Integration> = model.integrations.values().collect();
-        Ok(calendar(&states))
-    }
-
-    /// The read model's checkpoint (the last position it has folded).
-    pub fn read_model_checkpoint(&self) -> u64 {
-        *self.inner.checkpoint.borrow()
-    }
-
-    /// Rebuilds the read model from position 0 and swaps it in.
-    pub async fn rebuild_read_model(&self) -> Result<u64, EngineError> {
-        let mut fresh = ReadModel::default();
-        loop {
-            loop {
-                let batch = self.inner.store.read_all(fresh.checkpoint, 4096).await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for event in &batch {
-                    fresh.apply(event)?;
-                }
-            }
-            // Swap only if the projector has not folded past the rebuild meanwhile; otherwise
-            // read the difference and try again.
-            let swapped = {
-                let mut model = self.inner.read_model.write().expect("read model lock");
-                if model.checkpoint <= fresh.checkpoint {
-                    *model = std::mem::take(&mut fresh);
-                    let _ = self.inner.checkpoint.send_replace(model.checkpoint);
-                    Some(model.checkpoint)
-                } else {
-                    None
-                }
-            };
-            if let Some(checkpoint) = swapped {
-                save_read_model(&self.inner).await?;
-                return Ok(checkpoint);
-            }
-        }
-    }
-
-    /// The read model's states, for checks against a rebuild.
-    pub async fn read_model_snapshot(&self) -> Result<ReadModel, EngineError> {
-        self.read_model_current().await?;
-        Ok(self.inner.read_model.read().expect("read model lock").clone())
     }
 
     /// Saves the read model, stops following the log and closes the store (flushing it).

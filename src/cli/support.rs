@@ -1,0 +1,103 @@
+//! `golive demo` (the journeys replayed in memory) and the hidden crash writer of the crash tests.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::client::CliError;
+use super::output;
+use crate::domain::{HttpUrl, Playbook};
+use crate::fixtures::{replay_in_memory, Fixture};
+use crate::ids::RandomIds;
+use crate::secrets::DataKey;
+
+pub fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> Result<(), CliError> {
+    let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
+    let redirect = HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str()))
+        .map_err(|e| CliError::Usage(format!("redirect URI: {e}")))?;
+    let now = Utc::now();
+    let journeys =
+        Fixture::load_dir(dir).map_err(|e| CliError::Usage(format!("loading fixtures from {}: {e}", dir.display())))?;
+    let mut rows = Vec::new();
+    for (path, fixture) in journeys {
+        let replayed = replay_in_memory(
+            &fixture,
+            now,
+            &public_url,
+            Playbook::guide_default(redirect.clone()),
+            &RandomIds,
+            &DataKey::generate(),
+        )
+        .map_err(|e| CliError::Other(format!("replaying {}: {e}", path.display())))?;
+        rows.push((fixture.name, replayed));
+    }
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(name, r)| {
+                serde_json::json!({
+                    "fixture": name,
+                    "customer": r.state.customer,
+                    "stage": r.state.stage,
+                    "owner": r.state.owner,
+                    "days_in_stage": r.state.days_in_stage(now),
+                    "blocked": r.state.block.as_ref().map(|b| b.category),
+                    "events": r.events.len(),
+                    "next_steps": r.state.next_steps(now),
+                })
+            })
+            .collect();
+        output::print_json(&json!(out));
+        return Ok(());
+    }
+    println!("{:<20} {:<20} {:<12} {:>5}  {:<19} NEXT STEP", "CUSTOMER", "STAGE", "OWNER", "DAYS", "BLOCKED");
+    for (_, r) in &rows {
+        let s = &r.state;
+        let next = s.next_steps(now).into_iter().next().unwrap_or_else(|| "-".into());
+        println!(
+            "{:<20} {:<20} {:<12} {:>5}  {:<19} {}",
+            s.customer.as_str(),
+            s.stage.as_str(),
+            s.owner.as_ref().map(|o| o.as_str()).unwrap_or("-"),
+            s.days_in_stage(now),
+            s.block.as_ref().map(|b| b.category.as_str()).unwrap_or("-"),
+            next
+        );
+    }
+    Ok(())
+}
+
+/// Appends forever; each acknowledged append prints `ack <stream> <version> <position> <hash>`.
+pub async fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    use crate::store::{
+        AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions,
+    };
+
+    {
+        let store = SledStore::open(data_dir, SledStoreOptions::default())?;
+        let mut n: u64 = 0;
+        loop {
+            n += 1;
+            let stream = uuid::Uuid::from_u128(u128::from(n % u64::from(streams.max(1))) + 1);
+            let events = (0..(n % 3) + 1)
+                .map(|i| NewEvent {
+                    id: uuid::Uuid::new_v4(),
+                    recorded_at: Utc::now(),
+                    actor: "crash-writer".into(),
+                    event_type: "note_added".into(),
+                    schema_version: 1,
+                    data: serde_json::json!({"text": format!("append {n} event {i}")}),
+                })
+                .collect();
+            let request = AppendRequest { stream, expected: ExpectedVersion::Any, events, idempotency: None };
+            if let AppendOutcome::Committed(stored) = store.append(request).await? {
+                let mut out = std::io::stdout().lock();
+                for event in stored {
+                    writeln!(out, "ack {} {} {} {}", event.integration_id, event.version, event.position, event.hash)?;
+                }
+                out.flush()?;
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Reads: history, audit, subscriptions, verification, and the read model's lists.
+
+use super::*;
+
+impl Engine {
+    /// An integration's events with `version > after`, oldest first.
+    pub async fn history(&self, id: IntegrationId, after: u64, limit: usize) -> Result<Vec<StoredEvent>, EngineError> {
+        if self.inner.store.stream_version(id.as_uuid()).await? == 0 {
+            return Err(EngineError::NotFound(id));
+        }
+        Ok(self.inner.store.read_stream(id.as_uuid(), after + 1, limit).await?)
+    }
+
+    /// The audit query across integrations, paged by position.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, EngineError> {
+        let limit = query.limit.clamp(1, 10_000);
+        let mut found = Vec::new();
+        let mut after = query.after;
+        loop {
+            let batch = self.inner.store.read_all(after, 4096).await?;
+            let Some(last) = batch.last().map(|e| e.position) else {
+                return Ok(AuditPage { events: found, next_after: None });
+            };
+            for event in batch {
+                after = event.position;
+                let keep = query.actor.as_ref().is_none_or(|a| *a == event.actor)
+                    && query.event_type.as_ref().is_none_or(|t| *t == event.event_type)
+                    && query.integration.is_none_or(|i| i == event.integration_id)
+                    && query.since.is_none_or(|s| event.recorded_at >= s)
+                    && query.until.is_none_or(|u| event.recorded_at <= u);
+                if keep {
+                    found.push(event);
+                    if found.len() == limit {
+                        let head = self.inner.store.head().await?.position;
+                        let next_after = (after < head).then_some(after);
+                        return Ok(AuditPage { events: found, next_after });
+                    }
+                }
+            }
+            after = last;
+        }
+    }
+
+    /// Every event after `after`, then every new one, in order, without gap or duplicate.
+    pub fn subscribe(&self, after: u64) -> Subscription {
+        Subscription::new(self.inner.store.clone(), after)
+    }
+
+    /// Verifies the hash chain (and, with `expect`, that the log still contains that hash).
+    pub async fn verify(&self, expect: Option<&str>) -> Result<VerifyReport, EngineError> {
+        Ok(crate::store::verify_chain(self.inner.store.as_ref(), expect).await?)
+    }
+
+    /// Waits until the read model has folded everything appended before this call.
+    async fn read_model_current(&self) -> Result<(), EngineError> {
+        let head = self.inner.store.head().await?.position;
+        let mut checkpoint = self.inner.checkpoint.subscribe();
+        let wait = checkpoint.wait_for(|c| *c >= head);
+        // The projector follows the log continuously; a bound keeps a stuck one from hanging reads.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
+            tracing::warn!(head, checkpoint = *self.inner.checkpoint.borrow(), "the read model lags the log");
+        }
+        Ok(())
+    }
+
+    /// Integrations matching `filter`, as summaries, by customer.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<IntegrationSummary>, EngineError> {
+        self.read_model_current().await?;
+        let now = self.now();
+        let model = self.inner.read_model.read().expect("read model lock");
+        let mut out: Vec<IntegrationSummary> =
+            model.integrations.values().map(|s| IntegrationSummary::of(s, now)).filter(|s| filter.matches(s)).collect();
+        out.sort_by(|a, b| (&a.customer, a.id).cmp(&(&b.customer, b.id)));
+        Ok(out)
+    }
+
+    /// The board: a column per stage, blocked and stalled first.
+    pub async fn board(&self) -> Result<Vec<BoardColumn>, EngineError> {
+        Ok(board(self.list(&ListFilter::default()).await?))
+    }
+
+    /// Go-live dates and monitoring ends, soonest first.
+    pub async fn calendar(&self) -> Result<Vec<CalendarEntry>, EngineError> {
+        self.read_model_current().await?;
+        let model = self.inner.read_model.read().expect("read model lock");
+        let states: Vec<&domain::Integration> = model.integrations.values().collect();
+        Ok(calendar(&states))
+    }
+
+    /// The read model's checkpoint (the last position it has folded).
+    pub fn read_model_checkpoint(&self) -> u64 {
+        *self.inner.checkpoint.borrow()
+    }
+
+    /// Rebuilds the read model from position 0 and swaps it in.
+    pub async fn rebuild_read_model(&self) -> Result<u64, EngineError> {
+        let mut fresh = ReadModel::default();
+        loop {
+            loop {
+                let batch = self.inner.store.read_all(fresh.checkpoint, 4096).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for event in &batch {
+                    fresh.apply(event)?;
+                }
+            }
+            // Swap only if the projector has not folded past the rebuild meanwhile; otherwise
+            // read the difference and try again.
+            let swapped = {
+                let mut model = self.inner.read_model.write().expect("read model lock");
+                if model.checkpoint <= fresh.checkpoint {
+                    *model = std::mem::take(&mut fresh);
+                    let _ = self.inner.checkpoint.send_replace(model.checkpoint);
+                    Some(model.checkpoint)
+                } else {
+                    None
+                }
+            };
+            if let Some(checkpoint) = swapped {
+                save_read_model(&self.inner).await?;
+                return Ok(checkpoint);
+            }
+        }
+    }
+
+    /// The read model's states, for checks against a rebuild.
+    pub async fn read_model_snapshot(&self) -> Result<ReadModel, EngineError> {
+        self.read_model_current().await?;
+        Ok(self.inner.read_model.read().expect("read model lock").clone())
+    }
+}
