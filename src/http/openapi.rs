@@ -30,8 +30,68 @@ fn op(summary: &str, role: &str, codes: &[u16]) -> Value {
 }
 
 pub async fn document(_who: super::Principal) -> Json<Value> {
+    Json(with_parameters(spec()))
+}
+
+/// Adds path parameters, query parameters and JSON request bodies to every operation.
+fn with_parameters(mut spec: Value) -> Value {
+    let queries: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/api/v1/integrations",
+            &[("stage", "string"), ("owner", "string"), ("blocked", "boolean"), ("stalled_days", "integer")],
+        ),
+        ("/api/v1/integrations/{id}/history", &[("after", "integer"), ("limit", "integer")]),
+        ("/api/v1/integrations/{id}/state", &[("at", "string"), ("version", "integer")]),
+        (
+            "/api/v1/events",
+            &[
+                ("actor", "string"),
+                ("type", "string"),
+                ("since", "string"),
+                ("until", "string"),
+                ("after", "integer"),
+                ("limit", "integer"),
+            ],
+        ),
+        ("/api/v1/events/stream", &[("after", "integer")]),
+        ("/api/v1/audit/verify", &[("expect", "string")]),
+    ];
+    let Some(paths) = spec["paths"].as_object_mut() else { return spec };
+    for (path, item) in paths.iter_mut() {
+        let Some(operations) = item.as_object_mut() else { continue };
+        for (method, operation) in operations.iter_mut() {
+            let mut parameters = Vec::new();
+            for name in ["id", "name"] {
+                if path.contains(&format!("{{{name}}}")) {
+                    let format = if name == "id" {
+                        json!({"type": "string", "format": "uuid"})
+                    } else {
+                        json!({"type": "string"})
+                    };
+                    parameters.push(json!({"name": name, "in": "path", "required": true, "schema": format}));
+                }
+            }
+            if method == "get" {
+                if let Some((_, names)) = queries.iter().find(|(p, _)| p == path) {
+                    for (name, kind) in names.iter() {
+                        parameters
+                            .push(json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}}));
+                    }
+                }
+            }
+            operation["parameters"] = Value::Array(parameters);
+            if method == "post" && !path.ends_with("/shred") {
+                operation["requestBody"] =
+                    json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+            }
+        }
+    }
+    spec
+}
+
+fn spec() -> Value {
     let read = [200, 400, 401, 404, 503];
-    Json(json!({
+    json!({
         "openapi": "3.1.0",
         "info": {"title": "golive", "version": env!("CARGO_PKG_VERSION"), "description": "The system of record for self-hosted GitLab onboardings."},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -66,5 +126,5 @@ pub async fn document(_who: super::Principal) -> Json<Value> {
             "/readyz": {"get": op("Readiness", "public", &[200, 503])},
             "/metrics": {"get": op("Prometheus metrics", "public", &[200])},
         }
-    }))
+    })
 }
