@@ -33,6 +33,10 @@ use super::{
     GENESIS_HASH,
 };
 
+/// sled's page cache by default: room for the working set of a few hundred thousand events
+/// while staying well inside the 512 MiB a million-event store may use.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The most appends one group commits.
 pub const MAX_GROUP_APPENDS: usize = 1024;
 /// Live-tail buffer; a subscriber further behind re-reads the log.
@@ -50,7 +54,7 @@ pub type FlushHook = Arc<dyn Fn(FlushInfo) + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct SledStoreOptions {
-    /// sled's page cache, in bytes (default 64 MiB).
+    /// sled's page cache, in bytes (default [`DEFAULT_CACHE_BYTES`]).
     pub cache_capacity_bytes: Option<u64>,
     pub flush_hook: Option<FlushHook>,
     /// How long to keep trying when the directory is locked. Another process's lock is
@@ -133,7 +137,7 @@ impl SledStore {
         std::fs::create_dir_all(dir).map_err(storage)?;
         let config = sled::Config::new()
             .path(dir.join("events.sled"))
-            .cache_capacity(options.cache_capacity_bytes.unwrap_or(64 * 1024 * 1024))
+            .cache_capacity(options.cache_capacity_bytes.unwrap_or(DEFAULT_CACHE_BYTES))
             .mode(sled::Mode::HighThroughput);
         let started = std::time::Instant::now();
         let db = loop {
