@@ -102,6 +102,7 @@ pub trait Client: Send + Sync {
     async fn verify(&self, expect: Option<&str>) -> Result<Value, CliError>;
     async fn export_page(&self, after: u64, limit: usize) -> Result<Vec<Value>, CliError>;
     async fn shred(&self, id: &str) -> Result<Value, CliError>;
+    async fn probe(&self, id: &str) -> Result<Value, CliError>;
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError>;
     async fn token_create(&self, name: &str, role: Role) -> Result<String, CliError>;
     async fn token_list(&self) -> Result<Value, CliError>;
@@ -187,6 +188,16 @@ impl Client for LocalClient {
     async fn shred(&self, id: &str) -> Result<Value, CliError> {
         let executed = self.engine.shred(parse_id(id)?, &self.actor).await?;
         Ok(views::executed(views::state(&executed.state, self.engine.now()), &executed.events, &executed.shown, false))
+    }
+
+    async fn probe(&self, id: &str) -> Result<Value, CliError> {
+        let (executed, mut found) =
+            self.engine.probe(parse_id(id)?, &crate::gitlab::probe::ProbeConfig::default()).await?;
+        if let Some(map) = found.as_object_mut() {
+            map.remove("type");
+            map.insert("version".into(), json!(executed.state.version));
+        }
+        Ok(found)
     }
 
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {

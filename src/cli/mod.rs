@@ -206,6 +206,8 @@ pub enum Command {
     Import { file: PathBuf },
     /// Destroy an integration's data key: its secrets are gone for good.
     Shred { id: String },
+    /// Probe the integration's GitLab now (API, token, admin, SSH) and record what it found.
+    Probe { id: String },
     /// Reveal a secret in plaintext (audited): application_secret, access_token, webhook_signing_key.
     Reveal {
         id: String,
@@ -582,6 +584,33 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 output::print_json(&report);
             } else {
                 println!("imported {} events; head {}", report["events"], report["head"].as_str().unwrap_or(""));
+            }
+        }
+        Command::Probe { id } => {
+            let found = client.probe(id).await?;
+            if json_out {
+                output::print_json(&found);
+            } else {
+                let yes_no = |v: &Value| match v.as_bool() {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                };
+                println!(
+                    "API reachable: {} · SSH reachable: {} · GitLab {}",
+                    yes_no(&found["api_reachable"]),
+                    yes_no(&found["ssh_reachable"]),
+                    found["gitlab_version"].as_str().unwrap_or("-")
+                );
+                println!(
+                    "token active: {} · admin: {} · scopes: {}",
+                    yes_no(&found["token_active"]),
+                    yes_no(&found["admin"]),
+                    found["token_scopes"]
+                );
+                if let Some(category) = found["category"].as_str() {
+                    println!("{category}: {}", found["detail"].as_str().unwrap_or(""));
+                }
             }
         }
         Command::Shred { id } => {

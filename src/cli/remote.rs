@@ -184,6 +184,9 @@ impl Client for RemoteClient {
     async fn shred(&self, id: &str) -> Result<Value, CliError> {
         self.call(Method::POST, &format!("/api/v1/integrations/{id}/shred"), None).await
     }
+    async fn probe(&self, id: &str) -> Result<Value, CliError> {
+        self.call(Method::POST, &format!("/api/v1/integrations/{id}/probe"), None).await
+    }
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {
         let answer = self
             .call(Method::POST, &format!("/api/v1/integrations/{id}/reveal"), Some(&json!({"secret": kind})))

@@ -39,8 +39,10 @@ pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool
             .and_then(|_| stdout.flush())
             .map_err(|e| CliError::Other(e.to_string()))?;
     }
+    let timer = tokio::spawn(monitoring_timer(engine.clone()));
     let app = router(engine.clone(), HttpConfig::default());
     serve(listener, app, shutdown_signal()).await.map_err(|e| CliError::Other(e.to_string()))?;
+    timer.abort();
     tracing::info!("shutting down: in-flight requests done, flushing the store");
     engine.close().await?;
     Ok(())
@@ -85,5 +87,22 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {},
         _ = terminate => {},
+    }
+}
+
+/// Every minute: probe monitoring integrations whose probe is due; complete monitoring whose
+/// window has passed cleanly.
+async fn monitoring_timer(engine: Engine) {
+    let config = crate::gitlab::probe::ProbeConfig::default();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match engine.monitoring_tick(&config).await {
+            Ok(report) if !report.probed.is_empty() || !report.completed.is_empty() => {
+                tracing::info!(probed = report.probed.len(), completed = report.completed.len(), "monitoring timer");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the monitoring timer failed"),
+        }
     }
 }

@@ -90,6 +90,9 @@ pub enum EvidenceSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenFinding {
     pub active: Option<bool>,
+    /// The probe was refused as not permitted (401/403, missing scopes, not admin).
+    #[serde(default)]
+    pub denied: bool,
     pub admin: Option<bool>,
     pub missing_scopes: BTreeSet<Scope>,
     pub at: DateTime<Utc>,
@@ -98,7 +101,7 @@ pub struct TokenFinding {
 impl TokenFinding {
     /// Whether the probe contradicts the token being a usable admin token.
     pub fn contradicts_admin(&self) -> bool {
-        self.active == Some(false) || self.admin == Some(false) || !self.missing_scopes.is_empty()
+        self.denied || self.active == Some(false) || self.admin == Some(false) || !self.missing_scopes.is_empty()
     }
 }
 
@@ -298,6 +301,7 @@ impl Integration {
                     if result.api_reachable {
                         facts.token_finding = Some(TokenFinding {
                             active: result.token_active,
+                            denied: result.category == Some(super::signals::FindingCategory::PermissionDenied),
                             admin: result.admin,
                             missing_scopes: match &result.token_scopes {
                                 Some(scopes) => {

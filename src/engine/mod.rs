@@ -31,6 +31,7 @@ pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
+pub use secret_ops::TickReport;
 pub use transfer::{ImportError, ImportReport};
 pub use webhook::DeliveryError;
 

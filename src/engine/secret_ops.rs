@@ -53,3 +53,75 @@ impl Engine {
         self.execute_internal(id, Command::RecordSecretsShredded, actor).await
     }
 }
+
+/// What one pass of the monitoring timer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TickReport {
+    pub probed: Vec<IntegrationId>,
+    pub completed: Vec<IntegrationId>,
+}
+
+impl Engine {
+    /// Probes the integration's GitLab with its sealed access token and records what it found
+    /// (`record_probe_result`, actor `probe`). Returns the recorded input.
+    pub async fn probe(
+        &self,
+        id: IntegrationId,
+        config: &crate::gitlab::probe::ProbeConfig,
+    ) -> Result<(Executed, Value), EngineError> {
+        let state = self.state(id).await?;
+        let Some(token) = state.facts.access_token.as_ref() else {
+            return Err(EngineError::Rejected(Rejection::GuardRejected {
+                command: "probe",
+                unmet: vec![domain::Unmet {
+                    id: "info.access_token_provided".into(),
+                    label: "Access token provided (the probe uses it)".into(),
+                }],
+            }));
+        };
+        let key = self.inner.keystore.existing_data_key(id).await?.ok_or(SecretsError::Shredded(id))?;
+        let plaintext = secrets::unseal(&key, id, &token.token)?;
+        let target = crate::gitlab::probe::ProbeTarget {
+            gitlab_url: state.facts.instance.gitlab_url.as_str().to_owned(),
+            token: String::from_utf8(plaintext).map_err(|_| SecretsError::Unseal)?,
+            ca_certificate_pem: state.facts.instance.ca_certificate_pem.as_ref().map(|p| p.as_str().to_owned()),
+            ssh_port: state.facts.instance.ssh_port.map(|p| p.get()).unwrap_or(22),
+        };
+        let required = state.playbook.required_token_scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        let found = crate::gitlab::probe::probe(&target, &required, config).await;
+        let request = ExecuteRequest::new(id, found.clone(), Actor::parse("probe").expect("valid")).internal();
+        let executed = self.execute(request).await?;
+        Ok((executed, found))
+    }
+
+    /// One pass of the monitoring timer: probes every monitoring integration whose last probe
+    /// is older than its playbook's interval, and completes monitoring for those whose window
+    /// has passed cleanly (not blocked).
+    pub async fn monitoring_tick(&self, config: &crate::gitlab::probe::ProbeConfig) -> Result<TickReport, EngineError> {
+        let now = self.now();
+        let candidates: Vec<domain::Integration> =
+            { self.read_model_snapshot().await?.integrations.into_values().filter(|s| s.is_monitoring()).collect() };
+        let mut report = TickReport::default();
+        let timer = Actor::parse("monitoring-timer").expect("valid");
+        for state in candidates {
+            let monitoring = state.monitoring.as_ref().expect("monitoring integrations have a window");
+            if now >= monitoring.ends_at && state.block.is_none() {
+                let request = ExecuteRequest::new(state.id, json!({"type": "complete_monitoring"}), timer.clone());
+                match self.execute(request).await {
+                    Ok(_) => report.completed.push(state.id),
+                    Err(error) => tracing::warn!(integration = %state.id, %error, "completing monitoring failed"),
+                }
+                continue;
+            }
+            let interval = chrono::Duration::minutes(i64::from(state.playbook.probe_interval_minutes));
+            let due = state.facts.latest_probe.as_ref().is_none_or(|p| now - p.at >= interval);
+            if due && state.facts.access_token.is_some() {
+                match self.probe(state.id, config).await {
+                    Ok(_) => report.probed.push(state.id),
+                    Err(error) => tracing::warn!(integration = %state.id, %error, "the monitoring probe failed to run"),
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -215,6 +215,23 @@ pub async fn shred(
     Ok(executed_response(&state, executed, StatusCode::OK))
 }
 
+pub async fn probe(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require(Role::Rep)?;
+    let (executed, mut found) =
+        state.engine.probe(integration_id(&id)?, &crate::gitlab::probe::ProbeConfig::default()).await?;
+    if let Some(map) = found.as_object_mut() {
+        map.remove("type");
+        map.insert("version".into(), json!(executed.state.version));
+    }
+    let mut response = Json(found).into_response();
+    response.headers_mut().insert(header::ETAG, etag(executed.state.version));
+    Ok(response)
+}
+
 pub async fn reveal(
     State(state): State<AppState>,
     principal: Principal,

@@ -80,7 +80,7 @@ fn with_parameters(mut spec: Value) -> Value {
                 }
             }
             operation["parameters"] = Value::Array(parameters);
-            if method == "post" && !path.ends_with("/shred") {
+            if method == "post" && !path.ends_with("/shred") && !path.ends_with("/probe") {
                 operation["requestBody"] =
                     json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
             }
@@ -106,6 +106,7 @@ fn spec() -> Value {
             "/api/v1/integrations/{id}/history": {"get": op("Events, oldest first (after, limit)", "viewer", &read)},
             "/api/v1/integrations/{id}/state": {"get": op("The state at a time or version", "viewer", &read)},
             "/api/v1/integrations/{id}/diagnose": {"get": op("Why it is stuck and what to check", "viewer", &read)},
+            "/api/v1/integrations/{id}/probe": {"post": op("Run the GitLab probe now; a failed probe is a recorded finding", "rep", &[200, 401, 403, 404, 410, 422, 503])},
             "/api/v1/integrations/{id}/shred": {"post": op("Destroy the data key", "admin", &[200, 401, 403, 404, 503])},
             "/api/v1/integrations/{id}/reveal": {"post": op("Reveal a secret (audited)", "admin", &[200, 400, 401, 403, 404, 410, 415, 503])},
             "/api/v1/board": {"get": op("Integrations per stage", "viewer", &read)},

@@ -8,6 +8,7 @@ mod domain_rules;
 mod engine;
 mod fixtures_replay;
 mod http;
+mod probe;
 mod store_conformance;
 mod store_faults;
 mod store_model;

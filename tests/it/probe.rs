@@ -1,0 +1,272 @@
+//! The production probe against a fake GitLab served here (axum on port 0, plain HTTP with a
+//! playbook that allows http) and a fake SSH port; the monitoring timer with injected time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::TimeZone;
+use golive::domain::{Actor, IntegrationId, Stage};
+use golive::engine::{Engine, ExecuteRequest, ManualClock};
+use golive::gitlab::probe::ProbeConfig;
+use serde_json::{json, Value};
+
+/// The fake instance decides by the token it is shown.
+async fn fake_gitlab(headers: HeaderMap, request: Request) -> Response {
+    let token = headers.get("private-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let path = request.uri().path().to_owned();
+    let unauthorized = |description: &str| {
+        (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token", "error_description": description})))
+            .into_response()
+    };
+    match token.as_str() {
+        "glpat-expired" => return unauthorized("Token is expired. You can either do re-authorization or token refresh."),
+        "glpat-revoked" => return unauthorized("Token was revoked. You have to re-authorize from the user."),
+        "glpat-unknown" => return (StatusCode::UNAUTHORIZED, Json(json!({"message": "401 Unauthorized"}))).into_response(),
+        "glpat-forbidden" => return (StatusCode::FORBIDDEN, Json(json!({"error": "insufficient_scope", "error_description": "The request requires higher privileges than provided by the access token.", "scope": "api"}))).into_response(),
+        "glpat-throttled" => return (StatusCode::TOO_MANY_REQUESTS, "Retry later").into_response(),
+        "glpat-slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+        "glpat-huge" => return "x".repeat(3 * 1024 * 1024).into_response(),
+        "glpat-redirect" => return Redirect::temporary("http://elsewhere.invalid/api/v4/version").into_response(),
+        _ => {}
+    }
+    match path.as_str() {
+        "/api/v4/version" => Json(json!({"version": "17.5.1-ee", "revision": "5a2f9b1c"})).into_response(),
+        "/api/v4/personal_access_tokens/self" => {
+            let scopes =
+                if token == "glpat-noscopes" { json!(["read_user"]) } else { json!(["api", "read_user", "sudo"]) };
+            Json(json!({"id": 42, "name": "factory", "revoked": false, "created_at": "2026-10-01T09:00:00.000Z", "scopes": scopes, "user_id": 1, "last_used_at": null, "active": true, "expires_at": "2027-10-01"})).into_response()
+        }
+        "/api/v4/user" => {
+            let mut user = json!({"id": 1, "username": "root", "name": "Administrator", "state": "active", "email": "admin@example.com"});
+            if token != "glpat-nonadmin" {
+                user["is_admin"] = json!(true);
+            }
+            Json(user).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn start_fake_gitlab() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().fallback(get(fake_gitlab));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// A port that answers like an SSH server.
+async fn start_fake_ssh() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { break };
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n").await;
+            });
+        }
+    });
+    port
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+struct Probed {
+    found: Value,
+    state: Arc<golive::domain::Integration>,
+    diagnosis: golive::domain::Diagnosis,
+}
+
+fn quick() -> ProbeConfig {
+    ProbeConfig {
+        request_timeout: Duration::from_millis(800),
+        connect_timeout: Duration::from_millis(800),
+        max_body_bytes: 1024 * 1024,
+    }
+}
+
+async fn probe_with(engine: &Engine, gitlab: &str, token: &str, ssh_port: u16) -> Probed {
+    let actor = Actor::parse("rep").unwrap();
+    let mut playbook = serde_json::to_value(engine.config().default_playbook.clone()).unwrap();
+    playbook["allow_http"] = json!(true);
+    let opened = engine
+        .open_integration(json!({"customer": "Fake", "gitlab_url": gitlab, "playbook": playbook}), &actor, None)
+        .await
+        .unwrap();
+    let id = opened.state.id;
+    for body in [
+        json!({"type": "set_instance_url", "gitlab_url": gitlab, "ssh_port": ssh_port}),
+        json!({"type": "provide_access_token", "token": token, "admin": true}),
+    ] {
+        engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
+    }
+    let (executed, found) = engine.probe(id, &quick()).await.unwrap();
+    let last = executed.events.first().unwrap();
+    assert_eq!((last.event_type.as_str(), last.actor.as_str()), ("probe_result_recorded", "probe"));
+    assert!(!last.data.to_string().contains(token), "the token never reaches the record");
+    let diagnosis = engine.diagnose(id).await.unwrap();
+    Probed { found, state: executed.state, diagnosis }
+}
+
+fn advice_of(diagnosis: &golive::domain::Diagnosis) -> String {
+    diagnosis
+        .findings
+        .iter()
+        .map(|f| format!("{} {} {}", serde_json::to_value(f.category).unwrap(), f.message, f.advice))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_classifies_what_it_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crate::engine::engine_at(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let gitlab = start_fake_gitlab().await;
+    let ssh = start_fake_ssh().await;
+
+    let ok = probe_with(&engine, &gitlab, "glpat-good", ssh).await;
+    assert_eq!(ok.found["api_reachable"], true);
+    assert_eq!(ok.found["ssh_reachable"], true);
+    assert_eq!(ok.found["gitlab_version"], "17.5.1-ee");
+    assert_eq!(ok.found["admin"], true);
+    assert_eq!(ok.found["token_expires_at"], "2027-10-01");
+    assert!(ok.found.get("category").is_none(), "{}", ok.found);
+    assert!(ok.state.facts.api_connectivity.as_ref().unwrap().ok);
+
+    let cases: [(&str, &str, &str); 7] = [
+        ("glpat-expired", "permission_denied", "expired"),
+        ("glpat-revoked", "permission_denied", "revoked"),
+        ("glpat-unknown", "permission_denied", "invalid or unknown"),
+        ("glpat-forbidden", "permission_denied", "insufficient_scope"),
+        ("glpat-nonadmin", "permission_denied", "not a GitLab admin"),
+        ("glpat-noscopes", "permission_denied", "lacks the scopes api"),
+        ("glpat-throttled", "rate_limited", "rate limited"),
+    ];
+    for (token, category, words) in cases {
+        let probed = probe_with(&engine, &gitlab, token, ssh).await;
+        assert_eq!(probed.found["category"], category, "{token}: {}", probed.found);
+        assert!(probed.found["detail"].as_str().unwrap().contains(words), "{token}: {}", probed.found["detail"]);
+        let advice = advice_of(&probed.diagnosis);
+        if category == "permission_denied" {
+            assert!(advice.contains("review the application settings and scopes"), "{token}: {advice}");
+            assert!(
+                !probed.state.checklist().iter().find(|c| c.id == "info.access_token_admin").unwrap().met,
+                "{token}"
+            );
+        } else {
+            assert!(advice.contains("retry later"), "{token}: {advice}");
+        }
+    }
+
+    for (token, words) in
+        [("glpat-slow", "timed out"), ("glpat-huge", "larger than"), ("glpat-redirect", "redirect to another host")]
+    {
+        let probed = probe_with(&engine, &gitlab, token, ssh).await;
+        assert_eq!(probed.found["category"], "api_failure", "{token}: {}", probed.found);
+        assert!(probed.found["detail"].as_str().unwrap().contains(words), "{token}: {}", probed.found["detail"]);
+        assert!(advice_of(&probed.diagnosis).contains("firewall rules"), "{token}");
+    }
+
+    // Nothing listening: refused; and an SSH port without a banner.
+    let refused =
+        probe_with(&engine, &format!("http://127.0.0.1:{}", closed_port()), "glpat-good", closed_port()).await;
+    assert_eq!(refused.found["category"], "api_failure");
+    assert_eq!(refused.found["ssh_reachable"], false);
+    assert!(refused.found["detail"].as_str().unwrap().contains("connection refused"), "{}", refused.found["detail"]);
+    let http_port: u16 = gitlab.rsplit(':').next().unwrap().parse().unwrap();
+    let no_banner = probe_with(&engine, &gitlab, "glpat-good", http_port).await;
+    assert_eq!(no_banner.found["ssh_reachable"], false);
+    assert_eq!(no_banner.found["api_reachable"], true);
+    engine.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = crate::engine::engine_at(dir.path(), clock.clone()).await;
+    let gitlab = start_fake_gitlab().await;
+    let ssh = start_fake_ssh().await;
+    let actor = Actor::parse("rep").unwrap();
+    let mut playbook = serde_json::to_value(engine.config().default_playbook.clone()).unwrap();
+    playbook["allow_http"] = json!(true);
+    playbook["scenarios"] = json!([]);
+    let id: IntegrationId = engine
+        .open_integration(json!({"customer": "Timer", "gitlab_url": gitlab, "playbook": playbook}), &actor, None)
+        .await
+        .unwrap()
+        .state
+        .id;
+    let redirect = engine.config().default_playbook.redirect_uri.to_string();
+    let webhook = format!("{}/hooks/gitlab/{id}", engine.config().public_url);
+    let steps = vec![
+        json!({"type": "confirm_prerequisites", "gitlab_admin_access": true, "network_access": true, "factory_admin_account": true}),
+        json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect, "application_id": "a", "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry", "sudo"]}),
+        json!({"type": "provide_application_secret", "secret": "s"}),
+        json!({"type": "set_instance_url", "gitlab_url": gitlab, "ssh_port": ssh}),
+        json!({"type": "provide_access_token", "token": "glpat-good", "admin": true}),
+        json!({"type": "submit_information"}),
+        json!({"type": "evaluate_network_policy", "barriers": []}),
+        json!({"type": "establish_vpn", "tunnel_established": true, "ipsec_compatible": true}),
+        json!({"type": "configure_firewall", "outbound_https": true, "outbound_ssh": true, "webhook_endpoint_reachable": true}),
+        json!({"type": "issue_webhook_credentials"}),
+        json!({"type": "create_webhook", "url": webhook, "triggers": ["push", "comments", "merge_requests", "issues", "ci_cd"]}),
+    ];
+    for body in steps {
+        engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
+    }
+    let state = engine.state(id).await.unwrap();
+    let token = {
+        let _ = &state;
+        // Deliver one test event through the receiver with a freshly rotated token we know.
+        let rotated = engine
+            .execute(ExecuteRequest::new(
+                id,
+                json!({"type": "rotate_credential", "credential": "webhook_token"}),
+                actor.clone(),
+            ))
+            .await
+            .unwrap();
+        rotated.shown.secret_token.unwrap()
+    };
+    let headers = golive::gitlab::webhook::DeliveryHeaders::parse_text(&format!(
+        "X-Gitlab-Event: Note Hook\nX-Gitlab-Token: {token}\nIdempotency-Key: t1\n"
+    ))
+    .unwrap();
+    let note = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/gitlab/note.json")).unwrap();
+    engine.receive_webhook(id, &headers, &note).await.unwrap();
+    engine.probe(id, &quick()).await.unwrap();
+    let today = start.format("%Y-%m-%d").to_string();
+    engine
+        .execute(ExecuteRequest::new(id, json!({"type": "schedule_go_live", "date": today}), actor.clone()))
+        .await
+        .unwrap();
+    let live = engine.execute(ExecuteRequest::new(id, json!({"type": "go_live"}), actor.clone())).await.unwrap();
+    assert_eq!(live.state.stage, Stage::Live);
+    // Not due yet: the probe ran a moment ago.
+    let report = engine.monitoring_tick(&quick()).await.unwrap();
+    assert!(report.probed.is_empty() && report.completed.is_empty(), "{report:?}");
+    // An hour on: due.
+    clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(engine.monitoring_tick(&quick()).await.unwrap().probed, vec![id]);
+    // Past the window: completed by the timer.
+    clock.advance(chrono::Duration::days(14));
+    assert_eq!(engine.monitoring_tick(&quick()).await.unwrap().completed, vec![id]);
+    let done = engine.state(id).await.unwrap();
+    assert!(done.monitoring.as_ref().unwrap().completed_at.is_some());
+    let last = engine.history(id, 0, 1000).await.unwrap().pop().unwrap();
+    assert_eq!((last.event_type.as_str(), last.actor.as_str()), ("monitoring_completed", "monitoring-timer"));
+    engine.close().await.unwrap();
+}
