@@ -270,3 +270,128 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     assert_eq!((last.event_type.as_str(), last.actor.as_str()), ("monitoring_completed", "monitoring-timer"));
     engine.close().await.unwrap();
 }
+
+/// Serves the fake GitLab over TLS with `cert_pem`/`key_pem`; returns `https://localhost:port`.
+async fn start_tls_gitlab(cert_pem: String, key_pem: String) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new().fallback(get(fake_gitlab));
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else { break };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(socket).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}
+
+struct TestCa {
+    ca_pem: String,
+    ca: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+fn test_ca() -> TestCa {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Customer Internal CA");
+    let ca = params.self_signed(&key).unwrap();
+    TestCa { ca_pem: ca.pem(), ca, key }
+}
+
+/// A server certificate for localhost signed by the CA: with a subjectAltName, or CN-only.
+fn leaf(ca: &TestCa, with_san: bool) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = if with_san { vec!["localhost".to_owned()] } else { Vec::new() };
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca.ca, &ca.key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+async fn probe_tls(engine: &Engine, gitlab: &str, ca_pem: Option<&str>, ssh: u16) -> Probed {
+    let actor = Actor::parse("rep").unwrap();
+    let mut open = json!({"customer": "Internal CA Corp", "gitlab_url": gitlab});
+    let mut instance = json!({"type": "set_instance_url", "gitlab_url": gitlab, "ssh_port": ssh});
+    if let Some(pem) = ca_pem {
+        open["ca_certificate_pem"] = json!(pem);
+        instance["ca_certificate_pem"] = json!(pem);
+    }
+    let id = engine.open_integration(open, &actor, None).await.unwrap().state.id;
+    for body in [instance, json!({"type": "provide_access_token", "token": "glpat-good", "admin": true})] {
+        engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
+    }
+    let (executed, found) = engine.probe(id, &quick()).await.unwrap();
+    Probed { found, state: executed.state, diagnosis: engine.diagnose(id).await.unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_cas_are_used_never_bypassed_and_cn_only_certificates_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crate::engine::engine_at(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let ssh = start_fake_ssh().await;
+    let ca = test_ca();
+    let (cert, key) = leaf(&ca, true);
+    let gitlab = start_tls_gitlab(cert, key).await;
+    // Without the CA: not trusted, and the advice says how to fix it.
+    let unknown = probe_tls(&engine, &gitlab, None, ssh).await;
+    assert_eq!(unknown.found["category"], "api_failure", "{}", unknown.found);
+    assert!(unknown.found["detail"].as_str().unwrap().contains("ca_certificate_pem"), "{}", unknown.found["detail"]);
+    assert!(advice_of(&unknown.diagnosis).contains("TLS"));
+    // With the customer's CA configured: verified and trusted.
+    let trusted = probe_tls(&engine, &gitlab, Some(&ca.ca_pem), ssh).await;
+    assert_eq!(trusted.found["api_reachable"], true, "{}", trusted.found);
+    assert!(trusted.found.get("category").is_none(), "{}", trusted.found);
+    assert!(trusted.state.facts.api_connectivity.as_ref().unwrap().ok);
+    // A certificate naming the host only in its CN: rustls refuses it; the advice names why.
+    let (cn_only, cn_key) = leaf(&ca, false);
+    let cn_gitlab = start_tls_gitlab(cn_only, cn_key).await;
+    let named = probe_tls(&engine, &cn_gitlab, Some(&ca.ca_pem), ssh).await;
+    assert_eq!(named.found["category"], "api_failure", "{}", named.found);
+    assert!(named.found["detail"].as_str().unwrap().contains("subjectAltName"), "{}", named.found["detail"]);
+    engine.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_route_answers_with_the_recorded_result() {
+    let mut app = crate::http::spawn_app().await;
+    let id = app.open().await;
+    let url = app.url(&format!("/api/v1/integrations/{id}/probe"));
+    let viewer = app.http.post(&url).bearer_auth(&app.viewer).send().await.unwrap();
+    assert_eq!(viewer.status(), reqwest::StatusCode::FORBIDDEN);
+    let without_token = app.http.post(&url).bearer_auth(&app.rep).send().await.unwrap();
+    assert_eq!(without_token.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    app.ok(&id, json!({"type": "provide_access_token", "token": "glpat-good", "admin": true})).await;
+    // The instance's name does not resolve here: a failed probe is a recorded finding.
+    let failed = app.http.post(&url).bearer_auth(&app.rep).send().await.unwrap();
+    assert_eq!(failed.status(), reqwest::StatusCode::OK);
+    assert!(failed.headers().contains_key("etag"));
+    let failed: Value = failed.json().await.unwrap();
+    assert_eq!(failed["category"], "api_failure", "{failed}");
+    assert_eq!(failed["api_reachable"], false);
+    let (_, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}/history")).await;
+    assert_eq!(history["events"].as_array().unwrap().last().unwrap()["type"], "probe_result_recorded");
+    app.stop().await;
+}
