@@ -70,8 +70,9 @@ fn finding(category: FindingCategory, message: String) -> Finding {
     Finding { category, message, advice: advice(category).to_owned() }
 }
 
+/// A day as people say it: `Tuesday 2026-11-24`.
 fn day(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
+    at.format("%A %Y-%m-%d").to_string()
 }
 
 impl Integration {
