@@ -217,6 +217,25 @@ impl Fixture {
     }
 }
 
+/// A step's command with its placeholders resolved against the integration as it stands.
+fn step_body(
+    step: &ResolvedStep,
+    state: &crate::domain::Integration,
+    now: DateTime<Utc>,
+) -> Result<Value, FixtureError> {
+    let webhook_url = state.facts.webhook_credentials.as_ref().map(|c| c.webhook_url.as_str().to_owned());
+    let redirect_uri = state.playbook.redirect_uri.as_str().to_owned();
+    let feedback_ids: Vec<uuid::Uuid> = state.feedback.iter().map(|f| f.id).collect();
+    let vars = Placeholders {
+        now,
+        at: step.at,
+        webhook_url: webhook_url.as_deref(),
+        redirect_uri: Some(&redirect_uri),
+        feedback_ids: &feedback_ids,
+    };
+    substitute(&step.command, &vars).map_err(|placeholder| FixtureError::Placeholder { step: step.index, placeholder })
+}
+
 /// Whether an actor name stands for golive's own internal inputs.
 pub fn is_internal_actor(actor: &str) -> bool {
     actor == "gitlab" || actor == "probe"
@@ -253,18 +272,7 @@ pub fn replay_in_memory(
     let mut events: Vec<_> = opened.into_iter().map(|e| (e, opened_at, fixture.opened_by.clone())).collect();
 
     for step in fixture.resolve(now)? {
-        let webhook_url = state.facts.webhook_credentials.as_ref().map(|c| c.webhook_url.as_str().to_owned());
-        let redirect_uri = state.playbook.redirect_uri.as_str().to_owned();
-        let feedback_ids: Vec<uuid::Uuid> = state.feedback.iter().map(|f| f.id).collect();
-        let vars = Placeholders {
-            now,
-            at: step.at,
-            webhook_url: webhook_url.as_deref(),
-            redirect_uri: Some(&redirect_uri),
-            feedback_ids: &feedback_ids,
-        };
-        let body = substitute(&step.command, &vars)
-            .map_err(|placeholder| FixtureError::Placeholder { step: step.index, placeholder })?;
+        let body = step_body(&step, &state, now)?;
         let origin = if is_internal_actor(&step.actor) { Origin::Internal } else { Origin::Public };
         let request = domain::parse_request(body, origin).map_err(|e| refused(step.index, e.to_string()))?;
         let mut sealer = crate::secrets::IntegrationSealer::new(key, state.id, public_url);
@@ -299,18 +307,7 @@ pub async fn load_into_engine(
     let id = opened.state.id;
     let mut state = opened.state;
     for step in fixture.resolve(now)? {
-        let webhook_url = state.facts.webhook_credentials.as_ref().map(|c| c.webhook_url.as_str().to_owned());
-        let redirect_uri = state.playbook.redirect_uri.as_str().to_owned();
-        let feedback_ids: Vec<uuid::Uuid> = state.feedback.iter().map(|f| f.id).collect();
-        let vars = Placeholders {
-            now,
-            at: step.at,
-            webhook_url: webhook_url.as_deref(),
-            redirect_uri: Some(&redirect_uri),
-            feedback_ids: &feedback_ids,
-        };
-        let body = substitute(&step.command, &vars)
-            .map_err(|placeholder| FixtureError::Placeholder { step: step.index, placeholder })?;
+        let body = step_body(&step, &state, now)?;
         let mut request = ExecuteRequest::new(id, body, actor(step.index, &step.actor)?);
         request.origin = if is_internal_actor(&step.actor) { Origin::Internal } else { Origin::Public };
         request.recorded_at = Some(step.at);

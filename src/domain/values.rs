@@ -65,6 +65,25 @@ fn check_text(text: &str, max_chars: usize, multiline: bool) -> Result<(), Value
     Ok(())
 }
 
+/// `TryFrom<String>` through the type's `parse`, and back into `String`: what serde's
+/// `try_from`/`into` attributes need.
+macro_rules! string_conversions {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = ValueError;
+            fn try_from(text: String) -> Result<Self, ValueError> {
+                Self::parse(text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
 macro_rules! text_type {
     ($(#[$doc:meta])* $name:ident, $max:expr, $multiline:expr) => {
         $(#[$doc])*
@@ -83,18 +102,7 @@ macro_rules! text_type {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = ValueError;
-            fn try_from(text: String) -> Result<Self, ValueError> {
-                Self::parse(text)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
+        string_conversions!($name);
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -142,18 +150,7 @@ impl Scope {
     }
 }
 
-impl TryFrom<String> for Scope {
-    type Error = ValueError;
-    fn try_from(text: String) -> Result<Self, ValueError> {
-        Self::parse(text)
-    }
-}
-
-impl From<Scope> for String {
-    fn from(value: Scope) -> String {
-        value.0
-    }
-}
+string_conversions!(Scope);
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -203,18 +200,7 @@ impl HttpUrl {
     }
 }
 
-impl TryFrom<String> for HttpUrl {
-    type Error = ValueError;
-    fn try_from(text: String) -> Result<Self, ValueError> {
-        Self::parse(text)
-    }
-}
-
-impl From<HttpUrl> for String {
-    fn from(value: HttpUrl) -> String {
-        value.0
-    }
-}
+string_conversions!(HttpUrl);
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -254,18 +240,7 @@ macro_rules! aws_id_type {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = ValueError;
-            fn try_from(text: String) -> Result<Self, ValueError> {
-                Self::parse(text)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
+        string_conversions!($name);
     };
 }
 
@@ -356,18 +331,7 @@ impl CaCertificatePem {
     }
 }
 
-impl TryFrom<String> for CaCertificatePem {
-    type Error = ValueError;
-    fn try_from(text: String) -> Result<Self, ValueError> {
-        Self::parse(text)
-    }
-}
-
-impl From<CaCertificatePem> for String {
-    fn from(value: CaCertificatePem) -> String {
-        value.0
-    }
-}
+string_conversions!(CaCertificatePem);
 
 /// A TCP port in 1..=65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -102,8 +102,21 @@ async fn sigkilled_writers_lose_nothing_they_acknowledged() {
     assert!(total_acks > 0, "the writer acknowledged something");
 }
 
+/// Opens the raw sled database, waiting for a just-closed store to release its lock (sled
+/// releases it from background threads).
+fn open_raw(dir: &std::path::Path) -> sled::Db {
+    let started = Instant::now();
+    loop {
+        match sled::open(dir.join("events.sled")) {
+            Ok(db) => return db,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(10)),
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
 fn rewrite(dir: &std::path::Path, position: u64, mutate: &dyn Fn(&mut Value)) -> Vec<u8> {
-    let db = sled::open(dir.join("events.sled")).unwrap();
+    let db = open_raw(dir);
     let mut key = vec![b'e'];
     key.extend_from_slice(&position.to_be_bytes());
     let original = db.get(&key).unwrap().unwrap().to_vec();
@@ -115,7 +128,7 @@ fn rewrite(dir: &std::path::Path, position: u64, mutate: &dyn Fn(&mut Value)) ->
 }
 
 fn restore(dir: &std::path::Path, position: u64, original: Vec<u8>) {
-    let db = sled::open(dir.join("events.sled")).unwrap();
+    let db = open_raw(dir);
     let mut key = vec![b'e'];
     key.extend_from_slice(&position.to_be_bytes());
     db.insert(key, original).unwrap();
