@@ -90,8 +90,8 @@ struct Probed {
 
 fn quick() -> ProbeConfig {
     ProbeConfig {
-        request_timeout: Duration::from_millis(800),
-        connect_timeout: Duration::from_millis(800),
+        request_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
         max_body_bytes: 1024 * 1024,
     }
 }
