@@ -39,9 +39,9 @@ async fn handle(state: &AppState, id: &str, request: Request<Body>) -> Response 
         .collect();
     let headers = DeliveryHeaders::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let limit = state.config.max_webhook_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match super::read_bounded(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => return Problem::too_large(limit).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     match state.engine.receive_webhook(id, &headers, &body).await {
         Ok(executed) => {

@@ -190,9 +190,35 @@ pub(crate) async fn json_body(request: Request<Body>, limit: usize) -> Result<se
             "send Content-Type: application/json",
         ));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| Problem::too_large(limit))?;
+    let bytes = read_bounded(body, limit).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))
+}
+
+/// How much of an oversized body is read and thrown away before answering 413, so a client
+/// still sending gets the answer instead of a reset connection.
+const DRAIN_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes; past it, drains a bounded amount and answers 413.
+pub(crate) async fn read_bounded(body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Problem::bad_request("unreadable-body", format!("the body could not be read: {e}")))?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit + DRAIN_MAX_BYTES {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(Problem::too_large(limit));
+    }
+    Ok(kept.into())
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; in-flight requests finish first.
