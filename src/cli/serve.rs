@@ -39,10 +39,19 @@ pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool
             .and_then(|_| stdout.flush())
             .map_err(|e| CliError::Other(e.to_string()))?;
     }
-    let timer = tokio::spawn(monitoring_timer(engine.clone()));
+    // The demo's instances are fictional: probing them would only record DNS failures and
+    // block the demo's live integration.
+    let timer = if demo {
+        tracing::info!("monitoring timer off with --demo: the demo's GitLab instances are fictional");
+        None
+    } else {
+        Some(tokio::spawn(monitoring_timer(engine.clone())))
+    };
     let app = router(engine.clone(), HttpConfig::default());
     serve(listener, app, shutdown_signal()).await.map_err(|e| CliError::Other(e.to_string()))?;
-    timer.abort();
+    if let Some(timer) = timer {
+        timer.abort();
+    }
     tracing::info!("shutting down: in-flight requests done, flushing the store");
     engine.close().await?;
     Ok(())
