@@ -253,6 +253,14 @@ pub enum Command {
     },
     /// Engine-made: the data key was destroyed.
     RecordSecretsShredded,
+    /// Engine-made: a representative asked for a customer intake link.
+    IssueIntakeLink {
+        link_id: Uuid,
+        token_digest: super::secret::TokenDigest,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Engine-made: the customer submitted the intake form through a link.
+    RedeemIntake(Box<super::intake::IntakeSubmission>),
 }
 
 /// Where a command comes from: the public endpoint may not send internal inputs.
@@ -685,6 +693,8 @@ impl Command {
             Command::RecordProbeResult(_) => "record_probe_result",
             Command::RecordSecretReveal { .. } => "record_secret_reveal",
             Command::RecordSecretsShredded => "record_secrets_shredded",
+            Command::IssueIntakeLink { .. } => "issue_intake_link",
+            Command::RedeemIntake(_) => "redeem_intake",
         }
     }
 }

@@ -226,6 +226,10 @@ impl Integration {
                 Event::SecretRevealed { kind: *kind, fingerprint: fingerprint.clone() }
             }
             Command::RecordSecretsShredded => Event::SecretsShredded {},
+            Command::IssueIntakeLink { link_id, token_digest, expires_at } => {
+                return self.issue_intake_link(*link_id, token_digest, *expires_at, ctx.now);
+            }
+            Command::RedeemIntake(submission) => return self.redeem_intake(submission, ctx.now),
         };
         Ok(vec![event])
     }

@@ -13,7 +13,7 @@ use super::command::{
     Prerequisites, ResponseValidation, VpcPeering, Vpn, WebhookSettings,
 };
 use super::playbook::{Playbook, Scenario};
-use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind};
+use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
 use super::stage::Stage;
 use super::values::{CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, ShortText};
@@ -122,6 +122,16 @@ pub enum Event {
     },
     /// The integration's data key was destroyed: its sealed secrets can never be opened again.
     SecretsShredded {},
+    /// A representative issued a one-time intake link; only the digest of its secret is kept.
+    IntakeLinkIssued {
+        link_id: Uuid,
+        token_digest: TokenDigest,
+        expires_at: DateTime<Utc>,
+    },
+    /// The customer used an intake link; recorded with what they submitted, in one append.
+    IntakeRedeemed {
+        link_id: Uuid,
+    },
 }
 
 impl Event {
@@ -161,6 +171,8 @@ impl Event {
             Event::IntegrationCancelled { .. } => "integration_cancelled",
             Event::SecretRevealed { .. } => "secret_revealed",
             Event::SecretsShredded {} => "secrets_shredded",
+            Event::IntakeLinkIssued { .. } => "intake_link_issued",
+            Event::IntakeRedeemed { .. } => "intake_redeemed",
         }
     }
 }

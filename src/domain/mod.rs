@@ -12,6 +12,7 @@ mod command;
 mod decide;
 mod diagnose;
 mod event;
+mod intake;
 mod open;
 mod playbook;
 mod rejection;
@@ -32,6 +33,7 @@ pub use diagnose::{
     advice, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS, STALLED_AFTER_DAYS,
 };
 pub use event::{Cause, Event, EVENT_SCHEMA_VERSION};
+pub use intake::{IntakeLink, IntakeLinkStatus, IntakeRefusal, IntakeSubmission, INTAKE_LINK_MAX_HOURS};
 pub use open::parse_open_request;
 pub use playbook::{Playbook, Scenario, Trigger, MONITORING_DAYS_MAX};
 pub use rejection::{Rejection, Unmet};

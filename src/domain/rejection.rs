@@ -23,6 +23,8 @@ pub enum Rejection {
     GuardRejected { command: &'static str, unmet: Vec<Unmet> },
     #[error("the integration is cancelled; no command is accepted any more")]
     Cancelled,
+    #[error("{0}")]
+    Intake(super::intake::IntakeRefusal),
 }
 
 fn list_unmet(unmet: &[Unmet]) -> String {

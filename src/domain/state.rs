@@ -168,6 +168,9 @@ pub struct Integration {
     pub monitoring: Option<Monitoring>,
     pub feedback: Vec<FeedbackItem>,
     pub facts: Facts,
+    /// Customer intake links issued for this integration, oldest first.
+    #[serde(default)]
+    pub intake_links: Vec<super::intake::IntakeLink>,
 }
 
 impl Integration {
@@ -205,6 +208,7 @@ impl Integration {
             go_live_date: None,
             monitoring: None,
             feedback: Vec::new(),
+            intake_links: Vec::new(),
             facts: Facts {
                 prerequisites: None,
                 application: None,
@@ -387,6 +391,20 @@ impl Integration {
             }
             Event::SecretRevealed { .. } => facts.secrets_revealed += 1,
             Event::SecretsShredded {} => facts.secrets_shredded_at = Some(at),
+            Event::IntakeLinkIssued { link_id, token_digest, expires_at } => {
+                self.intake_links.push(super::intake::IntakeLink {
+                    link_id: *link_id,
+                    token_digest: token_digest.clone(),
+                    issued_at: at,
+                    expires_at: *expires_at,
+                    redeemed_at: None,
+                })
+            }
+            Event::IntakeRedeemed { link_id } => {
+                if let Some(link) = self.intake_links.iter_mut().find(|l| l.link_id == *link_id) {
+                    link.redeemed_at = Some(at);
+                }
+            }
         }
         if self.met_requirement_count() > met_before {
             self.last_progress_at = at;

@@ -8,6 +8,8 @@
 
 mod clock;
 pub mod codec;
+mod insights;
+mod intake;
 mod queries;
 mod read_model;
 mod secret_ops;
@@ -31,6 +33,8 @@ pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
+pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};
+pub use intake::{IntakeForm, IntakeInvitation, IssuedIntakeLink};
 pub use secret_ops::TickReport;
 pub use transfer::{ImportError, ImportReport};
 pub use webhook::DeliveryError;

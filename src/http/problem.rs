@@ -104,6 +104,14 @@ impl From<Rejection> for Problem {
                 "Integration cancelled",
                 "the integration is cancelled; no command is accepted any more",
             ),
+            Rejection::Intake(refusal) => {
+                let (status, slug) = match refusal {
+                    crate::domain::IntakeRefusal::Unknown => (StatusCode::NOT_FOUND, "intake-link-unknown"),
+                    crate::domain::IntakeRefusal::Expired => (StatusCode::GONE, "intake-link-expired"),
+                    crate::domain::IntakeRefusal::AlreadyUsed => (StatusCode::GONE, "intake-link-used"),
+                };
+                Problem::new(status, slug, "Intake link refused", refusal.to_string())
+            }
         }
     }
 }

@@ -1,0 +1,151 @@
+//! The customer's secure intake: a one-time, expiring link through which the customer hands over
+//! the GitLab application and the access token, sealed on arrival.
+//!
+//! The link lives in the event log, not beside it: `intake_link_issued` records the digest of
+//! its secret and its expiry; the customer's submission is one command whose events (the
+//! application, its secret, the token, and `intake_redeemed`) are appended together under the
+//! integration's expected version. So a link is used at most once even when two submissions
+//! race, on any number of replicas, and the audit trail says who issued it and when it was used.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::command::ApplicationRegistration;
+use super::event::Event;
+use super::rejection::Rejection;
+use super::secret::{SealedSecret, TokenDigest};
+use super::state::Integration;
+
+/// The longest an intake link may stay open.
+pub const INTAKE_LINK_MAX_HOURS: u32 = 14 * 24;
+
+/// One issued link, as folded into the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeLink {
+    pub link_id: Uuid,
+    pub token_digest: TokenDigest,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a link can still be used at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeLinkStatus {
+    Open,
+    Redeemed,
+    Expired,
+}
+
+impl IntakeLink {
+    pub fn status(&self, now: DateTime<Utc>) -> IntakeLinkStatus {
+        if self.redeemed_at.is_some() {
+            IntakeLinkStatus::Redeemed
+        } else if now >= self.expires_at {
+            IntakeLinkStatus::Expired
+        } else {
+            IntakeLinkStatus::Open
+        }
+    }
+}
+
+/// Why a presented link cannot be used. Deliberately coarse towards the customer: an unknown
+/// link and a wrong secret look the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeRefusal {
+    #[error("this intake link is not valid")]
+    Unknown,
+    #[error("this intake link has expired; ask your Factory representative for a new one")]
+    Expired,
+    #[error("this intake link has already been used; ask your Factory representative for a new one")]
+    AlreadyUsed,
+}
+
+/// What the customer submitted, secrets already sealed by the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeSubmission {
+    pub presented: TokenDigest,
+    pub application: ApplicationRegistration,
+    pub application_secret: SealedSecret,
+    pub access_token: SealedSecret,
+    pub admin: bool,
+}
+
+/// Compares two digests in time independent of where they differ.
+fn same_digest(a: &TokenDigest, b: &TokenDigest) -> bool {
+    let (a, b) = (a.0.as_bytes(), b.0.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Integration {
+    /// The link whose digest is `presented`, checked against `now`. Every link is compared, so
+    /// the time taken says nothing about which one matched.
+    pub fn intake_link(&self, presented: &TokenDigest, now: DateTime<Utc>) -> Result<&IntakeLink, IntakeRefusal> {
+        let mut found = None;
+        for link in &self.intake_links {
+            if same_digest(&link.token_digest, presented) {
+                found = Some(link);
+            }
+        }
+        let link = found.ok_or(IntakeRefusal::Unknown)?;
+        match link.status(now) {
+            IntakeLinkStatus::Open => Ok(link),
+            IntakeLinkStatus::Redeemed => Err(IntakeRefusal::AlreadyUsed),
+            IntakeLinkStatus::Expired => Err(IntakeRefusal::Expired),
+        }
+    }
+
+    pub(super) fn issue_intake_link(
+        &self,
+        link_id: Uuid,
+        token_digest: &TokenDigest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, Rejection> {
+        if expires_at <= now {
+            return Err(Rejection::invalid("expires_in_hours", "must be in the future"));
+        }
+        if expires_at > now + chrono::Duration::hours(i64::from(INTAKE_LINK_MAX_HOURS)) {
+            return Err(Rejection::invalid(
+                "expires_in_hours",
+                format!("must be at most {INTAKE_LINK_MAX_HOURS} hours: a link should not outlive the onboarding week"),
+            ));
+        }
+        if self.intake_links.iter().any(|l| l.link_id == link_id || same_digest(&l.token_digest, token_digest)) {
+            return Err(Rejection::invalid("link_id", "a link with this id or secret was already issued"));
+        }
+        Ok(vec![Event::IntakeLinkIssued { link_id, token_digest: token_digest.clone(), expires_at }])
+    }
+
+    pub(super) fn redeem_intake(
+        &self,
+        submission: &IntakeSubmission,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, Rejection> {
+        let link = self.intake_link(&submission.presented, now).map_err(Rejection::Intake)?;
+        if submission.application.scopes.is_empty() {
+            return Err(Rejection::invalid("scopes", "select at least one scope"));
+        }
+        Ok(vec![
+            Event::ApplicationRegistered(submission.application.clone()),
+            Event::ApplicationSecretProvided { secret: submission.application_secret.clone() },
+            Event::AccessTokenProvided { token: submission.access_token.clone(), admin: submission.admin },
+            Event::IntakeRedeemed { link_id: link.link_id },
+        ])
+    }
+
+    /// Scopes the playbook requires that `scopes` lacks: shown to the customer before submitting.
+    pub fn missing_required_scopes<'a>(
+        &'a self,
+        scopes: &BTreeSet<super::values::Scope>,
+    ) -> Vec<&'a super::values::Scope> {
+        self.playbook.required_scopes.iter().filter(|s| !scopes.contains(*s)).collect()
+    }
+}

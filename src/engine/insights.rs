@@ -1,0 +1,250 @@
+//! Insights: what the event log knows about the onboarding process itself. Time spent in each
+//! stage, onboardings opened and gone live per week, where they stall now, and the cumulative
+//! flow (how many integrations sat in each stage at the end of each day).
+//!
+//! [`InsightsBuilder`] is a pure fold over the log, so the figures are reproducible from any
+//! export; [`Engine::insights`] feeds it the whole log and caches the answer by head position.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::*;
+use crate::domain::{BlockCategory, Stage};
+
+/// How many days of cumulative flow are drawn at most (older days are summed into the first).
+pub const FLOW_DAYS_MAX: i64 = 180;
+
+/// Durations of finished stints in one stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageTime {
+    pub stage: Stage,
+    /// Stints that ended by the integration entering another stage (forward or back). Stints
+    /// still running and stints ended by cancellation are not counted.
+    pub finished: usize,
+    pub median_hours: Option<f64>,
+    pub p90_hours: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WeekCount {
+    /// The Monday (UTC) that starts the ISO week.
+    pub week_start: NaiveDate,
+    pub opened: u32,
+    pub went_live: u32,
+}
+
+/// Where onboardings are stuck now: per stage, how many are stalled and how many blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StallCount {
+    pub stage: Stage,
+    pub active: u32,
+    pub stalled: u32,
+    pub blocked: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowDay {
+    pub date: NaiveDate,
+    /// Integrations in each stage at the end of `date` (UTC), in stage order, cancelled last.
+    pub counts: Vec<(Stage, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Insights {
+    pub generated_at: DateTime<Utc>,
+    /// The log position the figures include.
+    pub position: u64,
+    pub integrations: u32,
+    pub time_in_stage: Vec<StageTime>,
+    pub weekly: Vec<WeekCount>,
+    pub stalls: Vec<StallCount>,
+    pub blocked_by_category: BTreeMap<BlockCategory, u32>,
+    pub cumulative_flow: Vec<FlowDay>,
+}
+
+struct Track {
+    stage: Stage,
+    since: DateTime<Utc>,
+    /// (when, the stage entered from then on)
+    changes: Vec<(DateTime<Utc>, Stage)>,
+}
+
+/// Folds events one by one; [`InsightsBuilder::finish`] computes the figures.
+#[derive(Default)]
+pub struct InsightsBuilder {
+    position: u64,
+    tracks: BTreeMap<Uuid, Track>,
+    stints: BTreeMap<Stage, Vec<Duration>>,
+    opened: BTreeMap<NaiveDate, u32>,
+    went_live: BTreeMap<NaiveDate, u32>,
+}
+
+fn week_start(at: DateTime<Utc>) -> NaiveDate {
+    let date = at.date_naive();
+    date - Duration::days(i64::from(date.weekday().num_days_from_monday()))
+}
+
+/// The value below which `q` of the sorted `values` lie, by the nearest-rank method
+/// (rank ⌈q·n⌉), except the median of an even count, which is the mean of the middle two.
+pub fn quantile_hours(sorted: &[Duration], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let hours = |d: &Duration| d.num_seconds() as f64 / 3600.0;
+    let n = sorted.len();
+    if q == 0.5 && n % 2 == 0 {
+        return Some((hours(&sorted[n / 2 - 1]) + hours(&sorted[n / 2])) / 2.0);
+    }
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    Some(hours(&sorted[rank - 1]))
+}
+
+impl InsightsBuilder {
+    pub fn fold(&mut self, stream: Uuid, event: &Event, at: DateTime<Utc>, position: u64) {
+        self.position = self.position.max(position);
+        if let Event::IntegrationOpened { .. } = event {
+            *self.opened.entry(week_start(at)).or_default() += 1;
+            self.tracks.insert(
+                stream,
+                Track { stage: Stage::Created, since: at, changes: vec![(at, Stage::Created)] },
+            );
+            return;
+        }
+        let Some(track) = self.tracks.get_mut(&stream) else { return };
+        let entered = match event {
+            Event::StageEntered { stage } => Some(*stage),
+            Event::StageRegressed { to, .. } => Some(*to),
+            Event::IntegrationCancelled { .. } => Some(Stage::Cancelled),
+            _ => None,
+        };
+        if let Some(next) = entered {
+            if next != Stage::Cancelled {
+                self.stints.entry(track.stage).or_default().push(at - track.since);
+            }
+            if next == Stage::Live {
+                *self.went_live.entry(week_start(at)).or_default() += 1;
+            }
+            track.stage = next;
+            track.since = at;
+            track.changes.push((at, next));
+        }
+    }
+
+    /// The figures as of `now`; `current` (the read model's summaries) says where
+    /// onboardings stand, with the same stalled rule as the board.
+    pub fn finish(mut self, now: DateTime<Utc>, current: &[IntegrationSummary]) -> Insights {
+        let time_in_stage = Stage::ORDERED
+            .into_iter()
+            .filter(|s| *s != Stage::Live)
+            .map(|stage| {
+                let mut stints = self.stints.remove(&stage).unwrap_or_default();
+                stints.sort();
+                StageTime {
+                    stage,
+                    finished: stints.len(),
+                    median_hours: quantile_hours(&stints, 0.5),
+                    p90_hours: quantile_hours(&stints, 0.9),
+                }
+            })
+            .collect();
+
+        let mut weeks: BTreeMap<NaiveDate, WeekCount> = BTreeMap::new();
+        for (week, n) in &self.opened {
+            weeks.entry(*week).or_insert(WeekCount { week_start: *week, opened: 0, went_live: 0 }).opened = *n;
+        }
+        for (week, n) in &self.went_live {
+            weeks.entry(*week).or_insert(WeekCount { week_start: *week, opened: 0, went_live: 0 }).went_live = *n;
+        }
+        // Fill empty weeks so a chart's x axis is even.
+        if let (Some(first), Some(last)) = (weeks.keys().next().copied(), weeks.keys().last().copied()) {
+            let mut week = first;
+            while week < last {
+                weeks.entry(week).or_insert(WeekCount { week_start: week, opened: 0, went_live: 0 });
+                week += Duration::days(7);
+            }
+        }
+
+        let mut stalls: Vec<StallCount> = Stage::ORDERED
+            .into_iter()
+            .filter(|s| *s != Stage::Live)
+            .map(|stage| StallCount { stage, active: 0, stalled: 0, blocked: 0 })
+            .collect();
+        let mut blocked_by_category = BTreeMap::new();
+        for summary in current {
+            if let Some(category) = summary.blocked {
+                *blocked_by_category.entry(category).or_default() += 1;
+            }
+            if let Some(row) = stalls.iter_mut().find(|r| r.stage == summary.stage) {
+                row.active += 1;
+                row.stalled += u32::from(summary.stalled);
+                row.blocked += u32::from(summary.blocked.is_some());
+            }
+        }
+
+        Insights {
+            generated_at: now,
+            position: self.position,
+            integrations: self.tracks.len() as u32,
+            time_in_stage,
+            weekly: weeks.into_values().collect(),
+            stalls,
+            blocked_by_category,
+            cumulative_flow: self.flow(now),
+        }
+    }
+
+    fn flow(&self, now: DateTime<Utc>) -> Vec<FlowDay> {
+        let Some(first) = self.tracks.values().filter_map(|t| t.changes.first()).map(|(at, _)| at.date_naive()).min()
+        else {
+            return Vec::new();
+        };
+        let today = now.date_naive();
+        let first = first.max(today - Duration::days(FLOW_DAYS_MAX - 1));
+        let order: Vec<Stage> = Stage::ORDERED.into_iter().chain([Stage::Cancelled]).collect();
+        let mut days = Vec::new();
+        let mut date = first;
+        while date <= today {
+            let end_of_day = date.and_hms_opt(23, 59, 59).expect("valid time").and_utc();
+            let mut counts: Vec<(Stage, u32)> = order.iter().map(|s| (*s, 0)).collect();
+            for track in self.tracks.values() {
+                let stage = track.changes.iter().take_while(|(at, _)| *at <= end_of_day).last().map(|(_, s)| *s);
+                if let Some(stage) = stage {
+                    if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == stage) {
+                        slot.1 += 1;
+                    }
+                }
+            }
+            days.push(FlowDay { date, counts });
+            date += Duration::days(1);
+        }
+        days
+    }
+}
+
+impl Engine {
+    /// The insights over the whole log as of now. Reads the whole log: see docs/performance.md.
+    pub async fn insights(&self) -> Result<Insights, EngineError> {
+        let head = self.inner.store.head().await?.position;
+        let mut builder = InsightsBuilder::default();
+        let mut after = 0;
+        loop {
+            let page = self.inner.store.read_all(after, 2048).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            for stored in &page {
+                if stored.position > head {
+                    break;
+                }
+                let event = decode(stored)?;
+                builder.fold(stored.integration_id, &event, stored.recorded_at, stored.position);
+            }
+            if after >= head {
+                break;
+            }
+        }
+        let current = self.list(&ListFilter::default()).await?;
+        Ok(builder.finish(self.now(), &current))
+    }
+}

@@ -1,0 +1,147 @@
+//! The customer intake's edge: issuing one-time links and redeeming them with the customer's
+//! secrets, sealed here before the domain sees them. The domain decides whether a link is still
+//! good; this file draws the randomness and does the sealing.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+
+use super::*;
+use crate::domain::{IntakeSubmission, ShortText};
+
+/// Random bytes in an intake link's secret.
+const INTAKE_SECRET_BYTES: usize = 32;
+
+/// A freshly issued link: the secret is in `path` and is shown this once.
+#[derive(Debug, Clone)]
+pub struct IssuedIntakeLink {
+    pub executed: Executed,
+    pub link_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// `/intake/{integration}/{secret}`: relative, so the caller prefixes its public URL.
+    pub path: String,
+}
+
+/// What the intake page shows the customer before they submit: nothing secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntakeInvitation {
+    pub customer: ShortText,
+    pub application_name: ShortText,
+    pub redirect_uri: HttpUrl,
+    pub required_scopes: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The customer's form, as typed. Parsed and sealed by [`Engine::redeem_intake`].
+#[derive(Clone, Default, Deserialize)]
+pub struct IntakeForm {
+    pub application_id: String,
+    pub application_secret: String,
+    pub access_token: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Keeps the form's secrets out of logs: only the public fields are printed.
+impl std::fmt::Debug for IntakeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeForm")
+            .field("application_id", &self.application_id)
+            .field("admin", &self.admin)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn customer_actor() -> Actor {
+    Actor::parse("customer").expect("a valid actor name")
+}
+
+impl Engine {
+    /// Issues a one-time intake link for `id`, open for `expires_in_hours`.
+    pub async fn issue_intake_link(
+        &self,
+        id: IntegrationId,
+        expires_in_hours: u32,
+        actor: &Actor,
+    ) -> Result<IssuedIntakeLink, EngineError> {
+        let mut secret = [0u8; INTAKE_SECRET_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let link_id = Uuid::new_v4();
+        let expires_at = self.now() + chrono::Duration::hours(i64::from(expires_in_hours));
+        let command = Command::IssueIntakeLink { link_id, token_digest: secrets::token_digest(&secret), expires_at };
+        let executed = self.execute_internal(id, command, actor).await?;
+        Ok(IssuedIntakeLink { executed, link_id, expires_at, path: format!("/intake/{id}/{secret}") })
+    }
+
+    /// What the customer is asked for, when `secret` opens a usable link of `id`.
+    pub async fn intake_invitation(&self, id: IntegrationId, secret: &str) -> Result<IntakeInvitation, EngineError> {
+        let state = self.state(id).await.map_err(|e| match e {
+            EngineError::NotFound(_) => EngineError::Rejected(Rejection::Intake(domain::IntakeRefusal::Unknown)),
+            other => other,
+        })?;
+        if state.is_cancelled() {
+            return Err(EngineError::Rejected(Rejection::Intake(domain::IntakeRefusal::Unknown)));
+        }
+        let link = state
+            .intake_link(&secrets::token_digest(secret), self.now())
+            .map_err(|r| EngineError::Rejected(Rejection::Intake(r)))?;
+        Ok(IntakeInvitation {
+            customer: state.customer.clone(),
+            application_name: state.playbook.application_name.clone(),
+            redirect_uri: state.playbook.redirect_uri.clone(),
+            required_scopes: state.playbook.required_scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            expires_at: link.expires_at,
+        })
+    }
+
+    /// Records the customer's submission through link `secret`: the application, its secret and
+    /// the access token, sealed, with actor `customer`, in one append that also uses up the link.
+    pub async fn redeem_intake(
+        &self,
+        id: IntegrationId,
+        secret: &str,
+        form: &IntakeForm,
+    ) -> Result<Executed, EngineError> {
+        tracing::debug!(integration = %id, form = ?form, "intake submitted");
+        // Refuse a dead link before looking at the form, so a used link says so.
+        let invitation = self.intake_invitation(id, secret).await?;
+        let registration = match domain::parse_request(
+            json!({
+                "type": "register_application",
+                "name": invitation.application_name,
+                "redirect_uri": invitation.redirect_uri,
+                "application_id": form.application_id.trim(),
+                "scopes": form.scopes,
+            }),
+            Origin::Public,
+        )? {
+            CommandRequest::RegisterApplication(registration) => registration,
+            _ => unreachable!("parsed as register_application"),
+        };
+        let parse_secret = |field: &str, value: &str| -> Result<PlaintextSecret, EngineError> {
+            let body = json!({"type": "provide_application_secret", "secret": value.trim()});
+            match domain::parse_request(body, Origin::Public) {
+                Ok(CommandRequest::ProvideApplicationSecret { secret }) => Ok(secret),
+                Ok(_) => unreachable!("parsed as provide_application_secret"),
+                Err(Rejection::InvalidField { message, .. }) => Err(Rejection::invalid(field, message).into()),
+                Err(other) => Err(other.into()),
+            }
+        };
+        let application_secret = parse_secret("application_secret", &form.application_secret)?;
+        let access_token = parse_secret("access_token", &form.access_token)?;
+        let key = self.inner.keystore.data_key(id).await?;
+        let mut sealer = IntegrationSealer::new(&key, id, &self.inner.config.public_url);
+        let submission = IntakeSubmission {
+            presented: secrets::token_digest(secret),
+            application: registration,
+            application_secret: sealer.seal(SecretKind::ApplicationSecret, &application_secret),
+            access_token: sealer.seal(SecretKind::AccessToken, &access_token),
+            admin: form.admin,
+        };
+        self.execute_internal(id, Command::RedeemIntake(Box::new(submission)), &customer_actor()).await
+    }
+}
