@@ -230,6 +230,19 @@ pub enum FindingCategory {
     Other,
 }
 
+impl FindingCategory {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FindingCategory::ApiFailure => "api_failure",
+            FindingCategory::PermissionDenied => "permission_denied",
+            FindingCategory::WebhookNotReceived => "webhook_not_received",
+            FindingCategory::RateLimited => "rate_limited",
+            FindingCategory::Stalled => "stalled",
+            FindingCategory::Other => "other",
+        }
+    }
+}
+
 impl From<BlockCategory> for FindingCategory {
     fn from(category: BlockCategory) -> Self {
         match category {

@@ -259,6 +259,10 @@ pub async fn board(State(state): State<AppState>, _who: Principal) -> Result<Res
     Ok(Json(json!(state.engine.board().await?)).into_response())
 }
 
+pub async fn insights(State(state): State<AppState>, _who: Principal) -> Result<Response, Problem> {
+    Ok(Json(json!(state.engine.insights().await?)).into_response())
+}
+
 pub async fn calendar(State(state): State<AppState>, _who: Principal) -> Result<Response, Problem> {
     Ok(Json(json!(state.engine.calendar().await?)).into_response())
 }

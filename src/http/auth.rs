@@ -47,8 +47,12 @@ impl TokenCache {
         *self.by_digest.write().await = None;
     }
 
-    async fn lookup(&self, state: &AppState, token: &str) -> Result<Option<(String, Role)>, Problem> {
-        let presented = hex::encode(Sha256::digest(token.as_bytes()));
+    pub(super) async fn lookup(&self, state: &AppState, token: &str) -> Result<Option<(String, Role)>, Problem> {
+        self.lookup_digest(state, &hex::encode(Sha256::digest(token.as_bytes()))).await
+    }
+
+    /// Like [`TokenCache::lookup`], for a token known only by its digest (a session's).
+    pub(super) async fn lookup_digest(&self, state: &AppState, presented: &str) -> Result<Option<(String, Role)>, Problem> {
         if self.by_digest.read().await.is_none() {
             let list = Tokens::new(state.engine.store().as_ref())
                 .records()
@@ -84,8 +88,14 @@ impl FromRequestParts<AppState> for Principal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let token = match bearer(parts) {
             Some(token) => Some(token.to_owned()),
-            // The dashboard's session cookie is accepted for reads only.
-            None if parts.method == Method::GET => super::session_token(parts),
+            // The dashboard's session cookie is accepted for reads only, so a page can never be
+            // tricked into writing through the API.
+            None if parts.method == Method::GET => {
+                if let Some(session) = super::session::current(parts, state).await? {
+                    return Ok(session.principal);
+                }
+                None
+            }
             None => None,
         };
         let Some(token) = token else {

@@ -4,10 +4,12 @@
 
 mod api;
 mod auth;
+mod dashboard;
 mod hooks;
 mod metrics;
 mod openapi;
 mod problem;
+mod session;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -69,16 +70,6 @@ pub struct AppState {
     webhook_permits: Arc<Semaphore>,
 }
 
-/// The dashboard's session cookie, when present (issued by the sign-in page).
-pub(crate) fn session_token(parts: &Parts) -> Option<String> {
-    let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == "golive_session")
-        .map(|(_, v)| v.to_owned())
-}
-
 /// The whole HTTP API as an axum router, for embedding.
 pub fn router(engine: Engine, config: HttpConfig) -> Router {
     let state = AppState {
@@ -100,6 +91,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/api/v1/integrations/{id}/probe", post(api::probe))
         .route("/api/v1/integrations/{id}/reveal", post(api::reveal))
         .route("/api/v1/board", get(api::board))
+        .route("/api/v1/insights", get(api::insights))
         .route("/api/v1/calendar", get(api::calendar))
         .route("/api/v1/events", get(api::audit))
         .route("/api/v1/events/stream", get(api::stream))
@@ -115,6 +107,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
     Router::new()
         .merge(api)
         .merge(hooks)
+        .merge(dashboard::routes(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::render))

@@ -1,0 +1,265 @@
+//! The integration page: checklist, next steps, diagnosis and advice, delivery and probe health,
+//! intake links, the timeline with actor and time, and the state as of a chosen time.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+
+use super::render::{self, block_badge, stage_label, time};
+use super::{error_page, layout, require_session, Live, Page};
+use crate::auth::Role;
+use crate::domain::{Diagnosis, Integration, IntegrationId, IntakeLinkStatus, Stage};
+use crate::engine::{At, EngineError};
+use crate::http::session::Session;
+use crate::http::AppState;
+use crate::store::StoredEvent;
+
+/// Events shown in the timeline at most (the newest); the audit page pages through the rest.
+const TIMELINE_MAX: usize = 500;
+
+pub async fn integration_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Page {
+    let (parts, _) = request.into_parts();
+    let session = match require_session(&parts, &state).await {
+        Ok(session) => session,
+        Err(page) => return page,
+    };
+    let not_found = || error_page(Some(&session), StatusCode::NOT_FOUND, &format!("There is no integration {id:?}."));
+    let Ok(id) = IntegrationId::parse(&id) else { return not_found() };
+    let at_text = params.get("at").map(|t| t.trim()).filter(|t| !t.is_empty());
+    let at = match at_text.map(render::parse_form_time) {
+        Some(None) => {
+            return error_page(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                &format!("{:?} is not a date and time; use YYYY-MM-DDTHH:MM (UTC).", at_text.unwrap_or("")),
+            )
+        }
+        Some(Some(at)) => Some(at),
+        None => None,
+    };
+    let now = state.engine.now();
+    let current = match state.engine.state(id).await {
+        Ok(current) => current,
+        Err(EngineError::NotFound(_)) => return not_found(),
+        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    let (shown, as_of) = match at {
+        Some(at) if at < current.opened_at => {
+            return error_page(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                &format!("The integration was opened at {}; choose a later time.", current.opened_at.format("%Y-%m-%d %H:%M UTC")),
+            )
+        }
+        Some(at) if at < now => match state.engine.state_at(id, At::Time(at)).await {
+            Ok(past) => (past, Some(at)),
+            Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        },
+        _ => ((*current).clone(), None),
+    };
+    let history = match state.engine.history(id, shown.version.saturating_sub(TIMELINE_MAX as u64), TIMELINE_MAX).await {
+        Ok(history) => history,
+        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    let head = match state.engine.store().head().await {
+        Ok(head) => head.position,
+        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    let moment = as_of.unwrap_or(now);
+    let diagnosis = shown.diagnose(moment, &state.engine.delivery_signals(id));
+    let refused = state.engine.delivery_signals(id).refused_deliveries;
+    let content = html! {
+        (heading(&shown, as_of))
+        (as_of_form(&shown, as_of))
+        div class="grid" {
+            (checklist(&shown))
+            div {
+                (next_steps(&shown, moment))
+                (diagnosis_section(&diagnosis))
+            }
+        }
+        (health(&shown, refused))
+        (intake_section(&session, &shown, moment, as_of.is_none()))
+        (timeline(&history))
+    };
+    // The past does not change: only the present view follows the event stream.
+    let live = as_of.is_none().then(|| Live { after: head, integration: Some(id.to_string()) });
+    Page::Html(StatusCode::OK, layout(shown.customer.as_str(), Some(&session), live, content))
+}
+
+fn heading(state: &Integration, as_of: Option<DateTime<Utc>>) -> Markup {
+    html! {
+        h1 { (state.customer) }
+        @if let Some(at) = as_of {
+            p class="notice" role="note" { "As it was at " (time(at)) " (version " (state.version) "). " a href={ "/integrations/" (state.id) } { "Back to now" } }
+        }
+        dl class="facts" {
+            dt { "Stage" } dd id="stage" data-stage=(state.stage) { (stage_label(state.stage)) }
+            dt { "Owner" } dd { (state.owner.as_ref().map(|o| o.as_str()).unwrap_or("unassigned")) }
+            dt { "Instance" } dd { (state.facts.instance.gitlab_url) }
+            dt { "Opened" } dd { (time(state.opened_at)) }
+            dt { "In stage since" } dd { (time(state.stage_entered_at)) }
+            dt { "Version" } dd id="version" { (state.version) }
+            @if let Some(date) = &state.go_live_date { dt { "Go-live date" } dd { (date) } }
+            @if let Some(m) = &state.monitoring {
+                dt { "Monitoring" } dd { "until " (time(m.ends_at)) @if let Some(done) = m.completed_at { ", completed " (time(done)) } }
+            }
+            @if let Some(c) = &state.cancellation { dt { "Cancelled" } dd { (time(c.at)) ": " (c.reason) } }
+            dt { "Id" } dd { code { (state.id) } }
+        }
+        @if let Some(block) = &state.block {
+            p class="blocked-banner" { (block_badge(block.category)) " since " (time(block.since)) ": " (block.detail) }
+        }
+    }
+}
+
+fn as_of_form(state: &Integration, as_of: Option<DateTime<Utc>>) -> Markup {
+    html! {
+        form method="get" action={ "/integrations/" (state.id) } class="filters" aria-label="Show the state as of a time" {
+            label for="as-of" { "State as of (UTC)" }
+            input id="as-of" name="at" type="datetime-local" step="1" value=[as_of.map(render::form_time)];
+            button type="submit" { "Show" }
+        }
+    }
+}
+
+fn checklist(state: &Integration) -> Markup {
+    let items = state.checklist();
+    let order: Vec<Stage> = Stage::ORDERED.into_iter().filter(|s| items.iter().any(|i| i.stage == *s)).collect();
+    html! {
+        section aria-labelledby="checklist-heading" {
+            h2 id="checklist-heading" { "Checklist" }
+            @for stage in order {
+                h3 { "To reach " (stage_label(stage)) }
+                ul class="checklist" {
+                    @for item in items.iter().filter(|i| i.stage == stage) {
+                        li class=(if item.met { "met" } else { "missing" }) data-requirement=(item.id) {
+                            span class="mark" aria-hidden="true" { (if item.met { "✓" } else { "○" }) }
+                            span class="visually-hidden" { (if item.met { "Met: " } else { "Missing: " }) }
+                            (item.label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn next_steps(state: &Integration, now: DateTime<Utc>) -> Markup {
+    let steps = state.next_steps(now);
+    html! {
+        section aria-labelledby="next-heading" {
+            h2 id="next-heading" { "Next steps" }
+            @if steps.is_empty() { p { "Nothing to do." } }
+            @else { ol id="next-steps" { @for step in &steps { li { (step) } } } }
+        }
+    }
+}
+
+fn diagnosis_section(diagnosis: &Diagnosis) -> Markup {
+    html! {
+        section aria-labelledby="diagnosis-heading" {
+            h2 id="diagnosis-heading" { "Diagnosis" }
+            @if diagnosis.findings.is_empty() { p { "No problem found." } }
+            @else {
+                ul class="findings" {
+                    @for f in &diagnosis.findings {
+                        li { strong { (render::humanize(f.category.as_str())) } ": " (f.message) br; span class="advice" { "Advice: " (f.advice) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn health(state: &Integration, refused: u64) -> Markup {
+    let facts = &state.facts;
+    html! {
+        section aria-labelledby="health-heading" {
+            h2 id="health-heading" { "Delivery and probe health" }
+            dl class="facts" {
+                dt { "Webhook URL" } dd { (facts.webhook_credentials.as_ref().map(|c| c.webhook_url.as_str()).unwrap_or("not issued")) }
+                dt { "Deliveries recorded" } dd id="deliveries" { (facts.deliveries.recorded) }
+                dt { "Last delivery" } dd { @if let Some(at) = facts.deliveries.last_at { (time(at)) } @else { "never" } }
+                dt { "Refused deliveries (bad token)" } dd { (refused) }
+                dt { "Latest probe" }
+                dd {
+                    @if let Some(probe) = &facts.latest_probe {
+                        (time(probe.at)) ": API " (if probe.result.api_reachable { "reachable" } else { "unreachable" })
+                        @if let Some(c) = probe.result.category { ", " (render::humanize(c.as_str())) }
+                        @if let Some(v) = &probe.result.gitlab_version { ", GitLab " (v) }
+                        @if let Some(admin) = probe.result.admin { ", admin: " (if admin { "yes" } else { "no" }) }
+                        @if let Some(d) = &probe.result.detail { " — " (d) }
+                    } @else { "never probed" }
+                }
+                dt { "Consecutive probe failures" } dd { (facts.consecutive_probe_failures) }
+                dt { "Application secret" } dd { (received(facts.application_secret.as_ref().map(|s| s.fingerprint.as_str()))) }
+                dt { "Access token" } dd { (received(facts.access_token.as_ref().map(|t| t.token.fingerprint.as_str()))) }
+                @if let Some(at) = facts.secrets_shredded_at { dt { "Secrets shredded" } dd { (time(at)) } }
+            }
+        }
+    }
+}
+
+fn received(fingerprint: Option<&str>) -> Markup {
+    match fingerprint {
+        Some(fp) => html! { "received (sealed; fingerprint " code { (fp) } ")" },
+        None => html! { "not received" },
+    }
+}
+
+fn intake_section(session: &Session, state: &Integration, now: DateTime<Utc>, present: bool) -> Markup {
+    html! {
+        section aria-labelledby="intake-heading" {
+            h2 id="intake-heading" { "Customer intake" }
+            p { "A one-time link where the customer enters the application ID and secret, the access token and its scopes. Secrets are sealed on arrival; nobody sees them here." }
+            @if state.intake_links.is_empty() { p { "No link issued yet." } }
+            @else {
+                ul class="intake-links" {
+                    @for link in &state.intake_links {
+                        li {
+                            "Issued " (time(link.issued_at)) ": "
+                            @match link.status(now) {
+                                IntakeLinkStatus::Open => { "open until " (time(link.expires_at)) }
+                                IntakeLinkStatus::Redeemed => { strong { "used" } " " (time(link.redeemed_at.unwrap_or(link.issued_at))) }
+                                IntakeLinkStatus::Expired => { "expired " (time(link.expires_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if present && session.principal.role >= Role::Rep && !state.is_cancelled() {
+                form method="post" action={ "/integrations/" (state.id) "/intake-links" } class="filters" {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for="intake-hours" { "Link open for (hours)" }
+                    input id="intake-hours" name="expires_in_hours" type="number" min="1" max=(crate::domain::INTAKE_LINK_MAX_HOURS) value="72";
+                    button type="submit" { "Create intake link" }
+                }
+            }
+        }
+    }
+}
+
+fn timeline(history: &[StoredEvent]) -> Markup {
+    html! {
+        section aria-labelledby="timeline-heading" {
+            h2 id="timeline-heading" { "Timeline" }
+            ol class="timeline" id="timeline" reversed {
+                @for e in history.iter().rev() {
+                    li data-version=(e.version) data-type=(e.event_type) {
+                        (time(e.recorded_at)) " · " span class="actor" { (e.actor) } " · " (render::describe(e))
+                    }
+                }
+            }
+            @if history.len() >= TIMELINE_MAX { p { "Older events: see the audit page." } }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Dashboard sessions: signing in with an API token yields a random session id in an HttpOnly,
+//! SameSite=Strict cookie. The server keeps only the id's digest, beside the log (so every
+//! replica sharing the store knows the session), with the token's digest, an expiry and the
+//! session's CSRF token. Each request re-checks the API token: revoking it ends its sessions,
+//! and a changed role applies at once. Signing out ends the session on the server, not just in
+//! the browser.
+
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use super::{AppState, Principal};
+use crate::domain::Actor;
+
+pub const COOKIE_NAME: &str = "golive_session";
+/// How long a session lasts without signing in again.
+pub const SESSION_HOURS: i64 = 12;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionRecord {
+    token_sha256: String,
+    csrf: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+/// A live session: who, and the CSRF token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub principal: Principal,
+    pub csrf: String,
+    id_digest: String,
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn digest(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn aux_key(id_digest: &str) -> String {
+    format!("session/{id_digest}")
+}
+
+/// The session cookie's value, when the request carries one.
+pub fn cookie_value(parts: &Parts) -> Option<String> {
+    let cookies = parts.headers.get_all(header::COOKIE);
+    cookies
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The `Set-Cookie` value for a new session, `Secure` when the public URL is https.
+pub fn set_cookie(state: &AppState, id: &str) -> HeaderValue {
+    let secure = if state.engine.config().public_url.is_https() { "; Secure" } else { "" };
+    let value = format!(
+        "{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        SESSION_HOURS * 3600
+    );
+    HeaderValue::from_str(&value).expect("ids are base64url")
+}
+
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("golive_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// Signs in with an API token: a new session id (for the cookie), or `None` for a bad token.
+pub async fn sign_in(state: &AppState, token: &str) -> Result<Option<String>, Problem> {
+    if state.tokens.lookup(state, token).await?.is_none() {
+        return Ok(None);
+    }
+    let id = random_secret();
+    let now = state.engine.now();
+    let record = SessionRecord {
+        token_sha256: digest(token),
+        csrf: random_secret(),
+        created_at: now,
+        expires_at: now + Duration::hours(SESSION_HOURS),
+        ended_at: None,
+    };
+    let bytes = serde_json::to_vec(&record).expect("sessions serialize");
+    state.engine.store().put_aux(&aux_key(&digest(&id)), bytes).await.map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(Some(id))
+}
+
+/// The live session named by the request's cookie, if any.
+pub async fn current(parts: &Parts, state: &AppState) -> Result<Option<Session>, Problem> {
+    let Some(id) = cookie_value(parts) else { return Ok(None) };
+    if id.is_empty() || id.len() > 100 {
+        return Ok(None);
+    }
+    let id_digest = digest(&id);
+    let Some(bytes) =
+        state.engine.store().get_aux(&aux_key(&id_digest)).await.map_err(|e| Problem::internal(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) else { return Ok(None) };
+    if record.ended_at.is_some() || state.engine.now() >= record.expires_at {
+        return Ok(None);
+    }
+    let Some((name, role)) = state.tokens.lookup_digest(state, &record.token_sha256).await? else {
+        return Ok(None);
+    };
+    let actor = Actor::parse(name).map_err(|e| Problem::internal(e.0))?;
+    Ok(Some(Session { principal: Principal { actor, role }, csrf: record.csrf, id_digest }))
+}
+
+impl Session {
+    /// Whether a submitted form's CSRF token is this session's (constant time).
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
+    /// Ends the session on the server.
+    pub async fn end(&self, state: &AppState) -> Result<(), Problem> {
+        let key = aux_key(&self.id_digest);
+        let store = state.engine.store();
+        if let Some(bytes) = store.get_aux(&key).await.map_err(|e| Problem::internal(e.to_string()))? {
+            if let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&bytes) {
+                record.ended_at = Some(state.engine.now());
+                let bytes = serde_json::to_vec(&record).expect("sessions serialize");
+                store.put_aux(&key, bytes).await.map_err(|e| Problem::internal(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
