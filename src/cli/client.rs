@@ -96,6 +96,7 @@ pub trait Client: Send + Sync {
     async fn list(&self, filter: &ListFilter) -> Result<Value, CliError>;
     async fn board(&self) -> Result<Value, CliError>;
     async fn calendar(&self) -> Result<Value, CliError>;
+    async fn insights(&self) -> Result<Value, CliError>;
     async fn history(&self, id: &str, after: u64, limit: usize) -> Result<Value, CliError>;
     async fn audit(&self, query: &AuditQuery) -> Result<Value, CliError>;
     async fn diagnose(&self, id: &str) -> Result<Value, CliError>;
@@ -163,6 +164,10 @@ impl Client for LocalClient {
 
     async fn calendar(&self) -> Result<Value, CliError> {
         Ok(json!(self.engine.calendar().await?))
+    }
+
+    async fn insights(&self) -> Result<Value, CliError> {
+        Ok(json!(self.engine.insights().await?))
     }
 
     async fn history(&self, id: &str, after: u64, limit: usize) -> Result<Value, CliError> {

@@ -161,6 +161,9 @@ pub enum Command {
     Board,
     /// Go-live dates and monitoring ends.
     Calendar,
+    /// What the log says about the process: time in each stage (median, 90th percentile),
+    /// opened and gone live per week, where onboardings stall.
+    Insights,
     /// An integration's events, or its state at a moment (--at RFC 3339) or version.
     History {
         id: String,
@@ -516,6 +519,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         }
         Command::Board => output::board(&client.board().await?, json_out),
         Command::Calendar => output::calendar(&client.calendar().await?, json_out),
+        Command::Insights => output::insights(&client.insights().await?, json_out),
         Command::History { id, at, version, after, limit } => {
             let moment = match (at, version) {
                 (Some(_), Some(_)) => return Err(CliError::Usage("give --at or --version, not both".into())),

@@ -134,6 +134,35 @@ pub fn calendar(calendar: &Value, json: bool) {
     println!("{t}");
 }
 
+fn hours(value: &Value) -> String {
+    value.as_f64().map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".to_owned())
+}
+
+pub fn insights(insights: &Value, json: bool) {
+    if json {
+        return print_json(insights);
+    }
+    println!("{} onboardings (log position {})", text(&insights["integrations"]), text(&insights["position"]));
+    println!("\nTime in each stage (finished stages only):");
+    let mut t = table(&["STAGE", "FINISHED", "MEDIAN", "P90"]);
+    for row in insights["time_in_stage"].as_array().into_iter().flatten() {
+        t.add_row(vec![text(&row["stage"]), text(&row["finished"]), hours(&row["median_hours"]), hours(&row["p90_hours"])]);
+    }
+    println!("{t}");
+    println!("\nPer week:");
+    let mut t = table(&["WEEK OF", "OPENED", "GONE LIVE"]);
+    for row in insights["weekly"].as_array().into_iter().flatten() {
+        t.add_row(vec![text(&row["week_start"]), text(&row["opened"]), text(&row["went_live"])]);
+    }
+    println!("{t}");
+    println!("\nWhere onboardings stand now:");
+    let mut t = table(&["STAGE", "IN STAGE", "STALLED", "BLOCKED"]);
+    for row in insights["stalls"].as_array().into_iter().flatten() {
+        t.add_row(vec![text(&row["stage"]), text(&row["active"]), text(&row["stalled"]), text(&row["blocked"])]);
+    }
+    println!("{t}");
+}
+
 pub fn events(events: &Value, json: bool) {
     if json {
         return print_json(events);

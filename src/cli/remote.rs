@@ -118,6 +118,10 @@ impl Client for RemoteClient {
     async fn calendar(&self) -> Result<Value, CliError> {
         self.call(Method::GET, "/api/v1/calendar", None).await
     }
+
+    async fn insights(&self) -> Result<Value, CliError> {
+        self.call(Method::GET, "/api/v1/insights", None).await
+    }
     async fn history(&self, id: &str, after: u64, limit: usize) -> Result<Value, CliError> {
         let mut all = Vec::new();
         let mut after = after;

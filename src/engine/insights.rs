@@ -21,7 +21,8 @@ pub const FLOW_DAYS_MAX: i64 = 180;
 pub struct StageTime {
     pub stage: Stage,
     /// Stints that ended by the integration entering another stage (forward or back). Stints
-    /// still running and stints ended by cancellation are not counted.
+    /// still running, ended by cancellation, or passed through within one command (zero
+    /// length) are not counted.
     pub finished: usize,
     pub median_hours: Option<f64>,
     pub p90_hours: Option<f64>,
@@ -120,7 +121,9 @@ impl InsightsBuilder {
             _ => None,
         };
         if let Some(next) = entered {
-            if next != Stage::Cancelled {
+            // A stage passed through within one command (entered and left at the same instant)
+            // is not time spent in it; cancellation abandons a stint rather than finishing it.
+            if next != Stage::Cancelled && at > track.since {
                 self.stints.entry(track.stage).or_default().push(at - track.since);
             }
             if next == Stage::Live {

@@ -304,12 +304,13 @@ pub async fn stream(
     };
     let after = resume.or(number(&params, "after")?).unwrap_or(0);
     let subscription = state.engine.subscribe(after);
-    let stream = futures::stream::unfold(subscription, |mut subscription| async move {
+    let open = state.metrics.stream_opened();
+    let stream = futures::stream::unfold((subscription, open), |(mut subscription, open)| async move {
         match subscription.next().await {
             Ok(event) => {
                 let data = serde_json::to_string(&event).expect("envelopes serialize");
                 let sse = SseEvent::default().id(event.position.to_string()).event(event.event_type.clone()).data(data);
-                Some((Ok(sse), subscription))
+                Some((Ok(sse), (subscription, open)))
             }
             Err(_) => None,
         }

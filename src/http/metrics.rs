@@ -27,6 +27,17 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    /// Event-stream (SSE) connections open now.
+    streams_open: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Counts one open event stream for as long as it lives.
+pub struct StreamGuard(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -47,6 +58,11 @@ impl Metrics {
         }
         h.count += 1;
         h.sum_seconds += seconds;
+    }
+
+    pub fn stream_opened(&self) -> StreamGuard {
+        self.streams_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        StreamGuard(self.streams_open.clone())
     }
 
     pub fn delivery(&self, kind: &str, outcome: &str) {
@@ -93,6 +109,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let _ = writeln!(out, "# HELP golive_events_appended_total Events appended since start.\n# TYPE golive_events_appended_total counter\ngolive_events_appended_total {}", counters.events_committed);
     let _ = writeln!(out, "# HELP golive_appends_committed_total Appends committed since start.\n# TYPE golive_appends_committed_total counter\ngolive_appends_committed_total {}", counters.appends_committed);
     let _ = writeln!(out, "# HELP golive_write_groups_total Write groups flushed (appends / groups = mean group size).\n# TYPE golive_write_groups_total counter\ngolive_write_groups_total {}", counters.flushes);
+    let _ = writeln!(out, "# HELP golive_event_streams_open Event-stream (SSE) connections open now.\n# TYPE golive_event_streams_open gauge\ngolive_event_streams_open {}", m.streams_open.load(std::sync::atomic::Ordering::Relaxed));
     let mut response = out.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response

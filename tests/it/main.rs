@@ -3,6 +3,7 @@
 mod architecture;
 mod cli;
 mod domain_inputs;
+mod domain_intake;
 mod domain_model;
 mod domain_rules;
 mod engine;
