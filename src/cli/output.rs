@@ -146,7 +146,12 @@ pub fn insights(insights: &Value, json: bool) {
     println!("\nTime in each stage (finished stages only):");
     let mut t = table(&["STAGE", "FINISHED", "MEDIAN", "P90"]);
     for row in insights["time_in_stage"].as_array().into_iter().flatten() {
-        t.add_row(vec![text(&row["stage"]), text(&row["finished"]), hours(&row["median_hours"]), hours(&row["p90_hours"])]);
+        t.add_row(vec![
+            text(&row["stage"]),
+            text(&row["finished"]),
+            hours(&row["median_hours"]),
+            hours(&row["p90_hours"]),
+        ]);
     }
     println!("{t}");
     println!("\nPer week:");

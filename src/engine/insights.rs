@@ -107,10 +107,7 @@ impl InsightsBuilder {
         self.position = self.position.max(position);
         if let Event::IntegrationOpened { .. } = event {
             *self.opened.entry(week_start(at)).or_default() += 1;
-            self.tracks.insert(
-                stream,
-                Track { stage: Stage::Created, since: at, changes: vec![(at, Stage::Created)] },
-            );
+            self.tracks.insert(stream, Track { stage: Stage::Created, since: at, changes: vec![(at, Stage::Created)] });
             return;
         }
         let Some(track) = self.tracks.get_mut(&stream) else { return };

@@ -30,11 +30,11 @@ use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
+pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};
+pub use intake::{IntakeForm, IntakeInvitation, IssuedIntakeLink};
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
-pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};
-pub use intake::{IntakeForm, IntakeInvitation, IssuedIntakeLink};
 pub use secret_ops::TickReport;
 pub use transfer::{ImportError, ImportReport};
 pub use webhook::DeliveryError;

@@ -52,7 +52,11 @@ impl TokenCache {
     }
 
     /// Like [`TokenCache::lookup`], for a token known only by its digest (a session's).
-    pub(super) async fn lookup_digest(&self, state: &AppState, presented: &str) -> Result<Option<(String, Role)>, Problem> {
+    pub(super) async fn lookup_digest(
+        &self,
+        state: &AppState,
+        presented: &str,
+    ) -> Result<Option<(String, Role)>, Problem> {
         if self.by_digest.read().await.is_none() {
             let list = Tokens::new(state.engine.store().as_ref())
                 .records()

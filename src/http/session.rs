@@ -69,10 +69,8 @@ pub fn cookie_value(parts: &Parts) -> Option<String> {
 /// The `Set-Cookie` value for a new session, `Secure` when the public URL is https.
 pub fn set_cookie(state: &AppState, id: &str) -> HeaderValue {
     let secure = if state.engine.config().public_url.is_https() { "; Secure" } else { "" };
-    let value = format!(
-        "{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        SESSION_HOURS * 3600
-    );
+    let value =
+        format!("{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", SESSION_HOURS * 3600);
     HeaderValue::from_str(&value).expect("ids are base64url")
 }
 

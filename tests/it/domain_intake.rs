@@ -4,8 +4,8 @@
 
 use chrono::Duration;
 use golive::domain::{
-    ApplicationRegistration, Command, Event, HttpUrl, IntakeRefusal, IntakeSubmission, Rejection,
-    Scope, SecretKind, ShortText, Stage, TokenDigest, INTAKE_LINK_MAX_HOURS,
+    ApplicationRegistration, Command, Event, HttpUrl, IntakeRefusal, IntakeSubmission, Rejection, Scope, SecretKind,
+    ShortText, Stage, TokenDigest, INTAKE_LINK_MAX_HOURS,
 };
 use golive::secrets::token_digest;
 use serde_json::json;
@@ -119,7 +119,10 @@ fn links_must_expire_in_the_future_and_within_the_limit() {
     let bench = Bench::opened();
     for hours in [0, -1, i64::from(INTAKE_LINK_MAX_HOURS) + 1] {
         let outcome = bench.decide_command(&issue(&bench, "s", hours));
-        assert!(matches!(outcome, Err(Rejection::InvalidField { ref field, .. }) if field == "expires_in_hours"), "{hours}: {outcome:?}");
+        assert!(
+            matches!(outcome, Err(Rejection::InvalidField { ref field, .. }) if field == "expires_in_hours"),
+            "{hours}: {outcome:?}"
+        );
     }
     assert!(bench.decide_command(&issue(&bench, "s", i64::from(INTAKE_LINK_MAX_HOURS))).is_ok());
 }
@@ -130,7 +133,9 @@ fn a_submission_without_scopes_is_refused_and_leaves_the_link_open() {
     let events = bench.decide_command(&issue(&bench, "k", 24)).unwrap();
     apply(&mut bench, events);
     let empty = submission(&mut bench, "k", &[]);
-    assert!(matches!(bench.decide_command(&empty), Err(Rejection::InvalidField { ref field, .. }) if field == "scopes"));
+    assert!(
+        matches!(bench.decide_command(&empty), Err(Rejection::InvalidField { ref field, .. }) if field == "scopes")
+    );
     let fine = submission(&mut bench, "k", &ALL_SCOPES);
     assert!(bench.decide_command(&fine).is_ok());
 }

@@ -2,6 +2,7 @@
 
 mod architecture;
 mod cli;
+mod dashboard;
 mod domain_inputs;
 mod domain_intake;
 mod domain_model;

@@ -124,8 +124,10 @@ fn flow_chart(insights: &Insights) -> String {
     let stack: Vec<Stage> = stages.iter().rev().copied().collect();
     for (layer, stage) in stack.iter().enumerate() {
         let below = |d: &crate::engine::FlowDay| -> f64 {
-            stack[..layer].iter().map(|s| d.counts.iter().find(|(x, _)| x == s).map(|(_, n)| *n).unwrap_or(0)).sum::<u32>()
-                as f64
+            stack[..layer]
+                .iter()
+                .map(|s| d.counts.iter().find(|(x, _)| x == s).map(|(_, n)| *n).unwrap_or(0))
+                .sum::<u32>() as f64
         };
         let own = |d: &crate::engine::FlowDay| -> f64 {
             d.counts.iter().find(|(x, _)| x == stage).map(|(_, n)| *n).unwrap_or(0) as f64

@@ -69,7 +69,9 @@ pub async fn create_link(State(state): State<AppState>, Path(id): Path<String>, 
             };
             Page::Html(StatusCode::CREATED, layout("Intake link", Some(&session), None, content))
         }
-        Err(EngineError::NotFound(_)) => error_page(Some(&session), StatusCode::NOT_FOUND, "There is no such integration."),
+        Err(EngineError::NotFound(_)) => {
+            error_page(Some(&session), StatusCode::NOT_FOUND, "There is no such integration.")
+        }
         Err(EngineError::Rejected(Rejection::Cancelled)) => {
             error_page(Some(&session), StatusCode::CONFLICT, "The integration is cancelled.")
         }
@@ -99,7 +101,11 @@ fn engine_failure(error: EngineError) -> Page {
         EngineError::NotFound(_) | EngineError::Rejected(Rejection::Cancelled) => refused(IntakeRefusal::Unknown),
         other => {
             tracing::error!(error = %other, "intake failed");
-            error_page(None, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side; nothing was recorded. Try again.")
+            error_page(
+                None,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side; nothing was recorded. Try again.",
+            )
         }
     }
 }

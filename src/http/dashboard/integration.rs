@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use super::render::{self, block_badge, stage_label, time};
 use super::{error_page, layout, require_session, Live, Page};
 use crate::auth::Role;
-use crate::domain::{Diagnosis, Integration, IntegrationId, IntakeLinkStatus, Stage};
+use crate::domain::{Diagnosis, IntakeLinkStatus, Integration, IntegrationId, Stage};
 use crate::engine::{At, EngineError};
 use crate::http::session::Session;
 use crate::http::AppState;
@@ -56,7 +56,10 @@ pub async fn integration_page(
             return error_page(
                 Some(&session),
                 StatusCode::BAD_REQUEST,
-                &format!("The integration was opened at {}; choose a later time.", current.opened_at.format("%Y-%m-%d %H:%M UTC")),
+                &format!(
+                    "The integration was opened at {}; choose a later time.",
+                    current.opened_at.format("%Y-%m-%d %H:%M UTC")
+                ),
             )
         }
         Some(at) if at < now => match state.engine.state_at(id, At::Time(at)).await {
@@ -65,7 +68,8 @@ pub async fn integration_page(
         },
         _ => ((*current).clone(), None),
     };
-    let history = match state.engine.history(id, shown.version.saturating_sub(TIMELINE_MAX as u64), TIMELINE_MAX).await {
+    let history = match state.engine.history(id, shown.version.saturating_sub(TIMELINE_MAX as u64), TIMELINE_MAX).await
+    {
         Ok(history) => history,
         Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };

@@ -73,11 +73,7 @@ async fn stylesheet() -> Response {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
 }
 
 /// A page's answer: HTML, or a redirect to the sign-in page.
@@ -135,7 +131,11 @@ pub(crate) fn field<'a>(fields: &'a HashMap<String, Vec<String>>, name: &str) ->
 }
 
 /// Checks origin and CSRF token of a dashboard form; the error page otherwise.
-pub(crate) fn check_form(headers: &HeaderMap, session: &Session, fields: &HashMap<String, Vec<String>>) -> Result<(), Page> {
+pub(crate) fn check_form(
+    headers: &HeaderMap,
+    session: &Session,
+    fields: &HashMap<String, Vec<String>>,
+) -> Result<(), Page> {
     if !same_origin(headers) || !session.csrf_matches(field(fields, "csrf")) {
         return Err(error_page(
             Some(session),
@@ -257,7 +257,8 @@ async fn sign_in_page(axum::extract::Query(query): axum::extract::Query<HashMap<
 
 async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     if !same_origin(&headers) {
-        return Page::Html(StatusCode::FORBIDDEN, sign_in_form("/", Some("Sign in from golive's own page."))).into_response();
+        return Page::Html(StatusCode::FORBIDDEN, sign_in_form("/", Some("Sign in from golive's own page.")))
+            .into_response();
     }
     let fields = match form_fields(body).await {
         Ok(fields) => fields,

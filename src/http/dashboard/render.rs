@@ -139,11 +139,9 @@ pub fn describe(event: &StoredEvent) -> String {
                 format!("Probe failed: {}", text(d, "category"))
             }
         }
-        "manual_test_recorded" => format!(
-            "Manual test {}: {}",
-            text(d, "scenario"),
-            if d["passed"] == true { "passed" } else { "failed" }
-        ),
+        "manual_test_recorded" => {
+            format!("Manual test {}: {}", text(d, "scenario"), if d["passed"] == true { "passed" } else { "failed" })
+        }
         "response_validated" => format!(
             "Response to {} {}",
             text(d, "scenario"),
