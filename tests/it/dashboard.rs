@@ -88,7 +88,7 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe"));
     assert_eq!(headers["x-frame-options"], "DENY");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["referrer-policy"], "same-origin");
     for customer in ["Acme Robotics", "Globex Corporation", "Initech", "Umbrella Labs"] {
         assert!(html.contains(customer), "the board shows {customer}");
     }
@@ -224,7 +224,7 @@ async fn a_customer_intake_is_recorded_sealed_once_and_the_link_then_refused() {
     // The customer opens it without an account.
     let response = client().get(&link).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["referrer-policy"], "same-origin");
     let html = response.text().await.unwrap();
     assert!(html.contains("Factory Integration") && html.contains("/oauth/gitlab/callback"));
 

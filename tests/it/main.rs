@@ -1,6 +1,7 @@
 //! golive's integration tests: one binary, one module per area.
 
 mod architecture;
+mod browser;
 mod cli;
 mod dashboard;
 mod domain_inputs;

@@ -42,7 +42,7 @@ fn stage_time_chart(insights: &Insights) -> String {
     let height = rows.len() as f64 * row_height + 30.0;
     let mut svg = format!(
         r##"<svg class="chart" role="img" aria-labelledby="stage-time-title" viewBox="0 0 {w} {height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title id="stage-time-title">Time in each stage: median (dark) and 90th percentile (light), over finished stages</title>"##,
-        w = left + width + 90.0
+        w = left + width + 140.0
     );
     for (i, row) in rows.iter().enumerate() {
         let y = i as f64 * row_height + 10.0;
@@ -180,7 +180,7 @@ fn content(insights: &Insights) -> Markup {
         p { "What the event log says about the onboarding process itself: " (insights.integrations) " onboardings, as of log position " (insights.position) "." }
         section aria-labelledby="time-heading" {
             h2 id="time-heading" { "Time in each stage" }
-            p { "Over finished stages only (the integration moved on or fell back); stages still running or ended by cancellation are not counted." }
+            p { "Over finished stages only (the integration moved on or fell back); stages still running, ended by cancellation, or passed through within one command are not counted." }
             (PreEscaped(stage_svg))
             table id="stage-times" {
                 thead { tr { th scope="col" { "Stage" } th scope="col" { "Finished" } th scope="col" { "Median (hours)" } th scope="col" { "90th percentile (hours)" } } }

@@ -2,8 +2,10 @@
 //! vanilla script for live updates, both embedded in the binary — no front-end build.
 //!
 //! Security: every page carries a strict Content-Security-Policy (no inline script or style,
-//! nothing from other origins), `frame-ancestors 'none'`, `Referrer-Policy: no-referrer` (an
-//! intake link must not leak through a Referer) and `Cache-Control: no-store`. Forms that change
+//! nothing from other origins), `frame-ancestors 'none'`, `Referrer-Policy: same-origin` (an
+//! intake link must not leak to another site through a Referer; `no-referrer` would also make
+//! browsers send `Origin: null` on our own forms, defeating the origin check) and
+//! `Cache-Control: no-store`. Forms that change
 //! something carry the session's CSRF token and must come from this origin. No page ever
 //! renders a secret: sealed values appear only as "received" with their fingerprint.
 
@@ -57,7 +59,7 @@ async fn secure_headers(State(_state): State<AppState>, request: Request, next: 
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
