@@ -162,7 +162,7 @@ async fn bounded(permits: &Semaphore, timeout: Duration, request: Request, next:
     }
 }
 
-async fn guard_api(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard_api(State(state): State<AppState>, request: Request, next: Next) -> Response {
     bounded(&state.api_permits, state.config.request_timeout, request, next).await
 }
 

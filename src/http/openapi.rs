@@ -111,6 +111,7 @@ fn spec() -> Value {
             "/api/v1/integrations/{id}/reveal": {"post": op("Reveal a secret (audited)", "admin", &[200, 400, 401, 403, 404, 410, 415, 503])},
             "/api/v1/board": {"get": op("Integrations per stage", "viewer", &read)},
             "/api/v1/calendar": {"get": op("Go-live dates and monitoring ends", "viewer", &read)},
+            "/api/v1/insights": {"get": op("Process figures: time in each stage (median, 90th percentile), opened and gone live per week, stalls, cumulative flow", "viewer", &read)},
             "/api/v1/events": {"get": op("Audit across integrations (actor, type, since, until, after, limit)", "viewer", &read)},
             "/api/v1/events/stream": {"get": op("Server-Sent Events; id is the position; resume with Last-Event-ID or after", "viewer", &read)},
             "/api/v1/audit/verify": {"get": op("Chain verification", "viewer", &read)},

@@ -50,6 +50,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/intake/{id}/{secret}", get(intake::intake_page).post(intake::intake_submit))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(stylesheet))
+        // The same bounded pool and timeout as the API: pages are no way around the limits.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::guard_api))
         .layer(axum::middleware::from_fn_with_state(state, secure_headers))
 }
 
