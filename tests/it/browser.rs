@@ -262,6 +262,9 @@ async fn the_dashboard_in_chromium() {
     client.set_window_size(390, 844).await.unwrap();
     client.goto(&app.url("/")).await.unwrap();
     screenshot(client, "board-phone.png").await;
+    let fits =
+        client.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]).await.unwrap();
+    assert_eq!(fits, json!(true), "the board does not scroll sideways on a phone");
     client.set_window_size(1280, 1000).await.unwrap();
 
     // An integration page, updated live without a reload.
