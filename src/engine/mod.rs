@@ -6,6 +6,7 @@
 //! model behind lists, the board and the calendar, and answers history, as-of and audit
 //! queries. It knows neither HTTP nor the terminal.
 
+mod backends;
 mod clock;
 pub mod codec;
 mod insights;
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub use backends::{redact_url, StoreLocation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};

@@ -95,7 +95,7 @@ impl MasterKey {
         format!("golive data key v1 {integration}").into_bytes()
     }
 
-    fn wrap(&self, integration: IntegrationId, key: &DataKey) -> String {
+    pub(crate) fn wrap(&self, integration: IntegrationId, key: &DataKey) -> String {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = Self::aad(integration);
@@ -108,7 +108,7 @@ impl MasterKey {
         STANDARD.encode(out)
     }
 
-    fn unwrap(&self, integration: IntegrationId, wrapped: &str) -> Result<DataKey, SecretsError> {
+    pub(crate) fn unwrap(&self, integration: IntegrationId, wrapped: &str) -> Result<DataKey, SecretsError> {
         let bytes = STANDARD.decode(wrapped.trim()).map_err(|_| SecretsError::WrongMasterKey(integration))?;
         if bytes.len() < 24 {
             return Err(SecretsError::WrongMasterKey(integration));
@@ -148,6 +148,10 @@ pub trait Keystore: Send + Sync + 'static {
     async fn existing_data_key(&self, integration: IntegrationId) -> Result<Option<DataKey>, SecretsError>;
     /// Destroys the data key. Returns whether there was one.
     async fn shred(&self, integration: IntegrationId) -> Result<bool, SecretsError>;
+    /// Every wrapped data key, for copying a store (`golive migrate`); still wrapped.
+    async fn export_wrapped(&self) -> Result<Vec<(IntegrationId, String)>, SecretsError>;
+    /// Stores a wrapped data key copied from another keystore (checked against the master key).
+    async fn import_wrapped(&self, integration: IntegrationId, wrapped: &str) -> Result<(), SecretsError>;
 }
 
 /// Data keys as one small file each under `<data_dir>/keys/`.
@@ -238,6 +242,31 @@ impl Keystore for FileKeystore {
         std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
         sync_dir(&self.dir)?;
         Ok(true)
+    }
+
+    async fn export_wrapped(&self) -> Result<Vec<(IntegrationId, String)>, SecretsError> {
+        let mut keys = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| io_error(&self.dir, e))?.path();
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| IntegrationId::parse(s).ok()) else {
+                continue;
+            };
+            if path.extension().and_then(|e| e.to_str()) == Some("key") {
+                keys.push((id, std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?));
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn import_wrapped(&self, integration: IntegrationId, wrapped: &str) -> Result<(), SecretsError> {
+        self.master.unwrap(integration, wrapped)?;
+        let _guard = self.writes.lock().await;
+        let path = self.path(integration);
+        write_private(&path, wrapped.as_bytes())?;
+        sync_dir(&self.dir)?;
+        self.cache.lock().expect("keystore cache").remove(&integration);
+        Ok(())
     }
 }
 

@@ -25,8 +25,10 @@ pub const WEBHOOK_TOKEN_BYTES: usize = 32;
 pub const SIGNING_KEY_BYTES: usize = 32;
 
 mod keystore;
+mod pg_keystore;
 
 pub use keystore::{FileKeystore, Keystore, MasterKey, MasterKeySource, MASTER_KEY_ENV};
+pub use pg_keystore::PgKeystore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {

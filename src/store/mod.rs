@@ -10,6 +10,7 @@
 //! duplicate.
 
 mod envelope;
+mod postgres;
 mod sled_store;
 mod subscription;
 mod verify;
@@ -24,6 +25,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 pub use envelope::{canonical_json, NewEvent, StoredEvent, GENESIS_HASH};
+pub use postgres::{PgStore, PgStoreOptions};
 pub use sled_store::{FlushHook, FlushInfo, SledStore, SledStoreOptions, StoreStats};
 pub use subscription::Subscription;
 pub use verify::{verify_chain, VerifyReport};

@@ -11,6 +11,7 @@ mod domain_rules;
 mod engine;
 mod fixtures_replay;
 mod http;
+mod pg;
 mod probe;
 mod store_conformance;
 mod store_faults;

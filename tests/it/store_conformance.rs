@@ -7,17 +7,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use golive::store::{
     AppendOutcome, AppendRequest, EventStore, ExpectedVersion, IdempotencyWrite, NewEvent, SledStore, SledStoreOptions,
     StoreError, Subscription,
 };
+use golive::store::{PgStore, PgStoreOptions};
 use serde_json::json;
+use sha2::Digest;
 use uuid::Uuid;
 
-pub type Opener = Arc<dyn Fn(&Path) -> Arc<dyn EventStore> + Send + Sync>;
+/// Opens a backend on a place named by a directory (sled uses it; PostgreSQL maps it to a
+/// schema), so a second call with the same directory reopens the same store.
+pub type Opener = Arc<dyn Fn(&Path) -> BoxFuture<'static, Arc<dyn EventStore>> + Send + Sync>;
 
 pub fn sled_opener() -> Opener {
-    Arc::new(|dir: &Path| SledStore::open(dir, reopen_options()).expect("open sled") as Arc<dyn EventStore>)
+    Arc::new(|dir: &Path| {
+        let store = SledStore::open(dir, reopen_options()).expect("open sled") as Arc<dyn EventStore>;
+        Box::pin(async move { store })
+    })
+}
+
+/// PostgreSQL in one schema per directory (created on first use, listed for dropping).
+pub fn postgres_opener(base: String, schemas: Arc<std::sync::Mutex<Vec<String>>>) -> Opener {
+    Arc::new(move |dir: &Path| {
+        let digest = sha2::Sha256::digest(dir.display().to_string().as_bytes());
+        let schema = format!("golive_t_{}", hex::encode(&digest[..10]));
+        let base = base.clone();
+        let schemas = schemas.clone();
+        Box::pin(async move {
+            let client = crate::pg::connect(&base).await;
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.unwrap();
+            schemas.lock().unwrap().push(schema.clone());
+            let url = crate::pg::in_schema(&base, &schema);
+            let options = PgStoreOptions { pool_size: 4, ..Default::default() };
+            PgStore::connect(&url, options).await.expect("open postgres") as Arc<dyn EventStore>
+        })
+    })
 }
 
 /// Options for reopening a directory within the test process.
@@ -52,7 +78,7 @@ fn stream(n: u128) -> Uuid {
 }
 
 async fn appends_get_gapless_positions_and_contiguous_versions(open: &Opener, dir: &Path) {
-    let store = open(dir);
+    let store = open(dir).await;
     let a = committed(store.append(append(stream(1), ExpectedVersion::Exact(0), &["a1", "a2"])).await.unwrap());
     let b = committed(store.append(append(stream(2), ExpectedVersion::Exact(0), &["b1"])).await.unwrap());
     let c = committed(store.append(append(stream(1), ExpectedVersion::Exact(2), &["a3"])).await.unwrap());
@@ -73,7 +99,7 @@ async fn appends_get_gapless_positions_and_contiguous_versions(open: &Opener, di
 }
 
 async fn a_wrong_expected_version_writes_nothing(open: &Opener, dir: &Path) {
-    let store = open(dir);
+    let store = open(dir).await;
     store.append(append(stream(1), ExpectedVersion::Exact(0), &["one"])).await.unwrap();
     let refused = store.append(append(stream(1), ExpectedVersion::Exact(0), &["again"])).await;
     assert_eq!(refused, Err(StoreError::WrongExpectedVersion { stream: stream(1), expected: 0, actual: 1 }));
@@ -93,7 +119,7 @@ fn keyed(stream_id: Uuid, key: &str, digest: &str, text: &str) -> AppendRequest 
 }
 
 async fn idempotency_keys_return_the_first_result_and_write_nothing(open: &Opener, dir: &Path) {
-    let store = open(dir);
+    let store = open(dir).await;
     let first = committed(store.append(keyed(stream(1), "k1", "d1", "first")).await.unwrap());
     match store.append(keyed(stream(1), "k1", "d1", "first")).await.unwrap() {
         AppendOutcome::Duplicate(record) => {
@@ -112,7 +138,7 @@ async fn idempotency_keys_return_the_first_result_and_write_nothing(open: &Opene
 }
 
 async fn identical_appends_at_once_write_once(open: &Opener, dir: &Path) {
-    let store = open(dir);
+    let store = open(dir).await;
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let store = store.clone();
@@ -130,7 +156,7 @@ async fn identical_appends_at_once_write_once(open: &Opener, dir: &Path) {
 }
 
 async fn racing_writers_lose_no_update(open: &Opener, dir: &Path) {
-    let store = open(dir);
+    let store = open(dir).await;
     let writers = 32;
     let per_writer = 10;
     let tasks: Vec<_> = (0..writers)
@@ -164,7 +190,7 @@ async fn racing_writers_lose_no_update(open: &Opener, dir: &Path) {
 }
 
 async fn subscriptions_catch_up_then_follow_without_gap_or_duplicate(open: &Opener, dir: &Path) {
-    let store = open(dir);
+    let store = open(dir).await;
     for i in 0..300 {
         store.append(append(stream(i % 7 + 1), ExpectedVersion::Any, &["before"])).await.unwrap();
     }
@@ -189,7 +215,7 @@ async fn subscriptions_catch_up_then_follow_without_gap_or_duplicate(open: &Open
 
 async fn reopening_restores_positions_heads_and_chain(open: &Opener, dir: &Path) {
     let (head, hash) = {
-        let store = open(dir);
+        let store = open(dir).await;
         for i in 0..50 {
             store.append(append(stream(i % 3 + 1), ExpectedVersion::Any, &["x", "y"])).await.unwrap();
         }
@@ -198,7 +224,7 @@ async fn reopening_restores_positions_heads_and_chain(open: &Opener, dir: &Path)
         store.close().await.unwrap();
         (head.position, head.hash)
     };
-    let store = open(dir);
+    let store = open(dir).await;
     let reopened = store.head().await.unwrap();
     assert_eq!((reopened.position, reopened.hash.clone()), (head, hash.clone()));
     assert_eq!(store.stream_version(stream(1)).await.unwrap(), 34);
@@ -231,6 +257,17 @@ pub async fn run_conformance_suite(open: Opener) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sled_store_keeps_every_promise() {
     run_conformance_suite(sled_opener()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_postgres_store_keeps_every_promise() {
+    let Some(base) = crate::pg::available("the_postgres_store_keeps_every_promise").await else { return };
+    let schemas = Arc::new(std::sync::Mutex::new(Vec::new()));
+    run_conformance_suite(postgres_opener(base.clone(), schemas.clone())).await;
+    let created: Vec<String> = schemas.lock().unwrap().clone();
+    for schema in created {
+        crate::pg::drop_schema(&base, &schema).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

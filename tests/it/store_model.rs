@@ -53,14 +53,14 @@ fn fail(message: String) -> TestCaseError {
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let open = sled_opener();
-    let mut store = open(dir.path());
+    let mut store = open(dir.path()).await;
     let mut model = Model::default();
     for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Reboot => {
                 store.close().await.map_err(|e| fail(e.to_string()))?;
                 drop(store);
-                store = open(dir.path());
+                store = open(dir.path()).await;
                 let report = verify_chain(store.as_ref(), None).await.unwrap();
                 if !report.valid || report.events_checked != model.log.len() as u64 {
                     return Err(fail(format!("step {step}: after reboot {report:?}")));

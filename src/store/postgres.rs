@@ -1,0 +1,628 @@
+//! The PostgreSQL backend: the same promises as the sled store, for several golive replicas on
+//! one shared database.
+//!
+//! Positions and the hash chain: every group of appends runs in one transaction that first
+//! takes a transaction-scoped advisory lock, reads the single-row head (last position, last
+//! hash), assigns the next positions, chains the hashes, writes the events and the new head,
+//! and commits. The lock is released only after the commit is visible, so positions become
+//! visible in order: no reader can see position n+1 while n is still uncommitted, on any
+//! replica, and the chain stays one chain with any number of writers. `UNIQUE (stream,
+//! version)` backs the expected-version check.
+//!
+//! Group commit: one writer task per replica drains every append waiting and commits them as
+//! one transaction (one lock, one WAL flush), acknowledging nobody before the commit.
+//!
+//! Subscriptions across replicas: a commit sends `NOTIFY` on the schema's channel; each replica
+//! LISTENs and then reads the log by position (the truth) to feed its live tail, so an event
+//! appended through replica A reaches replica B's subscribers in position order. A slow poll
+//! covers a lost notification or a dropped listener connection.
+//!
+//! Envelopes are stored as their exact JSON text (beside indexed columns), so a re-read event
+//! hashes to the same value whatever the database does to JSON or timestamps.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls};
+use uuid::Uuid;
+
+use super::{
+    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, IdempotencyRecord, StoreCounters, StoreError,
+    StoredEvent, GENESIS_HASH,
+};
+
+/// Versioned migrations, applied in order on start under a lock; never edited once released.
+const MIGRATIONS: [(i32, &str); 1] = [(
+    1,
+    "CREATE TABLE golive_events (
+         position bigint PRIMARY KEY,
+         stream uuid NOT NULL,
+         version bigint NOT NULL,
+         recorded_at timestamptz NOT NULL,
+         actor text NOT NULL,
+         event_type text NOT NULL,
+         envelope text NOT NULL,
+         UNIQUE (stream, version)
+     );
+     CREATE TABLE golive_streams (stream uuid PRIMARY KEY, version bigint NOT NULL);
+     CREATE TABLE golive_head (
+         id int PRIMARY KEY CHECK (id = 1),
+         position bigint NOT NULL,
+         hash text NOT NULL
+     );
+     INSERT INTO golive_head (id, position, hash)
+         VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+     CREATE TABLE golive_idempotency (
+         key text PRIMARY KEY,
+         record text NOT NULL
+     );
+     CREATE TABLE golive_aux (key text PRIMARY KEY, value bytea NOT NULL);
+     CREATE TABLE golive_data_keys (integration uuid PRIMARY KEY, wrapped text NOT NULL);",
+)];
+
+/// Options of [`PgStore::connect`].
+#[derive(Debug, Clone)]
+pub struct PgStoreOptions {
+    /// Connections for reads (the writer and the listener have their own).
+    pub pool_size: usize,
+    /// Appends committed in one transaction at most.
+    pub max_group: usize,
+    /// How often the live tail looks at the log without a notification.
+    pub poll_interval: Duration,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        PgStoreOptions { pool_size: 8, max_group: 512, poll_interval: Duration::from_millis(500) }
+    }
+}
+
+struct Job {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    flushes: AtomicU64,
+    appends: AtomicU64,
+    events: AtomicU64,
+}
+
+pub struct PgStore {
+    pool: Pool,
+    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    live: broadcast::Sender<Arc<StoredEvent>>,
+    nudge: Arc<Notify>,
+    counters: Arc<Counters>,
+    closed: AtomicBool,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn storage(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(format!("postgres: {error}"))
+}
+
+fn corrupt(position: u64, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { position, reason: error.to_string() }
+}
+
+/// A stable 64-bit key (for the advisory lock) and a channel name, both per schema, so
+/// several golive deployments (or test runs) can share one database in separate schemas.
+fn schema_ids(schema: &str) -> (i64, String) {
+    let digest = Sha256::digest(format!("golive:{schema}").as_bytes());
+    let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (key, format!("golive_{}", hex::encode(&digest[..8])))
+}
+
+impl PgStore {
+    /// Connects, runs the migrations and starts the writer, the listener and the live tail.
+    pub async fn connect(url: &str, options: PgStoreOptions) -> Result<Arc<PgStore>, StoreError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| storage(format!("invalid URL: {e}")))?;
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(options.pool_size.max(1)).build().map_err(storage)?;
+        let client = pool.get().await.map_err(storage)?;
+        migrate(&client).await?;
+        let schema: String = client.query_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
+        let (lock_key, channel) = schema_ids(&schema);
+        let head: i64 = client.query_one("SELECT position FROM golive_head", &[]).await.map_err(storage)?.get(0);
+        drop(client);
+
+        let (live, _) = broadcast::channel(4096);
+        let nudge = Arc::new(Notify::new());
+        let counters = Arc::new(Counters::default());
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let (writer_client, writer_connection) = config.connect(NoTls).await.map_err(storage)?;
+        let writer_connection = tokio::spawn(async move {
+            if let Err(error) = writer_connection.await {
+                tracing::error!(%error, "the PostgreSQL writer connection ended");
+            }
+        });
+        let writer = tokio::spawn(write_loop(
+            writer_client,
+            receiver,
+            lock_key,
+            channel.clone(),
+            options.max_group.max(1),
+            counters.clone(),
+            nudge.clone(),
+        ));
+        let listener = tokio::spawn(listen_loop(config, channel, nudge.clone()));
+        let tail =
+            tokio::spawn(tail_loop(pool.clone(), live.clone(), nudge.clone(), head as u64, options.poll_interval));
+        Ok(Arc::new(PgStore {
+            pool,
+            jobs: Mutex::new(Some(jobs)),
+            live,
+            nudge,
+            counters,
+            closed: AtomicBool::new(false),
+            tasks: Mutex::new(vec![listener, tail, writer_connection]),
+            writer: Mutex::new(Some(writer)),
+        }))
+    }
+
+    /// The connection pool, shared with the PostgreSQL keystore.
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        self.pool.get().await.map_err(storage)
+    }
+}
+
+async fn migrate(client: &tokio_postgres::Client) -> Result<(), StoreError> {
+    // One starter migrates; the others wait on the lock and then find nothing to do.
+    client
+        .batch_execute(
+            "SELECT pg_advisory_lock(7420001);
+             CREATE TABLE IF NOT EXISTS golive_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await
+        .map_err(storage)?;
+    let result = async {
+        let applied: Vec<i32> = client
+            .query("SELECT version FROM golive_migrations", &[])
+            .await
+            .map_err(storage)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(&version) {
+                continue;
+            }
+            let script = format!("BEGIN; {sql}; INSERT INTO golive_migrations (version) VALUES ({version}); COMMIT;");
+            if let Err(error) = client.batch_execute(&script).await {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(storage(format!("migration {version} failed: {error}")));
+            }
+        }
+        if let Some(newest) = applied.iter().max() {
+            if *newest > MIGRATIONS.len() as i32 {
+                return Err(storage(format!(
+                    "the database was migrated by a newer golive (schema version {newest}); upgrade this one"
+                )));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = client.batch_execute("SELECT pg_advisory_unlock(7420001)").await;
+    result
+}
+
+/// Waits for notifications and nudges the live tail. Reconnects after a lost connection.
+async fn listen_loop(config: tokio_postgres::Config, channel: String, nudge: Arc<Notify>) {
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(AsyncMessage::Notification(_)) => {
+                                let _ = tx.send(());
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
+                    nudge.notify_one();
+                    while rx.recv().await.is_some() {
+                        nudge.notify_one();
+                    }
+                }
+                driver.abort();
+            }
+            Err(error) => tracing::warn!(%error, "cannot LISTEN for new events; polling until it can"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Feeds the live broadcast in position order, from the log itself.
+async fn tail_loop(
+    pool: Pool,
+    live: broadcast::Sender<Arc<StoredEvent>>,
+    nudge: Arc<Notify>,
+    mut last: u64,
+    poll_interval: Duration,
+) {
+    loop {
+        tokio::select! {
+            _ = nudge.notified() => {}
+            _ = tokio::time::sleep(poll_interval) => {}
+        }
+        loop {
+            let batch = match pool.get().await {
+                Ok(client) => read_all_with(&client, last, 1024).await,
+                Err(error) => Err(storage(error)),
+            };
+            match batch {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => {
+                    for event in batch {
+                        last = event.position;
+                        let _ = live.send(Arc::new(event));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the live tail could not read the log; retrying");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn decode_envelope(position: i64, text: &str) -> Result<StoredEvent, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(position as u64, e))
+}
+
+async fn read_all_with(
+    client: &tokio_postgres::Client,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT position, envelope FROM golive_events WHERE position > $1 ORDER BY position LIMIT $2",
+            &[&(after as i64), &(limit as i64)],
+        )
+        .await
+        .map_err(storage)?;
+    rows.iter().map(|r| decode_envelope(r.get(0), r.get::<_, &str>(1))).collect()
+}
+
+/// What one job of a group comes to, before the commit.
+enum Planned {
+    Commit { events: Vec<StoredEvent>, record: Option<IdempotencyRecord> },
+    Answer(Result<AppendOutcome, StoreError>),
+}
+
+async fn write_loop(
+    client: tokio_postgres::Client,
+    mut receiver: mpsc::UnboundedReceiver<Job>,
+    lock_key: i64,
+    channel: String,
+    max_group: usize,
+    counters: Arc<Counters>,
+    nudge: Arc<Notify>,
+) {
+    let mut client = client;
+    while let Some(first) = receiver.recv().await {
+        let mut group = vec![first];
+        while group.len() < max_group {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit_group(&mut client, &group, lock_key, &channel).await {
+            Ok(plans) => {
+                let mut appends = 0;
+                let mut events = 0;
+                for (job, plan) in group.into_iter().zip(plans) {
+                    let answer = match plan {
+                        Planned::Commit { events: stored, .. } => {
+                            appends += 1;
+                            events += stored.len() as u64;
+                            Ok(AppendOutcome::Committed(stored))
+                        }
+                        Planned::Answer(answer) => answer,
+                    };
+                    let _ = job.reply.send(answer);
+                }
+                counters.flushes.fetch_add(1, Ordering::Relaxed);
+                counters.appends.fetch_add(appends, Ordering::Relaxed);
+                counters.events.fetch_add(events, Ordering::Relaxed);
+                nudge.notify_one();
+            }
+            Err(error) => {
+                // Nothing of the group was committed (the transaction rolled back).
+                for job in group {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(
+    client: &mut tokio_postgres::Client,
+    group: &[Job],
+    lock_key: i64,
+    channel: &str,
+) -> Result<Vec<Planned>, StoreError> {
+    let tx = client.transaction().await.map_err(storage)?;
+    let streams: Vec<Uuid> = group.iter().map(|j| j.request.stream).collect();
+    let keys: Vec<String> =
+        group.iter().filter_map(|j| j.request.idempotency.as_ref().map(|i| i.key.clone())).collect();
+    // Pipelined: the lock, the head, the streams' versions and the idempotency records.
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
+    let stream_params: [&(dyn ToSql + Sync); 1] = [&streams];
+    let key_params: [&(dyn ToSql + Sync); 1] = [&keys];
+    let (_, head, versions, records) = futures::try_join!(
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &lock_params),
+        tx.query_one("SELECT position, hash FROM golive_head WHERE id = 1", &[]),
+        tx.query("SELECT stream, version FROM golive_streams WHERE stream = ANY($1)", &stream_params),
+        tx.query("SELECT key, record FROM golive_idempotency WHERE key = ANY($1)", &key_params),
+    )
+    .map_err(storage)?;
+    let mut position = head.get::<_, i64>(0) as u64;
+    let mut hash: String = head.get(1);
+    let mut stream_versions: HashMap<Uuid, u64> =
+        versions.iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, i64>(1) as u64)).collect();
+    let mut known: HashMap<String, IdempotencyRecord> = HashMap::new();
+    for row in &records {
+        let record: IdempotencyRecord =
+            serde_json::from_str(row.get::<_, &str>(1)).map_err(|e| storage(format!("idempotency record: {e}")))?;
+        known.insert(row.get::<_, String>(0), record);
+    }
+
+    let mut plans = Vec::with_capacity(group.len());
+    for job in group {
+        let request = &job.request;
+        if request.events.is_empty() {
+            plans.push(Planned::Answer(Err(StoreError::EmptyAppend)));
+            continue;
+        }
+        if let Some(write) = &request.idempotency {
+            if let Some(record) = known.get(&write.key) {
+                plans.push(Planned::Answer(if record.request_digest == write.request_digest {
+                    Ok(AppendOutcome::Duplicate(record.clone()))
+                } else {
+                    Err(StoreError::IdempotencyKeyReused { key: write.key.clone() })
+                }));
+                continue;
+            }
+        }
+        let current = stream_versions.get(&request.stream).copied().unwrap_or(0);
+        if let ExpectedVersion::Exact(expected) = request.expected {
+            if expected != current {
+                plans.push(Planned::Answer(Err(StoreError::WrongExpectedVersion {
+                    stream: request.stream,
+                    expected,
+                    actual: current,
+                })));
+                continue;
+            }
+        }
+        let mut stored = Vec::with_capacity(request.events.len());
+        for (i, new) in request.events.iter().enumerate() {
+            position += 1;
+            let event = StoredEvent::seal(new.clone(), request.stream, position, current + 1 + i as u64, &hash);
+            hash = event.hash.clone();
+            stored.push(event);
+        }
+        stream_versions.insert(request.stream, current + request.events.len() as u64);
+        let record = request.idempotency.as_ref().map(|write| IdempotencyRecord {
+            key: write.key.clone(),
+            request_digest: write.request_digest.clone(),
+            stream: request.stream,
+            positions: stored.iter().map(|e| e.position).collect(),
+            response: write.response.clone(),
+            recorded_at: Utc::now(),
+        });
+        if let Some(record) = &record {
+            known.insert(record.key.clone(), record.clone());
+        }
+        plans.push(Planned::Commit { events: stored, record });
+    }
+
+    let events: Vec<&StoredEvent> = plans
+        .iter()
+        .flat_map(|p| match p {
+            Planned::Commit { events, .. } => events.iter().collect::<Vec<_>>(),
+            Planned::Answer(_) => Vec::new(),
+        })
+        .collect();
+    if events.is_empty() {
+        tx.rollback().await.map_err(storage)?;
+        return Ok(plans);
+    }
+    let positions: Vec<i64> = events.iter().map(|e| e.position as i64).collect();
+    let event_streams: Vec<Uuid> = events.iter().map(|e| e.integration_id).collect();
+    let event_versions: Vec<i64> = events.iter().map(|e| e.version as i64).collect();
+    let recorded: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
+    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let envelopes: Vec<String> =
+        events.iter().map(|e| serde_json::to_string(e).expect("envelopes serialize")).collect();
+    let touched: Vec<Uuid> = stream_versions.keys().copied().collect();
+    let touched_versions: Vec<i64> = touched.iter().map(|s| stream_versions[s] as i64).collect();
+    let (record_keys, record_texts): (Vec<String>, Vec<String>) = plans
+        .iter()
+        .filter_map(|p| match p {
+            Planned::Commit { record: Some(record), .. } => {
+                Some((record.key.clone(), serde_json::to_string(record).expect("records serialize")))
+            }
+            _ => None,
+        })
+        .unzip();
+    let new_head = position as i64;
+    let notice = new_head.to_string();
+    let event_params: [&(dyn ToSql + Sync); 7] =
+        [&positions, &event_streams, &event_versions, &recorded, &actors, &types, &envelopes];
+    let stream_params: [&(dyn ToSql + Sync); 2] = [&touched, &touched_versions];
+    let record_params: [&(dyn ToSql + Sync); 2] = [&record_keys, &record_texts];
+    let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &hash];
+    let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &notice];
+    futures::try_join!(
+        tx.execute(
+            "INSERT INTO golive_events (position, stream, version, recorded_at, actor, event_type, envelope)
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])",
+            &event_params,
+        ),
+        tx.execute(
+            "INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($1::uuid[], $2::bigint[])
+             ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version",
+            &stream_params,
+        ),
+        tx.execute(
+            "INSERT INTO golive_idempotency (key, record) SELECT * FROM unnest($1::text[], $2::text[])",
+            &record_params,
+        ),
+        tx.execute("UPDATE golive_head SET position = $1, hash = $2 WHERE id = 1", &head_params),
+        tx.execute("SELECT pg_notify($1, $2)", &notify_params),
+    )
+    .map_err(storage)?;
+    tx.commit().await.map_err(storage)?;
+    Ok(plans)
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let jobs = self.jobs.lock().expect("jobs lock");
+            let Some(jobs) = jobs.as_ref() else { return Err(StoreError::Closed) };
+            jobs.send(Job { request, reply }).map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(&self, stream: Uuid, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT position, envelope FROM golive_events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+                &[&stream, &(from_version as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(storage)?;
+        rows.iter().map(|r| decode_envelope(r.get(0), r.get::<_, &str>(1))).collect()
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        read_all_with(&client, after, limit).await
+    }
+
+    async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT version FROM golive_streams WHERE stream = $1", &[&stream])
+            .await
+            .map_err(storage)?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+    }
+
+    async fn streams(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let client = self.client().await?;
+        let rows =
+            client.query("SELECT stream, version FROM golive_streams ORDER BY stream", &[]).await.map_err(storage)?;
+        Ok(rows.iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, i64>(1) as u64)).collect())
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        let client = self.client().await?;
+        let row =
+            client.query_one("SELECT position, hash FROM golive_head WHERE id = 1", &[]).await.map_err(storage)?;
+        let position = row.get::<_, i64>(0) as u64;
+        let hash: String = row.get(1);
+        Ok(Head { position, hash: if position == 0 { GENESIS_HASH.to_owned() } else { hash } })
+    }
+
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let client = self.client().await?;
+        let row =
+            client.query_opt("SELECT record FROM golive_idempotency WHERE key = $1", &[&key]).await.map_err(storage)?;
+        row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| storage(format!("idempotency record: {e}"))))
+            .transpose()
+    }
+
+    async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt("SELECT value FROM golive_aux WHERE key = $1", &[&key]).await.map_err(storage)?;
+        Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.live.subscribe()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Dropping the sender ends the writer once it has answered every queued append.
+        self.jobs.lock().expect("jobs lock").take();
+        let writer = self.writer.lock().expect("writer lock").take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+        self.closed.store(true, Ordering::SeqCst);
+        for task in self.tasks.lock().expect("tasks lock").drain(..) {
+            task.abort();
+        }
+        self.nudge.notify_waiters();
+        Ok(())
+    }
+
+    fn counters(&self) -> StoreCounters {
+        StoreCounters {
+            flushes: self.counters.flushes.load(Ordering::Relaxed),
+            appends_committed: self.counters.appends.load(Ordering::Relaxed),
+            events_committed: self.counters.events.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        for task in self.tasks.lock().expect("tasks lock").drain(..) {
+            task.abort();
+        }
+    }
+}
