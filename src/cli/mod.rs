@@ -50,6 +50,10 @@ pub struct Cli {
     /// address for `serve`, http://127.0.0.1:8080 otherwise.
     #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Where the log lives: `sled` (the embedded default, in --data-dir) or a PostgreSQL URL
+    /// (postgres://…) shared by several replicas.
+    #[arg(long, global = true, env = "GOLIVE_STORE")]
+    pub store: Option<String>,
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
     #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -207,6 +211,16 @@ pub enum Command {
     },
     /// Import JSON Lines into an empty store, verifying the chain.
     Import { file: PathBuf },
+    /// Copy a whole store to another backend (sled directory ⇄ postgres:// URL), then verify
+    /// the copy's chain and compare every integration's state. The target must be empty.
+    Migrate {
+        /// A sled data directory or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// A sled data directory or a postgres:// URL.
+        #[arg(long)]
+        to: String,
+    },
     /// Destroy an integration's data key: its secrets are gone for good.
     Shred { id: String },
     /// Probe the integration's GitLab now (API, token, admin, SSH) and record what it found.
@@ -310,12 +324,17 @@ fn os_user() -> String {
 
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
+/// Where `--store` and `--data-dir` say the log lives.
+pub(crate) fn store_location(cli: &Cli) -> Result<crate::engine::StoreLocation, CliError> {
+    crate::engine::StoreLocation::parse(cli.store.as_deref(), &cli.data_dir).map_err(CliError::Usage)
+}
+
 async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
     let public_url = cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL);
     let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let config = EngineConfig::new(public_url, None);
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
-    let (engine, warnings) = Engine::open_dir(&cli.data_dir, config, options).await?;
+    let (engine, warnings) = Engine::open_location(&store_location(cli)?, config, options).await?;
     // The default master key is worth a warning where a person sets golive up, not on every
     // command of their day (the server warns at every start).
     if matches!(cli.command, Command::Init) {
@@ -365,6 +384,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Serve { listen, redirect_uri, demo } => {
             return serve::run(&cli, listen, redirect_uri.as_deref(), *demo).await
         }
+        Command::Migrate { from, to } => return support::migrate(&cli, from, to).await,
         Command::Demo { fixtures } => {
             return support::demo(fixtures, cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), cli.json)
         }
@@ -646,7 +666,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 println!("revoked {name}");
             }
         }
-        Command::Serve { .. } | Command::Demo { .. } | Command::CrashWriter { .. } => {
+        Command::Serve { .. } | Command::Demo { .. } | Command::CrashWriter { .. } | Command::Migrate { .. } => {
             unreachable!("handled before connecting")
         }
     }

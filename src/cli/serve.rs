@@ -24,7 +24,9 @@ pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool
     };
     let config = EngineConfig::new(public_url, redirect);
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
-    let (engine, warnings) = Engine::open_dir(&cli.data_dir, config, options).await?;
+    let location = super::store_location(cli)?;
+    let (engine, warnings) = Engine::open_location(&location, config, options).await?;
+    tracing::info!(store = %location.describe(), "store opened");
     for warning in warnings {
         tracing::warn!("{warning}");
     }

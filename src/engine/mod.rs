@@ -38,7 +38,7 @@ pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
 pub use secret_ops::TickReport;
-pub use transfer::{ImportError, ImportReport};
+pub use transfer::{ImportError, ImportReport, MigrationReport};
 pub use webhook::DeliveryError;
 
 use crate::domain::{

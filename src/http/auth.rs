@@ -36,10 +36,15 @@ impl Principal {
     }
 }
 
-/// Active tokens by digest, cached; refreshed whenever tokens change through the API.
+/// How long the token list is trusted before it is read again. Other replicas sharing the
+/// store may create or revoke tokens; this bounds how long a revocation there takes here.
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Active tokens by digest, cached briefly; dropped at once when tokens change through this
+/// process's API.
 #[derive(Default)]
 pub struct TokenCache {
-    by_digest: tokio::sync::RwLock<Option<HashMap<String, (String, Role)>>>,
+    by_digest: tokio::sync::RwLock<Option<(std::time::Instant, HashMap<String, (String, Role)>)>>,
 }
 
 impl TokenCache {
@@ -57,17 +62,18 @@ impl TokenCache {
         state: &AppState,
         presented: &str,
     ) -> Result<Option<(String, Role)>, Problem> {
-        if self.by_digest.read().await.is_none() {
+        let fresh = self.by_digest.read().await.as_ref().is_some_and(|(at, _)| at.elapsed() < TOKEN_CACHE_TTL);
+        if !fresh {
             let list = Tokens::new(state.engine.store().as_ref())
                 .records()
                 .await
                 .map_err(|e| Problem::internal(e.to_string()))?;
             let map =
                 list.into_iter().filter(|t| t.revoked_at.is_none()).map(|t| (t.sha256, (t.name, t.role))).collect();
-            *self.by_digest.write().await = Some(map);
+            *self.by_digest.write().await = Some((std::time::Instant::now(), map));
         }
         let guard = self.by_digest.read().await;
-        let map = guard.as_ref().expect("filled above");
+        let Some((_, map)) = guard.as_ref() else { return Ok(None) };
         // Compare against every digest in constant time rather than trusting a map lookup's timing.
         let mut found = None;
         for (digest, who) in map {

@@ -13,6 +13,7 @@ mod fixtures_replay;
 mod http;
 mod pg;
 mod probe;
+mod replicas;
 mod store_conformance;
 mod store_faults;
 mod store_model;
