@@ -44,8 +44,11 @@ const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 /// process's API.
 #[derive(Default)]
 pub struct TokenCache {
-    by_digest: tokio::sync::RwLock<Option<(std::time::Instant, HashMap<String, (String, Role)>)>>,
+    by_digest: tokio::sync::RwLock<Option<(std::time::Instant, ActiveTokens)>>,
 }
+
+/// Token digest → (name, role), active tokens only.
+type ActiveTokens = HashMap<String, (String, Role)>;
 
 impl TokenCache {
     pub async fn invalidate(&self) {
