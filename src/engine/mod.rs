@@ -425,8 +425,14 @@ impl Engine {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let state = self.load(id).await?.ok_or(EngineError::NotFound(id))?;
+            // The cached state is trusted here: the append's expected version catches a stale
+            // one (another replica wrote), and the retry below reloads from the log.
+            let mut state = self.load_for_write(id).await?.ok_or(EngineError::NotFound(id))?;
             if let Some(expected) = request.expected_version {
+                if expected != state.version {
+                    // The cache may be behind another replica: ask the log before refusing.
+                    state = self.load(id).await?.ok_or(EngineError::NotFound(id))?;
+                }
                 if expected != state.version {
                     return Err(EngineError::VersionMismatch { integration: id, expected, actual: state.version });
                 }
@@ -448,6 +454,7 @@ impl Engine {
                     if attempts > self.inner.config.max_retries {
                         return Err(EngineError::Conflict { integration: id, attempts });
                     }
+                    self.inner.cache.lock().expect("cache lock").remove(&id);
                     tokio::task::yield_now().await;
                 }
                 other => return other,
@@ -555,6 +562,14 @@ impl Engine {
             state: domain::Integration,
         }
         Ok(serde_json::from_slice::<Saved>(&bytes).ok().filter(|s| s.format == SNAPSHOT_FORMAT).map(|s| s.state))
+    }
+
+    /// The state to decide a command on: the cached one without asking the store, else a load.
+    async fn load_for_write(&self, id: IntegrationId) -> Result<Option<Arc<domain::Integration>>, EngineError> {
+        if let Some(state) = self.inner.cache.lock().expect("cache lock").get(&id).cloned() {
+            return Ok(Some(state));
+        }
+        self.load(id).await
     }
 
     /// The current state: the cache (or a snapshot) plus whatever the log holds beyond it.

@@ -20,14 +20,12 @@
 //! Envelopes are stored as their exact JSON text (beside indexed columns), so a re-read event
 //! hashes to the same value whatever the database does to JSON or timestamps.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -37,7 +35,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 use super::{
-    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, IdempotencyRecord, StoreCounters, StoreError,
+    AppendOutcome, AppendRequest, EventStore, Head, IdempotencyRecord, StoreCounters, StoreError,
     StoredEvent, GENESIS_HASH,
 };
 
@@ -87,13 +85,15 @@ impl Default for PgStoreOptions {
     }
 }
 
-struct Job {
+mod writer;
+
+pub(super) struct Job {
     request: AppendRequest,
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     flushes: AtomicU64,
     appends: AtomicU64,
     events: AtomicU64,
@@ -144,24 +144,20 @@ impl PgStore {
         let nudge = Arc::new(Notify::new());
         let counters = Arc::new(Counters::default());
         let (jobs, receiver) = mpsc::unbounded_channel();
+        // This replica's own commits go straight to the live tail, which reads the database
+        // only for positions it has not seen (other replicas' commits).
+        let (local, locals) = mpsc::unbounded_channel();
         let (writer_client, writer_connection) = config.connect(NoTls).await.map_err(storage)?;
         let writer_connection = tokio::spawn(async move {
             if let Err(error) = writer_connection.await {
                 tracing::error!(%error, "the PostgreSQL writer connection ended");
             }
         });
-        let writer = tokio::spawn(write_loop(
-            writer_client,
-            receiver,
-            lock_key,
-            channel.clone(),
-            options.max_group.max(1),
-            counters.clone(),
-            nudge.clone(),
-        ));
+        let writer = writer::Writer::prepare(writer_client, lock_key, channel.clone()).await?;
+        let writer = tokio::spawn(writer.run(receiver, options.max_group.max(1), counters.clone(), local.clone()));
         let listener = tokio::spawn(listen_loop(config, channel, nudge.clone()));
         let tail =
-            tokio::spawn(tail_loop(pool.clone(), live.clone(), nudge.clone(), head as u64, options.poll_interval));
+            tokio::spawn(tail_loop(pool.clone(), live.clone(), nudge.clone(), locals, head as u64, options.poll_interval));
         Ok(Arc::new(PgStore {
             pool,
             jobs: Mutex::new(Some(jobs)),
@@ -184,6 +180,13 @@ impl PgStore {
             return Err(StoreError::Closed);
         }
         self.pool.get().await.map_err(storage)
+    }
+
+    /// Runs a read with a statement prepared once per pooled connection.
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(storage)?;
+        client.query(&statement, params).await.map_err(storage)
     }
 }
 
@@ -260,18 +263,46 @@ async fn listen_loop(config: tokio_postgres::Config, channel: String, nudge: Arc
     }
 }
 
-/// Feeds the live broadcast in position order, from the log itself.
+/// Feeds the live broadcast in position order: this replica's commits as they are made, and
+/// whatever else the log holds (other replicas' commits), read by position.
 async fn tail_loop(
     pool: Pool,
     live: broadcast::Sender<Arc<StoredEvent>>,
     nudge: Arc<Notify>,
+    mut locals: mpsc::UnboundedReceiver<Vec<StoredEvent>>,
     mut last: u64,
     poll_interval: Duration,
 ) {
+    let mut pending: std::collections::BTreeMap<u64, StoredEvent> = std::collections::BTreeMap::new();
     loop {
+        let mut read_log = false;
         tokio::select! {
-            _ = nudge.notified() => {}
-            _ = tokio::time::sleep(poll_interval) => {}
+            batch = locals.recv() => match batch {
+                Some(batch) => pending.extend(batch.into_iter().map(|e| (e.position, e))),
+                None => return,
+            },
+            _ = nudge.notified() => read_log = true,
+            _ = tokio::time::sleep(poll_interval) => read_log = true,
+        }
+        while let Ok(batch) = locals.try_recv() {
+            pending.extend(batch.into_iter().map(|e| (e.position, e)));
+        }
+        // Local commits that continue the sequence go out without a query.
+        while let Some(entry) = pending.first_entry() {
+            if *entry.key() <= last {
+                entry.remove();
+            } else if *entry.key() == last + 1 {
+                let event = entry.remove();
+                last = event.position;
+                let _ = live.send(Arc::new(event));
+            } else {
+                // A gap: another replica committed in between; the log has it.
+                read_log = true;
+                break;
+            }
+        }
+        if !read_log {
+            continue;
         }
         loop {
             let batch = match pool.get().await {
@@ -292,6 +323,7 @@ async fn tail_loop(
                 }
             }
         }
+        pending.retain(|position, _| *position > last);
     }
 }
 
@@ -314,203 +346,6 @@ async fn read_all_with(
     rows.iter().map(|r| decode_envelope(r.get(0), r.get::<_, &str>(1))).collect()
 }
 
-/// What one job of a group comes to, before the commit.
-enum Planned {
-    Commit { events: Vec<StoredEvent>, record: Option<IdempotencyRecord> },
-    Answer(Result<AppendOutcome, StoreError>),
-}
-
-async fn write_loop(
-    client: tokio_postgres::Client,
-    mut receiver: mpsc::UnboundedReceiver<Job>,
-    lock_key: i64,
-    channel: String,
-    max_group: usize,
-    counters: Arc<Counters>,
-    nudge: Arc<Notify>,
-) {
-    let mut client = client;
-    while let Some(first) = receiver.recv().await {
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match receiver.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        match commit_group(&mut client, &group, lock_key, &channel).await {
-            Ok(plans) => {
-                let mut appends = 0;
-                let mut events = 0;
-                for (job, plan) in group.into_iter().zip(plans) {
-                    let answer = match plan {
-                        Planned::Commit { events: stored, .. } => {
-                            appends += 1;
-                            events += stored.len() as u64;
-                            Ok(AppendOutcome::Committed(stored))
-                        }
-                        Planned::Answer(answer) => answer,
-                    };
-                    let _ = job.reply.send(answer);
-                }
-                counters.flushes.fetch_add(1, Ordering::Relaxed);
-                counters.appends.fetch_add(appends, Ordering::Relaxed);
-                counters.events.fetch_add(events, Ordering::Relaxed);
-                nudge.notify_one();
-            }
-            Err(error) => {
-                // Nothing of the group was committed (the transaction rolled back).
-                for job in group {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-            }
-        }
-    }
-}
-
-async fn commit_group(
-    client: &mut tokio_postgres::Client,
-    group: &[Job],
-    lock_key: i64,
-    channel: &str,
-) -> Result<Vec<Planned>, StoreError> {
-    let tx = client.transaction().await.map_err(storage)?;
-    let streams: Vec<Uuid> = group.iter().map(|j| j.request.stream).collect();
-    let keys: Vec<String> =
-        group.iter().filter_map(|j| j.request.idempotency.as_ref().map(|i| i.key.clone())).collect();
-    // Pipelined: the lock, the head, the streams' versions and the idempotency records.
-    let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_key];
-    let stream_params: [&(dyn ToSql + Sync); 1] = [&streams];
-    let key_params: [&(dyn ToSql + Sync); 1] = [&keys];
-    let (_, head, versions, records) = futures::try_join!(
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &lock_params),
-        tx.query_one("SELECT position, hash FROM golive_head WHERE id = 1", &[]),
-        tx.query("SELECT stream, version FROM golive_streams WHERE stream = ANY($1)", &stream_params),
-        tx.query("SELECT key, record FROM golive_idempotency WHERE key = ANY($1)", &key_params),
-    )
-    .map_err(storage)?;
-    let mut position = head.get::<_, i64>(0) as u64;
-    let mut hash: String = head.get(1);
-    let mut stream_versions: HashMap<Uuid, u64> =
-        versions.iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, i64>(1) as u64)).collect();
-    let mut known: HashMap<String, IdempotencyRecord> = HashMap::new();
-    for row in &records {
-        let record: IdempotencyRecord =
-            serde_json::from_str(row.get::<_, &str>(1)).map_err(|e| storage(format!("idempotency record: {e}")))?;
-        known.insert(row.get::<_, String>(0), record);
-    }
-
-    let mut plans = Vec::with_capacity(group.len());
-    for job in group {
-        let request = &job.request;
-        if request.events.is_empty() {
-            plans.push(Planned::Answer(Err(StoreError::EmptyAppend)));
-            continue;
-        }
-        if let Some(write) = &request.idempotency {
-            if let Some(record) = known.get(&write.key) {
-                plans.push(Planned::Answer(if record.request_digest == write.request_digest {
-                    Ok(AppendOutcome::Duplicate(record.clone()))
-                } else {
-                    Err(StoreError::IdempotencyKeyReused { key: write.key.clone() })
-                }));
-                continue;
-            }
-        }
-        let current = stream_versions.get(&request.stream).copied().unwrap_or(0);
-        if let ExpectedVersion::Exact(expected) = request.expected {
-            if expected != current {
-                plans.push(Planned::Answer(Err(StoreError::WrongExpectedVersion {
-                    stream: request.stream,
-                    expected,
-                    actual: current,
-                })));
-                continue;
-            }
-        }
-        let mut stored = Vec::with_capacity(request.events.len());
-        for (i, new) in request.events.iter().enumerate() {
-            position += 1;
-            let event = StoredEvent::seal(new.clone(), request.stream, position, current + 1 + i as u64, &hash);
-            hash = event.hash.clone();
-            stored.push(event);
-        }
-        stream_versions.insert(request.stream, current + request.events.len() as u64);
-        let record = request.idempotency.as_ref().map(|write| IdempotencyRecord {
-            key: write.key.clone(),
-            request_digest: write.request_digest.clone(),
-            stream: request.stream,
-            positions: stored.iter().map(|e| e.position).collect(),
-            response: write.response.clone(),
-            recorded_at: Utc::now(),
-        });
-        if let Some(record) = &record {
-            known.insert(record.key.clone(), record.clone());
-        }
-        plans.push(Planned::Commit { events: stored, record });
-    }
-
-    let events: Vec<&StoredEvent> = plans
-        .iter()
-        .flat_map(|p| match p {
-            Planned::Commit { events, .. } => events.iter().collect::<Vec<_>>(),
-            Planned::Answer(_) => Vec::new(),
-        })
-        .collect();
-    if events.is_empty() {
-        tx.rollback().await.map_err(storage)?;
-        return Ok(plans);
-    }
-    let positions: Vec<i64> = events.iter().map(|e| e.position as i64).collect();
-    let event_streams: Vec<Uuid> = events.iter().map(|e| e.integration_id).collect();
-    let event_versions: Vec<i64> = events.iter().map(|e| e.version as i64).collect();
-    let recorded: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
-    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let envelopes: Vec<String> =
-        events.iter().map(|e| serde_json::to_string(e).expect("envelopes serialize")).collect();
-    let touched: Vec<Uuid> = stream_versions.keys().copied().collect();
-    let touched_versions: Vec<i64> = touched.iter().map(|s| stream_versions[s] as i64).collect();
-    let (record_keys, record_texts): (Vec<String>, Vec<String>) = plans
-        .iter()
-        .filter_map(|p| match p {
-            Planned::Commit { record: Some(record), .. } => {
-                Some((record.key.clone(), serde_json::to_string(record).expect("records serialize")))
-            }
-            _ => None,
-        })
-        .unzip();
-    let new_head = position as i64;
-    let notice = new_head.to_string();
-    let event_params: [&(dyn ToSql + Sync); 7] =
-        [&positions, &event_streams, &event_versions, &recorded, &actors, &types, &envelopes];
-    let stream_params: [&(dyn ToSql + Sync); 2] = [&touched, &touched_versions];
-    let record_params: [&(dyn ToSql + Sync); 2] = [&record_keys, &record_texts];
-    let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &hash];
-    let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &notice];
-    futures::try_join!(
-        tx.execute(
-            "INSERT INTO golive_events (position, stream, version, recorded_at, actor, event_type, envelope)
-             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])",
-            &event_params,
-        ),
-        tx.execute(
-            "INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($1::uuid[], $2::bigint[])
-             ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version",
-            &stream_params,
-        ),
-        tx.execute(
-            "INSERT INTO golive_idempotency (key, record) SELECT * FROM unnest($1::text[], $2::text[])",
-            &record_params,
-        ),
-        tx.execute("UPDATE golive_head SET position = $1, hash = $2 WHERE id = 1", &head_params),
-        tx.execute("SELECT pg_notify($1, $2)", &notify_params),
-    )
-    .map_err(storage)?;
-    tx.commit().await.map_err(storage)?;
-    Ok(plans)
-}
-
 #[async_trait]
 impl EventStore for PgStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
@@ -524,14 +359,12 @@ impl EventStore for PgStore {
     }
 
     async fn read_stream(&self, stream: Uuid, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
+        let rows = self
+            .rows(
                 "SELECT position, envelope FROM golive_events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
                 &[&stream, &(from_version as i64), &(limit as i64)],
             )
-            .await
-            .map_err(storage)?;
+            .await?;
         rows.iter().map(|r| decode_envelope(r.get(0), r.get::<_, &str>(1))).collect()
     }
 
@@ -541,12 +374,8 @@ impl EventStore for PgStore {
     }
 
     async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT version FROM golive_streams WHERE stream = $1", &[&stream])
-            .await
-            .map_err(storage)?;
-        Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+        let rows = self.rows("SELECT version FROM golive_streams WHERE stream = $1", &[&stream]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
     }
 
     async fn streams(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
@@ -557,26 +386,22 @@ impl EventStore for PgStore {
     }
 
     async fn head(&self) -> Result<Head, StoreError> {
-        let client = self.client().await?;
-        let row =
-            client.query_one("SELECT position, hash FROM golive_head WHERE id = 1", &[]).await.map_err(storage)?;
+        let rows = self.rows("SELECT position, hash FROM golive_head WHERE id = 1", &[]).await?;
+        let row = rows.first().ok_or_else(|| storage("the head row is missing"))?;
         let position = row.get::<_, i64>(0) as u64;
         let hash: String = row.get(1);
         Ok(Head { position, hash: if position == 0 { GENESIS_HASH.to_owned() } else { hash } })
     }
 
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let client = self.client().await?;
-        let row =
-            client.query_opt("SELECT record FROM golive_idempotency WHERE key = $1", &[&key]).await.map_err(storage)?;
-        row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| storage(format!("idempotency record: {e}"))))
+        let rows = self.rows("SELECT record FROM golive_idempotency WHERE key = $1", &[&key]).await?;
+        rows.first().map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| storage(format!("idempotency record: {e}"))))
             .transpose()
     }
 
     async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let client = self.client().await?;
-        let row = client.query_opt("SELECT value FROM golive_aux WHERE key = $1", &[&key]).await.map_err(storage)?;
-        Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+        let rows = self.rows("SELECT value FROM golive_aux WHERE key = $1", &[&key]).await?;
+        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
     }
 
     async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {

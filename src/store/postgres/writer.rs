@@ -1,0 +1,422 @@
+//! The replica's one writer: drains waiting appends and commits them as one transaction.
+//!
+//! Two ways to commit a group, both under the transaction-scoped advisory lock and both one
+//! transaction:
+//! - the **fast path** sends everything in one pipelined round trip, assuming the head and the
+//!   streams' versions are what this writer last committed or what the appends expect. The
+//!   statements themselves check those assumptions (an `UPDATE … WHERE position = old` that
+//!   must touch one row, a versions update that must touch every stream, primary keys on
+//!   positions and idempotency keys) and raise an error when one fails, so a wrong guess
+//!   aborts the transaction and writes nothing;
+//! - the **checked path** reads the head, the versions and the idempotency records under the
+//!   lock first (one round trip), decides each append, then writes and commits (a second).
+//!
+//! The fast path is tried when the writer knows the head and every append pins a version; after
+//! it fails (another replica wrote in between), the checked path is used for a while.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+use super::{storage, Counters, Job};
+use crate::store::{AppendOutcome, ExpectedVersion, IdempotencyRecord, StoreError, StoredEvent};
+
+/// Groups committed on the checked path after a fast path failed, before trying it again.
+const CHECKED_AFTER_MISS: u32 = 16;
+
+struct Statements {
+    lock: Statement,
+    head: Statement,
+    versions: Statement,
+    records: Statement,
+    insert_events: Statement,
+    upsert_streams: Statement,
+    insert_records: Statement,
+    update_head: Statement,
+    notify: Statement,
+    swap_head: Statement,
+    advance_streams: Statement,
+    insert_streams: Statement,
+}
+
+pub(super) struct Writer {
+    client: Client,
+    statements: Statements,
+    lock_key: i64,
+    channel: String,
+    /// The head as this writer last committed or read it.
+    head: Option<(u64, String)>,
+    checked_groups_left: u32,
+}
+
+/// What one job of a group comes to, before the commit.
+enum Planned {
+    Commit { events: Vec<StoredEvent> },
+    Answer(Result<AppendOutcome, StoreError>),
+}
+
+/// The rows a group writes.
+struct Rows {
+    events: Vec<StoredEvent>,
+    records: Vec<IdempotencyRecord>,
+    head: (u64, String),
+    /// stream → (version before the group, version after)
+    streams: HashMap<Uuid, (u64, u64)>,
+}
+
+impl Writer {
+    pub(super) async fn prepare(client: Client, lock_key: i64, channel: String) -> Result<Writer, StoreError> {
+        let prepare = |sql: &'static str| client.prepare(sql);
+        let statements = Statements {
+            lock: prepare("SELECT pg_advisory_xact_lock($1)").await.map_err(storage)?,
+            head: prepare("SELECT position, hash FROM golive_head WHERE id = 1").await.map_err(storage)?,
+            versions: prepare("SELECT stream, version FROM golive_streams WHERE stream = ANY($1)").await.map_err(storage)?,
+            records: prepare("SELECT key, record FROM golive_idempotency WHERE key = ANY($1)").await.map_err(storage)?,
+            insert_events: prepare(
+                "INSERT INTO golive_events (position, stream, version, recorded_at, actor, event_type, envelope)
+                 SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])",
+            )
+            .await
+            .map_err(storage)?,
+            upsert_streams: prepare(
+                "INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($1::uuid[], $2::bigint[])
+                 ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version",
+            )
+            .await
+            .map_err(storage)?,
+            insert_records: prepare(
+                "INSERT INTO golive_idempotency (key, record) SELECT * FROM unnest($1::text[], $2::text[])",
+            )
+            .await
+            .map_err(storage)?,
+            update_head: prepare("UPDATE golive_head SET position = $1, hash = $2 WHERE id = 1").await.map_err(storage)?,
+            notify: prepare("SELECT pg_notify($1, $2)").await.map_err(storage)?,
+            // Fails (division by zero) unless the head was exactly what the writer assumed.
+            swap_head: prepare(
+                "WITH swapped AS (UPDATE golive_head SET position = $2, hash = $3 WHERE id = 1 AND position = $1 RETURNING 1)
+                 SELECT 1 / (SELECT count(*)::int FROM swapped)",
+            )
+            .await
+            .map_err(storage)?,
+            // Fails unless every existing stream was at the version its appends expected.
+            advance_streams: prepare(
+                "WITH advanced AS (
+                     UPDATE golive_streams s SET version = v.new
+                     FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(stream, old, new)
+                     WHERE s.stream = v.stream AND s.version = v.old RETURNING 1)
+                 SELECT 1 / (CASE WHEN (SELECT count(*) FROM advanced) = $4 THEN 1 ELSE 0 END)",
+            )
+            .await
+            .map_err(storage)?,
+            // New streams: a primary-key violation if one already exists.
+            insert_streams: prepare(
+                "INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($1::uuid[], $2::bigint[])",
+            )
+            .await
+            .map_err(storage)?,
+        };
+        Ok(Writer { client, statements, lock_key, channel, head: None, checked_groups_left: 0 })
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut receiver: mpsc::UnboundedReceiver<Job>,
+        max_group: usize,
+        counters: Arc<Counters>,
+        local: mpsc::UnboundedSender<Vec<StoredEvent>>,
+    ) {
+        while let Some(first) = receiver.recv().await {
+            let mut group = vec![first];
+            while group.len() < max_group {
+                match receiver.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&group).await {
+                Ok(plans) => {
+                    let (mut appends, mut events, mut committed) = (0, 0, Vec::new());
+                    for (job, plan) in group.into_iter().zip(plans) {
+                        let answer = match plan {
+                            Planned::Commit { events: stored } => {
+                                appends += 1;
+                                events += stored.len() as u64;
+                                committed.extend(stored.iter().cloned());
+                                Ok(AppendOutcome::Committed(stored))
+                            }
+                            Planned::Answer(answer) => answer,
+                        };
+                        let _ = job.reply.send(answer);
+                    }
+                    counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    counters.appends.fetch_add(appends, Ordering::Relaxed);
+                    counters.events.fetch_add(events, Ordering::Relaxed);
+                    if !committed.is_empty() {
+                        let _ = local.send(committed);
+                    }
+                }
+                Err(error) => {
+                    // The transaction rolled back: nothing of the group was written.
+                    self.head = None;
+                    for job in group {
+                        let _ = job.reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, group: &[Job]) -> Result<Vec<Planned>, StoreError> {
+        let fast = self.checked_groups_left == 0
+            && self.head.is_some()
+            && group.iter().all(|j| matches!(j.request.expected, ExpectedVersion::Exact(_)) && !j.request.events.is_empty());
+        if fast {
+            let (plans, rows) = self.plan_assuming(group);
+            match self.write(&rows, true).await {
+                Ok(()) => {
+                    self.head = Some(rows.head);
+                    return Ok(plans);
+                }
+                Err(_) => {
+                    // Someone else wrote (or a key was used): decide again on what is stored.
+                    let _ = self.client.batch_execute("ROLLBACK").await;
+                    self.head = None;
+                    self.checked_groups_left = CHECKED_AFTER_MISS;
+                }
+            }
+        }
+        self.checked_groups_left = self.checked_groups_left.saturating_sub(1);
+        self.commit_checked(group).await
+    }
+
+    /// Plans a group on the writer's assumptions: the cached head, the expected versions.
+    fn plan_assuming(&self, group: &[Job]) -> (Vec<Planned>, Rows) {
+        let (mut position, mut hash) = self.head.clone().expect("fast path needs a head");
+        let mut streams: HashMap<Uuid, (u64, u64)> = HashMap::new();
+        let mut plans = Vec::with_capacity(group.len());
+        let mut rows = Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
+        for job in group {
+            let request = &job.request;
+            let ExpectedVersion::Exact(expected) = request.expected else { unreachable!("checked by the caller") };
+            let entry = streams.entry(request.stream).or_insert((expected, expected));
+            // A second append to one stream in the group must follow the first.
+            if entry.1 != expected {
+                plans.push(Planned::Answer(Err(StoreError::WrongExpectedVersion {
+                    stream: request.stream,
+                    expected,
+                    actual: entry.1,
+                })));
+                continue;
+            }
+            let mut stored = Vec::with_capacity(request.events.len());
+            for (i, new) in request.events.iter().enumerate() {
+                position += 1;
+                let event = StoredEvent::seal(new.clone(), request.stream, position, expected + 1 + i as u64, &hash);
+                hash = event.hash.clone();
+                stored.push(event);
+            }
+            entry.1 = expected + request.events.len() as u64;
+            let record = request.idempotency.as_ref().map(|write| IdempotencyRecord {
+                key: write.key.clone(),
+                request_digest: write.request_digest.clone(),
+                stream: request.stream,
+                positions: stored.iter().map(|e| e.position).collect(),
+                response: write.response.clone(),
+                recorded_at: Utc::now(),
+            });
+            rows.events.extend(stored.iter().cloned());
+            rows.records.extend(record);
+            plans.push(Planned::Commit { events: stored });
+        }
+        rows.head = (position, hash);
+        rows.streams = streams;
+        (plans, rows)
+    }
+
+    async fn commit_checked(&mut self, group: &[Job]) -> Result<Vec<Planned>, StoreError> {
+        let streams: Vec<Uuid> = group.iter().map(|j| j.request.stream).collect();
+        let keys: Vec<String> =
+            group.iter().filter_map(|j| j.request.idempotency.as_ref().map(|i| i.key.clone())).collect();
+        let s = &self.statements;
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&self.lock_key];
+        let stream_params: [&(dyn ToSql + Sync); 1] = [&streams];
+        let key_params: [&(dyn ToSql + Sync); 1] = [&keys];
+        let read = async {
+            futures::try_join!(
+                self.client.batch_execute("BEGIN"),
+                self.client.execute(&s.lock, &lock_params),
+                self.client.query_one(&s.head, &[]),
+                self.client.query(&s.versions, &stream_params),
+                self.client.query(&s.records, &key_params),
+            )
+        };
+        let (_, _, head, versions, records) = match read.await {
+            Ok(answers) => answers,
+            Err(error) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                return Err(storage(error));
+            }
+        };
+        let mut position = head.get::<_, i64>(0) as u64;
+        let mut hash: String = head.get(1);
+        let mut versions: HashMap<Uuid, u64> =
+            versions.iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, i64>(1) as u64)).collect();
+        let mut known: HashMap<String, IdempotencyRecord> = HashMap::new();
+        for row in &records {
+            match serde_json::from_str::<IdempotencyRecord>(row.get::<_, &str>(1)) {
+                Ok(record) => {
+                    known.insert(row.get::<_, String>(0), record);
+                }
+                Err(error) => {
+                    let _ = self.client.batch_execute("ROLLBACK").await;
+                    return Err(storage(format!("idempotency record: {error}")));
+                }
+            }
+        }
+        let mut plans = Vec::with_capacity(group.len());
+        let mut rows = Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
+        for job in group {
+            let request = &job.request;
+            if request.events.is_empty() {
+                plans.push(Planned::Answer(Err(StoreError::EmptyAppend)));
+                continue;
+            }
+            if let Some(write) = &request.idempotency {
+                if let Some(record) = known.get(&write.key) {
+                    plans.push(Planned::Answer(if record.request_digest == write.request_digest {
+                        Ok(AppendOutcome::Duplicate(record.clone()))
+                    } else {
+                        Err(StoreError::IdempotencyKeyReused { key: write.key.clone() })
+                    }));
+                    continue;
+                }
+            }
+            let current = versions.get(&request.stream).copied().unwrap_or(0);
+            if let ExpectedVersion::Exact(expected) = request.expected {
+                if expected != current {
+                    plans.push(Planned::Answer(Err(StoreError::WrongExpectedVersion {
+                        stream: request.stream,
+                        expected,
+                        actual: current,
+                    })));
+                    continue;
+                }
+            }
+            let mut stored = Vec::with_capacity(request.events.len());
+            for (i, new) in request.events.iter().enumerate() {
+                position += 1;
+                let event = StoredEvent::seal(new.clone(), request.stream, position, current + 1 + i as u64, &hash);
+                hash = event.hash.clone();
+                stored.push(event);
+            }
+            let after = current + request.events.len() as u64;
+            versions.insert(request.stream, after);
+            rows.streams.entry(request.stream).or_insert((current, after)).1 = after;
+            let record = request.idempotency.as_ref().map(|write| IdempotencyRecord {
+                key: write.key.clone(),
+                request_digest: write.request_digest.clone(),
+                stream: request.stream,
+                positions: stored.iter().map(|e| e.position).collect(),
+                response: write.response.clone(),
+                recorded_at: Utc::now(),
+            });
+            if let Some(record) = &record {
+                known.insert(record.key.clone(), record.clone());
+            }
+            rows.events.extend(stored.iter().cloned());
+            rows.records.extend(record);
+            plans.push(Planned::Commit { events: stored });
+        }
+        rows.head = (position, hash);
+        if rows.events.is_empty() {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Ok(plans);
+        }
+        if let Err(error) = self.write(&rows, false).await {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(error);
+        }
+        self.head = Some(rows.head);
+        Ok(plans)
+    }
+
+    /// Writes a planned group and commits, in one pipelined round trip. `fast`: the transaction
+    /// is opened here and the statements verify the writer's assumptions themselves.
+    async fn write(&self, rows: &Rows, fast: bool) -> Result<(), StoreError> {
+        let s = &self.statements;
+        let events = &rows.events;
+        let positions: Vec<i64> = events.iter().map(|e| e.position as i64).collect();
+        let event_streams: Vec<Uuid> = events.iter().map(|e| e.integration_id).collect();
+        let event_versions: Vec<i64> = events.iter().map(|e| e.version as i64).collect();
+        let recorded: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
+        let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let envelopes: Vec<String> =
+            events.iter().map(|e| serde_json::to_string(e).expect("envelopes serialize")).collect();
+        let record_keys: Vec<&str> = rows.records.iter().map(|r| r.key.as_str()).collect();
+        let record_texts: Vec<String> =
+            rows.records.iter().map(|r| serde_json::to_string(r).expect("records serialize")).collect();
+        let old_head = self.head.as_ref().map(|h| h.0 as i64).unwrap_or(-1);
+        let (new_head, new_hash) = (rows.head.0 as i64, rows.head.1.as_str());
+        let notice = new_head.to_string();
+        // Streams that existed (advanced from their version) and streams that are new.
+        let (mut old_streams, mut olds, mut news, mut new_streams, mut new_versions) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (stream, (before, after)) in &rows.streams {
+            if *before == 0 {
+                new_streams.push(*stream);
+                new_versions.push(*after as i64);
+            } else {
+                old_streams.push(*stream);
+                olds.push(*before as i64);
+                news.push(*after as i64);
+            }
+        }
+        let all_streams: Vec<Uuid> = rows.streams.keys().copied().collect();
+        let all_versions: Vec<i64> = all_streams.iter().map(|s| rows.streams[s].1 as i64).collect();
+        let existing = old_streams.len() as i64;
+
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&self.lock_key];
+        let event_params: [&(dyn ToSql + Sync); 7] =
+            [&positions, &event_streams, &event_versions, &recorded, &actors, &types, &envelopes];
+        let record_params: [&(dyn ToSql + Sync); 2] = [&record_keys, &record_texts];
+        let notify_params: [&(dyn ToSql + Sync); 2] = [&self.channel, &notice];
+        let swap_params: [&(dyn ToSql + Sync); 3] = [&old_head, &new_head, &new_hash];
+        let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &new_hash];
+        let advance_params: [&(dyn ToSql + Sync); 4] = [&old_streams, &olds, &news, &existing];
+        let insert_stream_params: [&(dyn ToSql + Sync); 2] = [&new_streams, &new_versions];
+        let upsert_params: [&(dyn ToSql + Sync); 2] = [&all_streams, &all_versions];
+        let c = &self.client;
+        let outcome = if fast {
+            futures::try_join!(
+                c.batch_execute("BEGIN"),
+                c.execute(&s.lock, &lock_params),
+                c.execute(&s.swap_head, &swap_params),
+                c.execute(&s.advance_streams, &advance_params),
+                c.execute(&s.insert_streams, &insert_stream_params),
+                c.execute(&s.insert_events, &event_params),
+                c.execute(&s.insert_records, &record_params),
+                c.execute(&s.notify, &notify_params),
+                c.batch_execute("COMMIT"),
+            )
+            .map(|_| ())
+        } else {
+            futures::try_join!(
+                c.execute(&s.insert_events, &event_params),
+                c.execute(&s.upsert_streams, &upsert_params),
+                c.execute(&s.insert_records, &record_params),
+                c.execute(&s.update_head, &head_params),
+                c.execute(&s.notify, &notify_params),
+                c.batch_execute("COMMIT"),
+            )
+            .map(|_| ())
+        };
+        outcome.map_err(storage)
+    }
+}
