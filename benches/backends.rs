@@ -9,7 +9,6 @@
 //! PostgreSQL server the PostgreSQL rows say SKIPPED.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use golive::domain::{Actor, HttpUrl};
@@ -33,7 +32,11 @@ async fn run(engines: &[Engine], clients: usize, seconds: u64) -> Figures {
     for c in 0..clients {
         let engine = &engines[c % engines.len()];
         let opened = engine
-            .open_integration(json!({"customer": format!("Bench {c}"), "gitlab_url": "https://gitlab.bench.example"}), &actor, None)
+            .open_integration(
+                json!({"customer": format!("Bench {c}"), "gitlab_url": "https://gitlab.bench.example"}),
+                &actor,
+                None,
+            )
             .await
             .unwrap();
         ids.push(opened.state.id);
@@ -70,7 +73,11 @@ async fn run(engines: &[Engine], clients: usize, seconds: u64) -> Figures {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
-    let pick = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
     Figures { rate: all.len() as f64 / elapsed, p50_ms: pick(0.5), p99_ms: pick(0.99), errors }
 }
 
@@ -80,7 +87,8 @@ fn config() -> EngineConfig {
 
 async fn postgres_schema(base: &str) -> Option<(tokio_postgres::Client, String, String)> {
     let config = tokio_postgres::Config::from_str(base).ok()?;
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(5), config.connect(tokio_postgres::NoTls)).await.ok()?.ok()?;
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(5), config.connect(tokio_postgres::NoTls)).await.ok()?.ok()?;
     tokio::spawn(connection);
     let schema = format!("golive_bench_{}", uuid::Uuid::new_v4().simple());
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.ok()?;

@@ -1,13 +1,12 @@
 //! The PostgreSQL backend: the same promises as the sled store, for several golive replicas on
 //! one shared database.
 //!
-//! Positions and the hash chain: every group of appends runs in one transaction that first
-//! takes a transaction-scoped advisory lock, reads the single-row head (last position, last
-//! hash), assigns the next positions, chains the hashes, writes the events and the new head,
-//! and commits. The lock is released only after the commit is visible, so positions become
-//! visible in order: no reader can see position n+1 while n is still uncommitted, on any
-//! replica, and the chain stays one chain with any number of writers. `UNIQUE (stream,
-//! version)` backs the expected-version check.
+//! Positions and the hash chain: every group of appends runs in one transaction that moves the
+//! single-row head (last position, last hash) from the value it continues: positions and hashes
+//! are assigned from it, and the head row stays locked until the commit is visible. So
+//! positions become visible in order: no reader can see position n+1 while n is still
+//! uncommitted, on any replica, and the chain stays one chain with any number of writers.
+//! `UNIQUE (stream, version)` backs the expected-version check. (writer.rs has the details.)
 //!
 //! Group commit: one writer task per replica drains every append waiting and commits them as
 //! one transaction (one lock, one WAL flush), acknowledging nobody before the commit.
@@ -35,8 +34,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 use super::{
-    AppendOutcome, AppendRequest, EventStore, Head, IdempotencyRecord, StoreCounters, StoreError,
-    StoredEvent, GENESIS_HASH,
+    AppendOutcome, AppendRequest, EventStore, Head, IdempotencyRecord, StoreCounters, StoreError, StoredEvent,
+    GENESIS_HASH,
 };
 
 /// Versioned migrations, applied in order on start under a lock; never edited once released.
@@ -118,12 +117,11 @@ fn corrupt(position: u64, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { position, reason: error.to_string() }
 }
 
-/// A stable 64-bit key (for the advisory lock) and a channel name, both per schema, so
-/// several golive deployments (or test runs) can share one database in separate schemas.
-fn schema_ids(schema: &str) -> (i64, String) {
+/// The notification channel of a schema, so several golive deployments (or test runs) can
+/// share one database in separate schemas.
+fn channel_of(schema: &str) -> String {
     let digest = Sha256::digest(format!("golive:{schema}").as_bytes());
-    let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-    (key, format!("golive_{}", hex::encode(&digest[..8])))
+    format!("golive_{}", hex::encode(&digest[..8]))
 }
 
 impl PgStore {
@@ -136,7 +134,7 @@ impl PgStore {
         let client = pool.get().await.map_err(storage)?;
         migrate(&client).await?;
         let schema: String = client.query_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
-        let (lock_key, channel) = schema_ids(&schema);
+        let channel = channel_of(&schema);
         let head: i64 = client.query_one("SELECT position FROM golive_head", &[]).await.map_err(storage)?.get(0);
         drop(client);
 
@@ -153,11 +151,19 @@ impl PgStore {
                 tracing::error!(%error, "the PostgreSQL writer connection ended");
             }
         });
-        let writer = writer::Writer::prepare(writer_client, lock_key, channel.clone()).await?;
+        let writer = writer::Writer::prepare(writer_client, channel.clone()).await?;
         let writer = tokio::spawn(writer.run(receiver, options.max_group.max(1), counters.clone(), local.clone()));
-        let listener = tokio::spawn(listen_loop(config, channel, nudge.clone()));
-        let tail =
-            tokio::spawn(tail_loop(pool.clone(), live.clone(), nudge.clone(), locals, head as u64, options.poll_interval));
+        let announced = Arc::new(AtomicU64::new(0));
+        let listener = tokio::spawn(listen_loop(config, channel, nudge.clone(), announced.clone()));
+        let tail = tokio::spawn(tail_loop(
+            pool.clone(),
+            live.clone(),
+            nudge.clone(),
+            announced,
+            locals,
+            head as u64,
+            options.poll_interval,
+        ));
         Ok(Arc::new(PgStore {
             pool,
             jobs: Mutex::new(Some(jobs)),
@@ -232,16 +238,20 @@ async fn migrate(client: &tokio_postgres::Client) -> Result<(), StoreError> {
 }
 
 /// Waits for notifications and nudges the live tail. Reconnects after a lost connection.
-async fn listen_loop(config: tokio_postgres::Config, channel: String, nudge: Arc<Notify>) {
+async fn listen_loop(config: tokio_postgres::Config, channel: String, nudge: Arc<Notify>, announced: Arc<AtomicU64>) {
     loop {
         match config.connect(NoTls).await {
             Ok((client, mut connection)) => {
                 let (tx, mut rx) = mpsc::unbounded_channel();
+                let heard = announced.clone();
                 let driver = tokio::spawn(async move {
                     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                     while let Some(message) = messages.next().await {
                         match message {
-                            Ok(AsyncMessage::Notification(_)) => {
+                            Ok(AsyncMessage::Notification(notice)) => {
+                                // The payload is the committed head; the tail reads the log
+                                // only when that is beyond what it has already handed out.
+                                heard.fetch_max(notice.payload().parse().unwrap_or(u64::MAX), Ordering::SeqCst);
                                 let _ = tx.send(());
                             }
                             Ok(_) => {}
@@ -269,6 +279,7 @@ async fn tail_loop(
     pool: Pool,
     live: broadcast::Sender<Arc<StoredEvent>>,
     nudge: Arc<Notify>,
+    announced: Arc<AtomicU64>,
     mut locals: mpsc::UnboundedReceiver<Vec<StoredEvent>>,
     mut last: u64,
     poll_interval: Duration,
@@ -281,7 +292,7 @@ async fn tail_loop(
                 Some(batch) => pending.extend(batch.into_iter().map(|e| (e.position, e))),
                 None => return,
             },
-            _ = nudge.notified() => read_log = true,
+            _ = nudge.notified() => read_log = announced.load(Ordering::SeqCst) > last,
             _ = tokio::time::sleep(poll_interval) => read_log = true,
         }
         while let Ok(batch) = locals.try_recv() {
@@ -395,7 +406,8 @@ impl EventStore for PgStore {
 
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let rows = self.rows("SELECT record FROM golive_idempotency WHERE key = $1", &[&key]).await?;
-        rows.first().map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| storage(format!("idempotency record: {e}"))))
+        rows.first()
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| storage(format!("idempotency record: {e}"))))
             .transpose()
     }
 

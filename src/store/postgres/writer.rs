@@ -1,15 +1,17 @@
 //! The replica's one writer: drains waiting appends and commits them as one transaction.
 //!
-//! Two ways to commit a group, both under the transaction-scoped advisory lock and both one
+//! The lock that orders writers is the single head row (last position, last hash): a group's
+//! transaction updates it, so the row stays locked until that transaction's commit is visible,
+//! and the next writer can only continue from there. Two ways to commit a group, each one
 //! transaction:
-//! - the **fast path** sends everything in one pipelined round trip, assuming the head and the
-//!   streams' versions are what this writer last committed or what the appends expect. The
-//!   statements themselves check those assumptions (an `UPDATE … WHERE position = old` that
-//!   must touch one row, a versions update that must touch every stream, primary keys on
-//!   positions and idempotency keys) and raise an error when one fails, so a wrong guess
-//!   aborts the transaction and writes nothing;
-//! - the **checked path** reads the head, the versions and the idempotency records under the
-//!   lock first (one round trip), decides each append, then writes and commits (a second).
+//! - the **fast path** is one statement (one round trip, its own transaction), assuming the
+//!   head and the streams' versions are what this writer last committed or what the appends
+//!   expect. The statement checks those assumptions itself (the head must move from exactly the
+//!   expected position, every existing stream from exactly its expected version; positions, new
+//!   streams and idempotency keys must be new) and fails when one does not hold, so a wrong
+//!   guess writes nothing;
+//! - the **checked path** locks and reads the head, the versions and the idempotency records
+//!   (one round trip), decides each append, then writes and commits (a second).
 //!
 //! The fast path is tried when the writer knows the head and every append pins a version; after
 //! it fails (another replica wrote in between), the checked path is used for a while.
@@ -31,24 +33,15 @@ use crate::store::{AppendOutcome, ExpectedVersion, IdempotencyRecord, StoreError
 const CHECKED_AFTER_MISS: u32 = 16;
 
 struct Statements {
-    lock: Statement,
     head: Statement,
     versions: Statement,
     records: Statement,
-    insert_events: Statement,
-    upsert_streams: Statement,
-    insert_records: Statement,
-    update_head: Statement,
-    notify: Statement,
-    swap_head: Statement,
-    advance_streams: Statement,
-    insert_streams: Statement,
+    write_group: Statement,
 }
 
 pub(super) struct Writer {
     client: Client,
     statements: Statements,
-    lock_key: i64,
     channel: String,
     /// The head as this writer last committed or read it.
     head: Option<(u64, String)>,
@@ -71,57 +64,40 @@ struct Rows {
 }
 
 impl Writer {
-    pub(super) async fn prepare(client: Client, lock_key: i64, channel: String) -> Result<Writer, StoreError> {
+    pub(super) async fn prepare(client: Client, channel: String) -> Result<Writer, StoreError> {
         let prepare = |sql: &'static str| client.prepare(sql);
         let statements = Statements {
-            lock: prepare("SELECT pg_advisory_xact_lock($1)").await.map_err(storage)?,
-            head: prepare("SELECT position, hash FROM golive_head WHERE id = 1").await.map_err(storage)?,
+            head: prepare("SELECT position, hash FROM golive_head WHERE id = 1 FOR UPDATE").await.map_err(storage)?,
             versions: prepare("SELECT stream, version FROM golive_streams WHERE stream = ANY($1)").await.map_err(storage)?,
             records: prepare("SELECT key, record FROM golive_idempotency WHERE key = ANY($1)").await.map_err(storage)?,
-            insert_events: prepare(
-                "INSERT INTO golive_events (position, stream, version, recorded_at, actor, event_type, envelope)
-                 SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])",
-            )
-            .await
-            .map_err(storage)?,
-            upsert_streams: prepare(
-                "INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($1::uuid[], $2::bigint[])
-                 ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version",
-            )
-            .await
-            .map_err(storage)?,
-            insert_records: prepare(
-                "INSERT INTO golive_idempotency (key, record) SELECT * FROM unnest($1::text[], $2::text[])",
-            )
-            .await
-            .map_err(storage)?,
-            update_head: prepare("UPDATE golive_head SET position = $1, hash = $2 WHERE id = 1").await.map_err(storage)?,
-            notify: prepare("SELECT pg_notify($1, $2)").await.map_err(storage)?,
-            // Fails (division by zero) unless the head was exactly what the writer assumed.
-            swap_head: prepare(
-                "WITH swapped AS (UPDATE golive_head SET position = $2, hash = $3 WHERE id = 1 AND position = $1 RETURNING 1)
-                 SELECT 1 / (SELECT count(*)::int FROM swapped)",
-            )
-            .await
-            .map_err(storage)?,
-            // Fails unless every existing stream was at the version its appends expected.
-            advance_streams: prepare(
-                "WITH advanced AS (
+            // One statement writes the whole group and checks the writer's assumptions: the head
+            // moves from exactly the position it expected (else division by zero), every existing
+            // stream advances from exactly the version its appends expected (likewise), new
+            // streams, positions and idempotency keys are new (primary keys). Data-modifying CTEs
+            // all run to completion, referenced or not.
+            write_group: prepare(
+                "WITH swapped AS (
+                     UPDATE golive_head SET position = $2, hash = $3 WHERE id = 1 AND position = $1 RETURNING 1),
+                 advanced AS (
                      UPDATE golive_streams s SET version = v.new
-                     FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(stream, old, new)
-                     WHERE s.stream = v.stream AND s.version = v.old RETURNING 1)
-                 SELECT 1 / (CASE WHEN (SELECT count(*) FROM advanced) = $4 THEN 1 ELSE 0 END)",
-            )
-            .await
-            .map_err(storage)?,
-            // New streams: a primary-key violation if one already exists.
-            insert_streams: prepare(
-                "INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($1::uuid[], $2::bigint[])",
+                     FROM unnest($4::uuid[], $5::bigint[], $6::bigint[]) AS v(stream, old, new)
+                     WHERE s.stream = v.stream AND s.version = v.old RETURNING 1),
+                 created AS (
+                     INSERT INTO golive_streams (stream, version) SELECT * FROM unnest($7::uuid[], $8::bigint[]) RETURNING 1),
+                 written AS (
+                     INSERT INTO golive_events (position, stream, version, recorded_at, actor, event_type, envelope)
+                     SELECT * FROM unnest($9::bigint[], $10::uuid[], $11::bigint[], $12::timestamptz[], $13::text[], $14::text[], $15::text[])
+                     RETURNING 1),
+                 remembered AS (
+                     INSERT INTO golive_idempotency (key, record) SELECT * FROM unnest($16::text[], $17::text[]) RETURNING 1)
+                 SELECT 1 / (CASE WHEN (SELECT count(*) FROM swapped) = 1 AND (SELECT count(*) FROM advanced) = $18 THEN 1 ELSE 0 END),
+                        (SELECT count(*) FROM created), (SELECT count(*) FROM written), (SELECT count(*) FROM remembered),
+                        pg_notify($19, $20)",
             )
             .await
             .map_err(storage)?,
         };
-        Ok(Writer { client, statements, lock_key, channel, head: None, checked_groups_left: 0 })
+        Ok(Writer { client, statements, channel, head: None, checked_groups_left: 0 })
     }
 
     pub(super) async fn run(
@@ -175,7 +151,9 @@ impl Writer {
     async fn commit(&mut self, group: &[Job]) -> Result<Vec<Planned>, StoreError> {
         let fast = self.checked_groups_left == 0
             && self.head.is_some()
-            && group.iter().all(|j| matches!(j.request.expected, ExpectedVersion::Exact(_)) && !j.request.events.is_empty());
+            && group
+                .iter()
+                .all(|j| matches!(j.request.expected, ExpectedVersion::Exact(_)) && !j.request.events.is_empty());
         if fast {
             let (plans, rows) = self.plan_assuming(group);
             match self.write(&rows, true).await {
@@ -200,7 +178,8 @@ impl Writer {
         let (mut position, mut hash) = self.head.clone().expect("fast path needs a head");
         let mut streams: HashMap<Uuid, (u64, u64)> = HashMap::new();
         let mut plans = Vec::with_capacity(group.len());
-        let mut rows = Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
+        let mut rows =
+            Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
         for job in group {
             let request = &job.request;
             let ExpectedVersion::Exact(expected) = request.expected else { unreachable!("checked by the caller") };
@@ -244,19 +223,17 @@ impl Writer {
         let keys: Vec<String> =
             group.iter().filter_map(|j| j.request.idempotency.as_ref().map(|i| i.key.clone())).collect();
         let s = &self.statements;
-        let lock_params: [&(dyn ToSql + Sync); 1] = [&self.lock_key];
         let stream_params: [&(dyn ToSql + Sync); 1] = [&streams];
         let key_params: [&(dyn ToSql + Sync); 1] = [&keys];
         let read = async {
             futures::try_join!(
                 self.client.batch_execute("BEGIN"),
-                self.client.execute(&s.lock, &lock_params),
                 self.client.query_one(&s.head, &[]),
                 self.client.query(&s.versions, &stream_params),
                 self.client.query(&s.records, &key_params),
             )
         };
-        let (_, _, head, versions, records) = match read.await {
+        let (_, head, versions, records) = match read.await {
             Ok(answers) => answers,
             Err(error) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;
@@ -265,6 +242,7 @@ impl Writer {
         };
         let mut position = head.get::<_, i64>(0) as u64;
         let mut hash: String = head.get(1);
+        let read_head = (position, hash.clone());
         let mut versions: HashMap<Uuid, u64> =
             versions.iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, i64>(1) as u64)).collect();
         let mut known: HashMap<String, IdempotencyRecord> = HashMap::new();
@@ -280,7 +258,8 @@ impl Writer {
             }
         }
         let mut plans = Vec::with_capacity(group.len());
-        let mut rows = Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
+        let mut rows =
+            Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
         for job in group {
             let request = &job.request;
             if request.events.is_empty() {
@@ -338,6 +317,8 @@ impl Writer {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Ok(plans);
         }
+        // What the head was under the lock: the statement checks it moves from there.
+        self.head = Some(read_head);
         if let Err(error) = self.write(&rows, false).await {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Err(error);
@@ -378,44 +359,36 @@ impl Writer {
                 news.push(*after as i64);
             }
         }
-        let all_streams: Vec<Uuid> = rows.streams.keys().copied().collect();
-        let all_versions: Vec<i64> = all_streams.iter().map(|s| rows.streams[s].1 as i64).collect();
         let existing = old_streams.len() as i64;
 
-        let lock_params: [&(dyn ToSql + Sync); 1] = [&self.lock_key];
-        let event_params: [&(dyn ToSql + Sync); 7] =
-            [&positions, &event_streams, &event_versions, &recorded, &actors, &types, &envelopes];
-        let record_params: [&(dyn ToSql + Sync); 2] = [&record_keys, &record_texts];
-        let notify_params: [&(dyn ToSql + Sync); 2] = [&self.channel, &notice];
-        let swap_params: [&(dyn ToSql + Sync); 3] = [&old_head, &new_head, &new_hash];
-        let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &new_hash];
-        let advance_params: [&(dyn ToSql + Sync); 4] = [&old_streams, &olds, &news, &existing];
-        let insert_stream_params: [&(dyn ToSql + Sync); 2] = [&new_streams, &new_versions];
-        let upsert_params: [&(dyn ToSql + Sync); 2] = [&all_streams, &all_versions];
+        let params: [&(dyn ToSql + Sync); 20] = [
+            &old_head,
+            &new_head,
+            &new_hash,
+            &old_streams,
+            &olds,
+            &news,
+            &new_streams,
+            &new_versions,
+            &positions,
+            &event_streams,
+            &event_versions,
+            &recorded,
+            &actors,
+            &types,
+            &envelopes,
+            &record_keys,
+            &record_texts,
+            &existing,
+            &self.channel,
+            &notice,
+        ];
         let c = &self.client;
         let outcome = if fast {
-            futures::try_join!(
-                c.batch_execute("BEGIN"),
-                c.execute(&s.lock, &lock_params),
-                c.execute(&s.swap_head, &swap_params),
-                c.execute(&s.advance_streams, &advance_params),
-                c.execute(&s.insert_streams, &insert_stream_params),
-                c.execute(&s.insert_events, &event_params),
-                c.execute(&s.insert_records, &record_params),
-                c.execute(&s.notify, &notify_params),
-                c.batch_execute("COMMIT"),
-            )
-            .map(|_| ())
+            // One statement is one transaction: no BEGIN, no COMMIT, one round trip.
+            c.execute(&s.write_group, &params).await.map(|_| ())
         } else {
-            futures::try_join!(
-                c.execute(&s.insert_events, &event_params),
-                c.execute(&s.upsert_streams, &upsert_params),
-                c.execute(&s.insert_records, &record_params),
-                c.execute(&s.update_head, &head_params),
-                c.execute(&s.notify, &notify_params),
-                c.batch_execute("COMMIT"),
-            )
-            .map(|_| ())
+            futures::try_join!(c.execute(&s.write_group, &params), c.batch_execute("COMMIT")).map(|_| ())
         };
         outcome.map_err(storage)
     }
