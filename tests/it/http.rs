@@ -35,11 +35,23 @@ pub async fn spawn_app_with(config: HttpConfig) -> TestApp {
 }
 
 async fn spawn_on(dir: tempfile::TempDir, config: HttpConfig) -> TestApp {
+    spawn_with_store(dir, config, None).await
+}
+
+/// The app on PostgreSQL at `url` (the data directory holds only the master key).
+pub async fn spawn_app_on_postgres(url: &str) -> TestApp {
+    spawn_with_store(tempfile::tempdir().unwrap(), HttpConfig::default(), Some(url)).await
+}
+
+async fn spawn_with_store(dir: tempfile::TempDir, config: HttpConfig, postgres: Option<&str>) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let engine_config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
     let options = OpenOptions { store: crate::store_conformance::reopen_options(), ..Default::default() };
-    let (engine, _) = Engine::open_dir(dir.path(), engine_config, options).await.unwrap();
+    let (engine, _) = match postgres {
+        Some(url) => Engine::open_postgres(url, dir.path(), engine_config, options).await.unwrap(),
+        None => Engine::open_dir(dir.path(), engine_config, options).await.unwrap(),
+    };
     let tokens = Tokens::new(engine.store().as_ref());
     let stamp = uuid::Uuid::new_v4().simple().to_string();
     let admin = tokens.create(&format!("admin-{stamp}"), Role::Admin, "test").await.unwrap();
@@ -165,7 +177,34 @@ pub async fn to_webhook_live(app: &TestApp) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_onboarding_over_http_with_real_gitlab_payloads() {
-    let mut app = spawn_app().await;
+    whole_onboarding(spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_onboarding_over_http_on_postgres() {
+    let Some(base) = crate::pg::available("the_whole_onboarding_over_http_on_postgres").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    let app = spawn_app_on_postgres(&url).await;
+    let id = whole_onboarding_returning_id(app).await;
+    // The data key lived in PostgreSQL (the reveal used it); the shred deleted its row.
+    let client = crate::pg::connect(&url).await;
+    let keys: i64 = client.query_one("SELECT count(*) FROM golive_data_keys", &[]).await.unwrap().get(0);
+    assert_eq!(keys, 0, "the shred deleted the data key row of {id}");
+    let shredded: i64 = client
+        .query_one("SELECT count(*) FROM golive_events WHERE event_type = 'secrets_shredded'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shredded, 1);
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
+async fn whole_onboarding(app: TestApp) {
+    whole_onboarding_returning_id(app).await;
+}
+
+/// The guide end to end over HTTP; also reveals and shreds the access token at the end.
+async fn whole_onboarding_returning_id(mut app: TestApp) -> String {
     let (id, token) = to_webhook_live(&app).await;
     let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
     assert_eq!(state["stage"], "webhook_live");
@@ -230,7 +269,21 @@ async fn the_whole_onboarding_over_http_with_real_gitlab_payloads() {
     assert!(!delivery.to_string().contains("dana.reyes@acme-robotics.example"), "no personal data from the body");
     let (_, verify) = app.get(&app.viewer, "/api/v1/audit/verify").await;
     assert_eq!(verify["valid"], true);
+    let (status, revealed) =
+        app.post(&app.admin, &format!("/api/v1/integrations/{id}/reveal"), &json!({"secret": "access_token"})).await;
+    assert_eq!(status, StatusCode::OK, "{revealed}");
+    assert_eq!(
+        revealed["plaintext"].as_str().or(revealed["secret"].as_str()),
+        Some("glpat-http-test-token"),
+        "{revealed}"
+    );
+    let (status, _) = app.post(&app.admin, &format!("/api/v1/integrations/{id}/shred"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) =
+        app.post(&app.admin, &format!("/api/v1/integrations/{id}/reveal"), &json!({"secret": "access_token"})).await;
+    assert_ne!(status, StatusCode::OK, "nothing to reveal after a shred");
     app.stop().await;
+    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
