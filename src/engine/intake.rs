@@ -55,6 +55,42 @@ impl std::fmt::Debug for IntakeForm {
     }
 }
 
+/// Parses what the customer typed into the three facts it records, with the same rules as the
+/// public commands (`register_application`, `provide_application_secret`,
+/// `provide_access_token`); an invalid field is named (`application_id`, `scopes`,
+/// `application_secret`, `access_token`). Pure: the fuzz target calls it directly.
+pub fn parse_intake(
+    form: &IntakeForm,
+    application_name: &ShortText,
+    redirect_uri: &HttpUrl,
+) -> Result<(domain::ApplicationRegistration, PlaintextSecret, PlaintextSecret), Rejection> {
+    let registration = match domain::parse_request(
+        json!({
+            "type": "register_application",
+            "name": application_name,
+            "redirect_uri": redirect_uri,
+            "application_id": form.application_id.trim(),
+            "scopes": form.scopes,
+        }),
+        Origin::Public,
+    )? {
+        CommandRequest::RegisterApplication(registration) => registration,
+        _ => unreachable!("parsed as register_application"),
+    };
+    let parse_secret = |field: &str, value: &str| -> Result<PlaintextSecret, Rejection> {
+        let body = json!({"type": "provide_application_secret", "secret": value.trim()});
+        match domain::parse_request(body, Origin::Public) {
+            Ok(CommandRequest::ProvideApplicationSecret { secret }) => Ok(secret),
+            Ok(_) => unreachable!("parsed as provide_application_secret"),
+            Err(Rejection::InvalidField { message, .. }) => Err(Rejection::invalid(field, message)),
+            Err(other) => Err(other),
+        }
+    };
+    let application_secret = parse_secret("application_secret", &form.application_secret)?;
+    let access_token = parse_secret("access_token", &form.access_token)?;
+    Ok((registration, application_secret, access_token))
+}
+
 fn customer_actor() -> Actor {
     Actor::parse("customer").expect("a valid actor name")
 }
@@ -109,30 +145,8 @@ impl Engine {
         tracing::debug!(integration = %id, form = ?form, "intake submitted");
         // Refuse a dead link before looking at the form, so a used link says so.
         let invitation = self.intake_invitation(id, secret).await?;
-        let registration = match domain::parse_request(
-            json!({
-                "type": "register_application",
-                "name": invitation.application_name,
-                "redirect_uri": invitation.redirect_uri,
-                "application_id": form.application_id.trim(),
-                "scopes": form.scopes,
-            }),
-            Origin::Public,
-        )? {
-            CommandRequest::RegisterApplication(registration) => registration,
-            _ => unreachable!("parsed as register_application"),
-        };
-        let parse_secret = |field: &str, value: &str| -> Result<PlaintextSecret, EngineError> {
-            let body = json!({"type": "provide_application_secret", "secret": value.trim()});
-            match domain::parse_request(body, Origin::Public) {
-                Ok(CommandRequest::ProvideApplicationSecret { secret }) => Ok(secret),
-                Ok(_) => unreachable!("parsed as provide_application_secret"),
-                Err(Rejection::InvalidField { message, .. }) => Err(Rejection::invalid(field, message).into()),
-                Err(other) => Err(other.into()),
-            }
-        };
-        let application_secret = parse_secret("application_secret", &form.application_secret)?;
-        let access_token = parse_secret("access_token", &form.access_token)?;
+        let (registration, application_secret, access_token) =
+            parse_intake(form, &invitation.application_name, &invitation.redirect_uri)?;
         let key = self.inner.keystore.data_key(id).await?;
         let mut sealer = IntegrationSealer::new(&key, id, &self.inner.config.public_url);
         let submission = IntakeSubmission {

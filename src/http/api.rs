@@ -8,50 +8,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use futures::stream::Stream;
 use serde_json::{json, Value};
 
 use super::{json_body, AppState, Principal, Problem};
 use crate::auth::{AuthError, Role, Tokens};
-use crate::domain::{IntegrationId, SecretKind, Stage};
-use crate::engine::{At, AuditQuery, ExecuteRequest, Executed, ListFilter};
+use crate::domain::{IntegrationId, SecretKind};
+use crate::engine::{ExecuteRequest, Executed};
 use crate::views;
 
 type Params = Query<HashMap<String, String>>;
 
+use super::queries::{number, only};
+
 fn integration_id(text: &str) -> Result<IntegrationId, Problem> {
     IntegrationId::parse(text).map_err(|_| Problem::not_found(format!("no integration {text:?}")))
-}
-
-fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, Problem> {
-    match params.get(name) {
-        None => Ok(None),
-        Some(text) => text.parse().map(Some).map_err(|_| {
-            Problem::bad_request("invalid-query", format!("{name}={text:?} is not a valid number"))
-                .with(json!({"field": name}))
-        }),
-    }
-}
-
-fn time(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, Problem> {
-    match params.get(name) {
-        None => Ok(None),
-        Some(text) => DateTime::parse_from_rfc3339(text).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
-            Problem::bad_request("invalid-query", format!("{name}={text:?} is not an RFC 3339 time"))
-                .with(json!({"field": name}))
-        }),
-    }
-}
-
-fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
-    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(unknown) => Err(Problem::bad_request(
-            "invalid-query",
-            format!("unknown query parameter {unknown:?}; allowed: {}", allowed.join(", ")),
-        )),
-        None => Ok(()),
-    }
 }
 
 fn etag(version: u64) -> HeaderValue {
@@ -110,26 +81,7 @@ pub async fn open(State(state): State<AppState>, principal: Principal, request: 
 }
 
 pub async fn list(State(state): State<AppState>, _who: Principal, Query(params): Params) -> Result<Response, Problem> {
-    only(&params, &["stage", "owner", "blocked", "stalled_days"])?;
-    let stage = match params.get("stage") {
-        Some(s) => Some(
-            Stage::parse(s)
-                .ok_or_else(|| Problem::bad_request("invalid-query", format!("stage={s:?} is not a stage")))?,
-        ),
-        None => None,
-    };
-    let blocked = match params.get("blocked").map(String::as_str) {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(other) => return Err(Problem::bad_request("invalid-query", format!("blocked={other:?}: true or false"))),
-    };
-    let filter = ListFilter {
-        stage,
-        owner: params.get("owner").cloned(),
-        blocked,
-        stalled_days: number(&params, "stalled_days")?,
-    };
+    let filter = super::queries::list_filter(&params)?;
     Ok(Json(json!(state.engine.list(&filter).await?)).into_response())
 }
 
@@ -168,9 +120,7 @@ pub async fn history(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    only(&params, &["after", "limit"])?;
-    let after = number(&params, "after")?.unwrap_or(0);
-    let limit: usize = number(&params, "limit")?.unwrap_or(100).clamp(1, 1000);
+    let (after, limit) = super::queries::page(&params)?;
     let id = integration_id(&id)?;
     let events = state.engine.history(id, after, limit + 1).await?;
     let more = events.len() > limit;
@@ -185,12 +135,7 @@ pub async fn state_at(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    only(&params, &["at", "version"])?;
-    let at = match (time(&params, "at")?, number(&params, "version")?) {
-        (Some(t), None) => At::Time(t),
-        (None, Some(v)) => At::Version(v),
-        _ => return Err(Problem::bad_request("invalid-query", "give exactly one of at=<RFC 3339> or version=<n>")),
-    };
+    let at = super::queries::as_of(&params)?;
     let past = state.engine.state_at(integration_id(&id)?, at).await?;
     let mut response = Json(views::state(&past, state.engine.now())).into_response();
     response.headers_mut().insert(header::ETAG, etag(past.version));
@@ -268,20 +213,7 @@ pub async fn calendar(State(state): State<AppState>, _who: Principal) -> Result<
 }
 
 pub async fn audit(State(state): State<AppState>, _who: Principal, Query(params): Params) -> Result<Response, Problem> {
-    only(&params, &["actor", "type", "since", "until", "after", "limit", "integration"])?;
-    let integration = match params.get("integration") {
-        Some(text) => Some(integration_id(text)?.as_uuid()),
-        None => None,
-    };
-    let query = AuditQuery {
-        actor: params.get("actor").cloned(),
-        event_type: params.get("type").cloned(),
-        integration,
-        since: time(&params, "since")?,
-        until: time(&params, "until")?,
-        after: number(&params, "after")?.unwrap_or(0),
-        limit: number::<usize>(&params, "limit")?.unwrap_or(100).clamp(1, 1000),
-    };
+    let query = super::queries::audit_query(&params)?;
     Ok(Json(json!(state.engine.audit(&query).await?)).into_response())
 }
 

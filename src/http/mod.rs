@@ -9,7 +9,9 @@ mod hooks;
 mod metrics;
 mod openapi;
 mod problem;
+pub mod queries;
 mod session;
+mod unique_keys;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use auth::Principal;
+pub use dashboard::intake::intake_form_from_body;
 pub use metrics::Metrics;
 pub use problem::Problem;
 
@@ -45,6 +48,9 @@ pub struct HttpConfig {
     /// Webhook deliveries served at once: a larger pool, so deliveries are refused last
     /// (GitLab disables a hook after 4 consecutive failures).
     pub webhook_concurrency: usize,
+    /// A request body that takes longer than this to arrive is answered 408 (slow-body
+    /// clients would otherwise hold a permit and a connection).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +61,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             api_concurrency: 512,
             webhook_concurrency: 2048,
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -72,6 +79,7 @@ pub struct AppState {
 
 /// The whole HTTP API as an axum router, for embedding.
 pub fn router(engine: Engine, config: HttpConfig) -> Router {
+    let body_read_timeout = config.body_read_timeout;
     let state = AppState {
         engine,
         api_permits: Arc::new(Semaphore::new(config.api_concurrency)),
@@ -121,6 +129,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_read_timeout))
         .with_state(state)
 }
 
@@ -184,6 +193,8 @@ pub(crate) async fn json_body(request: Request<Body>, limit: usize) -> Result<se
         ));
     }
     let bytes = read_bounded(body, limit).await?;
+    serde_json::from_slice::<unique_keys::UniqueKeys>(&bytes)
+        .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))
 }
@@ -199,8 +210,19 @@ pub(crate) async fn read_bounded(body: Body, limit: usize) -> Result<axum::body:
     let mut kept = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| Problem::bad_request("unreadable-body", format!("the body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            let timed_out = e.into_inner().downcast_ref::<tower_http::timeout::TimeoutError>().is_some();
+            if timed_out {
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request-timeout",
+                    "Request timeout",
+                    "the request body did not arrive in time",
+                )
+            } else {
+                Problem::bad_request("unreadable-body", "the body could not be read")
+            }
+        })?;
         seen += chunk.len();
         if seen <= limit {
             kept.extend_from_slice(&chunk);

@@ -10,6 +10,7 @@ mod domain_model;
 mod domain_rules;
 mod engine;
 mod fixtures_replay;
+mod hostile;
 mod http;
 mod pg;
 mod probe;

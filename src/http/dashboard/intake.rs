@@ -168,6 +168,15 @@ pub async fn intake_page(State(state): State<AppState>, Path((id, secret)): Path
     }
 }
 
+/// The intake form as the browser posts it (`application/x-www-form-urlencoded`).
+pub fn intake_form_from_body(body: &[u8]) -> IntakeForm {
+    let mut fields: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        fields.entry(key.into_owned()).or_default().push(value.into_owned());
+    }
+    form_of(&fields)
+}
+
 fn form_of(fields: &HashMap<String, Vec<String>>) -> IntakeForm {
     IntakeForm {
         application_id: field(fields, "application_id").to_owned(),

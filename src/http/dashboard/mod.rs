@@ -11,7 +11,7 @@
 
 mod board;
 mod insights;
-mod intake;
+pub(crate) mod intake;
 mod integration;
 mod render;
 
