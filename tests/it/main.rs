@@ -15,6 +15,7 @@ mod http;
 mod pg;
 mod probe;
 mod replicas;
+mod soak;
 mod store_conformance;
 mod store_faults;
 mod store_model;

@@ -16,9 +16,9 @@ use crate::http::payload;
 
 const BIN: &str = env!("CARGO_BIN_EXE_golive");
 
-struct Replica {
-    child: Child,
-    address: String,
+pub struct Replica {
+    pub child: Child,
+    pub address: String,
 }
 
 impl Drop for Replica {
@@ -28,11 +28,13 @@ impl Drop for Replica {
     }
 }
 
-fn golive(url: &str, dir: &std::path::Path) -> Command {
+/// The binary on `url` (a postgres:// URL, or `sled` for the data directory's store).
+pub fn golive(url: &str, dir: &std::path::Path) -> Command {
     let mut command = Command::new(BIN);
     command
         .env_remove("GOLIVE_MASTER_KEY")
         .env_remove("GOLIVE_SERVER")
+        .env_remove("GOLIVE_STORE")
         .arg("--store")
         .arg(url)
         .arg("--data-dir")
@@ -43,7 +45,7 @@ fn golive(url: &str, dir: &std::path::Path) -> Command {
 }
 
 /// Starts `golive serve` on port 0 and waits for its `listening on` line.
-async fn start_replica(url: &str, dir: &std::path::Path) -> Replica {
+pub async fn start_replica(url: &str, dir: &std::path::Path) -> Replica {
     let mut child = golive(url, dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("GOLIVE_LOG", "warn")
@@ -66,10 +68,23 @@ async fn start_replica(url: &str, dir: &std::path::Path) -> Replica {
 
 /// Follows `/api/v1/events/stream` and records the positions it receives.
 fn follow(address: &str, token: &str) -> (Arc<Mutex<Vec<u64>>>, tokio::task::JoinHandle<()>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (url, token, sink) = (format!("{address}/api/v1/events/stream?after=0"), token.to_owned(), seen.clone());
+    follow_from(address, token, 0, Arc::new(Mutex::new(Vec::new())))
+}
+
+/// Follows the stream resuming after `last` (with `Last-Event-ID`), appending to `seen`.
+pub fn follow_from(
+    address: &str,
+    token: &str,
+    last: u64,
+    seen: Arc<Mutex<Vec<u64>>>,
+) -> (Arc<Mutex<Vec<u64>>>, tokio::task::JoinHandle<()>) {
+    let (url, token, sink) = (format!("{address}/api/v1/events/stream"), token.to_owned(), seen.clone());
     let task = tokio::spawn(async move {
-        let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+        let Ok(response) =
+            reqwest::Client::new().get(url).bearer_auth(token).header("last-event-id", last.to_string()).send().await
+        else {
+            return;
+        };
         let mut body = response.bytes_stream();
         let mut buffer = String::new();
         while let Some(Ok(chunk)) = body.next().await {
@@ -85,7 +100,7 @@ fn follow(address: &str, token: &str) -> (Arc<Mutex<Vec<u64>>>, tokio::task::Joi
     (seen, task)
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
         assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}");
@@ -93,12 +108,12 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bo
     }
 }
 
-fn exactly_once_in_order(seen: &[u64], head: u64, who: &str) {
+pub fn exactly_once_in_order(seen: &[u64], head: u64, who: &str) {
     let expected: Vec<u64> = (1..=head).collect();
     assert_eq!(seen, expected.as_slice(), "{who} saw every event exactly once, in position order");
 }
 
-async fn all_events(http: &reqwest::Client, address: &str, token: &str) -> Vec<Value> {
+pub async fn all_events(http: &reqwest::Client, address: &str, token: &str) -> Vec<Value> {
     let text =
         http.get(format!("{address}/api/v1/export")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -106,12 +121,12 @@ async fn all_events(http: &reqwest::Client, address: &str, token: &str) -> Vec<V
 
 /// An acknowledged write: a note's text, or a delivery's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Acked {
+pub enum Acked {
     Note(String),
     Delivery(String),
 }
 
-async fn load(
+pub async fn load(
     http: reqwest::Client,
     addresses: Vec<String>,
     token: String,
@@ -155,7 +170,7 @@ async fn load(
     }
 }
 
-fn check_log(events: &[Value], acked: &[Acked]) {
+pub fn check_log(events: &[Value], acked: &[Acked]) {
     let positions: Vec<u64> = events.iter().map(|e| e["position"].as_u64().unwrap()).collect();
     assert_eq!(positions, (1..=events.len() as u64).collect::<Vec<_>>(), "no skipped or duplicate position");
     let mut notes: BTreeMap<String, usize> = BTreeMap::new();
