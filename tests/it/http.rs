@@ -43,6 +43,11 @@ pub async fn spawn_app_on_postgres(url: &str) -> TestApp {
     spawn_with_store(tempfile::tempdir().unwrap(), HttpConfig::default(), Some(url)).await
 }
 
+/// [`spawn_app_on_postgres`] with HTTP limits of the test's choosing.
+pub async fn spawn_app_on_postgres_with(url: &str, config: HttpConfig) -> TestApp {
+    spawn_with_store(tempfile::tempdir().unwrap(), config, Some(url)).await
+}
+
 async fn spawn_with_store(dir: tempfile::TempDir, config: HttpConfig, postgres: Option<&str>) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

@@ -13,6 +13,7 @@ mod fixtures_replay;
 mod hostile;
 mod http;
 mod pg;
+mod overload;
 mod probe;
 mod replicas;
 mod soak;
