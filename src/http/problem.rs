@@ -141,12 +141,17 @@ impl From<EngineError> for Problem {
             EngineError::Secrets(crate::secrets::SecretsError::Shredded(id)) => {
                 Problem::new(StatusCode::GONE, "shredded", "Shredded", format!("the secrets of {id} were shredded"))
             }
-            EngineError::Store(crate::store::StoreError::Poisoned(_) | crate::store::StoreError::Storage(_)) => {
+            EngineError::Store(
+                ref cause @ (crate::store::StoreError::Poisoned(_) | crate::store::StoreError::Storage(_)),
+            ) => {
+                // The cause is the storage's own message (an OS error, a database error): it
+                // names what failed, never a request's content.
+                tracing::error!(error = %cause, "storage failure");
                 let mut p = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage-unavailable",
                     "Storage unavailable",
-                    "writing failed; reads still work",
+                    format!("nothing was written ({cause}); reads still work"),
                 );
                 p.retry_after_seconds = Some(5);
                 p

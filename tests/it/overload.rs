@@ -134,7 +134,8 @@ async fn overload(app: TestApp, label: &str) {
         task.await.unwrap();
     }
     let memory_after = resident_mib();
-    let load = |t: &Tally| (t.ok.load(Ordering::Relaxed), t.shed.load(Ordering::Relaxed), t.other.load(Ordering::Relaxed));
+    let load =
+        |t: &Tally| (t.ok.load(Ordering::Relaxed), t.shed.load(Ordering::Relaxed), t.other.load(Ordering::Relaxed));
     let (api_ok, api_shed, api_other) = load(&api);
     let (hook_ok, hook_shed, hook_other) = load(&hooks);
     eprintln!(

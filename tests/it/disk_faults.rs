@@ -1,0 +1,306 @@
+//! Disk faults. Through a fault-injecting store (both backends): while appends fail, commands
+//! answer 503 `storage-unavailable` with `Retry-After`, reads keep working, nothing is half
+//! written, and once the fault clears commands succeed again. Through `prlimit --fsize` on the
+//! real binary (sled): a full disk stops writes with a clear error, reads go on, and a restart
+//! without the limit recovers with the chain intact and every acknowledged write present.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use golive::engine::{Engine, EngineConfig, SystemClock};
+use golive::http::{router, serve, HttpConfig};
+use golive::secrets::{FileKeystore, Keystore, MasterKey, PgKeystore};
+use golive::store::{
+    AppendOutcome, AppendRequest, EventStore, Head, IdempotencyRecord, PgStore, PgStoreOptions, SledStore,
+    StoreCounters, StoreError, StoredEvent,
+};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Delegates to a real store; appends and aux writes fail while `failing` is set.
+struct FaultyStore {
+    inner: Arc<dyn EventStore>,
+    failing: Arc<AtomicBool>,
+}
+
+impl FaultyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Storage("injected fault: No space left on device (os error 28)".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        self.check()?;
+        self.inner.append(request).await
+    }
+    async fn read_stream(&self, stream: Uuid, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.read_stream(stream, from, limit).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+    async fn streams(&self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        self.inner.streams().await
+    }
+    async fn head(&self) -> Result<Head, StoreError> {
+        self.inner.head().await
+    }
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(key).await
+    }
+    async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_aux(key).await
+    }
+    async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_aux(key, value).await
+    }
+    fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.inner.committed()
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+    fn counters(&self) -> StoreCounters {
+        self.inner.counters()
+    }
+}
+
+async fn faults_through_http(inner: Arc<dyn EventStore>, keystore: Arc<dyn Keystore>, label: &str) {
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = Arc::new(FaultyStore { inner, failing: failing.clone() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
+    let engine = Engine::start(store.clone(), keystore, config, Arc::new(SystemClock)).await.unwrap();
+    let rep =
+        golive::auth::Tokens::new(store.as_ref()).create("rep-faults", golive::auth::Role::Rep, "test").await.unwrap();
+    let app = router(engine.clone(), HttpConfig::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let opened: Value = http
+        .post(format!("{address}/api/v1/integrations"))
+        .bearer_auth(&rep)
+        .json(&json!({"customer": "Faulty Disk", "gitlab_url": "https://gitlab.faulty.example"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let note = |text: &str| {
+        http.post(format!("{address}/api/v1/integrations/{id}/commands"))
+            .bearer_auth(&rep)
+            .json(&json!({"type": "add_note", "text": text}))
+            .send()
+    };
+    assert!(note("before the fault").await.unwrap().status().is_success());
+    let head_before = store.head().await.unwrap();
+
+    failing.store(true, Ordering::SeqCst);
+    for i in 0..20 {
+        let response = note(&format!("during the fault {i}")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 503, "a failing disk is a 503");
+        assert!(response.headers().get("retry-after").is_some());
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["type"].as_str().unwrap().rsplit('/').next(), Some("storage-unavailable"), "{problem}");
+    }
+    let read = http.get(format!("{address}/api/v1/integrations/{id}")).bearer_auth(&rep).send().await.unwrap();
+    assert_eq!(read.status().as_u16(), 200, "reads keep working");
+    let state: Value = read.json().await.unwrap();
+    assert_eq!(state["version"], json!(head_before.position), "nothing half-written");
+    assert_eq!(store.head().await.unwrap(), head_before);
+
+    failing.store(false, Ordering::SeqCst);
+    assert!(note("after the fault").await.unwrap().status().is_success(), "writes resume once the fault clears");
+    let report = engine.verify(None).await.unwrap();
+    assert!(report.valid);
+    assert_eq!(report.events_checked, head_before.position + 1);
+    eprintln!("disk faults on {label}: 20 commands refused with 503 during the fault, reads served, 0 events written, writes resumed");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    engine.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_under_sled_refuses_writes_clearly_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), crate::store_conformance::reopen_options()).unwrap();
+    let keystore = Arc::new(FileKeystore::open(dir.path(), MasterKey::from_bytes([3; 32])).unwrap());
+    faults_through_http(store, keystore, "sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_under_postgres_refuses_writes_clearly_and_recovers() {
+    let Some(base) = crate::pg::available("a_failing_disk_under_postgres").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    let store = PgStore::connect(&url, PgStoreOptions { pool_size: 4, ..Default::default() }).await.unwrap();
+    let keystore = Arc::new(PgKeystore::new(store.pool(), MasterKey::from_bytes([3; 32])));
+    faults_through_http(store, keystore, "PostgreSQL").await;
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
+/// The real binary with a file-size limit: the disk "fills" while it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
+    if std::process::Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("SKIPPED a_full_disk_stops_writes_clearly: prlimit (util-linux) is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_golive");
+    let golive = |args: &[&str]| {
+        let mut command = std::process::Command::new(bin);
+        command.env_remove("GOLIVE_MASTER_KEY").env_remove("GOLIVE_STORE").arg("--data-dir").arg(dir.path()).args(args);
+        command
+    };
+    let token = golive(&["token", "create", "--role", "rep", "--name", "disk"]).output().unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let largest = walk(dir.path()).into_iter().max().unwrap_or(0);
+    // sled starts with a 512 KiB segment; 1.5 MiB more fills within a few hundred commands.
+    let limit = largest.max(512 * 1024) + 1536 * 1024;
+    let mut limited = std::process::Command::new("prlimit");
+    limited
+        .arg(format!("--fsize={limit}"))
+        .arg(bin)
+        .env_remove("GOLIVE_MASTER_KEY")
+        .env_remove("GOLIVE_STORE")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("GOLIVE_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut server = limited.spawn().unwrap();
+    let address = first_line(&mut server).await;
+    let http = reqwest::Client::new();
+    let opened: Value = http
+        .post(format!("{address}/api/v1/integrations"))
+        .bearer_auth(&token)
+        .json(&json!({"customer": "Full Disk", "gitlab_url": "https://gitlab.full.example"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    let filler = "x".repeat(3000);
+    for i in 0..5000 {
+        let text = format!("{i} {filler}");
+        let response = http
+            .post(format!("{address}/api/v1/integrations/{id}/commands"))
+            .bearer_auth(&token)
+            .json(&json!({"type": "add_note", "text": &text[..text.len().min(4000)]}))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => acknowledged.push(i),
+            503 => {
+                let problem: Value = response.json().await.unwrap();
+                refused = Some(problem);
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let problem = refused.expect("the file-size limit was reached");
+    assert!(problem["type"].as_str().unwrap().ends_with("storage-unavailable"), "{problem}");
+    eprintln!("full disk after {} acknowledged commands: {}", acknowledged.len(), problem["detail"]);
+    // Reads still work while writes are refused.
+    let read = http.get(format!("{address}/api/v1/integrations/{id}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    let response = http
+        .post(format!("{address}/api/v1/integrations/{id}/commands"))
+        .bearer_auth(&token)
+        .json(&json!({"type": "add_note", "text": "still full"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503, "writes stay refused until restart");
+    unsafe { libc::kill(server.id() as i32, libc::SIGKILL) };
+    server.wait().unwrap();
+
+    // Restart without the limit: everything acknowledged is there, the chain holds, writes work.
+    let mut server = golive(&["serve", "--listen", "127.0.0.1:0"])
+        .env("GOLIVE_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = first_line(&mut server).await;
+    let history: Value = http
+        .get(format!("{address}/api/v1/integrations/{id}/history?limit=1000"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let notes = history["events"].as_array().unwrap().iter().filter(|e| e["type"] == "note_added").count();
+    assert!(notes >= acknowledged.len(), "every acknowledged note survived ({notes} < {})", acknowledged.len());
+    let verify: Value = http
+        .get(format!("{address}/api/v1/audit/verify"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["valid"], true, "{verify}");
+    let response = http
+        .post(format!("{address}/api/v1/integrations/{id}/commands"))
+        .bearer_auth(&token)
+        .json(&json!({"type": "add_note", "text": "after the restart"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "writes work again");
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    server.wait().unwrap();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            sizes.extend(walk(&entry.path()));
+        } else {
+            sizes.push(meta.len());
+        }
+    }
+    sizes
+}
+
+async fn first_line(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_owned()
+}
