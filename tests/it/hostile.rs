@@ -72,10 +72,24 @@ async fn raw(address: &str, request: Vec<u8>, pause_after: Option<(usize, Durati
     text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
+fn config() -> HttpConfig {
+    HttpConfig { body_read_timeout: Duration::from_secs(1), ..HttpConfig::default() }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_and_more_attacks_each_get_a_clean_4xx_and_change_nothing() {
-    let config = HttpConfig { body_read_timeout: Duration::from_secs(1), ..HttpConfig::default() };
-    let app = spawn_app_with(config).await;
+    battery(spawn_app_with(config()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attacks_change_nothing_on_postgres_either() {
+    let Some(base) = crate::pg::available("the_attacks_change_nothing_on_postgres_either").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    battery(crate::http::spawn_app_on_postgres_with(&url, config()).await).await;
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
+async fn battery(app: TestApp) {
     let (id, token) = crate::http::to_webhook_live(&app).await;
     let other = app.open().await;
     let issued = app.ok(&other, json!({"type": "issue_webhook_credentials", "signing": true})).await;
