@@ -66,6 +66,32 @@ pub async fn start_replica(url: &str, dir: &std::path::Path) -> Replica {
     Replica { child, address }
 }
 
+/// Opens an integration through `address` and issues its webhook credentials: (id, token).
+pub async fn open_with_hook(http: &reqwest::Client, address: &str, token: &str, customer: &str) -> (String, String) {
+    let opened: Value = http
+        .post(format!("{address}/api/v1/integrations"))
+        .bearer_auth(token)
+        .json(&json!({"customer": customer, "gitlab_url": "https://gitlab.acme-robotics.example"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let issued: Value = http
+        .post(format!("{address}/api/v1/integrations/{id}/commands"))
+        .bearer_auth(token)
+        .json(&json!({"type": "issue_webhook_credentials"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (id, issued["secret_token"].as_str().unwrap().to_owned())
+}
+
 /// Follows `/api/v1/events/stream` and records the positions it receives.
 fn follow(address: &str, token: &str) -> (Arc<Mutex<Vec<u64>>>, tokio::task::JoinHandle<()>) {
     follow_from(address, token, 0, Arc::new(Mutex::new(Vec::new())))
@@ -224,28 +250,7 @@ async fn two_replicas_on_one_database_lose_nothing_and_stream_everything_in_orde
     let mut hooks = Vec::new();
     for i in 0..6 {
         let address = if i % 2 == 0 { &a.address } else { &b.address };
-        let opened: Value = http
-            .post(format!("{address}/api/v1/integrations"))
-            .bearer_auth(&token)
-            .json(&json!({"customer": format!("Replica Customer {i}"), "gitlab_url": "https://gitlab.acme-robotics.example"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = opened["state"]["id"].as_str().unwrap().to_owned();
-        let issued: Value = http
-            .post(format!("{address}/api/v1/integrations/{id}/commands"))
-            .bearer_auth(&token)
-            .json(&json!({"type": "issue_webhook_credentials"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        hooks.push((id, issued["secret_token"].as_str().unwrap().to_owned()));
+        hooks.push(open_with_hook(&http, address, &token, &format!("Replica Customer {i}")).await);
     }
 
     // Phase 1: 16 clients through both replicas.

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use golive::engine::{Engine, EngineConfig, OpenOptions, StoreLocation};
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::replicas::{all_events, check_log, follow_from, golive, load, start_replica, wait_until, Acked};
+use crate::replicas::{
+    all_events, check_log, follow_from, golive, load, open_with_hook, start_replica, wait_until, Acked,
+};
 
 fn rounds() -> usize {
     std::env::var("GOLIVE_SOAK_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
@@ -40,30 +42,7 @@ async fn soak(store: &str, dir: &std::path::Path, label: &str) {
         let mut server = start_replica(store, dir).await;
         if hooks.is_empty() {
             for i in 0..4 {
-                let opened: Value = http
-                    .post(format!("{}/api/v1/integrations", server.address))
-                    .bearer_auth(&token)
-                    .json(
-                        &json!({"customer": format!("Soak {i}"), "gitlab_url": "https://gitlab.acme-robotics.example"}),
-                    )
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let id = opened["state"]["id"].as_str().unwrap().to_owned();
-                let issued: Value = http
-                    .post(format!("{}/api/v1/integrations/{id}/commands", server.address))
-                    .bearer_auth(&token)
-                    .json(&json!({"type": "issue_webhook_credentials"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                hooks.push((id, issued["secret_token"].as_str().unwrap().to_owned()));
+                hooks.push(open_with_hook(&http, &server.address, &token, &format!("Soak {i}")).await);
             }
         }
         // The SSE client resumes where it stopped.

@@ -48,6 +48,18 @@ pub(super) struct Writer {
     checked_groups_left: u32,
 }
 
+/// The idempotency record an append leaves, when it carries a key.
+fn record_for(request: &crate::store::AppendRequest, stored: &[StoredEvent]) -> Option<IdempotencyRecord> {
+    request.idempotency.as_ref().map(|write| IdempotencyRecord {
+        key: write.key.clone(),
+        request_digest: write.request_digest.clone(),
+        stream: request.stream,
+        positions: stored.iter().map(|e| e.position).collect(),
+        response: write.response.clone(),
+        recorded_at: Utc::now(),
+    })
+}
+
 /// What one job of a group comes to, before the commit.
 enum Planned {
     Commit { events: Vec<StoredEvent> },
@@ -201,14 +213,7 @@ impl Writer {
                 stored.push(event);
             }
             entry.1 = expected + request.events.len() as u64;
-            let record = request.idempotency.as_ref().map(|write| IdempotencyRecord {
-                key: write.key.clone(),
-                request_digest: write.request_digest.clone(),
-                stream: request.stream,
-                positions: stored.iter().map(|e| e.position).collect(),
-                response: write.response.clone(),
-                recorded_at: Utc::now(),
-            });
+            let record = record_for(request, &stored);
             rows.events.extend(stored.iter().cloned());
             rows.records.extend(record);
             plans.push(Planned::Commit { events: stored });
@@ -297,14 +302,7 @@ impl Writer {
             let after = current + request.events.len() as u64;
             versions.insert(request.stream, after);
             rows.streams.entry(request.stream).or_insert((current, after)).1 = after;
-            let record = request.idempotency.as_ref().map(|write| IdempotencyRecord {
-                key: write.key.clone(),
-                request_digest: write.request_digest.clone(),
-                stream: request.stream,
-                positions: stored.iter().map(|e| e.position).collect(),
-                response: write.response.clone(),
-                recorded_at: Utc::now(),
-            });
+            let record = record_for(request, &stored);
             if let Some(record) = &record {
                 known.insert(record.key.clone(), record.clone());
             }
