@@ -258,16 +258,7 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
         .unwrap();
     let notes = history["events"].as_array().unwrap().iter().filter(|e| e["type"] == "note_added").count();
     assert!(notes >= acknowledged.len(), "every acknowledged note survived ({notes} < {})", acknowledged.len());
-    let verify: Value = http
-        .get(format!("{address}/api/v1/audit/verify"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(verify["valid"], true, "{verify}");
+    crate::replicas::verify_chain(&http, &address, &token).await;
     let response = http
         .post(format!("{address}/api/v1/integrations/{id}/commands"))
         .bearer_auth(&token)

@@ -145,6 +145,21 @@ pub async fn all_events(http: &reqwest::Client, address: &str, token: &str) -> V
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// Asks the server to verify the whole hash chain and asserts that it holds; returns the answer.
+pub async fn verify_chain(http: &reqwest::Client, address: &str, token: &str) -> Value {
+    let verify: Value = http
+        .get(format!("{address}/api/v1/audit/verify"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["valid"], true, "{verify}");
+    verify
+}
+
 /// An acknowledged write: a note's text, or a delivery's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Acked {
@@ -307,16 +322,7 @@ async fn two_replicas_on_one_database_lose_nothing_and_stream_everything_in_orde
     })
     .await;
     exactly_once_in_order(&seen_a.lock().unwrap(), head, "replica A's SSE client");
-    let verify: Value = http
-        .get(format!("{}/api/v1/audit/verify", a.address))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(verify["valid"], true, "{verify}");
+    let verify = verify_chain(&http, &a.address, &token).await;
     assert_eq!(verify["events_checked"], json!(head));
 
     // A restarted B catches up from the shared log.

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use golive::engine::{Engine, EngineConfig, OpenOptions, StoreLocation};
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
 use crate::replicas::{
-    all_events, check_log, follow_from, golive, load, open_with_hook, start_replica, wait_until, Acked,
+    all_events, check_log, follow_from, golive, load, open_with_hook, start_replica, verify_chain, wait_until, Acked,
 };
 
 fn rounds() -> usize {
@@ -93,16 +92,7 @@ async fn soak(store: &str, dir: &std::path::Path, label: &str) {
     let events = all_events(&http, &server.address, &token).await;
     check_log(&events, &acked.lock().unwrap());
     let head = events.len() as u64;
-    let verify: Value = http
-        .get(format!("{}/api/v1/audit/verify", server.address))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(verify["valid"], true, "{verify}");
+    verify_chain(&http, &server.address, &token).await;
     let last = seen.lock().unwrap().last().copied().unwrap_or(0);
     let (_, follower) = follow_from(&server.address, &token, last, seen.clone());
     wait_until("the SSE client to catch up after the last restart", Duration::from_secs(30), || {
