@@ -157,10 +157,12 @@ impl InsightsBuilder {
         for (week, n) in &self.went_live {
             weeks.entry(*week).or_insert(WeekCount { week_start: *week, opened: 0, went_live: 0 }).went_live = *n;
         }
-        // Fill empty weeks so a chart's x axis is even.
+        // Fill empty weeks up to the current one, so a chart's x axis is even and a quiet week
+        // reads as zero instead of being absent.
         if let (Some(first), Some(last)) = (weeks.keys().next().copied(), weeks.keys().last().copied()) {
+            let last = last.max(week_start(now));
             let mut week = first;
-            while week < last {
+            while week <= last {
                 weeks.entry(week).or_insert(WeekCount { week_start: week, opened: 0, went_live: 0 });
                 week += Duration::days(7);
             }

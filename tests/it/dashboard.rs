@@ -364,6 +364,10 @@ async fn insights_match_a_hand_computation_over_the_demo_fixtures() {
     }
     let opened: u64 = weekly.iter().map(|w| w["opened"].as_u64().unwrap()).sum();
     assert_eq!(opened, 4);
+    // The series is even (one row a week, none missing) and runs up to the current week.
+    let starts: Vec<NaiveDate> = weekly.iter().map(|w| w["week_start"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(starts.windows(2).all(|pair| pair[1] - pair[0] == Duration::days(7)), "{starts:?}");
+    assert_eq!(starts.last().copied(), Some(monday_of(now.date_naive())), "the current week is shown");
     let stalls = insights["stalls"].as_array().unwrap();
     let created = stalls.iter().find(|r| r["stage"] == "created").unwrap();
     assert_eq!(
