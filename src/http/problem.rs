@@ -151,7 +151,10 @@ impl From<EngineError> for Problem {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage-unavailable",
                     "Storage unavailable",
-                    format!("nothing was written ({cause}); reads still work"),
+                    format!(
+                        "the command was not acknowledged ({cause}); retry it with the same Idempotency-Key, \
+                         which records it at most once; reads still work"
+                    ),
                 );
                 p.retry_after_seconds = Some(5);
                 p

@@ -155,6 +155,87 @@ async fn a_failing_disk_under_postgres_refuses_writes_clearly_and_recovers() {
     crate::pg::drop_schema(&base, &schema).await;
 }
 
+/// The database ends every connection of two replicas (as a restart of PostgreSQL, an
+/// administrator or a network drop would): at most the append in flight fails, the writer
+/// connects again by itself, positions stay gapless, the chain verifies, and the other replica's
+/// subscriber sees every committed event once, in order, across the loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_postgres_connection_is_reopened_and_nothing_acknowledged_is_lost() {
+    use crate::store_conformance::{append, committed};
+    use golive::store::{ExpectedVersion, Subscription};
+    use std::time::Duration;
+
+    let Some(base) = crate::pg::available("a_lost_postgres_connection_is_reopened").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    // The application name marks this test's connections, so only they are ended.
+    let url = format!("{url}&application_name={schema}");
+    let options = PgStoreOptions { pool_size: 2, ..Default::default() };
+    let writer = PgStore::connect(&url, options.clone()).await.unwrap() as Arc<dyn EventStore>;
+    let reader = PgStore::connect(&url, options).await.unwrap() as Arc<dyn EventStore>;
+    let mut subscription = Subscription::new(reader.clone(), 0);
+    let stream = Uuid::new_v4();
+    let mut version = 0;
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let events = committed(
+            writer.append(append(stream, ExpectedVersion::Exact(version), &[&format!("before {i}")])).await.unwrap(),
+        );
+        version += 1;
+        acknowledged.push(events[0].id);
+    }
+
+    // When the server ends every connection of both replicas.
+    let admin = crate::pg::connect(&base).await;
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) AS ended",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ended >= 4, "each replica's writer and listener were connected ({ended} ended)");
+
+    // Then writes recover without a restart: at most the first one after the loss fails.
+    let mut failures = Vec::new();
+    for i in 0..20 {
+        match writer.append(append(stream, ExpectedVersion::Exact(version), &[&format!("after {i}")])).await {
+            Ok(outcome) => {
+                acknowledged.push(committed(outcome)[0].id);
+                version += 1;
+            }
+            Err(StoreError::Storage(reason)) => failures.push(reason),
+            Err(other) => panic!("append {i} after the loss: {other}"),
+        }
+    }
+    eprintln!("after the loss: {} of 20 appends failed ({failures:?}), {ended} connections ended", failures.len());
+    assert!(failures.len() <= 1, "the writer reconnected at once: {failures:?}");
+    assert!(acknowledged.len() >= 24);
+    let events = writer.read_all(0, 1000).await.unwrap();
+    let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=events.len() as u64).collect::<Vec<_>>(), "gapless positions");
+    for id in &acknowledged {
+        assert_eq!(events.iter().filter(|e| e.id == *id).count(), 1, "acknowledged event {id} is there once");
+    }
+    let report = golive::store::verify_chain(writer.as_ref(), None).await.unwrap();
+    assert!(report.valid, "{report:?}");
+
+    // The other replica's subscriber (its listener connected again too) sees everything.
+    let mut seen = Vec::new();
+    while seen.len() < events.len() {
+        let event = subscription
+            .next_within(Duration::from_secs(20))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the reader's subscriber stopped at {seen:?}"));
+        seen.push(event.position);
+    }
+    assert_eq!(seen, positions, "every event once, in order, on the other replica");
+    writer.close().await.unwrap();
+    reader.close().await.unwrap();
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
 /// The real binary with a file-size limit: the disk "fills" while it serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {

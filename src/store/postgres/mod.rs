@@ -145,13 +145,7 @@ impl PgStore {
         // This replica's own commits go straight to the live tail, which reads the database
         // only for positions it has not seen (other replicas' commits).
         let (local, locals) = mpsc::unbounded_channel();
-        let (writer_client, writer_connection) = config.connect(NoTls).await.map_err(storage)?;
-        let writer_connection = tokio::spawn(async move {
-            if let Err(error) = writer_connection.await {
-                tracing::error!(%error, "the PostgreSQL writer connection ended");
-            }
-        });
-        let writer = writer::Writer::prepare(writer_client, channel.clone()).await?;
+        let writer = writer::Writer::connect(config.clone(), channel.clone()).await?;
         let writer = tokio::spawn(writer.run(receiver, options.max_group.max(1), counters.clone(), local.clone()));
         let announced = Arc::new(AtomicU64::new(0));
         let listener = tokio::spawn(listen_loop(config, channel, nudge.clone(), announced.clone()));
@@ -171,7 +165,7 @@ impl PgStore {
             nudge,
             counters,
             closed: AtomicBool::new(false),
-            tasks: Mutex::new(vec![listener, tail, writer_connection]),
+            tasks: Mutex::new(vec![listener, tail]),
             writer: Mutex::new(Some(writer)),
         }))
     }

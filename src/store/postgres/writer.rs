@@ -15,6 +15,11 @@
 //!
 //! The fast path is tried when the writer knows the head and every append pins a version; after
 //! it fails (another replica wrote in between), the checked path is used for a while.
+//!
+//! The writer owns its connection. When the connection is lost (the server restarted, an
+//! administrator ended the session, the network dropped), the group in flight is answered with
+//! the error — whether its commit landed is unknown, so nobody is told it did — and the writer
+//! connects again before the next group, so a replica recovers without a restart.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -40,6 +45,7 @@ struct Statements {
 }
 
 pub(super) struct Writer {
+    config: tokio_postgres::Config,
     client: Client,
     statements: Statements,
     channel: String,
@@ -75,10 +81,21 @@ struct Rows {
     streams: HashMap<Uuid, (u64, u64)>,
 }
 
-impl Writer {
-    pub(super) async fn prepare(client: Client, channel: String) -> Result<Writer, StoreError> {
+/// Opens the writer's own connection; its driver task ends when the client is dropped.
+async fn open_connection(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(storage)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "the PostgreSQL writer connection ended");
+        }
+    });
+    Ok(client)
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Statements, StoreError> {
         let prepare = |sql: &'static str| client.prepare(sql);
-        let statements = Statements {
+        Ok(Statements {
             head: prepare("SELECT position, hash FROM golive_head WHERE id = 1 FOR UPDATE").await.map_err(storage)?,
             versions: prepare("SELECT stream, version FROM golive_streams WHERE stream = ANY($1)").await.map_err(storage)?,
             records: prepare("SELECT key, record FROM golive_idempotency WHERE key = ANY($1)").await.map_err(storage)?,
@@ -108,8 +125,27 @@ impl Writer {
             )
             .await
             .map_err(storage)?,
-        };
-        Ok(Writer { client, statements, channel, head: None, checked_groups_left: 0 })
+        })
+    }
+}
+
+impl Writer {
+    pub(super) async fn connect(config: tokio_postgres::Config, channel: String) -> Result<Writer, StoreError> {
+        let client = open_connection(&config).await?;
+        let statements = Statements::prepare(&client).await?;
+        Ok(Writer { config, client, statements, channel, head: None, checked_groups_left: 0 })
+    }
+
+    /// Connects again after the connection was lost. The cached head is forgotten: another
+    /// replica may have written meanwhile, and the first group after this one reads it.
+    async fn reconnect(&mut self) -> Result<(), StoreError> {
+        let client = open_connection(&self.config).await?;
+        let statements = Statements::prepare(&client).await?;
+        self.client = client;
+        self.statements = statements;
+        self.head = None;
+        tracing::info!("the PostgreSQL writer connected again");
+        Ok(())
     }
 
     pub(super) async fn run(
@@ -127,7 +163,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            match self.commit(&group).await {
+            let outcome = if self.client.is_closed() {
+                match self.reconnect().await {
+                    Ok(()) => self.commit(&group).await,
+                    Err(error) => Err(storage(format!("the connection was lost and could not be reopened: {error}"))),
+                }
+            } else {
+                self.commit(&group).await
+            };
+            match outcome {
                 Ok(plans) => {
                     let (mut appends, mut events, mut committed) = (0, 0, Vec::new());
                     for (job, plan) in group.into_iter().zip(plans) {
@@ -150,7 +194,15 @@ impl Writer {
                     }
                 }
                 Err(error) => {
-                    // The transaction rolled back: nothing of the group was written.
+                    // Usually the transaction rolled back and nothing of the group was written;
+                    // when the connection died during the commit, nobody can know, so the
+                    // error says so (a retry with the same idempotency key resolves it).
+                    let error = match error {
+                        StoreError::Storage(reason) if self.client.is_closed() => StoreError::Storage(format!(
+                            "{reason}: the connection was lost during the commit, so whether it landed is unknown"
+                        )),
+                        error => error,
+                    };
                     self.head = None;
                     for job in group {
                         let _ = job.reply.send(Err(error.clone()));
