@@ -1,6 +1,6 @@
 //! The real `golive` binary on temporary directories: a whole onboarding through the CLI alone,
-//! JSON outputs, every error path with its exit code, export/import, `--help` everywhere, and
-//! the README's transcript.
+//! JSON outputs, every error path with its exit code, export/import, `--help` everywhere, the
+//! README's transcript, and one scripted session giving the same JSON on sled and PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -629,4 +629,43 @@ fn the_same_script_gives_the_same_json_locally_and_against_a_server() {
     for (i, (r, l)) in remote_outputs.iter().zip(&local_outputs).enumerate() {
         pretty_assertions::assert_eq!(normalise(r), normalise(l), "output {i}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_script_gives_the_same_json_on_sled_and_on_postgres() {
+    let Some(base) = crate::pg::available("the_same_script_gives_the_same_json_on_sled_and_on_postgres").await else {
+        return;
+    };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    let session = |store: Option<String>| {
+        let side = Cli::new();
+        let run = move |args: &[&str]| -> Value {
+            let mut command = side.command();
+            if let Some(store) = &store {
+                command.args(["--store", store]);
+            }
+            let out = command.args(args).arg("--json").output().unwrap();
+            assert!(out.status.success(), "{store:?} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let files = Cli::new();
+        scripted_session(&run, &files)
+    };
+    // The binary blocks on its own runtime; keep it off this test's workers.
+    let on_postgres = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || session(Some(url))
+    })
+    .await
+    .unwrap();
+    let on_sled = tokio::task::spawn_blocking(move || session(None)).await.unwrap();
+    let in_postgres: i64 =
+        crate::pg::connect(&url).await.query_one("SELECT count(*) FROM golive_events", &[]).await.unwrap().get(0);
+    eprintln!("{} outputs compared; {in_postgres} events in PostgreSQL", on_sled.len());
+    assert!(in_postgres > 10, "the PostgreSQL session wrote to PostgreSQL");
+    assert_eq!(on_sled.len(), on_postgres.len());
+    for (i, (s, p)) in on_sled.iter().zip(&on_postgres).enumerate() {
+        pretty_assertions::assert_eq!(normalise(s), normalise(p), "output {i}");
+    }
+    crate::pg::drop_schema(&base, &schema).await;
 }
