@@ -133,8 +133,15 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .with_state(state)
 }
 
+/// Ready when the store answers reads and still takes writes (a store that stopped writing
+/// after a storage failure is not ready, so a load balancer routes elsewhere).
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.engine.store().head().await {
+    let store = state.engine.store();
+    let outcome = match store.write_health() {
+        Ok(()) => store.head().await,
+        Err(error) => Err(error),
+    };
+    match outcome {
         Ok(head) => axum::Json(serde_json::json!({"ready": true, "head": head.position})).into_response(),
         Err(error) => {
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", error.to_string()).into_response()

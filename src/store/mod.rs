@@ -142,6 +142,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Write-path counters since the store was opened (for `/metrics` and benchmarks).
     fn counters(&self) -> StoreCounters;
+
+    /// Whether the store still takes writes: a backend that stopped accepting them after a
+    /// storage failure says why (readiness reports it, so a load balancer routes elsewhere).
+    fn write_health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Write-path counters: groups flushed, appends and events committed.

@@ -85,6 +85,8 @@ pub struct SledStore {
     head: Arc<Mutex<Head>>,
     heads: Arc<Mutex<HashMap<Uuid, u64>>>,
     stats: Arc<StoreStats>,
+    /// Set by the writer when a write failed; shared so readiness can report it.
+    poisoned: Arc<Mutex<Option<String>>>,
 }
 
 fn storage(error: impl std::fmt::Display) -> StoreError {
@@ -187,6 +189,7 @@ impl SledStore {
         let heads = Arc::new(Mutex::new(heads));
         let stats = Arc::new(StoreStats::default());
         let (jobs, receiver) = mpsc::channel();
+        let poisoned = Arc::new(Mutex::new(None));
         let writer = Writer {
             db: db.clone(),
             receiver,
@@ -195,10 +198,10 @@ impl SledStore {
             heads: heads.clone(),
             stats: stats.clone(),
             flush_hook: options.flush_hook,
-            poisoned: None,
+            poisoned: poisoned.clone(),
         };
         thread::Builder::new().name("golive-writer".into()).spawn(move || writer.run()).map_err(storage)?;
-        Ok(Arc::new(SledStore { db, jobs: Mutex::new(Some(jobs)), committed, head, heads, stats }))
+        Ok(Arc::new(SledStore { db, jobs: Mutex::new(Some(jobs)), committed, head, heads, stats, poisoned }))
     }
 
     pub fn stats(&self) -> &StoreStats {
@@ -294,6 +297,13 @@ impl EventStore for SledStore {
         self.committed.subscribe()
     }
 
+    fn write_health(&self) -> Result<(), StoreError> {
+        match self.poisoned.lock().expect("poisoned lock").as_ref() {
+            Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
     fn counters(&self) -> super::StoreCounters {
         super::StoreCounters {
             flushes: self.stats.flushes.load(Ordering::Relaxed),
@@ -332,7 +342,7 @@ struct Writer {
     heads: Arc<Mutex<HashMap<Uuid, u64>>>,
     stats: Arc<StoreStats>,
     flush_hook: Option<FlushHook>,
-    poisoned: Option<String>,
+    poisoned: Arc<Mutex<Option<String>>>,
 }
 
 /// One append's place in a group: its reply and what it will answer after the flush.
@@ -372,7 +382,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<(AppendRequest, Reply)>) {
-        if let Some(reason) = &self.poisoned {
+        if let Some(reason) = self.poisoned.lock().expect("poisoned lock").clone() {
             for (_, reply) in group {
                 let _ = reply.send(Err(StoreError::Poisoned(reason.clone())));
             }
@@ -402,7 +412,7 @@ impl Writer {
                 // Whether the batch reached the disk is unknown: refuse further writes rather
                 // than build on a state that may differ from the disk. Nobody is acknowledged.
                 let reason = error.to_string();
-                self.poisoned = Some(reason.clone());
+                *self.poisoned.lock().expect("poisoned lock") = Some(reason.clone());
                 for p in pending {
                     let _ = p.reply.send(Err(StoreError::Storage(reason.clone())));
                 }

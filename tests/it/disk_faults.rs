@@ -317,6 +317,10 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 503, "writes stay refused until restart");
+    let ready = http.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503, "a store that refuses writes is not ready");
+    let problem: Value = ready.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("stopped accepting writes"), "{problem}");
     unsafe { libc::kill(server.id() as i32, libc::SIGKILL) };
     server.wait().unwrap();
 
@@ -348,6 +352,7 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200, "writes work again");
+    assert_eq!(http.get(format!("{address}/readyz")).send().await.unwrap().status().as_u16(), 200, "ready again");
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     server.wait().unwrap();
 }
