@@ -11,6 +11,7 @@ mod domain_model;
 mod domain_rules;
 mod engine;
 mod fixtures_replay;
+mod frozen_logs;
 mod hostile;
 mod http;
 mod overload;
