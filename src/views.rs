@@ -44,8 +44,19 @@ pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
         "cancelled": state.cancellation.as_ref().map(|c| json!({"reason": c.reason, "at": c.at, "from_stage": c.from_stage})),
         "playbook": {"id": state.playbook.id, "version": state.playbook.version},
         "secrets": {
-            "application_secret": facts.application_secret.as_ref().map(|s| &s.fingerprint),
+            "application_secret": facts.application_secret.as_ref().map(|s| &s.secret.fingerprint),
             "access_token": facts.access_token.as_ref().map(|t| &t.token.fingerprint),
+            // Where each credential may be used, and whether that is still the instance of record.
+            "application_secret_bound_to": facts.application_secret.as_ref().map(|s| json!({
+                "origin": s.bound_to.origin,
+                "ca_fingerprint": s.bound_to.ca_fingerprint,
+                "usable": state.usable_application_secret().is_some(),
+            })),
+            "access_token_bound_to": facts.access_token.as_ref().map(|t| json!({
+                "origin": t.bound_to.origin,
+                "ca_fingerprint": t.bound_to.ca_fingerprint,
+                "usable": state.usable_access_token().is_some(),
+            })),
             "webhook_signing_key": facts.webhook_credentials.as_ref().and_then(|c| c.signing_key.as_ref()).map(|s| &s.fingerprint),
             "shredded_at": facts.secrets_shredded_at,
         },

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::binding::CredentialBinding;
 use super::command::{Command, OpenIntegration, Rotation};
 use super::event::{Cause, Event};
 use super::playbook::Playbook;
@@ -87,14 +88,19 @@ impl Integration {
         let event = match command {
             Command::ConfirmPrerequisites(p) => Event::PrerequisitesConfirmed(p.clone()),
             Command::RegisterApplication(a) => Event::ApplicationRegistered(a.clone()),
-            Command::ProvideApplicationSecret { secret } => Event::ApplicationSecretProvided { secret: secret.clone() },
+            Command::ProvideApplicationSecret { secret } => Event::ApplicationSecretProvided {
+                secret: secret.clone(),
+                bound_to: Some(CredentialBinding::of(&self.facts.instance)),
+            },
             Command::SetInstanceUrl(settings) => {
                 check_scheme("gitlab_url", &settings.gitlab_url, &self.playbook)?;
                 Event::InstanceUrlSet(settings.clone())
             }
-            Command::ProvideAccessToken { token, admin } => {
-                Event::AccessTokenProvided { token: token.clone(), admin: *admin }
-            }
+            Command::ProvideAccessToken { token, admin } => Event::AccessTokenProvided {
+                token: token.clone(),
+                admin: *admin,
+                bound_to: Some(CredentialBinding::of(&self.facts.instance)),
+            },
             Command::SubmitInformation => Event::InformationSubmitted {},
             Command::EvaluateNetworkPolicy(p) => Event::NetworkPolicyEvaluated(p.clone()),
             Command::EstablishVpcPeering(p) => {
@@ -207,18 +213,21 @@ impl Integration {
                     replacement: replacement.clone(),
                     admin: None,
                     webhook: None,
+                    bound_to: replacement.as_ref().map(|_| CredentialBinding::of(&self.facts.instance)),
                 },
                 Rotation::AccessToken { replacement, admin } => Event::CredentialRotated {
                     credential: super::command::Credential::AccessToken,
                     replacement: replacement.clone(),
                     admin: *admin,
                     webhook: None,
+                    bound_to: replacement.as_ref().map(|_| CredentialBinding::of(&self.facts.instance)),
                 },
                 Rotation::WebhookToken { issued } => Event::CredentialRotated {
                     credential: super::command::Credential::WebhookToken,
                     replacement: None,
                     admin: None,
                     webhook: Some(issued.clone()),
+                    bound_to: None,
                 },
             },
             Command::Cancel { reason } => Event::IntegrationCancelled { reason: reason.clone() },

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::binding::CredentialBinding;
 use super::command::{
     ApiCheck, ApplicationRegistration, Credential, Firewall, InstanceSettings, ManualTest, NetworkPolicy,
     Prerequisites, ResponseValidation, VpcPeering, Vpn, WebhookSettings,
@@ -43,11 +44,18 @@ pub enum Event {
     ApplicationRegistered(ApplicationRegistration),
     ApplicationSecretProvided {
         secret: SealedSecret,
+        /// The instance the secret was given for (absent in logs written before 2026-11-29:
+        /// replay binds those to the instance in force when they were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound_to: Option<CredentialBinding>,
     },
     InstanceUrlSet(InstanceSettings),
     AccessTokenProvided {
         token: SealedSecret,
         admin: bool,
+        /// The instance the token was given for (see `ApplicationSecretProvided`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound_to: Option<CredentialBinding>,
     },
     InformationSubmitted {},
     NetworkPolicyEvaluated(NetworkPolicy),
@@ -111,6 +119,9 @@ pub enum Event {
         admin: Option<bool>,
         /// The newly issued webhook token's stored form, for `webhook_token`.
         webhook: Option<IssuedWebhookCredentials>,
+        /// The instance a replacement secret or token was given for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound_to: Option<CredentialBinding>,
     },
     IntegrationCancelled {
         reason: LongText,

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::binding::CredentialBinding;
 use super::command::ApplicationRegistration;
 use super::event::Event;
 use super::rejection::Rejection;
@@ -63,6 +64,10 @@ pub enum IntakeRefusal {
     Expired,
     #[error("this intake link has already been used; ask your Factory representative for a new one")]
     AlreadyUsed,
+    /// The instance URL or its CA changed after the customer loaded the page: what they saw is
+    /// not where the secrets would be bound, so nothing is recorded.
+    #[error("the GitLab instance of this onboarding changed while the page was open; reload the page, check the instance it names, and send again")]
+    InstanceChanged,
 }
 
 /// What the customer submitted, secrets already sealed by the edge.
@@ -73,6 +78,8 @@ pub struct IntakeSubmission {
     pub application_secret: SealedSecret,
     pub access_token: SealedSecret,
     pub admin: bool,
+    /// The instance the intake page showed the customer, when the page sent it back.
+    pub shown_instance: Option<CredentialBinding>,
 }
 
 /// Compares two digests in time independent of where they differ.
@@ -133,10 +140,23 @@ impl Integration {
         if submission.application.scopes.is_empty() {
             return Err(Rejection::invalid("scopes", "select at least one scope"));
         }
+        // The secrets are bound to the instance the customer was shown, and only if it is still
+        // the instance of record.
+        let bound_to = CredentialBinding::of(&self.facts.instance);
+        if submission.shown_instance.as_ref().is_some_and(|shown| *shown != bound_to) {
+            return Err(Rejection::Intake(IntakeRefusal::InstanceChanged));
+        }
         Ok(vec![
             Event::ApplicationRegistered(submission.application.clone()),
-            Event::ApplicationSecretProvided { secret: submission.application_secret.clone() },
-            Event::AccessTokenProvided { token: submission.access_token.clone(), admin: submission.admin },
+            Event::ApplicationSecretProvided {
+                secret: submission.application_secret.clone(),
+                bound_to: Some(bound_to.clone()),
+            },
+            Event::AccessTokenProvided {
+                token: submission.access_token.clone(),
+                admin: submission.admin,
+                bound_to: Some(bound_to),
+            },
             Event::IntakeRedeemed { link_id: link.link_id },
         ])
     }

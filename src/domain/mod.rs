@@ -8,6 +8,7 @@
 //! seals its secrets into a [`Command`]; [`Integration::decide`] turns it into [`Event`]s or a
 //! [`Rejection`]; [`Integration::apply`] folds events into state.
 
+mod binding;
 mod command;
 mod decide;
 mod diagnose;
@@ -23,6 +24,7 @@ mod stage;
 mod state;
 mod values;
 
+pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use command::{
     parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,
     InstanceSettings, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites, ResponseValidation, Rotation,
@@ -44,8 +46,8 @@ pub use secret::{
 pub use signals::{BlockCategory, FindingCategory, GitlabEvent, ProbeResult, WebhookDelivery};
 pub use stage::Stage;
 pub use state::{
-    AccessToken, ApiEvidence, Block, Cancellation, Connectivity, DeliveryStats, EvidenceSource, Facts, FeedbackItem,
-    Integration, Monitoring, RecordedProbe, TokenFinding,
+    AccessToken, ApiEvidence, ApplicationSecret, Block, Cancellation, Connectivity, DeliveryStats, EvidenceSource,
+    Facts, FeedbackItem, Integration, Monitoring, RecordedProbe, TokenFinding,
 };
 pub use values::{
     Actor, CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, PeeringId, Port, Scope, ShortText, ValueError,

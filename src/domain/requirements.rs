@@ -184,11 +184,11 @@ impl Integration {
             Requirement::ApplicationScopes => {
                 facts.application.as_ref().is_some_and(|a| a.scopes.is_superset(&playbook.required_scopes))
             }
-            Requirement::ApplicationSecretProvided => facts.application_secret.is_some(),
+            Requirement::ApplicationSecretProvided => self.usable_application_secret().is_some(),
             Requirement::InstanceUrl => facts.instance.gitlab_url.is_https() || playbook.allow_http,
-            Requirement::AccessTokenProvided => facts.access_token.is_some(),
+            Requirement::AccessTokenProvided => self.usable_access_token().is_some(),
             Requirement::AccessTokenAdmin => {
-                facts.access_token.as_ref().is_some_and(|t| t.admin)
+                self.usable_access_token().is_some_and(|t| t.admin)
                     && !facts.token_finding.as_ref().is_some_and(|f| f.contradicts_admin())
             }
             Requirement::InformationSubmitted => facts.information_submitted,
@@ -259,13 +259,25 @@ impl Integration {
             Requirement::ApplicationScopes => {
                 format!("Application scopes include {}", list(&playbook.required_scopes))
             }
-            Requirement::ApplicationSecretProvided => "Application Secret provided".into(),
+            Requirement::ApplicationSecretProvided => match &self.facts.application_secret {
+                Some(s) if self.usable_application_secret().is_none() => format!(
+                    "Application Secret provided for this instance (the one on record was given for {})",
+                    s.bound_to.describe()
+                ),
+                _ => "Application Secret provided".into(),
+            },
             Requirement::InstanceUrl => if playbook.allow_http {
                 "GitLab instance URL set (http or https)".into()
             } else {
                 "GitLab instance URL set (https)".into()
             },
-            Requirement::AccessTokenProvided => "Access token provided".into(),
+            Requirement::AccessTokenProvided => match &self.facts.access_token {
+                Some(t) if self.usable_access_token().is_none() => format!(
+                    "Access token provided for this instance (the one on record was given for {})",
+                    t.bound_to.describe()
+                ),
+                _ => "Access token provided".into(),
+            },
             Requirement::AccessTokenAdmin => format!(
                 "Access token has admin rights and the token scopes {} (no probe says otherwise)",
                 list(&playbook.required_token_scopes)

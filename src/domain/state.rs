@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::binding::CredentialBinding;
 use super::command::{
     ApplicationRegistration, Credential, Firewall, InstanceSettings, NetworkPolicy, Prerequisites, VpcPeering, Vpn,
     WebhookSettings,
@@ -69,6 +70,15 @@ pub enum Connectivity {
 pub struct AccessToken {
     pub token: SealedSecret,
     pub admin: bool,
+    /// The instance the token was given for; usable only while it is the instance of record.
+    pub bound_to: CredentialBinding,
+}
+
+/// The application secret on record and the instance it was given for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationSecret {
+    pub secret: SealedSecret,
+    pub bound_to: CredentialBinding,
 }
 
 /// The latest evidence about API connectivity, from a probe or a recorded check.
@@ -124,7 +134,7 @@ pub struct DeliveryStats {
 pub struct Facts {
     pub prerequisites: Option<Prerequisites>,
     pub application: Option<ApplicationRegistration>,
-    pub application_secret: Option<SealedSecret>,
+    pub application_secret: Option<ApplicationSecret>,
     pub instance: InstanceSettings,
     pub access_token: Option<AccessToken>,
     pub information_submitted: bool,
@@ -253,7 +263,12 @@ impl Integration {
             }
             Event::PrerequisitesConfirmed(p) => facts.prerequisites = Some(p.clone()),
             Event::ApplicationRegistered(a) => facts.application = Some(a.clone()),
-            Event::ApplicationSecretProvided { secret } => facts.application_secret = Some(secret.clone()),
+            Event::ApplicationSecretProvided { secret, bound_to } => {
+                facts.application_secret = Some(ApplicationSecret {
+                    secret: secret.clone(),
+                    bound_to: bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance)),
+                })
+            }
             Event::InstanceUrlSet(settings) => {
                 if settings.gitlab_url != facts.instance.gitlab_url {
                     // Evidence about another instance says nothing about this one.
@@ -262,14 +277,15 @@ impl Integration {
                 }
                 facts.instance = settings.clone();
             }
-            Event::AccessTokenProvided { token, admin } => {
+            Event::AccessTokenProvided { token, admin, bound_to } => {
                 let replaced =
                     facts.access_token.as_ref().is_some_and(|old| old.token.fingerprint != token.fingerprint);
                 if replaced {
                     facts.api_connectivity = None;
                 }
                 facts.token_finding = None;
-                facts.access_token = Some(AccessToken { token: token.clone(), admin: *admin });
+                let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
+                facts.access_token = Some(AccessToken { token: token.clone(), admin: *admin, bound_to });
             }
             Event::InformationSubmitted {} => facts.information_submitted = true,
             Event::NetworkPolicyEvaluated(p) => facts.network_policy = Some(p.clone()),
@@ -367,13 +383,15 @@ impl Integration {
                     Some(Block { category: *category, detail: detail.clone(), since: at, cause: cause.clone() })
             }
             Event::IntegrationUnblocked { .. } => self.block = None,
-            Event::CredentialRotated { credential, replacement, admin, webhook } => match credential {
+            Event::CredentialRotated { credential, replacement, admin, webhook, bound_to } => match credential {
                 Credential::ApplicationSecret => {
-                    facts.application_secret = replacement.clone();
+                    let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
+                    facts.application_secret = replacement.clone().map(|secret| ApplicationSecret { secret, bound_to });
                 }
                 Credential::AccessToken => {
                     let admin = admin.or(facts.access_token.as_ref().map(|t| t.admin)).unwrap_or(false);
-                    facts.access_token = replacement.clone().map(|token| AccessToken { token, admin });
+                    let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
+                    facts.access_token = replacement.clone().map(|token| AccessToken { token, admin, bound_to });
                     facts.api_connectivity = None;
                     facts.token_finding = None;
                 }
@@ -409,6 +427,18 @@ impl Integration {
         if self.met_requirement_count() > met_before {
             self.last_progress_at = at;
         }
+    }
+
+    /// The access token on record, if it was given for the instance of record (origin and CA).
+    pub fn usable_access_token(&self) -> Option<&AccessToken> {
+        let current = CredentialBinding::of(&self.facts.instance);
+        self.facts.access_token.as_ref().filter(|t| t.bound_to == current)
+    }
+
+    /// The application secret on record, if it was given for the instance of record.
+    pub fn usable_application_secret(&self) -> Option<&ApplicationSecret> {
+        let current = CredentialBinding::of(&self.facts.instance);
+        self.facts.application_secret.as_ref().filter(|s| s.bound_to == current)
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -30,6 +30,10 @@ pub struct IntakeInvitation {
     pub redirect_uri: HttpUrl,
     pub required_scopes: Vec<String>,
     pub expires_at: DateTime<Utc>,
+    /// The instance the secrets will be bound to: shown to the customer, and sent back with the
+    /// form so that a change in between refuses the submission instead of rebinding it.
+    pub gitlab_url: HttpUrl,
+    pub instance: domain::CredentialBinding,
 }
 
 /// The customer's form, as typed. Parsed and sealed by [`Engine::redeem_intake`].
@@ -42,6 +46,12 @@ pub struct IntakeForm {
     pub admin: bool,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The instance origin the page showed (`CredentialBinding::origin`).
+    #[serde(default)]
+    pub shown_origin: Option<String>,
+    /// The CA fingerprint the page showed; empty or absent for none.
+    #[serde(default)]
+    pub shown_ca_fingerprint: Option<String>,
 }
 
 /// Keeps the form's secrets out of logs: only the public fields are printed.
@@ -51,6 +61,7 @@ impl std::fmt::Debug for IntakeForm {
             .field("application_id", &self.application_id)
             .field("admin", &self.admin)
             .field("scopes", &self.scopes)
+            .field("shown_origin", &self.shown_origin)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +142,8 @@ impl Engine {
             redirect_uri: state.playbook.redirect_uri.clone(),
             required_scopes: state.playbook.required_scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             expires_at: link.expires_at,
+            gitlab_url: state.facts.instance.gitlab_url.clone(),
+            instance: domain::CredentialBinding::of(&state.facts.instance),
         })
     }
 
@@ -155,6 +168,10 @@ impl Engine {
             application_secret: sealer.seal(SecretKind::ApplicationSecret, &application_secret),
             access_token: sealer.seal(SecretKind::AccessToken, &access_token),
             admin: form.admin,
+            shown_instance: form.shown_origin.as_ref().map(|origin| domain::CredentialBinding {
+                origin: origin.clone(),
+                ca_fingerprint: form.shown_ca_fingerprint.clone().filter(|f| !f.is_empty()),
+            }),
         };
         self.execute_internal(id, Command::RedeemIntake(Box::new(submission)), &customer_actor()).await
     }

@@ -56,7 +56,7 @@ use crate::store::{
 use read_model::SavedReadModel;
 
 /// Bumped when the snapshot form changes; older snapshots are ignored.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -32,7 +32,7 @@ impl Engine {
     pub async fn reveal(&self, id: IntegrationId, kind: SecretKind, actor: &Actor) -> Result<String, EngineError> {
         let state = self.state(id).await?;
         let sealed = match kind {
-            SecretKind::ApplicationSecret => state.facts.application_secret.clone(),
+            SecretKind::ApplicationSecret => state.facts.application_secret.as_ref().map(|s| s.secret.clone()),
             SecretKind::AccessToken => state.facts.access_token.as_ref().map(|t| t.token.clone()),
             SecretKind::WebhookSigningKey => {
                 state.facts.webhook_credentials.as_ref().and_then(|c| c.signing_key.clone())

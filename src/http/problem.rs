@@ -109,6 +109,7 @@ impl From<Rejection> for Problem {
                     crate::domain::IntakeRefusal::Unknown => (StatusCode::NOT_FOUND, "intake-link-unknown"),
                     crate::domain::IntakeRefusal::Expired => (StatusCode::GONE, "intake-link-expired"),
                     crate::domain::IntakeRefusal::AlreadyUsed => (StatusCode::GONE, "intake-link-used"),
+                    crate::domain::IntakeRefusal::InstanceChanged => (StatusCode::CONFLICT, "intake-instance-changed"),
                 };
                 Problem::new(status, slug, "Intake link refused", refusal.to_string())
             }

@@ -333,6 +333,7 @@ async fn an_expired_link_is_refused() {
         access_token: "t".into(),
         admin: true,
         scopes: vec!["api".into()],
+        ..Default::default()
     };
     let before = engine.state(id).await.unwrap().version;
     assert!(engine.redeem_intake(id, &secret, &form).await.is_err());

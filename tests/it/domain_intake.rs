@@ -55,6 +55,7 @@ fn submission(bench: &mut Bench, secret: &str, scopes: &[&str]) -> Command {
         application_secret,
         access_token,
         admin: true,
+        shown_instance: None,
     }))
 }
 
@@ -162,6 +163,25 @@ fn sealed_secrets_of_a_submission_are_the_customers_and_of_the_right_kind() {
     assert!(!text.contains("customer-app-secret") && !text.contains("glpat-customer"), "no plaintext in events");
     assert!(bench.state.facts.application_secret.is_none(), "nothing before the submission");
     apply(&mut bench, events);
-    assert_eq!(bench.state.facts.application_secret.as_ref().unwrap().kind, SecretKind::ApplicationSecret);
+    assert_eq!(bench.state.facts.application_secret.as_ref().unwrap().secret.kind, SecretKind::ApplicationSecret);
     assert_eq!(bench.state.facts.access_token.as_ref().unwrap().token.kind, SecretKind::AccessToken);
+}
+
+#[test]
+fn given_the_instance_changed_after_the_page_was_shown_when_the_customer_submits_then_nothing_is_recorded() {
+    let mut bench = Bench::opened();
+    let events = bench.decide_command(&issue(&bench, "shown", 72)).unwrap();
+    apply(&mut bench, events);
+    let shown = golive::domain::CredentialBinding::of(&bench.state.facts.instance);
+    // A rep points the integration elsewhere while the customer's page is open.
+    bench.ok(json!({"type": "set_instance_url", "gitlab_url": "https://attacker.example"}));
+    let Command::RedeemIntake(mut submitted) = submission(&mut bench, "shown", &ALL_SCOPES) else { unreachable!() };
+    submitted.shown_instance = Some(shown);
+    let command = Command::RedeemIntake(submitted.clone());
+    assert_eq!(bench.decide_command(&command), Err(Rejection::Intake(IntakeRefusal::InstanceChanged)));
+    // Shown the current instance, the same link works, and binds the secrets there.
+    submitted.shown_instance = Some(golive::domain::CredentialBinding::of(&bench.state.facts.instance));
+    let events = bench.decide_command(&Command::RedeemIntake(submitted)).unwrap();
+    apply(&mut bench, events);
+    assert_eq!(bench.state.usable_access_token().unwrap().bound_to.origin, "https://attacker.example");
 }

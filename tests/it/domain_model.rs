@@ -252,8 +252,12 @@ struct Model {
     blocked: bool,
     prerequisites: bool,
     registered: Option<(bool, bool)>,
-    secret: bool,
+    /// The secret on record, and whether it was given for the alternative URL.
+    secret: Option<bool>,
     token: Option<(u8, bool)>,
+    /// Whether the token on record was given for the alternative URL (credentials are bound to
+    /// the origin they were given for).
+    token_bound_to_alternative: bool,
     probe_contradicts: bool,
     submitted: bool,
     alternative_url: bool,
@@ -280,8 +284,9 @@ impl Model {
             blocked: false,
             prerequisites: false,
             registered: None,
-            secret: false,
+            secret: None,
             token: None,
+            token_bound_to_alternative: false,
             probe_contradicts: false,
             submitted: false,
             alternative_url: false,
@@ -300,19 +305,23 @@ impl Model {
         }
     }
 
+    fn token_usable(&self) -> bool {
+        self.token_bound_to_alternative == self.alternative_url
+    }
+
     /// Every requirement: (id, stage number it gates, holds).
     fn requirements(&self) -> Vec<(String, usize, bool)> {
         let mut r = vec![
             ("info.prerequisites_confirmed".to_string(), 1, self.prerequisites),
             ("info.application_registered".into(), 1, self.registered.is_some_and(|(identity, _)| identity)),
             ("info.application_scopes".into(), 1, self.registered.is_some_and(|(_, scopes)| scopes)),
-            ("info.application_secret_provided".into(), 1, self.secret),
+            ("info.application_secret_provided".into(), 1, self.secret == Some(self.alternative_url)),
             ("info.instance_url".into(), 1, true),
-            ("info.access_token_provided".into(), 1, self.token.is_some()),
+            ("info.access_token_provided".into(), 1, self.token.is_some() && self.token_usable()),
             (
                 "info.access_token_admin".into(),
                 1,
-                self.token.is_some_and(|(_, admin)| admin) && !self.probe_contradicts,
+                self.token.is_some_and(|(_, admin)| admin) && self.token_usable() && !self.probe_contradicts,
             ),
             ("info.information_submitted".into(), 1, self.submitted),
             ("network.policy_evaluated".into(), 2, self.policy),
@@ -358,9 +367,10 @@ impl Model {
         match op {
             Op::Prerequisites(a, b, c) => self.prerequisites = *a && *b && *c,
             Op::RegisterApplication { identity_ok, scopes_ok } => self.registered = Some((*identity_ok, *scopes_ok)),
-            Op::ProvideSecret(_) => self.secret = true,
-            Op::RotateSecret(with) => self.secret = with.is_some(),
+            Op::ProvideSecret(_) => self.secret = Some(self.alternative_url),
+            Op::RotateSecret(with) => self.secret = with.map(|_| self.alternative_url),
             Op::ProvideToken { which, admin } => {
+                self.token_bound_to_alternative = self.alternative_url;
                 if self.token.is_some_and(|(old, _)| old != *which) {
                     self.api = None;
                 }
@@ -370,6 +380,9 @@ impl Model {
             Op::RotateToken { with, admin } => {
                 let previous_admin = self.token.map(|(_, a)| a);
                 self.token = with.map(|w| (w, admin.or(previous_admin).unwrap_or(false)));
+                if with.is_some() {
+                    self.token_bound_to_alternative = self.alternative_url;
+                }
                 self.api = None;
                 self.probe_contradicts = false;
             }

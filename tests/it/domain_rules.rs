@@ -611,12 +611,19 @@ fn a_new_instance_url_voids_api_connectivity() {
     let mut bench = Bench::at_stage(Stage::Tested);
     let same = bench.ok(json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ssh_port": 2222}));
     assert_eq!(same, ["instance_url_set"], "the same URL voids nothing");
+    // Another path on the same origin keeps the credentials; it is still a new URL.
     let events =
-        bench.when(json!({"type": "set_instance_url", "gitlab_url": "https://gitlab-new.customer.example"})).unwrap();
+        bench.when(json!({"type": "set_instance_url", "gitlab_url": "https://gitlab.customer.example/other"})).unwrap();
     assert_eq!(
         regression(&events),
         (Stage::Tested, Stage::WebhookLive, "set_instance_url".into(), vec!["testing.api_connectivity".into()])
     );
+    // Another origin also voids the credentials bound to the old one (tests/it/domain_binding.rs).
+    let events =
+        bench.when(json!({"type": "set_instance_url", "gitlab_url": "https://gitlab-new.customer.example"})).unwrap();
+    let (_, to, _, voided) = regression(&events);
+    assert_eq!(to, Stage::Created);
+    assert!(voided.contains(&"info.access_token_provided".to_owned()), "{voided:?}");
 }
 
 #[test]

@@ -228,6 +228,7 @@ async fn kitchen_sink(engine: &Engine, clock: &ManualClock) {
         access_token: "glpat-frozen-access-token-000000001".into(),
         admin: true,
         scopes: state.playbook.required_scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        ..Default::default()
     };
     engine.redeem_intake(id, &secret, &form).await.unwrap();
     run(json!({"type": "confirm_prerequisites", "gitlab_admin_access": true, "network_access": true, "factory_admin_account": true})).await;

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod disk_faults;
+mod domain_binding;
 mod domain_inputs;
 mod domain_intake;
 mod domain_model;

@@ -83,6 +83,7 @@ fn refused(refusal: IntakeRefusal) -> Page {
     let status = match refusal {
         IntakeRefusal::Unknown => StatusCode::NOT_FOUND,
         IntakeRefusal::Expired | IntakeRefusal::AlreadyUsed => StatusCode::GONE,
+        IntakeRefusal::InstanceChanged => StatusCode::CONFLICT,
     };
     Page::Html(
         status,
@@ -124,6 +125,9 @@ fn intake_form(invitation: &IntakeInvitation, previous: Option<&IntakeForm>, err
         html! {
             h1 { "Connect " (invitation.customer) "'s GitLab to Factory" }
             p { "This page is for " strong { (invitation.customer) } ". What you enter goes straight to Factory's golive, encrypted on arrival; nobody at Factory sees the secrets. This link works once and expires at " (time(invitation.expires_at)) "." }
+            p id="intake-instance" { "The secrets you send are for the GitLab instance at " strong { (invitation.gitlab_url) }
+                @if let Some(fingerprint) = &invitation.instance.ca_fingerprint { " (trusted through the internal CA with fingerprint " code { (fingerprint) } ")" }
+                ". golive will only ever use them there: if that is not your instance, do not send them and tell your Factory representative." }
             h2 { "1. Register the application in GitLab" }
             ol {
                 li { "In GitLab, open Admin Area → Applications → New application." }
@@ -134,6 +138,8 @@ fn intake_form(invitation: &IntakeInvitation, previous: Option<&IntakeForm>, err
             h2 { "2. Enter what GitLab showed you" }
             @if let Some(error) = error { p class="error" role="alert" id="intake-error" { (error) } }
             form method="post" class="stack" {
+                input type="hidden" name="shown_origin" value=(invitation.instance.origin);
+                input type="hidden" name="shown_ca_fingerprint" value=(invitation.instance.ca_fingerprint.as_deref().unwrap_or(""));
                 label for="application_id" { "Application ID" }
                 input id="application_id" name="application_id" required autocomplete="off"
                     value=[previous.map(|f| f.application_id.as_str())];
@@ -184,6 +190,8 @@ fn form_of(fields: &HashMap<String, Vec<String>>) -> IntakeForm {
         access_token: field(fields, "access_token").to_owned(),
         admin: field(fields, "admin") == "true",
         scopes: fields.get("scopes").cloned().unwrap_or_default(),
+        shown_origin: fields.get("shown_origin").and_then(|v| v.first()).cloned(),
+        shown_ca_fingerprint: fields.get("shown_ca_fingerprint").and_then(|v| v.first()).cloned(),
     }
 }
 

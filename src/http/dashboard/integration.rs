@@ -205,8 +205,14 @@ fn health(state: &Integration, refused: u64) -> Markup {
                     } @else { "never probed" }
                 }
                 dt { "Consecutive probe failures" } dd { (facts.consecutive_probe_failures) }
-                dt { "Application secret" } dd { (received(facts.application_secret.as_ref().map(|s| s.fingerprint.as_str()))) }
-                dt { "Access token" } dd { (received(facts.access_token.as_ref().map(|t| t.token.fingerprint.as_str()))) }
+                dt { "Application secret" } dd {
+                    (received(facts.application_secret.as_ref().map(|s| s.secret.fingerprint.as_str())))
+                    @if let Some(s) = &facts.application_secret { (bound_note(&s.bound_to, state.usable_application_secret().is_some())) }
+                }
+                dt { "Access token" } dd {
+                    (received(facts.access_token.as_ref().map(|t| t.token.fingerprint.as_str())))
+                    @if let Some(t) = &facts.access_token { (bound_note(&t.bound_to, state.usable_access_token().is_some())) }
+                }
                 @if let Some(at) = facts.secrets_shredded_at { dt { "Secrets shredded" } dd { (time(at)) } }
             }
         }
@@ -264,6 +270,18 @@ fn timeline(history: &[StoredEvent]) -> Markup {
                 }
             }
             @if history.len() >= TIMELINE_MAX { p { "Older events: see the audit page." } }
+        }
+    }
+}
+
+/// Where a credential may be used, and a warning when that is no longer the instance of record.
+fn bound_note(bound_to: &crate::domain::CredentialBinding, usable: bool) -> Markup {
+    html! {
+        @if usable {
+            " — for " (bound_to.describe())
+        } @else {
+            " — " strong { "not usable" } ": it was given for " (bound_to.describe())
+                ", not the current instance; ask the customer to provide it again"
         }
     }
 }
