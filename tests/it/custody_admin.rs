@@ -1,8 +1,10 @@
-//! Custody, the admin's side, over real HTTP on loopback: the sign-in `next` only ever leads
-//! to golive's own pages.
+//! Custody, the admin's side, over real HTTP on loopback: playbooks are the admin's (a rep
+//! opens from the registry and is refused a playbook of their own), the sign-in `next` only
+//! ever leads to golive's own pages.
 
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 use crate::http::{spawn_app, TestApp};
 
@@ -97,5 +99,197 @@ async fn sign_in_next_leads_only_to_golives_own_pages() {
             .finish();
         assert_eq!(sign_in_location(&app, encoded).await, good);
     }
+}
+
+/// A playbook the admin registers: the guide's, with another id, version and redirect URI.
+fn admin_playbook(app: &TestApp, id: &str, version: u32, redirect_uri: &str) -> Value {
+    let mut playbook = serde_json::to_value(&app.engine.config().default_playbook).unwrap();
+    playbook["id"] = json!(id);
+    playbook["version"] = json!(version);
+    playbook["redirect_uri"] = json!(redirect_uri);
+    playbook
+}
+
+async fn head(app: &TestApp) -> u64 {
+    app.engine.store().head().await.unwrap().position
+}
+
+/// The playbook recorded whole in an integration's first event.
+async fn recorded_playbook(app: &TestApp, id: &str) -> Value {
+    let (status, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}/history")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history["events"][0]["type"], "integration_opened");
+    history["events"][0]["data"]["playbook"].clone()
+}
+
+#[tokio::test]
+async fn playbooks_are_the_admins_and_reps_open_only_from_them() {
+    let app = spawn_app().await;
+    let open = json!({"customer": "Acme", "gitlab_url": "https://gitlab.acme.example"});
+
+    // A rep's own playbook is refused, inline or as loose fields, and writes nothing.
+    let mut evil = open.clone();
+    evil["playbook"] = admin_playbook(&app, "evil", 1, "https://evil.example/steal");
+    let mut loose = open.clone();
+    loose["redirect_uri"] = json!("https://evil.example/steal");
+    for body in [&evil, &loose] {
+        let response =
+            app.http.post(app.url("/api/v1/integrations")).bearer_auth(&app.rep).json(body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["type"].as_str().unwrap().rsplit('/').next().unwrap(), "playbook-fields-forbidden");
+        assert!(problem["detail"].as_str().unwrap().contains("playbook_id"), "{problem}");
+    }
+    // Nor may a rep register one.
+    let (status, _) =
+        app.post(&app.rep, "/api/v1/playbooks", &admin_playbook(&app, "mine", 1, "https://evil.example/x")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(head(&app).await, 0, "nothing was written");
+    let (_, listed) = app.get(&app.viewer, "/api/v1/playbooks").await;
+    assert_eq!(listed["playbooks"], json!([]));
+
+    // The admin registers two versions; a registered version never changes.
+    let v1 = admin_playbook(&app, "acme-oauth", 1, "https://factory.example/oauth/v1");
+    let v2 = admin_playbook(&app, "acme-oauth", 2, "https://factory.example/oauth/v2");
+    let (status, created) = app.post(&app.admin, "/api/v1/playbooks", &v1).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["playbook"], v1);
+    assert!(created["registered_by"].as_str().unwrap().starts_with("admin-"));
+    let (status, again) = app.post(&app.admin, "/api/v1/playbooks", &v1).await;
+    assert_eq!(status, StatusCode::OK, "the same body again is a no-op");
+    assert_eq!(again, created);
+    let mut changed = v1.clone();
+    changed["redirect_uri"] = json!("https://factory.example/oauth/changed");
+    let (status, problem) = app.post(&app.admin, "/api/v1/playbooks", &changed).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(app.post(&app.admin, "/api/v1/playbooks", &v2).await.0, StatusCode::CREATED);
+    // Invalid playbooks are refused with the field named.
+    for (field, value) in [("id", json!("Not A Slug")), ("version", json!(0)), ("monitoring_days", json!(100000))] {
+        let mut bad = v1.clone();
+        bad[field] = value;
+        let (status, problem) = app.post(&app.admin, "/api/v1/playbooks", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+
+    // Readers see the registry.
+    let (status, listed) = app.get(&app.viewer, "/api/v1/playbooks").await;
+    assert_eq!(status, StatusCode::OK);
+    let versions: Vec<&Value> = listed["playbooks"].as_array().unwrap().iter().map(|r| &r["playbook"]).collect();
+    assert_eq!(versions, vec![&v1, &v2]);
+    assert_eq!(listed["default"]["id"], "factory-gitlab-self-hosted");
+    assert_eq!(app.get(&app.viewer, "/api/v1/playbooks/acme-oauth").await.1["playbook"], v2);
+    assert_eq!(app.get(&app.viewer, "/api/v1/playbooks/acme-oauth?version=1").await.1["playbook"], v1);
+    assert_eq!(app.get(&app.viewer, "/api/v1/playbooks/nothing-here").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&app.viewer, "/api/v1/playbooks/acme-oauth?version=3").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&app.viewer, "/api/v1/playbooks/acme-oauth?version=0").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get(&app.viewer, "/api/v1/playbooks/acme-oauth?version=4294967296").await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // A rep opens from the registry: the latest version, or the one named; recorded whole.
+    let mut by_id = open.clone();
+    by_id["playbook_id"] = json!("acme-oauth");
+    let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &by_id).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/v2");
+    assert_eq!(recorded_playbook(&app, opened["state"]["id"].as_str().unwrap()).await, v2);
+    by_id["playbook_version"] = json!(1);
+    let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &by_id).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let first_id = opened["state"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(recorded_playbook(&app, &first_id).await, v1);
+    // Without a reference: the default.
+    let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &open).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(recorded_playbook(&app, opened["state"]["id"].as_str().unwrap()).await["id"], "factory-gitlab-self-hosted");
+
+    // Unknown references and malformed ones are a 400 naming the field, and write nothing.
+    let before = head(&app).await;
+    for (extra, field) in [
+        (json!({"playbook_id": "nothing-here"}), "playbook_id"),
+        (json!({"playbook_id": "acme-oauth", "playbook_version": 9}), "playbook_version"),
+        (json!({"playbook_id": "acme-oauth", "playbook_version": 0}), "playbook_version"),
+        (json!({"playbook_id": "acme-oauth", "playbook_version": 4294967296u64}), "playbook_version"),
+        (json!({"playbook_id": "acme-oauth", "playbook_version": -1}), "playbook_version"),
+        (json!({"playbook_version": 1}), "playbook_version"),
+        (json!({"playbook_id": "../../etc"}), "playbook_id"),
+        (json!({"playbook_id": 7}), "playbook_id"),
+    ] {
+        let mut body = open.clone();
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let (status, problem) = app.post(&app.rep, "/api/v1/integrations", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert_eq!(problem["field"], field, "{body}: {problem}");
+    }
+    assert_eq!(head(&app).await, before, "refused opens write nothing");
+
+    // An admin may still send a whole playbook inline: it is the admin's own.
+    let mut inline = open.clone();
+    inline["playbook"] = admin_playbook(&app, "one-off", 1, "https://factory.example/oauth/one-off");
+    let (status, opened) = app.post(&app.admin, "/api/v1/integrations", &inline).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/one-off");
+
+    // The customer's intake page shows the admin's redirect URI and nothing of a rep's.
+    let id = golive::domain::IntegrationId::parse(&first_id).unwrap();
+    let rep = golive::domain::Actor::parse("rep").unwrap();
+    let issued = app.engine.issue_intake_link(id, 2, &rep).await.unwrap();
+    let html = client().get(app.url(&issued.path)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("https://factory.example/oauth/v1"), "the intake page shows the registered URI");
+    assert!(!html.contains("evil.example"));
+
+    // The embedding API sees the same registry.
+    let registered = app.engine.playbooks().await.unwrap();
+    assert_eq!(registered.len(), 2);
+}
+
+#[test]
+fn the_cli_registers_lists_shows_and_opens_from_playbooks() {
+    let cli = crate::cli::Cli::new();
+    cli.ok(&["init"]);
+    let defaults = cli.json(&["playbook", "list"]);
+    let mut playbook = defaults["default"].clone();
+    playbook["id"] = json!("acme-oauth");
+    playbook["version"] = json!(3);
+    playbook["redirect_uri"] = json!("https://factory.example/oauth/cli");
+    let file = cli.file("acme.json", &playbook.to_string());
+    let file = file.to_str().unwrap();
+    assert!(cli.ok(&["playbook", "add", file]).contains("acme-oauth version 3 registered"));
+    cli.ok(&["playbook", "add", file]);
+    let mut changed = playbook.clone();
+    changed["monitoring_days"] = json!(30);
+    let changed_file = cli.file("changed.json", &changed.to_string());
+    let (code, stderr) = cli.fails(&["playbook", "add", changed_file.to_str().unwrap()]);
+    assert_eq!(code, 5, "a registered version is immutable: {stderr}");
+    assert_eq!(cli.json(&["playbook", "list"])["playbooks"][0]["playbook"], playbook);
+    assert_eq!(cli.json(&["playbook", "show", "acme-oauth"])["playbook"], playbook);
+    assert_eq!(cli.fails(&["playbook", "show", "acme-oauth", "--version", "4"]).0, 3);
+    let opened = cli.json(&[
+        "integration",
+        "create",
+        "--customer",
+        "Acme",
+        "--gitlab-url",
+        "https://gitlab.acme.example",
+        "--playbook",
+        "acme-oauth",
+    ]);
+    assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/cli");
+    let (code, _) = cli.fails(&[
+        "integration",
+        "create",
+        "--customer",
+        "Acme",
+        "--gitlab-url",
+        "https://gitlab.acme.example",
+        "--playbook",
+        "no-such-playbook",
+    ]);
+    assert_eq!(code, 4, "an unknown playbook is refused");
 }
 
