@@ -253,6 +253,16 @@ pub async fn stream(
         None => None,
     };
     let after = resume.or(number(&params, "after")?).unwrap_or(0);
+    // A position past the head was never handed out (positions become visible only once
+    // committed, on every replica): resuming there would wait for events that may never come.
+    let head = state.engine.store().head().await.map_err(crate::engine::EngineError::from)?.position;
+    if after > head {
+        return Err(Problem::bad_request(
+            "invalid-query",
+            format!("position {after} is beyond the log's last position {head}; resume from a position you received"),
+        )
+        .with(json!({"field": "after", "head": head})));
+    }
     let subscription = state.engine.subscribe(after);
     let open = state.metrics.stream_opened();
     let stream = futures::stream::unfold((subscription, open), |(mut subscription, open)| async move {

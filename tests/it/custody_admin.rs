@@ -293,3 +293,174 @@ fn the_cli_registers_lists_shows_and_opens_from_playbooks() {
     assert_eq!(code, 4, "an unknown playbook is refused");
 }
 
+/// What an answer to a hostile number must be: a 400 problem, or a 200 with a known shape.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    BadRequest,
+    /// 200 with no events (`events` empty or the array itself empty).
+    EmptyPage,
+    /// 200 with a full page (every event of the integration).
+    FullPage,
+    /// 200, the current state.
+    Current,
+    PreconditionFailed,
+}
+
+#[tokio::test]
+async fn client_numbers_never_wrap_they_are_refused_or_answered_correctly() {
+    let app = spawn_app().await;
+    let id = app.open().await;
+    for text in ["one", "two"] {
+        let (status, _) =
+            app.post(&app.rep, &format!("/api/v1/integrations/{id}/commands"), &json!({"type": "add_note", "text": text})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
+    let version = state["version"].as_u64().unwrap();
+    let log_head = head(&app).await;
+
+    let u64_max = u64::MAX.to_string();
+    let u64_max_less_one = (u64::MAX - 1).to_string();
+    let i64_max = i64::MAX.to_string();
+    let i64_max_plus_one = (i64::MAX as u64 + 1).to_string();
+    let u64_max_plus_one = "18446744073709551616".to_owned();
+    let huge = "9".repeat(400);
+    let history = |q: &str| format!("/api/v1/integrations/{id}/history?{q}");
+    let state_at = |q: &str| format!("/api/v1/integrations/{id}/state?{q}");
+    use Expect::*;
+    let mut table: Vec<(String, Expect)> = Vec::new();
+    for (value, expect) in [
+        (&u64_max, EmptyPage),
+        (&u64_max_less_one, EmptyPage),
+        (&i64_max, EmptyPage),
+        (&i64_max_plus_one, EmptyPage),
+        (&u64_max_plus_one, BadRequest),
+        (&huge, BadRequest),
+        (&"-1".to_owned(), BadRequest),
+        (&"1e3".to_owned(), BadRequest),
+        (&"0".to_owned(), FullPage),
+    ] {
+        table.push((history(&format!("after={value}")), expect));
+        table.push((format!("/api/v1/events?after={value}"), if matches!(expect, FullPage) { FullPage } else { expect }));
+    }
+    for (value, expect) in [
+        (&u64_max, FullPage),
+        (&i64_max_plus_one, FullPage),
+        (&u64_max_plus_one, BadRequest),
+        (&huge, BadRequest),
+        (&"-1".to_owned(), BadRequest),
+    ] {
+        table.push((history(&format!("limit={value}")), expect));
+        table.push((format!("/api/v1/events?limit={value}"), expect));
+    }
+    for (value, expect) in [
+        (&u64_max, Current),
+        (&i64_max_plus_one, Current),
+        (&u64_max_plus_one, BadRequest),
+        (&"-1".to_owned(), BadRequest),
+    ] {
+        table.push((state_at(&format!("version={value}")), expect));
+    }
+    for (value, expect) in [
+        (u64_max.as_str(), BadRequest),
+        ("4294967296", BadRequest),
+        ("-1", BadRequest),
+        (huge.as_str(), BadRequest),
+        ("4294967295", EmptyPage),
+    ] {
+        table.push((format!("/api/v1/integrations?stalled_days={value}"), expect));
+    }
+    for value in [&u64_max, &u64_max_less_one, &i64_max_plus_one, &u64_max_plus_one, &huge] {
+        table.push((format!("/api/v1/events/stream?after={value}"), BadRequest));
+        table.push((format!("/api/v1/playbooks/some-id?version={value}"), BadRequest));
+    }
+
+    for (path, expect) in &table {
+        let response = app.http.get(app.url(path)).bearer_auth(&app.viewer).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let events = |body: &Value| -> usize {
+            body.get("events").or(Some(body)).and_then(Value::as_array).map(Vec::len).unwrap_or(usize::MAX)
+        };
+        match expect {
+            BadRequest => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+                assert!(body["detail"].is_string(), "{path}: {body}");
+            }
+            EmptyPage => {
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                assert_eq!(events(&body), 0, "{path}: {body}");
+            }
+            FullPage => {
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                let expected = if path.contains("/history") { version } else { log_head };
+                assert_eq!(events(&body) as u64, expected, "{path}: {body}");
+            }
+            Current => {
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                assert_eq!(body["version"], version, "{path}: {body}");
+            }
+            PreconditionFailed => unreachable!(),
+        }
+    }
+
+    // SSE resumption through Last-Event-ID, and If-Match on a command.
+    for (value, expect) in [
+        (u64_max.as_str(), BadRequest),
+        (i64_max_plus_one.as_str(), BadRequest),
+        ("-1", BadRequest),
+        (huge.as_str(), BadRequest),
+    ] {
+        let response = app
+            .http
+            .get(app.url("/api/v1/events/stream"))
+            .bearer_auth(&app.viewer)
+            .header("last-event-id", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "Last-Event-ID {value}: {expect:?}");
+    }
+    for (value, expect) in [
+        (u64_max.as_str(), PreconditionFailed),
+        (i64_max_plus_one.as_str(), PreconditionFailed),
+        (u64_max_plus_one.as_str(), BadRequest),
+        ("-1", BadRequest),
+    ] {
+        let response = app
+            .http
+            .post(app.url(&format!("/api/v1/integrations/{id}/commands")))
+            .bearer_auth(&app.rep)
+            .header("if-match", format!("\"{value}\""))
+            .json(&json!({"type": "add_note", "text": "pinned"}))
+            .send()
+            .await
+            .unwrap();
+        let wanted =
+            if matches!(expect, BadRequest) { StatusCode::BAD_REQUEST } else { StatusCode::PRECONDITION_FAILED };
+        assert_eq!(response.status(), wanted, "If-Match {value}");
+    }
+    // Playbook numbers from an admin: bounded, never wrapped.
+    for (field, value) in [
+        ("monitoring_days", json!(u64::MAX)),
+        ("monitoring_days", json!(-1)),
+        ("probe_interval_minutes", json!(u64::MAX)),
+        ("probe_interval_minutes", json!(u32::MAX)),
+        ("version", json!(u64::MAX)),
+        ("version", json!(i64::MAX as u64 + 1)),
+    ] {
+        let mut playbook = admin_playbook(&app, "numbers", 1, "https://factory.example/oauth");
+        playbook[field] = value.clone();
+        let (status, problem) = app.post(&app.admin, "/api/v1/playbooks", &playbook).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {problem}");
+        let body = json!({"customer": "N", "gitlab_url": "https://gitlab.n.example", "playbook": playbook});
+        let (status, problem) = app.post(&app.admin, "/api/v1/integrations", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "inline {field}={value}: {problem}");
+    }
+    assert_eq!(head(&app).await, log_head, "nothing hostile was written");
+    // An intake link's lifetime from an embedder: refused, not a panic.
+    let rep = golive::domain::Actor::parse("rep").unwrap();
+    let refused = app.engine.issue_intake_link(golive::domain::IntegrationId::parse(&id).unwrap(), u32::MAX, &rep).await;
+    assert!(refused.is_err());
+}
+

@@ -109,6 +109,12 @@ pub struct PgStore {
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// A position, version or count as PostgreSQL's `bigint`: `as i64` would turn a caller's
+/// `u64::MAX` into -1 (every event), so anything beyond `i64::MAX` stays at `i64::MAX`.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 fn storage(error: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(format!("postgres: {error}"))
 }
@@ -344,7 +350,7 @@ async fn read_all_with(
     let rows = client
         .query(
             "SELECT position, envelope FROM golive_events WHERE position > $1 ORDER BY position LIMIT $2",
-            &[&(after as i64), &(limit as i64)],
+            &[&saturating_i64(after), &saturating_i64(limit as u64)],
         )
         .await
         .map_err(storage)?;
@@ -367,7 +373,7 @@ impl EventStore for PgStore {
         let rows = self
             .rows(
                 "SELECT position, envelope FROM golive_events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
-                &[&stream, &(from_version as i64), &(limit as i64)],
+                &[&stream, &saturating_i64(from_version), &saturating_i64(limit as u64)],
             )
             .await?;
         rows.iter().map(|r| decode_envelope(r.get(0), r.get::<_, &str>(1))).collect()
