@@ -319,6 +319,8 @@ pub enum TokenCommand {
 
 /// Runs the CLI with the process arguments.
 pub fn run() -> ExitCode {
+    // Every file golive creates, sled's later snapshots and blobs included, is its owner's only.
+    crate::store::owner_only::set_process_umask();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

@@ -271,6 +271,9 @@ impl Engine {
             ));
         }
         let keystore = Arc::new(FileKeystore::open(data_dir, master)?);
+        // Everything in the data directory is its owner's only, whatever was there before.
+        crate::store::owner_only::restrict_tree(data_dir)
+            .map_err(|e| StoreError::Storage(format!("making {} owner-only: {e}", data_dir.display())))?;
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let engine = Engine::start(store, keystore, config, clock).await?;
         Ok((engine, warnings))

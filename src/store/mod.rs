@@ -10,6 +10,7 @@
 //! duplicate.
 
 mod envelope;
+pub mod owner_only;
 mod postgres;
 mod sled_store;
 mod subscription;

@@ -136,14 +136,15 @@ impl SledStore {
     /// Opens (or creates) a store in `dir`. Fails with [`StoreError::Locked`] when another
     /// process has it open.
     pub fn open(dir: &Path, options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
-        std::fs::create_dir_all(dir).map_err(storage)?;
+        super::owner_only::create_dir(dir).map_err(storage)?;
         let config = sled::Config::new()
             .path(dir.join("events.sled"))
             .cache_capacity(options.cache_capacity_bytes.unwrap_or(DEFAULT_CACHE_BYTES))
             .mode(sled::Mode::HighThroughput);
         let started = std::time::Instant::now();
         let db = loop {
-            match config.open() {
+            // sled creates its files with the umask: open it under 077 (see `owner_only`).
+            match super::owner_only::with_private_umask(|| config.open()) {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
@@ -156,6 +157,8 @@ impl SledStore {
                 Err(error) => return Err(storage(error)),
             }
         };
+        // Files sled made under an earlier, laxer umask (or an older build) become owner-only.
+        super::owner_only::restrict_tree(dir).map_err(storage)?;
         Self::start(db, options)
     }
 

@@ -464,3 +464,125 @@ async fn client_numbers_never_wrap_they_are_refused_or_answered_correctly() {
     assert!(refused.is_err());
 }
 
+/// Every directory under `dir` (itself included) and every file: `(path, mode)` where the mode
+/// is not 0700 for a directory or 0600 for a file.
+fn loose_modes(dir: &std::path::Path) -> (Vec<(std::path::PathBuf, u32)>, usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut loose = Vec::new();
+    let mut files = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o7777;
+        if meta.is_dir() {
+            if mode != 0o700 {
+                loose.push((path.clone(), mode));
+            }
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files += 1;
+            if mode != 0o600 {
+                loose.push((path, mode));
+            }
+        }
+    }
+    (loose, files)
+}
+
+#[test]
+fn the_binary_keeps_every_file_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    for umask in [0o022, 0o000] {
+        let cli = crate::cli::Cli::new();
+        let data = cli.dir.path().join("data");
+        // An older build left a lax directory and file behind.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(data.join("left-over"), "x").unwrap();
+        std::fs::set_permissions(data.join("left-over"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let run = |args: &[&str]| {
+            let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("golive"));
+            command.arg("--data-dir").arg(&data).args(["--as", "dana.reyes"]).args(args);
+            command.env_remove("GOLIVE_SERVER").env_remove("GOLIVE_MASTER_KEY");
+            // SAFETY: umask is async-signal-safe and touches nothing but the child's mask.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::umask(umask);
+                    Ok(())
+                });
+            }
+            let out = command.output().unwrap();
+            assert!(out.status.success(), "golive {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        run(&["init"]);
+        let id = run(&["integration", "create", "--customer", "Acme", "--gitlab-url", "https://gitlab.acme.example"])
+            .trim()
+            .to_owned();
+        let secret = cli.file("app.secret", "gloas-permissions-test-secret\n");
+        run(&["app", "secret", &id, "--secret-file", secret.to_str().unwrap()]);
+        let token = cli.file("token.secret", "glpat-permissions-test-token\n");
+        run(&["access-token", "provide", &id, "--admin", "true", "--secret-file", token.to_str().unwrap()]);
+        run(&["webhook", "issue", &id]);
+        for n in 0..10 {
+            run(&["note", &id, "--text", &format!("note {n} {}", "x".repeat(3000))]);
+        }
+        // Reopen, so sled writes its snapshot, then look.
+        run(&["verify"]);
+        let (loose, files) = loose_modes(&data);
+        assert!(files >= 5, "the data directory holds the log, keys and the master key ({files} files)");
+        assert!(loose.is_empty(), "umask {umask:o}: not owner-only: {loose:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_engine_makes_its_directory_owner_only_on_open_including_sleds_later_files() {
+    use golive::engine::{Engine, EngineConfig, OpenOptions};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = || EngineConfig::new(golive::domain::HttpUrl::parse("https://golive.example").unwrap(), None);
+    let rep = golive::domain::Actor::parse("rep").unwrap();
+    {
+        let (engine, _) = Engine::open_dir(&data, config(), OpenOptions::default()).await.unwrap();
+        let open = json!({"customer": "Perms", "gitlab_url": "https://gitlab.perms.example"});
+        let id = engine.open_integration(open, &rep, None).await.unwrap().state.id;
+        let secret = json!({"type": "provide_application_secret", "secret": "gloas-engine-permissions"});
+        engine.execute(golive::engine::ExecuteRequest::new(id, secret, rep.clone())).await.unwrap();
+        // A value past sled's blob threshold, so sled writes a blob file.
+        engine.store().put_aux("large", vec![7u8; 600_000]).await.unwrap();
+        engine.close().await.unwrap();
+    }
+    // In a process with a laxer umask (this one), files sled made after opening (the blobs)
+    // follow that umask until the next open; the directories around them are 0700 already, so
+    // no other user can reach them meanwhile.
+    let (loose, _) = loose_modes(&data);
+    let lax_dirs: Vec<_> = loose.iter().filter(|(path, _)| path.is_dir()).collect();
+    assert!(lax_dirs.is_empty(), "after the first open: {lax_dirs:?}");
+    for (path, _) in &loose {
+        assert!(path.starts_with(data.join("events.sled")), "only sled's later files may wait: {path:?}");
+    }
+    // Whatever a laxer umask or an older build did in between is undone by the next open.
+    for path in [data.join("events.sled"), data.join("keys")] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut all = vec![data.clone()];
+    while let Some(path) = all.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                all.push(entry.path());
+            } else {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+    }
+    let (engine, _) = Engine::open_dir(&data, config(), OpenOptions::default()).await.unwrap();
+    engine.close().await.unwrap();
+    let (loose, files) = loose_modes(&data);
+    assert!(loose.is_empty(), "after reopening: {loose:?}");
+    let blobs = data.join("events.sled").join("blobs");
+    assert!(blobs.is_dir() && std::fs::read_dir(&blobs).unwrap().count() > 0, "sled wrote a blob");
+    assert!(files >= 4);
+}
