@@ -8,8 +8,10 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Role, Tokens};
-use crate::domain::{Actor, IntegrationId, Rejection, SecretKind};
-use crate::engine::{At, AuditQuery, DeliveryError, Engine, EngineError, ExecuteRequest, ImportError, ListFilter};
+use crate::domain::{Actor, IntegrationId, PlaybookId, PlaybookRef, Rejection, SecretKind};
+use crate::engine::{
+    At, AuditQuery, DeliveryError, Engine, EngineError, ExecuteRequest, ImportError, ListFilter, PlaybookError, Registration,
+};
 use crate::gitlab::webhook::DeliveryHeaders;
 use crate::views;
 
@@ -82,6 +84,14 @@ impl From<AuthError> for CliError {
     }
 }
 
+fn playbook_error(error: PlaybookError) -> CliError {
+    match error {
+        PlaybookError::VersionTaken { .. } => CliError::Conflict(error.to_string()),
+        PlaybookError::NotFound(_) => CliError::NotFound(format!("{error}: see `golive playbook list`")),
+        PlaybookError::Engine(error) => error.into(),
+    }
+}
+
 fn parse_id(id: &str) -> Result<IntegrationId, CliError> {
     IntegrationId::parse(id).map_err(|e| CliError::Usage(format!("integration id {id:?}: {e}")))
 }
@@ -105,6 +115,12 @@ pub trait Client: Send + Sync {
     async fn shred(&self, id: &str) -> Result<Value, CliError>;
     async fn probe(&self, id: &str) -> Result<Value, CliError>;
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError>;
+    /// Registers a playbook version; answers the registered record.
+    async fn playbook_add(&self, body: Value) -> Result<Value, CliError>;
+    /// `{default, playbooks: [registered...]}`.
+    async fn playbook_list(&self) -> Result<Value, CliError>;
+    /// One registered version (the latest when `version` is `None`).
+    async fn playbook_show(&self, id: &str, version: Option<u32>) -> Result<Value, CliError>;
     async fn token_create(&self, name: &str, role: Role) -> Result<String, CliError>;
     async fn token_list(&self) -> Result<Value, CliError>;
     async fn token_revoke(&self, name: &str) -> Result<(), CliError>;
@@ -207,6 +223,23 @@ impl Client for LocalClient {
 
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {
         Ok(self.engine.reveal(parse_id(id)?, kind, &self.actor).await?)
+    }
+
+    async fn playbook_add(&self, body: Value) -> Result<Value, CliError> {
+        match self.engine.register_playbook(body, &self.actor).await.map_err(playbook_error)? {
+            Registration::Created(record) | Registration::AlreadyRegistered(record) => Ok(json!(record)),
+        }
+    }
+
+    async fn playbook_list(&self) -> Result<Value, CliError> {
+        let registered = self.engine.playbooks().await?;
+        Ok(json!({"default": self.engine.config().default_playbook, "playbooks": registered}))
+    }
+
+    async fn playbook_show(&self, id: &str, version: Option<u32>) -> Result<Value, CliError> {
+        let id = PlaybookId::parse(id).map_err(|e| CliError::Usage(format!("playbook id {id:?}: {e}")))?;
+        let found = self.engine.registered_playbook(&PlaybookRef { id, version }).await.map_err(playbook_error)?;
+        Ok(json!(found))
     }
 
     async fn token_create(&self, name: &str, role: Role) -> Result<String, CliError> {

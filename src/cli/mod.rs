@@ -231,6 +231,9 @@ pub enum Command {
         #[arg(long)]
         secret: String,
     },
+    /// The admin's playbooks, from which integrations are opened.
+    #[command(subcommand)]
+    Playbook(PlaybookCommand),
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -257,9 +260,15 @@ pub enum IntegrationCommand {
         gitlab_url: String,
         #[arg(long)]
         owner: Option<String>,
-        /// A playbook JSON file (default: the guide's).
-        #[arg(long)]
-        playbook: Option<PathBuf>,
+        /// A registered playbook's id (default: the server's default playbook).
+        #[arg(long, value_name = "ID")]
+        playbook: Option<String>,
+        /// The registered playbook's version (default: its latest).
+        #[arg(long, value_name = "N", requires = "playbook", value_parser = clap::value_parser!(u32).range(1..))]
+        playbook_version: Option<u32>,
+        /// A whole playbook as a JSON file, sent inline (the admin role only).
+        #[arg(long, value_name = "PATH", conflicts_with = "playbook")]
+        playbook_file: Option<PathBuf>,
         #[arg(long)]
         ca_file: Option<PathBuf>,
     },
@@ -280,6 +289,20 @@ pub enum IntegrationCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PlaybookCommand {
+    /// Register a playbook version from a JSON file (admin); a registered version never changes.
+    Add { file: PathBuf },
+    /// List the default playbook and every registered version.
+    List,
+    /// Show a registered playbook (its latest version unless --version).
+    Show {
+        id: String,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        version: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token; prints only the token.
     Create {
@@ -296,6 +319,8 @@ pub enum TokenCommand {
 
 /// Runs the CLI with the process arguments.
 pub fn run() -> ExitCode {
+    // Every file golive creates, sled's later snapshots and blobs included, is its owner's only.
+    crate::store::owner_only::set_process_umask();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -415,15 +440,29 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 );
             }
         }
-        Command::Integration(IntegrationCommand::Create { customer, gitlab_url, owner, playbook, ca_file }) => {
+        Command::Integration(IntegrationCommand::Create {
+            customer,
+            gitlab_url,
+            owner,
+            playbook,
+            playbook_version,
+            playbook_file,
+            ca_file,
+        }) => {
             let mut body = json!({"customer": customer, "gitlab_url": gitlab_url});
             if let Some(owner) = owner {
                 body["owner"] = json!(owner);
             }
-            if let Some(path) = playbook {
-                let text = read_file(path, "--playbook")?;
+            if let Some(id) = playbook {
+                body["playbook_id"] = json!(id);
+            }
+            if let Some(version) = playbook_version {
+                body["playbook_version"] = json!(version);
+            }
+            if let Some(path) = playbook_file {
+                let text = read_file(path, "--playbook-file")?;
                 body["playbook"] =
-                    serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("--playbook: {e}")))?;
+                    serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("--playbook-file: {e}")))?;
             }
             if let Some(path) = ca_file {
                 body["ca_certificate_pem"] = json!(String::from_utf8_lossy(&read_file(path, "--ca-file")?));
@@ -658,6 +697,47 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             let role = Role::parse(role)
                 .ok_or_else(|| CliError::Usage(format!("--role {role:?}: one of admin, rep, viewer")))?;
             println!("{}", client.token_create(name, role).await?);
+        }
+        Command::Playbook(PlaybookCommand::Add { file }) => {
+            let text = read_file(file, "playbook file")?;
+            let body: Value =
+                serde_json::from_slice(&text).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            let record = client.playbook_add(body).await?;
+            if json_out {
+                output::print_json(&record);
+            } else {
+                let playbook = &record["playbook"];
+                println!("playbook {} version {} registered", playbook["id"].as_str().unwrap_or(""), playbook["version"]);
+            }
+        }
+        Command::Playbook(PlaybookCommand::List) => {
+            let listed = client.playbook_list().await?;
+            if json_out {
+                output::print_json(&listed);
+            } else {
+                let default = &listed["default"];
+                println!(
+                    "default: {} version {} (redirect URI {})",
+                    default["id"].as_str().unwrap_or(""),
+                    default["version"],
+                    default["redirect_uri"].as_str().unwrap_or("")
+                );
+                for record in listed["playbooks"].as_array().into_iter().flatten() {
+                    let playbook = &record["playbook"];
+                    println!(
+                        "{} version {} (redirect URI {}; registered by {} at {})",
+                        playbook["id"].as_str().unwrap_or(""),
+                        playbook["version"],
+                        playbook["redirect_uri"].as_str().unwrap_or(""),
+                        record["registered_by"].as_str().unwrap_or(""),
+                        record["registered_at"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Command::Playbook(PlaybookCommand::Show { id, version }) => {
+            let record = client.playbook_show(id, *version).await?;
+            output::print_json(&record);
         }
         Command::Token(TokenCommand::List) => output::tokens(&client.token_list().await?, json_out),
         Command::Token(TokenCommand::Revoke { name }) => {

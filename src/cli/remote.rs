@@ -197,6 +197,18 @@ impl Client for RemoteClient {
             .await?;
         Ok(answer["secret"].as_str().unwrap_or_default().to_owned())
     }
+    async fn playbook_add(&self, body: Value) -> Result<Value, CliError> {
+        self.call(Method::POST, "/api/v1/playbooks", Some(&body)).await
+    }
+    async fn playbook_list(&self) -> Result<Value, CliError> {
+        self.call(Method::GET, "/api/v1/playbooks", None).await
+    }
+    async fn playbook_show(&self, id: &str, version: Option<u32>) -> Result<Value, CliError> {
+        let id = crate::domain::PlaybookId::parse(id)
+            .map_err(|e| CliError::Usage(format!("playbook id {id:?}: {e}")))?;
+        let path = format!("/api/v1/playbooks/{id}{}", query(&[("version", version.map(|v| v.to_string()))]));
+        self.call(Method::GET, &path, None).await
+    }
     async fn token_create(&self, name: &str, role: Role) -> Result<String, CliError> {
         let answer = self.call(Method::POST, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
         Ok(answer["token"].as_str().unwrap_or_default().to_owned())

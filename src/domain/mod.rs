@@ -36,8 +36,8 @@ pub use diagnose::{
 };
 pub use event::{Cause, Event, EVENT_SCHEMA_VERSION};
 pub use intake::{IntakeLink, IntakeLinkStatus, IntakeRefusal, IntakeSubmission, INTAKE_LINK_MAX_HOURS};
-pub use open::parse_open_request;
-pub use playbook::{Playbook, Scenario, Trigger, MONITORING_DAYS_MAX};
+pub use open::{parse_open_request, parse_open_request_with_reference, playbook_fields_in, PLAYBOOK_FIELDS};
+pub use playbook::{Playbook, PlaybookId, PlaybookRef, Scenario, Trigger, MONITORING_DAYS_MAX, PLAYBOOK_ID_MAX_CHARS};
 pub use rejection::{Rejection, Unmet};
 pub use requirements::{ChecklistItem, Requirement};
 pub use secret::{

@@ -170,3 +170,68 @@ impl Playbook {
         Ok(())
     }
 }
+
+/// The name of a registered playbook: `[a-z0-9][a-z0-9._-]{0,63}`.
+///
+/// Registered playbooks are addressed by id in URLs and storage keys, so the id is a slug; a
+/// playbook recorded in an older log may carry any short text as its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PlaybookId(String);
+
+/// The longest playbook id.
+pub const PLAYBOOK_ID_MAX_CHARS: usize = 64;
+
+impl PlaybookId {
+    pub fn parse(text: impl Into<String>) -> Result<Self, ValueError> {
+        let text = text.into();
+        let bytes = text.as_bytes();
+        let well_formed = (1..=PLAYBOOK_ID_MAX_CHARS).contains(&bytes.len())
+            && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+        if !well_formed {
+            return Err(ValueError(format!(
+                "a playbook id must match [a-z0-9][a-z0-9._-]{{0,63}}, e.g. factory-gitlab-self-hosted"
+            )));
+        }
+        Ok(Self(text))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PlaybookId {
+    type Error = ValueError;
+    fn try_from(text: String) -> Result<Self, ValueError> {
+        Self::parse(text)
+    }
+}
+
+impl From<PlaybookId> for String {
+    fn from(id: PlaybookId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for PlaybookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A reference to a registered playbook: an id and a version, or the latest version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybookRef {
+    pub id: PlaybookId,
+    /// `None`: the latest registered version.
+    pub version: Option<u32>,
+}
+
+impl Playbook {
+    /// Checks what a playbook must also be to enter the registry: its id a [`PlaybookId`].
+    pub fn check_registrable(&self) -> Result<PlaybookId, (&'static str, ValueError)> {
+        self.check()?;
+        PlaybookId::parse(self.id.as_str()).map_err(|error| ("id", error))
+    }
+}

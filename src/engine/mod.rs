@@ -11,6 +11,7 @@ mod clock;
 pub mod codec;
 mod insights;
 mod intake;
+mod playbooks;
 mod queries;
 mod read_model;
 mod secret_ops;
@@ -33,6 +34,7 @@ pub use backends::{redact_url, StoreLocation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};
+pub use playbooks::{parse_playbook, PlaybookError, RegisteredPlaybook, Registration};
 pub use intake::{parse_intake, IntakeForm, IntakeInvitation, IssuedIntakeLink};
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
@@ -269,6 +271,9 @@ impl Engine {
             ));
         }
         let keystore = Arc::new(FileKeystore::open(data_dir, master)?);
+        // Everything in the data directory is its owner's only, whatever was there before.
+        crate::store::owner_only::restrict_tree(data_dir)
+            .map_err(|e| StoreError::Storage(format!("making {} owner-only: {e}", data_dir.display())))?;
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let engine = Engine::start(store, keystore, config, clock).await?;
         Ok((engine, warnings))
@@ -385,7 +390,7 @@ impl Engine {
         idempotency_key: Option<&str>,
         recorded_at: Option<DateTime<Utc>>,
     ) -> Result<Executed, EngineError> {
-        let request = domain::parse_open_request(body.clone())?;
+        let (request, playbook_reference) = domain::parse_open_request_with_reference(body.clone())?;
         let key = idempotency_key.map(|k| format!("open/{actor}/{k}"));
         let request_digest = digest(&["open", actor.as_str(), &canonical(&body)]);
         if let Some(key) = &key {
@@ -395,7 +400,12 @@ impl Engine {
         }
         let now = recorded_at.unwrap_or_else(|| self.now());
         let ctx = Context { now, actor: actor.clone(), ids: &RandomIds };
-        let events = domain::open(request, self.inner.config.default_playbook.clone(), &ctx)?;
+        // A referenced playbook is resolved here, once, and recorded whole by `open`.
+        let playbook = match &playbook_reference {
+            Some(reference) => self.resolve_playbook(reference).await?,
+            None => self.inner.config.default_playbook.clone(),
+        };
+        let events = domain::open(request, playbook, &ctx)?;
         let Event::IntegrationOpened { integration_id, .. } = &events[0] else {
             unreachable!("open yields integration_opened first")
         };

@@ -8,7 +8,9 @@ impl Engine {
         if self.inner.store.stream_version(id.as_uuid()).await? == 0 {
             return Err(EngineError::NotFound(id));
         }
-        Ok(self.inner.store.read_stream(id.as_uuid(), after + 1, limit).await?)
+        // `after` comes from a client: past the last possible version there is nothing to read.
+        let Some(from) = after.checked_add(1) else { return Ok(Vec::new()) };
+        Ok(self.inner.store.read_stream(id.as_uuid(), from, limit).await?)
     }
 
     /// The audit query across integrations, paged by position.

@@ -149,7 +149,9 @@ pub fn verify(
             headers.webhook_id.as_deref().or(headers.idempotency_key.as_deref()).ok_or(Refusal::MissingSignature)?;
         let timestamp = headers.webhook_timestamp.as_deref().ok_or(Refusal::StaleTimestamp)?;
         let seconds: i64 = timestamp.parse().map_err(|_| Refusal::StaleTimestamp)?;
-        if (now.timestamp() - seconds).abs() > MAX_SIGNATURE_SKEW_SECONDS {
+        // Checked: a timestamp near i64::MIN must not wrap into "close to now".
+        let skew = now.timestamp().checked_sub(seconds).and_then(i64::checked_abs);
+        if skew.is_none_or(|skew| skew > MAX_SIGNATURE_SKEW_SECONDS) {
             return Err(Refusal::StaleTimestamp);
         }
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");

@@ -76,6 +76,24 @@ pub async fn open(State(state): State<AppState>, principal: Principal, request: 
     principal.require(Role::Rep)?;
     let key = idempotency_key(request.headers())?;
     let body = json_body(request, state.config.max_body_bytes).await?;
+    // A rep opens from the admin's playbooks only: a playbook of the rep's own would let the
+    // rep choose the redirect URI the customer's intake page asks the customer to register.
+    // An admin may still send one inline: the admin could register it anyway, and the whole
+    // playbook is recorded in `integration_opened` under the admin's name.
+    if principal.role < Role::Admin {
+        if let Some(field) = crate::domain::playbook_fields_in(&body) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "playbook-fields-forbidden",
+                "Playbook fields need the admin role",
+                format!(
+                    "{field}: a rep opens an integration with a registered playbook (playbook_id, optionally \
+                     playbook_version) or the default; only an admin may send a playbook's fields"
+                ),
+            )
+            .with(json!({"field": field})));
+        }
+    }
     let executed = state.engine.open_integration(body, &principal.actor, key.as_deref()).await?;
     Ok(executed_response(&state, executed, StatusCode::CREATED))
 }
@@ -235,6 +253,16 @@ pub async fn stream(
         None => None,
     };
     let after = resume.or(number(&params, "after")?).unwrap_or(0);
+    // A position past the head was never handed out (positions become visible only once
+    // committed, on every replica): resuming there would wait for events that may never come.
+    let head = state.engine.store().head().await.map_err(crate::engine::EngineError::from)?.position;
+    if after > head {
+        return Err(Problem::bad_request(
+            "invalid-query",
+            format!("position {after} is beyond the log's last position {head}; resume from a position you received"),
+        )
+        .with(json!({"field": "after", "head": head})));
+    }
     let subscription = state.engine.subscribe(after);
     let open = state.metrics.stream_opened();
     let stream = futures::stream::unfold((subscription, open), |(mut subscription, open)| async move {
@@ -354,4 +382,66 @@ pub async fn revoke_token_query(
         .cloned()
         .ok_or_else(|| Problem::bad_request("invalid-query", "name=<token name> is required"))?;
     revoke_token(state, principal, Path(name)).await
+}
+
+fn playbook_problem(error: crate::engine::PlaybookError) -> Problem {
+    use crate::engine::PlaybookError;
+    match error {
+        PlaybookError::VersionTaken { .. } => {
+            Problem::new(StatusCode::CONFLICT, "playbook-version-taken", "Playbook version taken", error.to_string())
+        }
+        PlaybookError::NotFound(_) => Problem::not_found(error.to_string()),
+        PlaybookError::Engine(error) => Problem::from(error),
+    }
+}
+
+fn playbook_id(text: &str) -> Result<crate::domain::PlaybookId, Problem> {
+    crate::domain::PlaybookId::parse(text).map_err(|_| Problem::not_found(format!("no playbook {text:?}")))
+}
+
+/// `POST /api/v1/playbooks` (admin): registers a playbook version; 201 when new, 200 when the
+/// same version with the same body was registered before, 409 when it was with another body.
+pub async fn register_playbook(
+    State(state): State<AppState>,
+    principal: Principal,
+    request: Request,
+) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let registration = state.engine.register_playbook(body, &principal.actor).await.map_err(playbook_problem)?;
+    let (status, record) = match registration {
+        crate::engine::Registration::Created(record) => (StatusCode::CREATED, record),
+        crate::engine::Registration::AlreadyRegistered(record) => (StatusCode::OK, record),
+    };
+    let location = format!("/api/v1/playbooks/{}?version={}", record.playbook.id, record.playbook.version);
+    let mut response = (status, Json(json!(record))).into_response();
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("a slug and digits"));
+    Ok(response)
+}
+
+/// `GET /api/v1/playbooks`: the server's default and every registered version.
+pub async fn list_playbooks(State(state): State<AppState>, _who: Principal) -> Result<Response, Problem> {
+    let registered = state.engine.playbooks().await?;
+    Ok(Json(json!({"default": state.engine.config().default_playbook, "playbooks": registered})).into_response())
+}
+
+/// `GET /api/v1/playbooks/{id}[?version=N]`: one registered version, the latest by default.
+pub async fn get_playbook(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, Problem> {
+    only(&params, &["version"])?;
+    let id = playbook_id(&id)?;
+    let version = match number::<u64>(&params, "version")? {
+        None => None,
+        Some(version) => Some(u32::try_from(version).ok().filter(|v| *v >= 1).ok_or_else(|| {
+            Problem::bad_request("invalid-query", "version: a whole number from 1 to 4294967295")
+                .with(json!({"field": "version"}))
+        })?),
+    };
+    let reference = crate::domain::PlaybookRef { id, version };
+    let found = state.engine.registered_playbook(&reference).await.map_err(playbook_problem)?;
+    Ok(Json(json!(found)).into_response())
 }

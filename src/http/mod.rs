@@ -105,6 +105,8 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/api/v1/events/stream", get(api::stream))
         .route("/api/v1/audit/verify", get(api::verify))
         .route("/api/v1/export", get(api::export))
+        .route("/api/v1/playbooks", post(api::register_playbook).get(api::list_playbooks))
+        .route("/api/v1/playbooks/{id}", get(api::get_playbook))
         .route("/api/v1/tokens", post(api::create_token).get(api::list_tokens).delete(api::revoke_token_query))
         .route("/api/v1/tokens/{name}", axum::routing::delete(api::revoke_token))
         .route("/api/v1/openapi.json", get(openapi::document))

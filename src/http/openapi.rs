@@ -54,6 +54,7 @@ fn with_parameters(mut spec: Value) -> Value {
             ],
         ),
         ("/api/v1/events/stream", &[("after", "integer")]),
+        ("/api/v1/playbooks/{id}", &[("version", "integer")]),
         ("/api/v1/audit/verify", &[("expect", "string")]),
     ];
     let Some(paths) = spec["paths"].as_object_mut() else { return spec };
@@ -63,7 +64,7 @@ fn with_parameters(mut spec: Value) -> Value {
             let mut parameters = Vec::new();
             for name in ["id", "name"] {
                 if path.contains(&format!("{{{name}}}")) {
-                    let format = if name == "id" {
+                    let format = if name == "id" && !path.starts_with("/api/v1/playbooks") {
                         json!({"type": "string", "format": "uuid"})
                     } else {
                         json!({"type": "string"})
@@ -98,7 +99,7 @@ fn spec() -> Value {
         "security": [{"bearer": []}],
         "paths": {
             "/api/v1/integrations": {
-                "post": op("Open an integration", "rep", &[201, 400, 401, 403, 413, 415, 422, 503]),
+                "post": op("Open an integration from a registered playbook (playbook_id, playbook_version) or the default; playbook fields of the request's own need the admin role (403)", "rep", &[201, 400, 401, 403, 413, 415, 422, 503]),
                 "get": op("List integrations (stage, owner, blocked, stalled_days)", "viewer", &[200, 400, 401, 503]),
             },
             "/api/v1/integrations/{id}": {"get": op("An integration's state (ETag)", "viewer", &read)},
@@ -116,6 +117,11 @@ fn spec() -> Value {
             "/api/v1/events/stream": {"get": op("Server-Sent Events; id is the position; resume with Last-Event-ID or after", "viewer", &read)},
             "/api/v1/audit/verify": {"get": op("Chain verification", "viewer", &read)},
             "/api/v1/export": {"get": op("The log as JSON Lines", "admin", &[200, 401, 403, 503])},
+            "/api/v1/playbooks": {
+                "post": op("Register a playbook version (immutable: the same body again is 200, another body 409)", "admin", &[200, 201, 400, 401, 403, 409, 413, 415, 503]),
+                "get": op("The default playbook and every registered version", "viewer", &[200, 401, 503]),
+            },
+            "/api/v1/playbooks/{id}": {"get": op("A registered playbook, its latest version unless ?version=N", "viewer", &read)},
             "/api/v1/tokens": {
                 "post": op("Create an API token (shown once)", "admin", &[201, 400, 401, 403, 409, 415, 503]),
                 "get": op("List API tokens", "admin", &[200, 401, 403, 503]),

@@ -80,7 +80,7 @@ impl MasterKey {
             let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
             return Ok((Self::parse(&text)?, MasterKeySource::ExistingDefault(path)));
         }
-        std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
+        crate::store::owner_only::create_dir(data_dir).map_err(|e| io_error(data_dir, e))?;
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         write_private(&path, STANDARD.encode(bytes).as_bytes())?;
@@ -134,6 +134,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SecretsError> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(|e| io_error(path, e))?;
+    // `mode` applies only when the file is created: an existing file is made 0600 here.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(crate::store::owner_only::FILE_MODE))
+            .map_err(|e| io_error(path, e))?;
+    }
     file.write_all(bytes).map_err(|e| io_error(path, e))?;
     file.sync_all().map_err(|e| io_error(path, e))?;
     Ok(())
@@ -166,12 +173,9 @@ pub struct FileKeystore {
 impl FileKeystore {
     pub fn open(data_dir: &Path, master: MasterKey) -> Result<Self, SecretsError> {
         let dir = data_dir.join("keys");
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        }
+        crate::store::owner_only::create_dir(&dir).map_err(|e| io_error(&dir, e))?;
+        // Key files written by an older build, or copied in, become owner-only too.
+        crate::store::owner_only::restrict_tree(&dir).map_err(|e| io_error(&dir, e))?;
         Ok(Self { dir, master, cache: Mutex::new(HashMap::new()), writes: tokio::sync::Mutex::new(()) })
     }
 

@@ -10,6 +10,7 @@
 //! duplicate.
 
 mod envelope;
+pub mod owner_only;
 mod postgres;
 mod sled_store;
 mod subscription;
@@ -147,6 +148,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// storage failure says why (readiness reports it, so a load balancer routes elsewhere).
     fn write_health(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Stores `value` under the aux `key` unless the key holds a value already, atomically
+    /// (across replicas too): returns `None` when it stored `value`, else the value found,
+    /// which is left as it was. Immutable records (registered playbooks) are written this way.
+    async fn insert_aux_if_absent(&self, key: &str, _value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(StoreError::Storage(format!("this store cannot insert aux key {key:?} atomically")))
+    }
+
+    /// Every aux entry whose key starts with `prefix`, in key order (byte order).
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Err(StoreError::Storage(format!("this store cannot list aux keys under {prefix:?}")))
     }
 }
 

@@ -136,14 +136,15 @@ impl SledStore {
     /// Opens (or creates) a store in `dir`. Fails with [`StoreError::Locked`] when another
     /// process has it open.
     pub fn open(dir: &Path, options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
-        std::fs::create_dir_all(dir).map_err(storage)?;
+        super::owner_only::create_dir(dir).map_err(storage)?;
         let config = sled::Config::new()
             .path(dir.join("events.sled"))
             .cache_capacity(options.cache_capacity_bytes.unwrap_or(DEFAULT_CACHE_BYTES))
             .mode(sled::Mode::HighThroughput);
         let started = std::time::Instant::now();
         let db = loop {
-            match config.open() {
+            // sled creates its files with the umask: open it under 077 (see `owner_only`).
+            match super::owner_only::with_private_umask(|| config.open()) {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
@@ -156,6 +157,8 @@ impl SledStore {
                 Err(error) => return Err(storage(error)),
             }
         };
+        // Files sled made under an earlier, laxer umask (or an older build) become owner-only.
+        super::owner_only::restrict_tree(dir).map_err(storage)?;
         Self::start(db, options)
     }
 
@@ -310,6 +313,27 @@ impl EventStore for SledStore {
             appends_committed: self.stats.appends_committed.load(Ordering::Relaxed),
             events_committed: self.stats.events_committed.load(Ordering::Relaxed),
         }
+    }
+
+    async fn insert_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        let swapped = self.db.compare_and_swap(prefixed(b'a', key), None::<&[u8]>, Some(value)).map_err(storage)?;
+        match swapped {
+            Ok(()) => {
+                self.db.flush_async().await.map_err(storage)?;
+                Ok(None)
+            }
+            Err(found) => Ok(found.current.map(|v| v.to_vec())),
+        }
+    }
+
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix(prefixed(b'a', prefix)) {
+            let (key, value) = entry.map_err(storage)?;
+            let key = String::from_utf8(key[1..].to_vec()).map_err(storage)?;
+            out.push((key, value.to_vec()));
+        }
+        Ok(out)
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -53,7 +53,7 @@ impl Subscription {
             }
             match self.live.recv().await {
                 Ok(event) if event.position <= self.last_position => continue,
-                Ok(event) if event.position == self.last_position + 1 => {
+                Ok(event) if self.last_position.checked_add(1) == Some(event.position) => {
                     self.last_position = event.position;
                     return Ok((*event).clone());
                 }

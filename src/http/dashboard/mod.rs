@@ -245,18 +245,45 @@ fn sign_in_form(next: &str, error: Option<&str>) -> Markup {
     )
 }
 
-/// Only local paths are followed after signing in, never another site.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
+/// The longest `next` followed after signing in; longer ones go to the board.
+const NEXT_MAX_CHARS: usize = 1024;
+
+/// Where to go after signing in: one of golive's own pages, or the board.
+///
+/// `next` comes from the address bar, so it is parsed against the dashboard's routes rather
+/// than checked for bad prefixes: browsers read `/\t/host`, `/\\host` and their encodings as
+/// another site, and no list of bad spellings is ever complete. The path must be exactly `/`,
+/// `/audit`, `/insights` or `/integrations/<uuid>`; a query string may follow when it holds
+/// only characters that need no interpretation (letters, digits and `-._~=&%+:,`). Anything
+/// else answers `/`.
+pub(crate) fn safe_next(next: &str) -> String {
+    let fallback = || "/".to_owned();
+    if next.len() > NEXT_MAX_CHARS {
+        return fallback();
+    }
+    let (path, query) = match next.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (next, None),
+    };
+    let own_page = match path {
+        "/" | "/audit" | "/insights" => true,
+        _ => path.strip_prefix("/integrations/").is_some_and(|id| {
+            uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
+        }),
+    };
+    let query_safe = query.is_none_or(|query| {
+        query.chars().all(|c| c.is_ascii_alphanumeric() || "-._~=&%+:,".contains(c))
+    });
+    if own_page && query_safe {
+        next.to_owned()
     } else {
-        "/"
+        fallback()
     }
 }
 
 async fn sign_in_page(axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>) -> Page {
     let next = safe_next(query.get("next").map(String::as_str).unwrap_or("/"));
-    Page::Html(StatusCode::OK, sign_in_form(next, None))
+    Page::Html(StatusCode::OK, sign_in_form(&next, None))
 }
 
 async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -268,7 +295,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         Ok(fields) => fields,
         Err(problem) => return error_page(None, problem.status, &problem.detail).into_response(),
     };
-    let next = safe_next(field(&fields, "next")).to_owned();
+    let next = safe_next(field(&fields, "next"));
     let token = field(&fields, "token").trim();
     match session::sign_in(&state, token).await {
         Ok(Some(id)) => {

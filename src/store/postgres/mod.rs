@@ -109,6 +109,12 @@ pub struct PgStore {
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// A position, version or count as PostgreSQL's `bigint`: `as i64` would turn a caller's
+/// `u64::MAX` into -1 (every event), so anything beyond `i64::MAX` stays at `i64::MAX`.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 fn storage(error: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(format!("postgres: {error}"))
 }
@@ -344,7 +350,7 @@ async fn read_all_with(
     let rows = client
         .query(
             "SELECT position, envelope FROM golive_events WHERE position > $1 ORDER BY position LIMIT $2",
-            &[&(after as i64), &(limit as i64)],
+            &[&saturating_i64(after), &saturating_i64(limit as u64)],
         )
         .await
         .map_err(storage)?;
@@ -367,7 +373,7 @@ impl EventStore for PgStore {
         let rows = self
             .rows(
                 "SELECT position, envelope FROM golive_events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
-                &[&stream, &(from_version as i64), &(limit as i64)],
+                &[&stream, &saturating_i64(from_version), &saturating_i64(limit as u64)],
             )
             .await?;
         rows.iter().map(|r| decode_envelope(r.get(0), r.get::<_, &str>(1))).collect()
@@ -447,6 +453,30 @@ impl EventStore for PgStore {
             appends_committed: self.counters.appends.load(Ordering::Relaxed),
             events_committed: self.counters.events.load(Ordering::Relaxed),
         }
+    }
+
+    async fn insert_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        let inserted = self
+            .rows("INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key", &[
+                &key, &value,
+            ])
+            .await?;
+        if !inserted.is_empty() {
+            return Ok(None);
+        }
+        let rows = self.rows("SELECT value FROM golive_aux WHERE key = $1", &[&key]).await?;
+        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // `left(...) = prefix` rather than LIKE: the prefix may hold `%` or `_`.
+        let rows = self
+            .rows("SELECT key, value FROM golive_aux WHERE left(key, char_length($1)) = $1", &[&prefix])
+            .await?;
+        let mut out: Vec<(String, Vec<u8>)> =
+            rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))).collect();
+        out.sort();
+        Ok(out)
     }
 }
 
