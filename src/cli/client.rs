@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use crate::auth::{AuthError, Role, Tokens};
 use crate::domain::{Actor, IntegrationId, PlaybookId, PlaybookRef, Rejection, SecretKind};
 use crate::engine::{
-    At, AuditQuery, DeliveryError, Engine, EngineError, ExecuteRequest, ImportError, ListFilter, PlaybookError, Registration,
+    At, AuditQuery, DeliveryError, Engine, EngineError, ExecuteRequest, ImportError, ListFilter, PlaybookError,
+    Registration,
 };
 use crate::gitlab::webhook::DeliveryHeaders;
 use crate::views;

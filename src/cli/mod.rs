@@ -707,7 +707,11 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 output::print_json(&record);
             } else {
                 let playbook = &record["playbook"];
-                println!("playbook {} version {} registered", playbook["id"].as_str().unwrap_or(""), playbook["version"]);
+                println!(
+                    "playbook {} version {} registered",
+                    playbook["id"].as_str().unwrap_or(""),
+                    playbook["version"]
+                );
             }
         }
         Command::Playbook(PlaybookCommand::List) => {

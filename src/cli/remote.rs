@@ -204,8 +204,8 @@ impl Client for RemoteClient {
         self.call(Method::GET, "/api/v1/playbooks", None).await
     }
     async fn playbook_show(&self, id: &str, version: Option<u32>) -> Result<Value, CliError> {
-        let id = crate::domain::PlaybookId::parse(id)
-            .map_err(|e| CliError::Usage(format!("playbook id {id:?}: {e}")))?;
+        let id =
+            crate::domain::PlaybookId::parse(id).map_err(|e| CliError::Usage(format!("playbook id {id:?}: {e}")))?;
         let path = format!("/api/v1/playbooks/{id}{}", query(&[("version", version.map(|v| v.to_string()))]));
         self.call(Method::GET, &path, None).await
     }

@@ -65,13 +65,11 @@ pub fn parse_open_request_with_reference(mut body: Value) -> Result<(OpenIntegra
                 .and_then(|text| PlaybookId::parse(text).map_err(|e| Rejection::invalid("playbook_id", e.0)))?;
             let version = match version {
                 None | Some(Value::Null) => None,
-                Some(value) => Some(
-                    value
-                        .as_u64()
-                        .and_then(|v| u32::try_from(v).ok())
-                        .filter(|v| *v >= 1)
-                        .ok_or_else(|| Rejection::invalid("playbook_version", "must be a whole number from 1 to 4294967295"))?,
-                ),
+                Some(value) => {
+                    Some(value.as_u64().and_then(|v| u32::try_from(v).ok()).filter(|v| *v >= 1).ok_or_else(|| {
+                        Rejection::invalid("playbook_version", "must be a whole number from 1 to 4294967295")
+                    })?)
+                }
             };
             Some(PlaybookRef { id, version })
         }

@@ -190,9 +190,9 @@ impl PlaybookId {
             && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
             && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
         if !well_formed {
-            return Err(ValueError(format!(
-                "a playbook id must match [a-z0-9][a-z0-9._-]{{0,63}}, e.g. factory-gitlab-self-hosted"
-            )));
+            return Err(ValueError(
+                "a playbook id must match [a-z0-9][a-z0-9._-]{0,63}, e.g. factory-gitlab-self-hosted".to_owned(),
+            ));
         }
         Ok(Self(text))
     }

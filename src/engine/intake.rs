@@ -119,9 +119,10 @@ impl Engine {
         let secret = URL_SAFE_NO_PAD.encode(secret);
         let link_id = Uuid::new_v4();
         // Checked: the hours come from a caller, and an instant past chrono's range would panic.
-        let expires_at = self.now().checked_add_signed(chrono::Duration::hours(i64::from(expires_in_hours))).ok_or_else(
-            || Rejection::invalid("expires_in_hours", format!("must be at most {}", domain::INTAKE_LINK_MAX_HOURS)),
-        )?;
+        let expires_at =
+            self.now().checked_add_signed(chrono::Duration::hours(i64::from(expires_in_hours))).ok_or_else(|| {
+                Rejection::invalid("expires_in_hours", format!("must be at most {}", domain::INTAKE_LINK_MAX_HOURS))
+            })?;
         let command = Command::IssueIntakeLink { link_id, token_digest: secrets::token_digest(&secret), expires_at };
         let executed = self.execute_internal(id, command, actor).await?;
         Ok(IssuedIntakeLink { executed, link_id, expires_at, path: format!("/intake/{id}/{secret}") })

@@ -34,8 +34,8 @@ pub use backends::{redact_url, StoreLocation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};
-pub use playbooks::{parse_playbook, PlaybookError, RegisteredPlaybook, Registration};
 pub use intake::{parse_intake, IntakeForm, IntakeInvitation, IssuedIntakeLink};
+pub use playbooks::{parse_playbook, PlaybookError, RegisteredPlaybook, Registration};
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };

@@ -124,12 +124,55 @@ async fn recorded_playbook(app: &TestApp, id: &str) -> Value {
 
 #[tokio::test]
 async fn playbooks_are_the_admins_and_reps_open_only_from_them() {
-    let app = spawn_app().await;
+    playbook_battery(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn playbooks_on_postgresql_and_two_replicas_racing_for_one_version() {
+    let Some(base) = crate::pg::available("playbooks_on_postgresql").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    let first = crate::http::spawn_app_on_postgres(&url).await;
+    playbook_battery(&first).await;
+    // A second replica (another engine on the same database and master key) and the first
+    // register one new version with different bodies at once: one wins, the other is told the
+    // version is taken, and both then read the winner.
+    let config =
+        golive::engine::EngineConfig::new(golive::domain::HttpUrl::parse(first.address.as_str()).unwrap(), None);
+    let (second, _) =
+        golive::engine::Engine::open_postgres(&url, first.dir.path(), config, Default::default()).await.unwrap();
+    let admin = golive::domain::Actor::parse("second-replica-admin").unwrap();
+    for round in 0..8u32 {
+        let version = 10 + round;
+        let a = admin_playbook(&first, "raced", version, "https://factory.example/oauth/a");
+        let b = admin_playbook(&first, "raced", version, "https://factory.example/oauth/b");
+        let (one, two) = tokio::join!(
+            first.post(&first.admin, "/api/v1/playbooks", &a),
+            second.register_playbook(b.clone(), &admin)
+        );
+        let winner = match (one.0, two) {
+            (StatusCode::CREATED, Err(golive::engine::PlaybookError::VersionTaken { .. })) => &a,
+            (StatusCode::CONFLICT, Ok(golive::engine::Registration::Created(_))) => &b,
+            (status, other) => panic!("round {round}: {status} and {other:?}"),
+        };
+        let reference = golive::domain::PlaybookRef {
+            id: golive::domain::PlaybookId::parse("raced").unwrap(),
+            version: Some(version),
+        };
+        let path = format!("/api/v1/playbooks/raced?version={version}");
+        assert_eq!(&first.get(&first.viewer, &path).await.1["playbook"], winner);
+        let read = second.registered_playbook(&reference).await.unwrap();
+        assert_eq!(&serde_json::to_value(&read.playbook).unwrap(), winner);
+    }
+    second.close().await.unwrap();
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
+async fn playbook_battery(app: &TestApp) {
     let open = json!({"customer": "Acme", "gitlab_url": "https://gitlab.acme.example"});
 
     // A rep's own playbook is refused, inline or as loose fields, and writes nothing.
     let mut evil = open.clone();
-    evil["playbook"] = admin_playbook(&app, "evil", 1, "https://evil.example/steal");
+    evil["playbook"] = admin_playbook(app, "evil", 1, "https://evil.example/steal");
     let mut loose = open.clone();
     loose["redirect_uri"] = json!("https://evil.example/steal");
     for body in [&evil, &loose] {
@@ -143,15 +186,15 @@ async fn playbooks_are_the_admins_and_reps_open_only_from_them() {
     }
     // Nor may a rep register one.
     let (status, _) =
-        app.post(&app.rep, "/api/v1/playbooks", &admin_playbook(&app, "mine", 1, "https://evil.example/x")).await;
+        app.post(&app.rep, "/api/v1/playbooks", &admin_playbook(app, "mine", 1, "https://evil.example/x")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(head(&app).await, 0, "nothing was written");
+    assert_eq!(head(app).await, 0, "nothing was written");
     let (_, listed) = app.get(&app.viewer, "/api/v1/playbooks").await;
     assert_eq!(listed["playbooks"], json!([]));
 
     // The admin registers two versions; a registered version never changes.
-    let v1 = admin_playbook(&app, "acme-oauth", 1, "https://factory.example/oauth/v1");
-    let v2 = admin_playbook(&app, "acme-oauth", 2, "https://factory.example/oauth/v2");
+    let v1 = admin_playbook(app, "acme-oauth", 1, "https://factory.example/oauth/v1");
+    let v2 = admin_playbook(app, "acme-oauth", 2, "https://factory.example/oauth/v2");
     let (status, created) = app.post(&app.admin, "/api/v1/playbooks", &v1).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["playbook"], v1);
@@ -195,19 +238,22 @@ async fn playbooks_are_the_admins_and_reps_open_only_from_them() {
     let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &by_id).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/v2");
-    assert_eq!(recorded_playbook(&app, opened["state"]["id"].as_str().unwrap()).await, v2);
+    assert_eq!(recorded_playbook(app, opened["state"]["id"].as_str().unwrap()).await, v2);
     by_id["playbook_version"] = json!(1);
     let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &by_id).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     let first_id = opened["state"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(recorded_playbook(&app, &first_id).await, v1);
+    assert_eq!(recorded_playbook(app, &first_id).await, v1);
     // Without a reference: the default.
     let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &open).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(recorded_playbook(&app, opened["state"]["id"].as_str().unwrap()).await["id"], "factory-gitlab-self-hosted");
+    assert_eq!(
+        recorded_playbook(app, opened["state"]["id"].as_str().unwrap()).await["id"],
+        "factory-gitlab-self-hosted"
+    );
 
     // Unknown references and malformed ones are a 400 naming the field, and write nothing.
-    let before = head(&app).await;
+    let before = head(app).await;
     for (extra, field) in [
         (json!({"playbook_id": "nothing-here"}), "playbook_id"),
         (json!({"playbook_id": "acme-oauth", "playbook_version": 9}), "playbook_version"),
@@ -226,11 +272,11 @@ async fn playbooks_are_the_admins_and_reps_open_only_from_them() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
         assert_eq!(problem["field"], field, "{body}: {problem}");
     }
-    assert_eq!(head(&app).await, before, "refused opens write nothing");
+    assert_eq!(head(app).await, before, "refused opens write nothing");
 
     // An admin may still send a whole playbook inline: it is the admin's own.
     let mut inline = open.clone();
-    inline["playbook"] = admin_playbook(&app, "one-off", 1, "https://factory.example/oauth/one-off");
+    inline["playbook"] = admin_playbook(app, "one-off", 1, "https://factory.example/oauth/one-off");
     let (status, opened) = app.post(&app.admin, "/api/v1/integrations", &inline).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/one-off");
@@ -311,8 +357,9 @@ async fn client_numbers_never_wrap_they_are_refused_or_answered_correctly() {
     let app = spawn_app().await;
     let id = app.open().await;
     for text in ["one", "two"] {
-        let (status, _) =
-            app.post(&app.rep, &format!("/api/v1/integrations/{id}/commands"), &json!({"type": "add_note", "text": text})).await;
+        let (status, _) = app
+            .post(&app.rep, &format!("/api/v1/integrations/{id}/commands"), &json!({"type": "add_note", "text": text}))
+            .await;
         assert_eq!(status, StatusCode::OK);
     }
     let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
@@ -341,7 +388,10 @@ async fn client_numbers_never_wrap_they_are_refused_or_answered_correctly() {
         (&"0".to_owned(), FullPage),
     ] {
         table.push((history(&format!("after={value}")), expect));
-        table.push((format!("/api/v1/events?after={value}"), if matches!(expect, FullPage) { FullPage } else { expect }));
+        table.push((
+            format!("/api/v1/events?after={value}"),
+            if matches!(expect, FullPage) { FullPage } else { expect },
+        ));
     }
     for (value, expect) in [
         (&u64_max, FullPage),
@@ -460,7 +510,8 @@ async fn client_numbers_never_wrap_they_are_refused_or_answered_correctly() {
     assert_eq!(head(&app).await, log_head, "nothing hostile was written");
     // An intake link's lifetime from an embedder: refused, not a panic.
     let rep = golive::domain::Actor::parse("rep").unwrap();
-    let refused = app.engine.issue_intake_link(golive::domain::IntegrationId::parse(&id).unwrap(), u32::MAX, &rep).await;
+    let refused =
+        app.engine.issue_intake_link(golive::domain::IntegrationId::parse(&id).unwrap(), u32::MAX, &rep).await;
     assert!(refused.is_err());
 }
 

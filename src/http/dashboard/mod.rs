@@ -267,13 +267,12 @@ pub(crate) fn safe_next(next: &str) -> String {
     };
     let own_page = match path {
         "/" | "/audit" | "/insights" => true,
-        _ => path.strip_prefix("/integrations/").is_some_and(|id| {
-            uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
-        }),
+        _ => path
+            .strip_prefix("/integrations/")
+            .is_some_and(|id| uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)),
     };
-    let query_safe = query.is_none_or(|query| {
-        query.chars().all(|c| c.is_ascii_alphanumeric() || "-._~=&%+:,".contains(c))
-    });
+    let query_safe =
+        query.is_none_or(|query| query.chars().all(|c| c.is_ascii_alphanumeric() || "-._~=&%+:,".contains(c)));
     if own_page && query_safe {
         next.to_owned()
     } else {

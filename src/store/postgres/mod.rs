@@ -457,9 +457,10 @@ impl EventStore for PgStore {
 
     async fn insert_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
         let inserted = self
-            .rows("INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key", &[
-                &key, &value,
-            ])
+            .rows(
+                "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key",
+                &[&key, &value],
+            )
             .await?;
         if !inserted.is_empty() {
             return Ok(None);
@@ -470,9 +471,8 @@ impl EventStore for PgStore {
 
     async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         // `left(...) = prefix` rather than LIKE: the prefix may hold `%` or `_`.
-        let rows = self
-            .rows("SELECT key, value FROM golive_aux WHERE left(key, char_length($1)) = $1", &[&prefix])
-            .await?;
+        let rows =
+            self.rows("SELECT key, value FROM golive_aux WHERE left(key, char_length($1)) = $1", &[&prefix]).await?;
         let mut out: Vec<(String, Vec<u8>)> =
             rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))).collect();
         out.sort();
