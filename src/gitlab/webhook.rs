@@ -417,6 +417,27 @@ mod tests {
     }
 
     #[test]
+    fn facts_keep_only_named_fields_whatever_their_shape() {
+        let headers = DeliveryHeaders { event: Some("Merge Request Hook".into()), ..Default::default() };
+        let body = br#"{"padding": [[1, 2, {"x": "y"}], "z"], "object_kind": "merge_request",
+            "object_attributes": {"id": 17, "action": "open", "status": null, "description": "long"},
+            "project": "not an object", "after": ""}"#;
+        let facts = delivery_facts(&headers, body, Utc::now()).unwrap();
+        assert_eq!(facts["object_kind"], "merge_request");
+        assert_eq!(facts["object_id"], "17");
+        assert_eq!(facts["action"], "open");
+        for absent in ["status", "project", "after", "description", "padding"] {
+            assert!(facts.get(absent).is_none(), "{absent}: {facts}");
+        }
+        let long = format!(r#"{{"object_kind": "merge_request", "object_attributes": {{"action": "{}"}}}}"#, "a".repeat(500));
+        let facts = delivery_facts(&headers, long.as_bytes(), Utc::now()).unwrap();
+        assert_eq!(facts["action"].as_str().unwrap().len(), 200, "text is cut to 200 characters");
+        for bad in [&b"[1, 2]"[..], b"\"just text\"", b"{\"object_kind\": \"merge_request\"} trailing", b"{"] {
+            assert!(matches!(delivery_facts(&headers, bad, Utc::now()), Err(Malformed::NotJson(_))));
+        }
+    }
+
+    #[test]
     fn headers_parse_from_lines_or_json() {
         let h = DeliveryHeaders::parse_text("X-Gitlab-Event: Push Hook\nx-gitlab-token: abc\r\nIdempotency-Key: k1\n")
             .unwrap();
