@@ -436,3 +436,55 @@ async fn made_up_event_names_and_methods_add_no_metrics_series() {
     assert_eq!(version(&app, &id).await, version_before, "no event written");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_byte_budget_api_bodies_are_shed_first_and_deliveries_still_fit() {
+    // A 256 KiB budget: API bodies may hold 128 KiB of it, deliveries all of it.
+    let config = golive::http::HttpConfig { body_budget_bytes: 256 * 1024, ..Default::default() };
+    let mut app = crate::http::spawn_app_with(config).await;
+    let (id, token) = crate::http::to_webhook_live(&app).await;
+    let before = version(&app, &id).await;
+    // An API body of 200 KiB (under the 1 MiB API limit, over the API's half): 503.
+    let note = json!({"type": "add_note", "text": "n".repeat(200 * 1024)});
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/integrations/{id}/commands")))
+        .bearer_auth(&app.rep)
+        .json(&note)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(version(&app, &id).await, before, "a shed command writes nothing");
+    // A 200 KiB delivery fits (deliveries may use the whole budget)...
+    let delivery = padded_push(200 * 1024);
+    let response = app.deliver(&id, "Push Hook", &delivery, Some(&token), "k-fits").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after_one = version(&app, &id).await;
+    assert!(after_one > before);
+    // ...a 300 KiB one does not, declared or chunked: 503, nothing recorded.
+    let too_big = padded_push(300 * 1024);
+    let response = app.deliver(&id, "Push Hook", &too_big, Some(&token), "k-declared").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = too_big.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let response = app
+        .http
+        .post(app.url(&format!("/hooks/gitlab/{id}")))
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", "Push Hook")
+        .header("x-gitlab-token", &token)
+        .header("idempotency-key", "k-chunked")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "a chunked body is charged as it grows");
+    assert_eq!(version(&app, &id).await, after_one, "nothing recorded");
+    // The budget was given back: the small delivery fits again.
+    let response = app.deliver(&id, "Push Hook", &payload("push"), Some(&token), "k-after").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    app.stop().await;
+}
