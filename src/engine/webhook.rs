@@ -11,8 +11,7 @@ use sha2::Digest;
 use super::{Engine, EngineError, ExecuteRequest, Executed};
 use crate::domain::{Actor, IntegrationId, Origin};
 use crate::gitlab::webhook::{
-    delivery_facts, signed_id, signing_key_bytes, verify_headers, verify_signature, DeliveryHeaders, Malformed,
-    Refusal,
+    delivery_facts, signed_id, signing_key_bytes, verify_headers, verify_signature, DeliveryHeaders, Malformed, Refusal,
 };
 use crate::secrets;
 

@@ -189,10 +189,7 @@ pub fn verify_signature(headers: &DeliveryHeaders, body: &[u8], signing_key: Opt
     mac.update(body);
     let expected = mac.finalize().into_bytes();
     let matches = signatures.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|candidate| {
-        STANDARD
-            .decode(candidate)
-            .map(|bytes| bool::from(bytes.as_slice().ct_eq(expected.as_slice())))
-            .unwrap_or(false)
+        STANDARD.decode(candidate).map(|bytes| bool::from(bytes.as_slice().ct_eq(expected.as_slice()))).unwrap_or(false)
     });
     if !matches {
         return Err(Refusal::WrongSignature);
@@ -357,7 +354,7 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
         _ => {}
     }
     let after = payload.after.0;
-    let object_id = attributes.id.0.or_else(|| payload.build_id.0).or_else(|| after.clone());
+    let object_id = attributes.id.0.or(payload.build_id.0).or_else(|| after.clone());
     let project = payload.project.0.and_then(|p| p.path_with_namespace.0);
     let instance = headers.instance.clone().filter(|i| crate::domain::HttpUrl::parse(i.as_str()).is_ok());
     let short = |v: &Option<String>| v.as_ref().map(|s| s.chars().take(200).collect::<String>());
@@ -429,7 +426,8 @@ mod tests {
         for absent in ["status", "project", "after", "description", "padding"] {
             assert!(facts.get(absent).is_none(), "{absent}: {facts}");
         }
-        let long = format!(r#"{{"object_kind": "merge_request", "object_attributes": {{"action": "{}"}}}}"#, "a".repeat(500));
+        let long =
+            format!(r#"{{"object_kind": "merge_request", "object_attributes": {{"action": "{}"}}}}"#, "a".repeat(500));
         let facts = delivery_facts(&headers, long.as_bytes(), Utc::now()).unwrap();
         assert_eq!(facts["action"].as_str().unwrap().len(), 200, "text is cut to 200 characters");
         for bad in [&b"[1, 2]"[..], b"\"just text\"", b"{\"object_kind\": \"merge_request\"} trailing", b"{"] {

@@ -64,10 +64,11 @@ async fn handle(state: &AppState, id: &str, request: Request<Body>) -> Response 
     };
     // Step two: the body, within the byte budget; its reservation is held until answered.
     let declared = super::declared_length(&parts.headers);
-    let (body, _reservation) = match super::read_delivery_body(state, declared, body, state.config.max_webhook_bytes).await {
-        Ok(read) => read,
-        Err(problem) => return problem.into_response(),
-    };
+    let (body, _reservation) =
+        match super::read_delivery_body(state, declared, body, state.config.max_webhook_bytes).await {
+            Ok(read) => read,
+            Err(problem) => return problem.into_response(),
+        };
     match state.engine.record_delivery(delivery, &body).await {
         Ok(executed) => {
             let status = if executed.replayed { "duplicate" } else { "recorded" };

@@ -192,7 +192,8 @@ pub(crate) async fn guard_api(State(state): State<AppState>, request: Request, n
     let held = Arc::new(std::sync::Mutex::new(body_budget::Reservation::default()));
     let (parts, body) = request.into_parts();
     let body = body_budget::MeteredBody::wrap(body, state.body_budget.clone(), held.clone());
-    let response = bounded(&state.api_permits, state.config.request_timeout, Request::from_parts(parts, body), next).await;
+    let response =
+        bounded(&state.api_permits, state.config.request_timeout, Request::from_parts(parts, body), next).await;
     drop(held);
     response
 }

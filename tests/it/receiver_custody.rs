@@ -59,6 +59,9 @@ async fn headers_then(
     (text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), elapsed)
 }
 
+/// An attack on the receiver: its name, path, headers and the status it must get.
+type Attack<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+
 async fn version(app: &TestApp, id: &str) -> u64 {
     app.engine.state(IntegrationId::parse(id).unwrap()).await.unwrap().version
 }
@@ -79,14 +82,39 @@ async fn unknown_integrations_and_bad_tokens_are_answered_from_the_headers_witho
     let signed_hook = format!("/hooks/gitlab/{signed}");
     let stale = (chrono::Utc::now().timestamp() - 600).to_string();
     // Each declares 24 MB and sends none of it: an answer can only come from the headers.
-    let attacks: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
-        ("an integration that does not exist", &unknown, vec![("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", &token)], 404),
+    let attacks: Vec<Attack> = vec![
+        (
+            "an integration that does not exist",
+            &unknown,
+            vec![("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", &token)],
+            404,
+        ),
         ("a path that is no integration id", "/hooks/gitlab/not-a-uuid", vec![("X-Gitlab-Token", &token)], 404),
         ("no X-Gitlab-Token", &hook, vec![("X-Gitlab-Event", "Push Hook")], 401),
         ("a wrong X-Gitlab-Token", &hook, vec![("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", "glw-guess")], 401),
-        ("another integration's token", &hook, vec![("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", &signed_token)], 401),
-        ("a signed hook without a signature", &signed_hook, vec![("X-Gitlab-Token", &signed_token), ("webhook-id", "m1"), ("webhook-timestamp", &stale)], 401),
-        ("a signed hook with a stale timestamp", &signed_hook, vec![("X-Gitlab-Token", &signed_token), ("webhook-id", "m1"), ("webhook-timestamp", &stale), ("webhook-signature", "v1,AAAA")], 401),
+        (
+            "another integration's token",
+            &hook,
+            vec![("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", &signed_token)],
+            401,
+        ),
+        (
+            "a signed hook without a signature",
+            &signed_hook,
+            vec![("X-Gitlab-Token", &signed_token), ("webhook-id", "m1"), ("webhook-timestamp", &stale)],
+            401,
+        ),
+        (
+            "a signed hook with a stale timestamp",
+            &signed_hook,
+            vec![
+                ("X-Gitlab-Token", &signed_token),
+                ("webhook-id", "m1"),
+                ("webhook-timestamp", &stale),
+                ("webhook-signature", "v1,AAAA"),
+            ],
+            401,
+        ),
     ];
     for (name, path, headers, expected) in &attacks {
         let (status, seconds) = headers_then(&app.address, path, headers, declared, nothing.clone(), wait).await;
@@ -168,7 +196,9 @@ async fn floods_of_large_bodies_grow_the_real_server_by_at_most_its_budget() {
     // Warm up every path once (a small delivery of each kind) so the baseline is the server
     // after start-up, not before its first request.
     let small = payload("push");
-    for (path, hook_token) in [(format!("/hooks/gitlab/{id}"), token.as_str()), (format!("/hooks/gitlab/{id}"), "wrong")] {
+    for (path, hook_token) in
+        [(format!("/hooks/gitlab/{id}"), token.as_str()), (format!("/hooks/gitlab/{id}"), "wrong")]
+    {
         http.post(format!("{}{path}", server.address))
             .header("content-type", "application/json")
             .header("x-gitlab-event", "Push Hook")
@@ -188,7 +218,8 @@ async fn floods_of_large_bodies_grow_the_real_server_by_at_most_its_budget() {
     let mut tasks = Vec::new();
     for n in 0..128 {
         let (address, body) = (server.address.clone(), body.clone());
-        let path = if n % 2 == 0 { format!("/hooks/gitlab/{}", uuid::Uuid::new_v4()) } else { format!("/hooks/gitlab/{id}") };
+        let path =
+            if n % 2 == 0 { format!("/hooks/gitlab/{}", uuid::Uuid::new_v4()) } else { format!("/hooks/gitlab/{id}") };
         tasks.push(tokio::spawn(async move {
             let headers = [("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", "glw-not-the-token")];
             headers_then(&address, &path, &headers, body.len(), body, Duration::from_secs(20)).await.0
@@ -324,7 +355,8 @@ async fn a_webhook_id_replayed_to_another_replica_on_postgres_records_nothing_ne
     let (schema, url) = crate::pg::fresh_schema(&base).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("shared-master.key"), "ef".repeat(32)).unwrap();
-    let created = golive(&url, dir.path()).args(["token", "create", "--role", "admin", "--name", "dedup"]).output().unwrap();
+    let created =
+        golive(&url, dir.path()).args(["token", "create", "--role", "admin", "--name", "dedup"]).output().unwrap();
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let admin = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     let a = start_replica(&url, dir.path()).await;
@@ -371,7 +403,10 @@ async fn a_webhook_id_replayed_to_another_replica_on_postgres_records_nothing_ne
 /// The `/metrics` series (lines that are not comments).
 async fn series(app: &TestApp) -> Vec<String> {
     let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.rsplit_once(' ').unwrap().0.to_owned()).collect()
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())
+        .collect()
 }
 
 /// Sends `method` to `path` on a raw socket; returns the status.
