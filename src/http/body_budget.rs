@@ -88,10 +88,11 @@ fn merge(held: &mut Option<OwnedSemaphorePermit>, more: OwnedSemaphorePermit) {
     }
 }
 
-/// The error a metered body yields when the budget has no bytes for its next frame.
+/// The error a metered body yields when the budget has no bytes for its next frame (which is
+/// dropped unkept): the frame's size in bytes.
 #[derive(Debug, thiserror::Error)]
 #[error("golive holds as many request bodies as its byte budget allows")]
-pub(crate) struct OverBudget;
+pub(crate) struct OverBudget(pub(crate) usize);
 
 /// An API request body charged frame by frame against the budget (its buffer grows the same
 /// way); the charge lives in `held`, which the request's guard keeps until it is answered.
@@ -123,7 +124,7 @@ impl http_body::Body for MeteredBody {
                 if this.budget.try_grow(&mut held, Claimant::Api, size) {
                     Poll::Ready(Some(Ok(frame)))
                 } else {
-                    Poll::Ready(Some(Err(Box::new(OverBudget))))
+                    Poll::Ready(Some(Err(Box::new(OverBudget(size)))))
                 }
             }
             // The inner error is passed on unwrapped, so a reader still finds a timeout in it.

@@ -294,13 +294,24 @@ fn unreadable(error: axum::Error) -> Problem {
     }
 }
 
+/// The size of the frame the byte budget refused, when that is what a body error is (the
+/// frame was dropped unkept).
+fn refused_frame_bytes(error: &axum::Error) -> Option<usize> {
+    std::error::Error::source(error)?.downcast_ref::<body_budget::OverBudget>().map(|refused| refused.0)
+}
+
 /// Reads and throws away what is left of a body, up to `total_max` bytes in all, so that the
-/// client reads the answer rather than a reset connection. Keeps nothing.
+/// client reads the answer rather than a reset connection. Keeps nothing; frames the budget
+/// refused (already thrown away) count as drained.
 async fn drain(stream: &mut axum::body::BodyDataStream, mut seen: usize, total_max: usize) {
     use futures::StreamExt;
     while seen <= total_max {
         match stream.next().await {
             Some(Ok(chunk)) => seen += chunk.len(),
+            Some(Err(error)) => match refused_frame_bytes(&error) {
+                Some(bytes) => seen = seen.saturating_add(bytes.max(1)),
+                None => break,
+            },
             _ => break,
         }
     }
@@ -334,7 +345,15 @@ async fn read_charged(
     }
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(unreadable)?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) if refused_frame_bytes(&error).is_some() => {
+                drop(kept);
+                drain(&mut stream, seen, drain_max).await;
+                return Err(over_budget());
+            }
+            Err(error) => return Err(unreadable(error)),
+        };
         seen = seen.saturating_add(chunk.len());
         if seen > limit {
             drop(kept);
