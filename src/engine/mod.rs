@@ -41,7 +41,7 @@ pub use read_model::{
 };
 pub use secret_ops::TickReport;
 pub use transfer::{ImportError, ImportReport, MigrationReport};
-pub use webhook::DeliveryError;
+pub use webhook::{AuthenticatedDelivery, DeliveryError};
 
 use crate::domain::{
     self, Actor, Command, CommandRequest, Context, DeliverySignals, Diagnosis, Event, HttpUrl, IntegrationId,

@@ -129,12 +129,25 @@ pub enum Malformed {
     KindMismatch { event: String, object_kind: String },
 }
 
-/// Checks the token (and signature) of a delivery in constant time.
+/// Checks the token (and signature) of a delivery in constant time: [`verify_headers`] then
+/// [`verify_signature`].
 pub fn verify(
     headers: &DeliveryHeaders,
     body: &[u8],
     token_digest: Option<&TokenDigest>,
     signing_key: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    verify_headers(headers, token_digest, signing_key.is_some(), now)?;
+    verify_signature(headers, body, signing_key)
+}
+
+/// Everything that can be checked before the body is read: the token (in constant time) and,
+/// when the delivery must be signed, that it carries a signature, an id and a fresh timestamp.
+pub fn verify_headers(
+    headers: &DeliveryHeaders,
+    token_digest: Option<&TokenDigest>,
+    must_be_signed: bool,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     let expected = token_digest.ok_or(Refusal::NoCredentials)?;
@@ -143,10 +156,9 @@ pub fn verify(
     if !bool::from(presented.as_bytes().ct_eq(expected.0.as_bytes())) {
         return Err(Refusal::WrongToken);
     }
-    if let Some(key) = signing_key {
-        let signatures = headers.webhook_signature.as_deref().ok_or(Refusal::MissingSignature)?;
-        let id =
-            headers.webhook_id.as_deref().or(headers.idempotency_key.as_deref()).ok_or(Refusal::MissingSignature)?;
+    if must_be_signed {
+        headers.webhook_signature.as_deref().ok_or(Refusal::MissingSignature)?;
+        signed_id(headers).ok_or(Refusal::MissingSignature)?;
         let timestamp = headers.webhook_timestamp.as_deref().ok_or(Refusal::StaleTimestamp)?;
         let seconds: i64 = timestamp.parse().map_err(|_| Refusal::StaleTimestamp)?;
         // Checked: a timestamp near i64::MIN must not wrap into "close to now".
@@ -154,22 +166,35 @@ pub fn verify(
         if skew.is_none_or(|skew| skew > MAX_SIGNATURE_SKEW_SECONDS) {
             return Err(Refusal::StaleTimestamp);
         }
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        let expected = mac.finalize().into_bytes();
-        let matches = signatures.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|candidate| {
-            STANDARD
-                .decode(candidate)
-                .map(|bytes| bool::from(bytes.as_slice().ct_eq(expected.as_slice())))
-                .unwrap_or(false)
-        });
-        if !matches {
-            return Err(Refusal::WrongSignature);
-        }
+    }
+    Ok(())
+}
+
+/// The message id a signed delivery is signed with: `webhook-id`, or the `Idempotency-Key`
+/// (which GitLab sets to the same value).
+pub fn signed_id(headers: &DeliveryHeaders) -> Option<&str> {
+    headers.webhook_id.as_deref().or(headers.idempotency_key.as_deref())
+}
+
+/// Checks the Standard Webhooks signature over `{webhook-id}.{webhook-timestamp}.{body}` when a
+/// signing key was issued (any of several space-separated `v1,` signatures may match).
+pub fn verify_signature(headers: &DeliveryHeaders, body: &[u8], signing_key: Option<&[u8]>) -> Result<(), Refusal> {
+    let Some(key) = signing_key else { return Ok(()) };
+    let signatures = headers.webhook_signature.as_deref().ok_or(Refusal::MissingSignature)?;
+    let id = signed_id(headers).ok_or(Refusal::MissingSignature)?;
+    let timestamp = headers.webhook_timestamp.as_deref().ok_or(Refusal::StaleTimestamp)?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    let matches = signatures.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|candidate| {
+        STANDARD.decode(candidate).map(|bytes| bool::from(bytes.as_slice().ct_eq(expected.as_slice()))).unwrap_or(false)
+    });
+    if !matches {
+        return Err(Refusal::WrongSignature);
     }
     Ok(())
 }
@@ -187,16 +212,123 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-fn text_at(value: &Value, path: &[&str]) -> Option<String> {
-    let mut current = value;
-    for key in path {
-        current = current.get(key)?;
+/// A JSON value kept only as short text: a non-empty string (its first 200 characters) or a
+/// number. Anything else, and every field not named in [`Payload`], is skipped without being
+/// kept, so a delivery costs its body and little more however it is shaped.
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+                Ok(Text((!v.is_empty()).then(|| v.chars().take(200).collect())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(Some(serde_json::Number::from_f64(v).map(|n| n.to_string()).unwrap_or_default())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
-    match current {
-        Value::String(s) if !s.is_empty() => Some(s.chars().take(200).collect()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+}
+
+/// A JSON object read as `T`; any other value is skipped and read as `None` (as a lookup by
+/// path in a parsed document would find nothing there).
+struct ObjectOr<T>(Option<T>);
+
+impl<T> Default for ObjectOr<T> {
+    fn default() -> Self {
+        ObjectOr(None)
     }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOr<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = ObjectOr<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ObjectOr<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|t| ObjectOr(Some(t)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectOr<T>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ObjectOr(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ObjectOr<T>, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ObjectOr<T>, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ObjectOr<T>, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<ObjectOr<T>, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ObjectOr<T>, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_unit<E>(self) -> Result<ObjectOr<T>, E> {
+                Ok(ObjectOr(None))
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// The few fields of a payload golive keeps (a field named twice is malformed).
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct Payload {
+    object_kind: Text,
+    object_attributes: ObjectOr<Attributes>,
+    build_id: Text,
+    build_status: Text,
+    after: Text,
+    project: ObjectOr<Project>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct Attributes {
+    id: Text,
+    action: Text,
+    status: Text,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct Project {
+    path_with_namespace: Text,
 }
 
 /// The `record_webhook_delivery` input for a verified delivery: facts only, no body.
@@ -207,11 +339,12 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
     let header = headers.event.as_deref().ok_or(Malformed::MissingEvent)?;
     let event =
         GitlabEvent::from_header(header).ok_or_else(|| Malformed::UnknownEvent(header.chars().take(100).collect()))?;
-    let payload: Value = serde_json::from_slice(body).map_err(|e| Malformed::NotJson(e.to_string()))?;
-    if !payload.is_object() {
+    let payload: ObjectOr<Payload> = serde_json::from_slice(body).map_err(|e| Malformed::NotJson(e.to_string()))?;
+    let Some(payload) = payload.0 else {
         return Err(Malformed::NotJson("not an object".into()));
-    }
-    let object_kind = text_at(&payload, &["object_kind"]);
+    };
+    let attributes = payload.object_attributes.0.unwrap_or_default();
+    let object_kind = payload.object_kind.0;
     let expected = event.object_kinds();
     match &object_kind {
         Some(kind) if !expected.contains(&kind.as_str()) => {
@@ -222,10 +355,9 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
         }
         _ => {}
     }
-    let object_id = text_at(&payload, &["object_attributes", "id"])
-        .or_else(|| text_at(&payload, &["build_id"]))
-        .or_else(|| text_at(&payload, &["after"]));
-    let project = text_at(&payload, &["project", "path_with_namespace"]);
+    let after = payload.after.0;
+    let object_id = attributes.id.0.or(payload.build_id.0).or_else(|| after.clone());
+    let project = payload.project.0.and_then(|p| p.path_with_namespace.0);
     let instance = headers.instance.clone().filter(|i| crate::domain::HttpUrl::parse(i.as_str()).is_ok());
     let short = |v: &Option<String>| v.as_ref().map(|s| s.chars().take(200).collect::<String>());
     let mut facts = json!({
@@ -242,9 +374,9 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
         }
     };
     put("object_kind", object_kind);
-    put("action", text_at(&payload, &["object_attributes", "action"]));
-    put("status", text_at(&payload, &["object_attributes", "status"]).or_else(|| text_at(&payload, &["build_status"])));
-    put("after", text_at(&payload, &["after"]));
+    put("action", attributes.action.0);
+    put("status", attributes.status.0.or(payload.build_status.0));
+    put("after", after);
     put("project", project);
     put("instance", instance);
     put("object_id", object_id);
@@ -281,6 +413,28 @@ mod tests {
         assert_eq!(verify(&headers, body, Some(&digest), Some(key), now), Err(Refusal::WrongToken));
         headers.token = None;
         assert_eq!(verify(&headers, body, Some(&digest), None, now), Err(Refusal::MissingToken));
+    }
+
+    #[test]
+    fn facts_keep_only_named_fields_whatever_their_shape() {
+        let headers = DeliveryHeaders { event: Some("Merge Request Hook".into()), ..Default::default() };
+        let body = br#"{"padding": [[1, 2, {"x": "y"}], "z"], "object_kind": "merge_request",
+            "object_attributes": {"id": 17, "action": "open", "status": null, "description": "long"},
+            "project": "not an object", "after": ""}"#;
+        let facts = delivery_facts(&headers, body, Utc::now()).unwrap();
+        assert_eq!(facts["object_kind"], "merge_request");
+        assert_eq!(facts["object_id"], "17");
+        assert_eq!(facts["action"], "open");
+        for absent in ["status", "project", "after", "description", "padding"] {
+            assert!(facts.get(absent).is_none(), "{absent}: {facts}");
+        }
+        let long =
+            format!(r#"{{"object_kind": "merge_request", "object_attributes": {{"action": "{}"}}}}"#, "a".repeat(500));
+        let facts = delivery_facts(&headers, long.as_bytes(), Utc::now()).unwrap();
+        assert_eq!(facts["action"].as_str().unwrap().len(), 200, "text is cut to 200 characters");
+        for bad in [&b"[1, 2]"[..], b"\"just text\"", b"{\"object_kind\": \"merge_request\"} trailing", b"{"] {
+            assert!(matches!(delivery_facts(&headers, bad, Utc::now()), Err(Malformed::NotJson(_))));
+        }
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! `POST /hooks/gitlab/{id}`: GitLab's deliveries, authenticated by their own token.
+//!
+//! Nothing is read before it is authenticated: an unknown integration (404) and a missing or
+//! wrong token (401) are answered from the headers alone, and the body is never read (a client
+//! still sending may see the connection closed). Only then is the body read, within the byte
+//! budget (503 with `Retry-After` when it has no room), and its signature checked.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -13,7 +18,7 @@ use crate::engine::DeliveryError;
 use crate::gitlab::webhook::DeliveryHeaders;
 
 pub async fn receive(State(state): State<AppState>, Path(id): Path<String>, request: Request<Body>) -> Response {
-    let kind = request.headers().get("x-gitlab-event").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned();
+    let kind = request.headers().get("x-gitlab-event").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let response = handle(&state, &id, request).await;
     let outcome = match response.status().as_u16() {
         200 => "recorded",
@@ -21,10 +26,24 @@ pub async fn receive(State(state): State<AppState>, Path(id): Path<String>, requ
         413 => "too_large",
         400 => "malformed",
         404 => "unknown_integration",
+        503 => "shed",
         _ => "failed",
     };
-    state.metrics.delivery(&kind, outcome);
+    state.metrics.delivery(kind.as_deref(), outcome);
     response
+}
+
+fn refused(error: DeliveryError) -> Response {
+    match error {
+        DeliveryError::Refused(refusal) => {
+            Problem::new(StatusCode::UNAUTHORIZED, "webhook-refused", "Delivery refused", refusal.to_string())
+                .into_response()
+        }
+        DeliveryError::Malformed(malformed) => {
+            Problem::bad_request("malformed-delivery", malformed.to_string()).into_response()
+        }
+        DeliveryError::Engine(error) => Problem::from(error).into_response(),
+    }
 }
 
 async fn handle(state: &AppState, id: &str, request: Request<Body>) -> Response {
@@ -38,23 +57,23 @@ async fn handle(state: &AppState, id: &str, request: Request<Body>) -> Response 
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
         .collect();
     let headers = DeliveryHeaders::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let limit = state.config.max_webhook_bytes;
-    let body = match super::read_bounded(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(problem) => return problem.into_response(),
+    // Step one, headers only: the body is dropped unread if this fails.
+    let delivery = match state.engine.authenticate_delivery(id, headers).await {
+        Ok(delivery) => delivery,
+        Err(error) => return refused(error),
     };
-    match state.engine.receive_webhook(id, &headers, &body).await {
+    // Step two: the body, within the byte budget; its reservation is held until answered.
+    let declared = super::declared_length(&parts.headers);
+    let (body, _reservation) =
+        match super::read_delivery_body(state, declared, body, state.config.max_webhook_bytes).await {
+            Ok(read) => read,
+            Err(problem) => return problem.into_response(),
+        };
+    match state.engine.record_delivery(delivery, &body).await {
         Ok(executed) => {
             let status = if executed.replayed { "duplicate" } else { "recorded" };
             (StatusCode::OK, Json(json!({"status": status, "version": executed.state.version}))).into_response()
         }
-        Err(DeliveryError::Refused(refusal)) => {
-            Problem::new(StatusCode::UNAUTHORIZED, "webhook-refused", "Delivery refused", refusal.to_string())
-                .into_response()
-        }
-        Err(DeliveryError::Malformed(malformed)) => {
-            Problem::bad_request("malformed-delivery", malformed.to_string()).into_response()
-        }
-        Err(DeliveryError::Engine(error)) => Problem::from(error).into_response(),
+        Err(error) => refused(error),
     }
 }

@@ -11,6 +11,22 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::domain::GitlabEvent;
+
+/// The HTTP methods that get their own label value; any other is counted as `other`, so a
+/// client cannot add series by making methods up.
+const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The label value of a method: a known one, or `other`.
+fn method_label(method: &Method) -> &'static str {
+    KNOWN_METHODS.into_iter().find(|known| method.as_str() == *known).unwrap_or("other")
+}
+
+/// The label value of an `X-Gitlab-Event` header: one of GitLab's event kinds, or `other`
+/// (absent, unknown or made up), so a sender cannot add series.
+fn event_label(header: Option<&str>) -> &'static str {
+    header.and_then(GitlabEvent::from_header).map(|event| event.header_value()).unwrap_or("other")
+}
 
 /// Latency histogram buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -24,9 +40,9 @@ struct Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Event-stream (SSE) connections open now.
     streams_open: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
@@ -41,12 +57,14 @@ impl Drop for StreamGuard {
 }
 
 impl Metrics {
+    /// Counts a request by method (known methods, else `other`), route (the router's own
+    /// pattern, or `unmatched`) and status.
     pub fn request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         *self
             .requests
             .lock()
             .expect("metrics lock")
-            .entry((method.to_string(), route.to_owned(), status))
+            .entry((method_label(method), route.to_owned(), status))
             .or_default() += 1;
         let mut latency = self.latency.lock().expect("metrics lock");
         let h = latency.entry(route.to_owned()).or_default();
@@ -65,9 +83,9 @@ impl Metrics {
         StreamGuard(self.streams_open.clone())
     }
 
-    pub fn delivery(&self, kind: &str, outcome: &str) {
-        let kind: String = kind.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ').take(40).collect();
-        *self.deliveries.lock().expect("metrics lock").entry((kind, outcome.to_owned())).or_default() += 1;
+    /// Counts a delivery by its `X-Gitlab-Event` (known kinds, else `other`) and outcome.
+    pub fn delivery(&self, kind: Option<&str>, outcome: &'static str) {
+        *self.deliveries.lock().expect("metrics lock").entry((event_label(kind), outcome)).or_default() += 1;
     }
 }
 
@@ -113,4 +131,19 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let mut response = out.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_come_from_known_lists() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        assert_eq!(event_label(Some("Push Hook")), "Push Hook");
+        assert_eq!(event_label(Some("Push Hook 2")), "other");
+        assert_eq!(event_label(None), "other");
+    }
 }

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod body_budget;
 mod dashboard;
 mod hooks;
 mod metrics;
@@ -51,6 +52,10 @@ pub struct HttpConfig {
     /// A request body that takes longer than this to arrive is answered 408 (slow-body
     /// clients would otherwise hold a permit and a connection).
     pub body_read_timeout: Duration,
+    /// Request bodies held in memory at once, across every connection, in bytes. A request
+    /// that cannot get its bytes is answered 503 with `Retry-After`; API bodies may hold at
+    /// most half, so deliveries are refused last.
+    pub body_budget_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -62,6 +67,7 @@ impl Default for HttpConfig {
             api_concurrency: 512,
             webhook_concurrency: 2048,
             body_read_timeout: Duration::from_secs(10),
+            body_budget_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -75,6 +81,7 @@ pub struct AppState {
     tokens: Arc<auth::TokenCache>,
     api_permits: Arc<Semaphore>,
     webhook_permits: Arc<Semaphore>,
+    body_budget: Arc<body_budget::BodyBudget>,
 }
 
 /// The whole HTTP API as an axum router, for embedding.
@@ -84,6 +91,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         engine,
         api_permits: Arc::new(Semaphore::new(config.api_concurrency)),
         webhook_permits: Arc::new(Semaphore::new(config.webhook_concurrency)),
+        body_budget: Arc::new(body_budget::BodyBudget::new(config.body_budget_bytes)),
         config: Arc::new(config),
         metrics: Arc::new(Metrics::default()),
         tokens: Arc::new(auth::TokenCache::default()),
@@ -180,8 +188,16 @@ async fn bounded(permits: &Semaphore, timeout: Duration, request: Request, next:
     }
 }
 
+/// API requests: a permit from the API pool, and their bodies charged to the byte budget as
+/// they arrive (the charge is held until the request is answered).
 pub(crate) async fn guard_api(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    bounded(&state.api_permits, state.config.request_timeout, request, next).await
+    let held = Arc::new(std::sync::Mutex::new(body_budget::Reservation::default()));
+    let (parts, body) = request.into_parts();
+    let body = body_budget::MeteredBody::wrap(body, state.body_budget.clone(), held.clone());
+    let response =
+        bounded(&state.api_permits, state.config.request_timeout, Request::from_parts(parts, body), next).await;
+    drop(held);
+    response
 }
 
 async fn guard_webhooks(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -212,35 +228,153 @@ pub(crate) async fn json_body(request: Request<Body>, limit: usize) -> Result<se
 /// still sending gets the answer instead of a reset connection.
 const DRAIN_MAX_BYTES: usize = 8 * 1024 * 1024;
 
+/// The smallest buffer a body of unknown length starts with.
+const FIRST_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Reads a body of at most `limit` bytes; past it, drains a bounded amount and answers 413.
+/// Behind [`guard_api`] its bytes are charged to the byte budget as they arrive.
 pub(crate) async fn read_bounded(body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
+    use axum::body::HttpBody;
+    let declared = body.size_hint().exact().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    read_charged(body, declared, limit, |_| true).await
+}
+
+/// The body length a request declares with `Content-Length` (Hyper has checked it and yields
+/// exactly that many bytes), unless it is sent chunked.
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Reads a webhook delivery's body of at most `limit` bytes, its buffer charged to the byte
+/// budget before it is allocated: a declared `Content-Length` all at once (so a delivery is
+/// refused before anything is kept, not halfway), a chunked body as its buffer grows (Hyper
+/// never yields more than a declared length, so a client that lies about it only truncates its
+/// own body). The reservation is given back when the caller drops it, after recording.
+pub(crate) async fn read_delivery_body(
+    state: &AppState,
+    declared: Option<usize>,
+    body: Body,
+    limit: usize,
+) -> Result<(axum::body::Bytes, body_budget::Reservation), Problem> {
+    let mut reservation = body_budget::Reservation::default();
+    let budget = &state.body_budget;
+    let bytes = read_charged(body, declared, limit, |more| {
+        budget.try_grow(&mut reservation, body_budget::Claimant::Delivery, more)
+    })
+    .await?;
+    Ok((bytes, reservation))
+}
+
+/// The answer to a request whose body found no room in the byte budget.
+fn over_budget() -> Problem {
+    let mut p = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "Overloaded",
+        "golive holds as many request bodies in memory as its byte budget allows; retry shortly",
+    );
+    p.retry_after_seconds = Some(1);
+    p
+}
+
+fn unreadable(error: axum::Error) -> Problem {
+    let inner = error.into_inner();
+    if inner.downcast_ref::<tower_http::timeout::TimeoutError>().is_some() {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            "the request body did not arrive in time",
+        )
+    } else if inner.downcast_ref::<body_budget::OverBudget>().is_some() {
+        over_budget()
+    } else {
+        Problem::bad_request("unreadable-body", "the body could not be read")
+    }
+}
+
+/// The size of the frame the byte budget refused, when that is what a body error is (the
+/// frame was dropped unkept).
+fn refused_frame_bytes(error: &axum::Error) -> Option<usize> {
+    std::error::Error::source(error)?.downcast_ref::<body_budget::OverBudget>().map(|refused| refused.0)
+}
+
+/// Reads and throws away what is left of a body, up to `total_max` bytes in all, so that the
+/// client reads the answer rather than a reset connection. Keeps nothing; frames the budget
+/// refused (already thrown away) count as drained.
+async fn drain(stream: &mut axum::body::BodyDataStream, mut seen: usize, total_max: usize) {
     use futures::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut kept = Vec::new();
-    let mut seen = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            let timed_out = e.into_inner().downcast_ref::<tower_http::timeout::TimeoutError>().is_some();
-            if timed_out {
-                Problem::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request-timeout",
-                    "Request timeout",
-                    "the request body did not arrive in time",
-                )
-            } else {
-                Problem::bad_request("unreadable-body", "the body could not be read")
-            }
-        })?;
-        seen += chunk.len();
-        if seen <= limit {
-            kept.extend_from_slice(&chunk);
-        } else if seen > limit + DRAIN_MAX_BYTES {
-            break;
+    while seen <= total_max {
+        match stream.next().await {
+            Some(Ok(chunk)) => seen += chunk.len(),
+            Some(Err(error)) => match refused_frame_bytes(&error) {
+                Some(bytes) => seen = seen.saturating_add(bytes.max(1)),
+                None => break,
+            },
+            _ => break,
         }
     }
-    if seen > limit {
-        return Err(Problem::too_large(limit));
+}
+
+/// Reads a body of at most `limit` bytes into one buffer whose every growth is first granted
+/// by `charge` (with the bytes added); refused, the rest is drained and the answer is 503.
+async fn read_charged(
+    body: Body,
+    declared: Option<usize>,
+    limit: usize,
+    mut charge: impl FnMut(usize) -> bool,
+) -> Result<axum::body::Bytes, Problem> {
+    use futures::StreamExt;
+    let drain_max = limit.saturating_add(DRAIN_MAX_BYTES);
+    let mut stream = body.into_data_stream();
+    let mut kept: Vec<u8> = Vec::new();
+    match declared {
+        Some(declared) if declared > limit => {
+            drain(&mut stream, 0, drain_max).await;
+            return Err(Problem::too_large(limit));
+        }
+        Some(declared) => {
+            if !charge(declared) {
+                drain(&mut stream, 0, drain_max).await;
+                return Err(over_budget());
+            }
+            kept.reserve_exact(declared);
+        }
+        None => {}
+    }
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) if refused_frame_bytes(&error).is_some() => {
+                drop(kept);
+                drain(&mut stream, seen, drain_max).await;
+                return Err(over_budget());
+            }
+            Err(error) => return Err(unreadable(error)),
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            drop(kept);
+            drain(&mut stream, seen, drain_max).await;
+            return Err(Problem::too_large(limit));
+        }
+        let needed = kept.len() + chunk.len();
+        if needed > kept.capacity() {
+            // Double (within the limit) so a chunked body costs few copies; the growth is
+            // charged before it is allocated.
+            let grown = needed.max(kept.capacity().saturating_mul(2)).max(FIRST_BUFFER_BYTES).min(limit);
+            if !charge(grown - kept.capacity()) {
+                drop(kept);
+                drain(&mut stream, seen, drain_max).await;
+                return Err(over_budget());
+            }
+            kept.reserve_exact(grown - kept.len());
+        }
+        kept.extend_from_slice(&chunk);
     }
     Ok(kept.into())
 }

@@ -19,6 +19,7 @@ mod http;
 mod overload;
 mod pg;
 mod probe;
+mod receiver_custody;
 mod replicas;
 mod soak;
 mod store_conformance;
