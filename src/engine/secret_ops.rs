@@ -88,7 +88,7 @@ impl Engine {
             ssh_port: state.facts.instance.ssh_port.map(|p| p.get()).unwrap_or(22),
         };
         let required = state.playbook.required_token_scopes.iter().map(|s| s.as_str().to_owned()).collect();
-        let found = crate::gitlab::probe::probe(&target, &required, config).await;
+        let found = crate::gitlab::probe::probe(&target, &required, config, &self.inner.config.probe_egress).await;
         let request = ExecuteRequest::new(id, found.clone(), Actor::parse("probe").expect("valid")).internal();
         let executed = self.execute(request).await?;
         Ok((executed, found))

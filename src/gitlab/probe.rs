@@ -5,6 +5,10 @@
 //! as the guide's troubleshooting thinks of them. Verification is never disabled: an internal CA
 //! is added to the trusted roots, not used to switch checks off. The token travels only in the
 //! `PRIVATE-TOKEN` header; it is never logged or put in a detail.
+//!
+//! Where the probe connects is the egress policy's decision ([`super::egress`]): the host is
+//! resolved once, every address is checked, and both checks connect only to checked addresses.
+//! No proxy is used: a proxy would connect wherever it resolves the name.
 
 use std::collections::BTreeSet;
 use std::error::Error as _;
@@ -14,6 +18,7 @@ use reqwest::redirect::Policy;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
+use super::egress::{CheckedDestination, EgressPolicy, PinnedResolver};
 use crate::domain::FindingCategory;
 
 /// Limits of one probe.
@@ -133,7 +138,11 @@ fn classify_status(call: &str, status: u16, body: &Value) -> Failure {
     }
 }
 
-fn client(target: &ProbeTarget, config: &ProbeConfig) -> Result<reqwest::Client, Failure> {
+fn client(
+    target: &ProbeTarget,
+    config: &ProbeConfig,
+    destination: &CheckedDestination,
+) -> Result<reqwest::Client, Failure> {
     let origin = url::Url::parse(&target.gitlab_url)
         .map_err(|e| failure(FindingCategory::ApiFailure, format!("bad instance URL: {e}")))?;
     let host = origin.host_str().unwrap_or_default().to_owned();
@@ -152,6 +161,11 @@ fn client(target: &ProbeTarget, config: &ProbeConfig) -> Result<reqwest::Client,
         .timeout(config.request_timeout)
         .connect_timeout(config.connect_timeout)
         .redirect(policy)
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(PinnedResolver {
+            host: destination.host.clone(),
+            addresses: destination.addresses.clone(),
+        }))
         .user_agent(concat!("golive-probe/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &target.ca_certificate_pem {
         for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
@@ -198,12 +212,13 @@ async fn call(
     Ok((json, started.elapsed()))
 }
 
-/// Reads the SSH banner; returns the round trip.
-async fn ssh_banner(host: &str, port: u16, timeout: Duration) -> Result<Duration, String> {
+/// Reads the SSH banner from the first checked address that accepts; returns the round trip.
+async fn ssh_banner(addresses: &[std::net::IpAddr], port: u16, timeout: Duration) -> Result<Duration, String> {
     let started = Instant::now();
+    let targets: Vec<std::net::SocketAddr> = addresses.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect();
     let attempt = async {
         let mut stream =
-            tokio::net::TcpStream::connect((host, port)).await.map_err(|e| format!("SSH port {port}: {e}"))?;
+            tokio::net::TcpStream::connect(&targets[..]).await.map_err(|e| format!("SSH port {port}: {e}"))?;
         let mut banner = Vec::new();
         let mut buffer = [0u8; 256];
         while !banner.contains(&b'\n') && banner.len() < 255 {
@@ -227,10 +242,32 @@ async fn ssh_banner(host: &str, port: u16, timeout: Duration) -> Result<Duration
 }
 
 /// Probes the instance and returns the `record_probe_result` input describing what it found.
-pub async fn probe(target: &ProbeTarget, required_token_scopes: &BTreeSet<String>, config: &ProbeConfig) -> Value {
-    let host =
-        url::Url::parse(&target.gitlab_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    let ssh = ssh_banner(&host, target.ssh_port, config.connect_timeout).await;
+///
+/// A destination the egress policy refuses, or a name that does not resolve, is a recorded
+/// `api_failure` and no connection is opened.
+pub async fn probe(
+    target: &ProbeTarget,
+    required_token_scopes: &BTreeSet<String>,
+    config: &ProbeConfig,
+    egress: &EgressPolicy,
+) -> Value {
+    let unreachable = |detail: String| {
+        json!({
+            "type": "record_probe_result",
+            "api_reachable": false,
+            "category": FindingCategory::ApiFailure,
+            "detail": detail,
+        })
+    };
+    let Some(parsed) = url::Url::parse(&target.gitlab_url).ok().filter(|u| u.host().is_some()) else {
+        return unreachable("the instance URL names no host golive can probe".to_owned());
+    };
+    let host = parsed.host().expect("checked above");
+    let destination = match egress.resolve_checked(&host, config.connect_timeout).await {
+        Ok(destination) => destination,
+        Err(refused) => return unreachable(refused.to_string()),
+    };
+    let ssh = ssh_banner(&destination.addresses, target.ssh_port, config.connect_timeout).await;
     let mut result = json!({
         "type": "record_probe_result",
         "api_reachable": false,
@@ -244,7 +281,7 @@ pub async fn probe(target: &ProbeTarget, required_token_scopes: &BTreeSet<String
         details.push(e.clone());
     }
     let outcome = async {
-        let http = client(target, config)?;
+        let http = client(target, config, &destination)?;
         let (version, rtt) = call(&http, target, config, "/api/v4/version").await?;
         result["api_reachable"] = json!(true);
         result["api_round_trip_ms"] = json!(rtt.as_millis() as u64);

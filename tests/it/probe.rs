@@ -11,7 +11,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::TimeZone;
 use golive::domain::{Actor, IntegrationId, Stage};
-use golive::engine::{Engine, ExecuteRequest, ManualClock};
+use golive::engine::{Engine, EngineConfig, ExecuteRequest, ManualClock, OpenOptions};
+use golive::gitlab::egress::EgressPolicy;
 use golive::gitlab::probe::ProbeConfig;
 use serde_json::{json, Value};
 
@@ -82,6 +83,16 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// An engine whose probe may reach loopback, where the fake GitLab listens (`--probe-allow
+/// 127.0.0.0/8` in the engine's configuration).
+pub async fn engine_allowing_loopback(dir: &std::path::Path, clock: Arc<ManualClock>) -> Engine {
+    let mut config = EngineConfig::new(crate::support::public_url(), None);
+    config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+    let options =
+        OpenOptions { clock: Some(clock), store: crate::store_conformance::reopen_options(), ..Default::default() };
+    Engine::open_dir(dir, config, options).await.expect("engine opens").0
+}
+
 struct Probed {
     found: Value,
     state: Arc<golive::domain::Integration>,
@@ -131,7 +142,7 @@ fn advice_of(diagnosis: &golive::domain::Diagnosis) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_classifies_what_it_finds() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = crate::engine::engine_at(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let engine = engine_allowing_loopback(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
     let gitlab = start_fake_gitlab().await;
     let ssh = start_fake_ssh().await;
 
@@ -196,7 +207,7 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     let dir = tempfile::tempdir().unwrap();
     let start = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let engine = crate::engine::engine_at(dir.path(), clock.clone()).await;
+    let engine = engine_allowing_loopback(dir.path(), clock.clone()).await;
     let gitlab = start_fake_gitlab().await;
     let ssh = start_fake_ssh().await;
     let actor = Actor::parse("rep").unwrap();
@@ -350,7 +361,7 @@ async fn probe_tls(engine: &Engine, gitlab: &str, ca_pem: Option<&str>, ssh: u16
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_cas_are_used_never_bypassed_and_cn_only_certificates_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = crate::engine::engine_at(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let engine = engine_allowing_loopback(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
     let ssh = start_fake_ssh().await;
     let ca = test_ca();
     let (cert, key) = leaf(&ca, true);
