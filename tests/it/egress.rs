@@ -81,13 +81,13 @@ async fn without_probe_allow_a_loopback_instance_is_refused_and_never_contacted(
         ] {
             engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
         }
-        let (executed, found) = engine.probe(id, &quick()).await.unwrap();
+        let (executed, found) = engine.probe(id, &quick(), &actor).await.unwrap();
         assert_eq!(found["category"], "api_failure", "{spelling}: {found}");
         assert_eq!(found["api_reachable"], false, "{spelling}");
         let detail = found["detail"].as_str().unwrap();
         assert!(detail.starts_with("the destination is not allowed"), "{spelling}: {detail}");
         let recorded = executed.events.first().unwrap();
-        assert_eq!(recorded.event_type, "probe_result_recorded");
+        assert_eq!((recorded.event_type.as_str(), recorded.actor.as_str()), ("probe_result_recorded", "rep"));
         assert_eq!(recorded.data["detail"], found["detail"]);
         let diagnosis = engine.diagnose(id).await.unwrap();
         assert!(
@@ -119,7 +119,7 @@ async fn with_probe_allow_in_the_engine_s_configuration_the_probe_connects() {
     ] {
         engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
     }
-    let (_, found) = engine.probe(id, &quick()).await.unwrap();
+    let (_, found) = engine.probe(id, &quick(), &actor).await.unwrap();
     // The listener is no TLS server: the probe connected, then failed the handshake.
     assert_eq!(found["category"], "api_failure", "{found}");
     assert!(!found["detail"].as_str().unwrap().contains("not allowed"), "{found}");
@@ -165,6 +165,9 @@ fn the_local_cli_refuses_loopback_unless_probe_allow_says_so() {
     assert!(refused["detail"].as_str().unwrap().starts_with("the destination is not allowed"), "{refused}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(https.accepted(), 0);
+    // The probe is an action of whoever asked: the CLI's actor.
+    let audit = run(&["audit", "--actor", "dana.reyes", "--type", "probe_result_recorded"]);
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1), "{audit}");
 
     // The flag, then the environment variable (comma-separated).
     let allowed =
@@ -246,5 +249,8 @@ fn serve_applies_probe_allow() {
     let allowed = remote(&address, &["probe", &id]);
     assert!(!allowed["detail"].as_str().unwrap_or("").contains("not allowed"), "{allowed}");
     assert!(https.accepted() >= 1, "the server's probe connected");
+    // Both probes are the rep's actions, found by an audit of the rep's token name.
+    let audit = remote(&address, &["audit", "--actor", "erlich", "--type", "probe_result_recorded"]);
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(2), "{audit}");
     stop(child);
 }
