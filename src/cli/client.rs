@@ -214,7 +214,7 @@ impl Client for LocalClient {
 
     async fn probe(&self, id: &str) -> Result<Value, CliError> {
         let (executed, mut found) =
-            self.engine.probe(parse_id(id)?, &crate::gitlab::probe::ProbeConfig::default()).await?;
+            self.engine.probe(parse_id(id)?, &crate::gitlab::probe::ProbeConfig::default(), &self.actor).await?;
         if let Some(map) = found.as_object_mut() {
             map.remove("type");
             map.insert("version".into(), json!(executed.state.version));

@@ -57,6 +57,12 @@ pub struct Cli {
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
     #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Lets the probe reach addresses golive otherwise refuses (loopback, link-local,
+    /// unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies where this
+    /// process probes (`serve`, and `probe` without --server).
+    #[arg(long = "probe-allow", global = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
+          value_name = "CIDR", value_parser = crate::gitlab::egress::parse_allowance)]
+    pub probe_allow: Vec<ipnet::IpNet>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -357,7 +363,8 @@ pub(crate) fn store_location(cli: &Cli) -> Result<crate::engine::StoreLocation, 
 async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
     let public_url = cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL);
     let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
-    let config = EngineConfig::new(public_url, None);
+    let mut config = EngineConfig::new(public_url, None);
+    config.probe_egress = crate::gitlab::egress::EgressPolicy::allowing(cli.probe_allow.clone());
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let (engine, warnings) = Engine::open_location(&store_location(cli)?, config, options).await?;
     // The default master key is worth a warning where a person sets golive up, not on every

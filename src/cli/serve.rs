@@ -22,7 +22,8 @@ pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool
         Some(uri) => Some(HttpUrl::parse(uri).map_err(|e| CliError::Usage(format!("--redirect-uri: {e}")))?),
         None => None,
     };
-    let config = EngineConfig::new(public_url, redirect);
+    let mut config = EngineConfig::new(public_url, redirect);
+    config.probe_egress = crate::gitlab::egress::EgressPolicy::allowing(cli.probe_allow.clone());
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let location = super::store_location(cli)?;
     let (engine, warnings) = Engine::open_location(&location, config, options).await?;

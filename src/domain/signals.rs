@@ -1,7 +1,7 @@
 //! Facts golive observes rather than is told: GitLab webhook deliveries and probe results.
 //!
 //! These arrive as internal inputs (`record_webhook_delivery` from the receiver, actor `gitlab`;
-//! `record_probe_result` from the probe, actor `probe`). They hold what the evidence rules need
+//! `record_probe_result` from the probe, actor: whoever asked for it). They hold what the evidence rules need
 //! and nothing more: never a delivery's body, which carries personal data.
 
 use std::collections::BTreeSet;
@@ -272,6 +272,10 @@ pub struct ProbeResult {
     pub token_expires_at: Option<super::values::Date>,
     #[serde(default)]
     pub token_scopes: Option<BTreeSet<Scope>>,
+    /// The playbook's required token scopes the token lacks, as the probe saw them (absent
+    /// from results recorded before golive recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_token_scopes: Option<BTreeSet<Scope>>,
     /// `is_admin` from `GET /api/v4/user`; `Some(false)` when the key was absent.
     #[serde(default)]
     pub admin: Option<bool>,

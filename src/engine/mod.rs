@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub cache_capacity: usize,
     /// Save the read model each time it has folded this many more events.
     pub read_model_save_every: u64,
+    /// Where the probe may connect (`--probe-allow`) and how it resolves names.
+    pub probe_egress: crate::gitlab::egress::EgressPolicy,
 }
 
 impl EngineConfig {
@@ -90,6 +92,7 @@ impl EngineConfig {
             max_retries: 16,
             cache_capacity: 10_000,
             read_model_save_every: 10_000,
+            probe_egress: Default::default(),
         }
     }
 }

@@ -63,11 +63,15 @@ pub struct TickReport {
 
 impl Engine {
     /// Probes the integration's GitLab with its sealed access token and records what it found
-    /// (`record_probe_result`, actor `probe`). Returns the recorded input.
+    /// (`record_probe_result`). The probe is an action of whoever asked: the recorded event's
+    /// actor is `actor` (a rep's token name, the CLI's user, or `monitoring-timer`), so an audit
+    /// by actor finds it. Connections follow the configured egress policy. Returns the
+    /// recorded input.
     pub async fn probe(
         &self,
         id: IntegrationId,
         config: &crate::gitlab::probe::ProbeConfig,
+        actor: &Actor,
     ) -> Result<(Executed, Value), EngineError> {
         let state = self.state(id).await?;
         let Some(token) = state.facts.access_token.as_ref() else {
@@ -88,8 +92,8 @@ impl Engine {
             ssh_port: state.facts.instance.ssh_port.map(|p| p.get()).unwrap_or(22),
         };
         let required = state.playbook.required_token_scopes.iter().map(|s| s.as_str().to_owned()).collect();
-        let found = crate::gitlab::probe::probe(&target, &required, config).await;
-        let request = ExecuteRequest::new(id, found.clone(), Actor::parse("probe").expect("valid")).internal();
+        let found = crate::gitlab::probe::probe(&target, &required, config, &self.inner.config.probe_egress).await;
+        let request = ExecuteRequest::new(id, found.clone(), actor.clone()).internal();
         let executed = self.execute(request).await?;
         Ok((executed, found))
     }
@@ -116,7 +120,7 @@ impl Engine {
             let interval = chrono::Duration::minutes(i64::from(state.playbook.probe_interval_minutes));
             let due = state.facts.latest_probe.as_ref().is_none_or(|p| now - p.at >= interval);
             if due && state.facts.access_token.is_some() {
-                match self.probe(state.id, config).await {
+                match self.probe(state.id, config, &timer).await {
                     Ok(_) => report.probed.push(state.id),
                     Err(error) => tracing::warn!(integration = %state.id, %error, "the monitoring probe failed to run"),
                 }

@@ -184,8 +184,10 @@ pub async fn probe(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     principal.require(Role::Rep)?;
-    let (executed, mut found) =
-        state.engine.probe(integration_id(&id)?, &crate::gitlab::probe::ProbeConfig::default()).await?;
+    let (executed, mut found) = state
+        .engine
+        .probe(integration_id(&id)?, &crate::gitlab::probe::ProbeConfig::default(), &principal.actor)
+        .await?;
     if let Some(map) = found.as_object_mut() {
         map.remove("type");
         map.insert("version".into(), json!(executed.state.version));

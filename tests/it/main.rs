@@ -11,6 +11,7 @@ mod domain_inputs;
 mod domain_intake;
 mod domain_model;
 mod domain_rules;
+mod egress;
 mod engine;
 mod fixtures_replay;
 mod frozen_logs;

@@ -11,7 +11,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::TimeZone;
 use golive::domain::{Actor, IntegrationId, Stage};
-use golive::engine::{Engine, ExecuteRequest, ManualClock};
+use golive::engine::{Engine, EngineConfig, ExecuteRequest, ManualClock, OpenOptions};
+use golive::gitlab::egress::EgressPolicy;
 use golive::gitlab::probe::ProbeConfig;
 use serde_json::{json, Value};
 
@@ -33,6 +34,14 @@ async fn fake_gitlab(headers: HeaderMap, request: Request) -> Response {
         "glpat-huge" => return "x".repeat(3 * 1024 * 1024).into_response(),
         "glpat-redirect" => return Redirect::temporary("http://elsewhere.invalid/api/v4/version").into_response(),
         _ => {}
+    }
+    if token == "glpat-hostile" {
+        // Every answer carries text a hostile server chose; none of it may reach the log.
+        return match path.as_str() {
+            "/api/v4/version" => Json(json!({"version": "17.5.1-ee; see evil.example/renew"})).into_response(),
+            "/api/v4/personal_access_tokens/self" => Json(json!({"active": true, "revoked": false, "scopes": ["api", "sudo", "read_user", "evil_scope"], "expires_at": "evil.example"})).into_response(),
+            _ => (StatusCode::FORBIDDEN, Json(json!({"error": "evil_code", "error_description": "evil.example", "message": "403 Forbidden - evil.example wants your token"}))).into_response(),
+        };
     }
     match path.as_str() {
         "/api/v4/version" => Json(json!({"version": "17.5.1-ee", "revision": "5a2f9b1c"})).into_response(),
@@ -82,6 +91,16 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// An engine whose probe may reach loopback, where the fake GitLab listens (`--probe-allow
+/// 127.0.0.0/8` in the engine's configuration).
+pub async fn engine_allowing_loopback(dir: &std::path::Path, clock: Arc<ManualClock>) -> Engine {
+    let mut config = EngineConfig::new(crate::support::public_url(), None);
+    config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+    let options =
+        OpenOptions { clock: Some(clock), store: crate::store_conformance::reopen_options(), ..Default::default() };
+    Engine::open_dir(dir, config, options).await.expect("engine opens").0
+}
+
 struct Probed {
     found: Value,
     state: Arc<golive::domain::Integration>,
@@ -111,9 +130,10 @@ async fn probe_with(engine: &Engine, gitlab: &str, token: &str, ssh_port: u16) -
     ] {
         engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
     }
-    let (executed, found) = engine.probe(id, &quick()).await.unwrap();
+    let (executed, found) = engine.probe(id, &quick(), &actor).await.unwrap();
     let last = executed.events.first().unwrap();
-    assert_eq!((last.event_type.as_str(), last.actor.as_str()), ("probe_result_recorded", "probe"));
+    // The probe is an action of whoever asked.
+    assert_eq!((last.event_type.as_str(), last.actor.as_str()), ("probe_result_recorded", "rep"));
     assert!(!last.data.to_string().contains(token), "the token never reaches the record");
     let diagnosis = engine.diagnose(id).await.unwrap();
     Probed { found, state: executed.state, diagnosis }
@@ -131,7 +151,7 @@ fn advice_of(diagnosis: &golive::domain::Diagnosis) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_classifies_what_it_finds() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = crate::engine::engine_at(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let engine = engine_allowing_loopback(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
     let gitlab = start_fake_gitlab().await;
     let ssh = start_fake_ssh().await;
 
@@ -170,13 +190,25 @@ async fn the_probe_classifies_what_it_finds() {
     }
 
     for (token, words) in
-        [("glpat-slow", "timed out"), ("glpat-huge", "larger than"), ("glpat-redirect", "redirect to another host")]
+        [("glpat-slow", "timed out"), ("glpat-huge", "larger than"), ("glpat-redirect", "answered with a redirect")]
     {
         let probed = probe_with(&engine, &gitlab, token, ssh).await;
         assert_eq!(probed.found["category"], "api_failure", "{token}: {}", probed.found);
         assert!(probed.found["detail"].as_str().unwrap().contains(words), "{token}: {}", probed.found["detail"]);
         assert!(advice_of(&probed.diagnosis).contains("firewall rules"), "{token}");
     }
+
+    // Only golive's words: no text the server chose reaches the result or the log.
+    let hostile = probe_with(&engine, &gitlab, "glpat-hostile", ssh).await;
+    assert!(!hostile.found.to_string().contains("evil"), "{}", hostile.found);
+    assert!(!serde_json::to_string(&hostile.state.facts.latest_probe).unwrap().contains("evil"));
+    assert!(hostile.found.get("gitlab_version").is_none(), "{}", hostile.found);
+    assert_eq!(hostile.found["token_scopes"], json!(["api", "read_user", "sudo"]));
+    assert_eq!(hostile.found["missing_token_scopes"], json!([]));
+    assert!(hostile.found["detail"].as_str().unwrap().contains("403 other"), "{}", hostile.found["detail"]);
+    let lacking = probe_with(&engine, &gitlab, "glpat-noscopes", ssh).await;
+    assert!(lacking.found["missing_token_scopes"].as_array().unwrap().contains(&json!("api")), "{}", lacking.found);
+    assert_eq!(ok.found["missing_token_scopes"], json!([]));
 
     // Nothing listening: refused; and an SSH port without a banner.
     let refused =
@@ -196,7 +228,7 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     let dir = tempfile::tempdir().unwrap();
     let start = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let engine = crate::engine::engine_at(dir.path(), clock.clone()).await;
+    let engine = engine_allowing_loopback(dir.path(), clock.clone()).await;
     let gitlab = start_fake_gitlab().await;
     let ssh = start_fake_ssh().await;
     let actor = Actor::parse("rep").unwrap();
@@ -247,7 +279,7 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     .unwrap();
     let note = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/gitlab/note.json")).unwrap();
     engine.receive_webhook(id, &headers, &note).await.unwrap();
-    engine.probe(id, &quick()).await.unwrap();
+    engine.probe(id, &quick(), &actor).await.unwrap();
     let today = start.format("%Y-%m-%d").to_string();
     engine
         .execute(ExecuteRequest::new(id, json!({"type": "schedule_go_live", "date": today}), actor.clone()))
@@ -261,6 +293,8 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     // An hour on: due.
     clock.advance(chrono::Duration::minutes(61));
     assert_eq!(engine.monitoring_tick(&quick()).await.unwrap().probed, vec![id]);
+    let probed = engine.history(id, 0, 1000).await.unwrap().pop().unwrap();
+    assert_eq!((probed.event_type.as_str(), probed.actor.as_str()), ("probe_result_recorded", "monitoring-timer"));
     // Past the window: completed by the timer.
     clock.advance(chrono::Duration::days(14));
     assert_eq!(engine.monitoring_tick(&quick()).await.unwrap().completed, vec![id]);
@@ -268,6 +302,32 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     assert!(done.monitoring.as_ref().unwrap().completed_at.is_some());
     let last = engine.history(id, 0, 1000).await.unwrap().pop().unwrap();
     assert_eq!((last.event_type.as_str(), last.actor.as_str()), ("monitoring_completed", "monitoring-timer"));
+    engine.close().await.unwrap();
+}
+
+/// A fake GitLab on loopback that answers every call with a redirect to another port of the same
+/// host, over plain HTTP; the other port counts the connections it gets: none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_a_finding_and_the_token_goes_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_allowing_loopback(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let elsewhere = crate::egress::counting_listener();
+    let target = format!("http://127.0.0.1:{}/api/v4/version", elsewhere.port);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gitlab = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().fallback(get(move || {
+        let target = target.clone();
+        async move { Redirect::temporary(&target).into_response() }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ssh = start_fake_ssh().await;
+    let probed = probe_with(&engine, &gitlab, "glpat-must-not-travel", ssh).await;
+    assert_eq!(probed.found["category"], "api_failure", "{}", probed.found);
+    let detail = probed.found["detail"].as_str().unwrap();
+    assert!(detail.contains("the instance answered with a redirect (307)"), "{detail}");
+    assert!(!detail.contains(&elsewhere.port.to_string()), "the redirect's target is not copied: {detail}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(elsewhere.accepted(), 0, "the redirect was not followed");
     engine.close().await.unwrap();
 }
 
@@ -343,14 +403,14 @@ async fn probe_tls(engine: &Engine, gitlab: &str, ca_pem: Option<&str>, ssh: u16
     for body in [instance, json!({"type": "provide_access_token", "token": "glpat-good", "admin": true})] {
         engine.execute(ExecuteRequest::new(id, body, actor.clone())).await.unwrap();
     }
-    let (executed, found) = engine.probe(id, &quick()).await.unwrap();
+    let (executed, found) = engine.probe(id, &quick(), &actor).await.unwrap();
     Probed { found, state: executed.state, diagnosis: engine.diagnose(id).await.unwrap() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_cas_are_used_never_bypassed_and_cn_only_certificates_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = crate::engine::engine_at(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
+    let engine = engine_allowing_loopback(dir.path(), Arc::new(ManualClock::new(chrono::Utc::now()))).await;
     let ssh = start_fake_ssh().await;
     let ca = test_ca();
     let (cert, key) = leaf(&ca, true);
@@ -392,6 +452,12 @@ async fn the_probe_route_answers_with_the_recorded_result() {
     assert_eq!(failed["category"], "api_failure", "{failed}");
     assert_eq!(failed["api_reachable"], false);
     let (_, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}/history")).await;
-    assert_eq!(history["events"].as_array().unwrap().last().unwrap()["type"], "probe_result_recorded");
+    let last = history["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "probe_result_recorded");
+    // The rep asked: the rep's token name is the actor, and an audit by that actor finds it.
+    let rep_name = last["actor"].as_str().unwrap().to_owned();
+    assert!(rep_name.starts_with("rep-"), "{last}");
+    let (_, audit) = app.get(&app.viewer, &format!("/api/v1/events?actor={rep_name}&type=probe_result_recorded")).await;
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1), "{audit}");
     app.stop().await;
 }
