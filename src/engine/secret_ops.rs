@@ -74,13 +74,19 @@ impl Engine {
         actor: &Actor,
     ) -> Result<(Executed, Value), EngineError> {
         let state = self.state(id).await?;
-        let Some(token) = state.facts.access_token.as_ref() else {
+        // Only a token given for the instance of record may be sent there: a token given for
+        // another origin or CA stays where its owner sent it.
+        let Some(token) = state.usable_access_token() else {
+            let label = match &state.facts.access_token {
+                Some(token) => format!(
+                    "Access token provided for this instance (the probe uses it; the one on record was given for {})",
+                    token.bound_to.describe()
+                ),
+                None => "Access token provided (the probe uses it)".into(),
+            };
             return Err(EngineError::Rejected(Rejection::GuardRejected {
                 command: "probe",
-                unmet: vec![domain::Unmet {
-                    id: "info.access_token_provided".into(),
-                    label: "Access token provided (the probe uses it)".into(),
-                }],
+                unmet: vec![domain::Unmet { id: "info.access_token_provided".into(), label }],
             }));
         };
         let key = self.inner.keystore.existing_data_key(id).await?.ok_or(SecretsError::Shredded(id))?;
@@ -119,7 +125,7 @@ impl Engine {
             }
             let interval = chrono::Duration::minutes(i64::from(state.playbook.probe_interval_minutes));
             let due = state.facts.latest_probe.as_ref().is_none_or(|p| now - p.at >= interval);
-            if due && state.facts.access_token.is_some() {
+            if due && state.usable_access_token().is_some() {
                 match self.probe(state.id, config, &timer).await {
                     Ok(_) => report.probed.push(state.id),
                     Err(error) => tracing::warn!(integration = %state.id, %error, "the monitoring probe failed to run"),

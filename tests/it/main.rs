@@ -3,6 +3,7 @@
 mod architecture;
 mod browser;
 mod cli;
+mod custody;
 mod custody_admin;
 mod dashboard;
 mod disk_faults;
