@@ -14,6 +14,7 @@ mod fixtures_replay;
 mod frozen_logs;
 mod hostile;
 mod http;
+mod outside_the_log;
 mod overload;
 mod pg;
 mod probe;

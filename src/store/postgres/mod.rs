@@ -39,9 +39,10 @@ use super::{
 };
 
 /// Versioned migrations, applied in order on start under a lock; never edited once released.
-const MIGRATIONS: [(i32, &str); 1] = [(
-    1,
-    "CREATE TABLE golive_events (
+const MIGRATIONS: [(i32, &str); 2] = [
+    (
+        1,
+        "CREATE TABLE golive_events (
          position bigint PRIMARY KEY,
          stream uuid NOT NULL,
          version bigint NOT NULL,
@@ -65,7 +66,10 @@ const MIGRATIONS: [(i32, &str); 1] = [(
      );
      CREATE TABLE golive_aux (key text PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE golive_data_keys (integration uuid PRIMARY KEY, wrapped text NOT NULL);",
-)];
+    ),
+    // Counters outside the log (refused deliveries), each one row incremented in place.
+    (2, "CREATE TABLE golive_counters (key text PRIMARY KEY, value bigint NOT NULL)"),
+];
 
 /// Options of [`PgStore::connect`].
 #[derive(Debug, Clone)]
@@ -420,6 +424,82 @@ impl EventStore for PgStore {
             .await
             .map_err(storage)?;
         Ok(())
+    }
+
+    async fn put_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let written = client
+            .execute(
+                "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(written == 1)
+    }
+
+    async fn compare_and_swap_aux(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        // Each case is one statement, so the comparison and the write are one atomic step
+        // (the row is locked from the check to the commit).
+        let client = self.client().await?;
+        let changed = match (expected, new) {
+            (None, Some(value)) => client
+                .execute(
+                    "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &value],
+                )
+                .await
+                .map_err(storage)?,
+            (Some(old), Some(value)) => client
+                .execute("UPDATE golive_aux SET value = $3 WHERE key = $1 AND value = $2", &[&key, &old, &value])
+                .await
+                .map_err(storage)?,
+            (Some(old), None) => client
+                .execute("DELETE FROM golive_aux WHERE key = $1 AND value = $2", &[&key, &old])
+                .await
+                .map_err(storage)?,
+            (None, None) => {
+                let rows = client.query("SELECT 1 FROM golive_aux WHERE key = $1", &[&key]).await.map_err(storage)?;
+                return Ok(rows.is_empty());
+            }
+        };
+        Ok(changed == 1)
+    }
+
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // `starts_with` compares characters, free of LIKE's wildcards; "C" orders by bytes, as sled does.
+        let rows = self
+            .rows("SELECT key, value FROM golive_aux WHERE starts_with(key, $1) ORDER BY key COLLATE \"C\"", &[&prefix])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))).collect())
+    }
+
+    async fn add_to_counter(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+        // bigint holds up to i64::MAX; the sum saturates there rather than failing.
+        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
+        let rows = self
+            .rows(
+                "INSERT INTO golive_counters (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE
+                 SET value = CASE WHEN golive_counters.value > 9223372036854775807 - EXCLUDED.value
+                                  THEN 9223372036854775807
+                                  ELSE golive_counters.value + EXCLUDED.value END
+                 RETURNING value",
+                &[&key, &delta],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| storage("the counter upsert returned no row"))?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn read_counter(&self, key: &str) -> Result<u64, StoreError> {
+        let rows = self.rows("SELECT value FROM golive_counters WHERE key = $1", &[&key]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0).max(0) as u64).unwrap_or(0))
     }
 
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
