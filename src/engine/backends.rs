@@ -24,6 +24,8 @@ impl StoreLocation {
         match store.map(str::trim).filter(|s| !s.is_empty()) {
             None | Some("sled") => Ok(StoreLocation::Sled(data_dir.to_owned())),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                // sslmode and sslrootcert are checked here, so a typo fails before any connection.
+                crate::store::split_tls_parameters(url).map_err(|e| format!("--store: {e}"))?;
                 Ok(StoreLocation::Postgres { url: url.to_owned(), data_dir: data_dir.to_owned() })
             }
             Some(other) => Err(format!(

@@ -17,6 +17,7 @@ mod http;
 mod outside_the_log;
 mod overload;
 mod pg;
+mod pg_tls;
 mod probe;
 mod replicas;
 mod soak;

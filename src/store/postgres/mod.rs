@@ -19,7 +19,6 @@
 //! Envelopes are stored as their exact JSON text (beside indexed columns), so a re-read event
 //! hashes to the same value whatever the database does to JSON or timestamps.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +29,8 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::{
@@ -88,7 +88,10 @@ impl Default for PgStoreOptions {
     }
 }
 
+mod tls;
 mod writer;
+
+pub use tls::{split_tls_parameters, RootCertificates, SslMode};
 
 pub(super) struct Job {
     request: AppendRequest,
@@ -117,6 +120,22 @@ fn storage(error: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(format!("postgres: {error}"))
 }
 
+/// An error and every cause under it: the driver's own message for a failed TLS handshake says
+/// only that it failed; the cause says why (an unknown issuer, another host name, no TLS).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 fn corrupt(position: u64, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { position, reason: error.to_string() }
 }
@@ -131,11 +150,17 @@ fn channel_of(schema: &str) -> String {
 impl PgStore {
     /// Connects, runs the migrations and starts the writer, the listener and the live tail.
     pub async fn connect(url: &str, options: PgStoreOptions) -> Result<Arc<PgStore>, StoreError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| storage(format!("invalid URL: {e}")))?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls::PgConnection { config, mode, tls } = tls::connection(url).map_err(storage)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager).max_size(options.pool_size.max(1)).build().map_err(storage)?;
-        let client = pool.get().await.map_err(storage)?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| storage(format!("cannot connect with sslmode={}: {}", mode.as_str(), with_causes(&e))))?;
         migrate(&client).await?;
         let schema: String = client.query_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
         let channel = channel_of(&schema);
@@ -149,10 +174,10 @@ impl PgStore {
         // This replica's own commits go straight to the live tail, which reads the database
         // only for positions it has not seen (other replicas' commits).
         let (local, locals) = mpsc::unbounded_channel();
-        let writer = writer::Writer::connect(config.clone(), channel.clone()).await?;
+        let writer = writer::Writer::connect(config.clone(), tls.clone(), channel.clone()).await?;
         let writer = tokio::spawn(writer.run(receiver, options.max_group.max(1), counters.clone(), local.clone()));
         let announced = Arc::new(AtomicU64::new(0));
-        let listener = tokio::spawn(listen_loop(config, channel, nudge.clone(), announced.clone()));
+        let listener = tokio::spawn(listen_loop(config, tls, channel, nudge.clone(), announced.clone()));
         let tail = tokio::spawn(tail_loop(
             pool.clone(),
             live.clone(),
@@ -236,9 +261,15 @@ async fn migrate(client: &tokio_postgres::Client) -> Result<(), StoreError> {
 }
 
 /// Waits for notifications and nudges the live tail. Reconnects after a lost connection.
-async fn listen_loop(config: tokio_postgres::Config, channel: String, nudge: Arc<Notify>, announced: Arc<AtomicU64>) {
+async fn listen_loop(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    channel: String,
+    nudge: Arc<Notify>,
+    announced: Arc<AtomicU64>,
+) {
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 let heard = announced.clone();
