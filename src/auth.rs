@@ -1,7 +1,14 @@
 //! API tokens: named, with a role, at least 32 random bytes, stored only as SHA-256.
 //!
 //! The actor of everything done with a token is the token's name. Tokens live outside the
-//! event log (they are credentials, not history), in the store's auxiliary space.
+//! event log (they are credentials, not history), in the store's auxiliary space: one key per
+//! token name (`token/<name>`), created with an insert-if-absent and revoked with a
+//! compare-and-swap, so replicas sharing a store never overwrite each other's changes. The
+//! list is a prefix scan. Stores written before that kept every token in one value (`tokens`);
+//! it is split into per-name keys the first time the registry is used, and then removed.
+//!
+//! Names golive itself acts under (and will act under) are reserved: [`reserved_actor_name`]
+//! is the one list, used for tokens and for the CLI's `--as`.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::Actor;
-use crate::store::{EventStore, StoreError};
+use crate::store::{update_aux, AuxChange, EventStore, StoreError};
 
 /// What a token may do. Each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -67,6 +74,28 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Actors golive itself acts as: the webhook receiver, the probe, the customer's intake page,
+/// the monitoring timer, and names kept for golive's own later use.
+pub const RESERVED_ACTOR_NAMES: [&str; 6] = ["gitlab", "probe", "customer", "monitoring-timer", "golive", "system"];
+/// Single sign-on users will act as `sso:<name>`.
+pub const RESERVED_ACTOR_PREFIX: &str = "sso:";
+
+/// Why `name` may not be taken by a token or a person (`None`: it may). Compared without
+/// case and surrounding spaces, so `Probe` or ` gitlab` cannot pass for golive's own actors
+/// in the log, the audit or the dashboard.
+pub fn reserved_actor_name(name: &str) -> Option<String> {
+    let folded = name.trim().to_lowercase();
+    if RESERVED_ACTOR_NAMES.contains(&folded.as_str()) {
+        return Some(format!("{name:?} is reserved: golive acts under that name itself"));
+    }
+    if folded.starts_with(RESERVED_ACTOR_PREFIX) {
+        return Some(format!(
+            "{name:?} is reserved: names starting with {RESERVED_ACTOR_PREFIX:?} are single sign-on users"
+        ));
+    }
+    None
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("a token named {0:?} exists already")]
@@ -79,7 +108,10 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-const TOKENS_KEY: &str = "tokens";
+/// The value that held every token before tokens were one key each.
+const LEGACY_TOKENS_KEY: &str = "tokens";
+/// Each token's key is this prefix and its name.
+pub const TOKEN_KEY_PREFIX: &str = "token/";
 /// Random bytes in an API token.
 pub const TOKEN_BYTES: usize = 32;
 
@@ -87,69 +119,115 @@ fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+fn token_key(name: &str) -> String {
+    format!("{TOKEN_KEY_PREFIX}{name}")
+}
+
+fn encode(record: &TokenRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("token records serialize")
+}
+
+fn unreadable(name: &str) -> AuthError {
+    AuthError::Store(StoreError::Storage(format!("the stored token record {name:?} is unreadable")))
+}
+
+fn decode(name: &str, bytes: &[u8]) -> Result<TokenRecord, AuthError> {
+    serde_json::from_slice(bytes).map_err(|_| unreadable(name))
+}
+
 /// The token registry.
 pub struct Tokens<'a> {
     store: &'a dyn EventStore,
 }
-
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl<'a> Tokens<'a> {
     pub fn new(store: &'a dyn EventStore) -> Self {
         Self { store }
     }
 
-    async fn load(&self) -> Result<BTreeMap<String, TokenRecord>, AuthError> {
-        Ok(match self.store.get_aux(TOKENS_KEY).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            None => BTreeMap::new(),
-        })
-    }
-
-    async fn save(&self, tokens: &BTreeMap<String, TokenRecord>) -> Result<(), AuthError> {
-        self.store.put_aux(TOKENS_KEY, serde_json::to_vec(tokens).expect("tokens serialize")).await?;
+    /// Splits a store's old single token value into one key per token, then removes it. Safe to
+    /// run by several replicas at once and again after a crash: each key is only inserted when
+    /// absent (a key already there is newer than the old value), and the old value is removed
+    /// only if nobody changed it meanwhile. Tokens under names reserved since are carried over
+    /// revoked: they must not act as golive.
+    async fn migrate_legacy(&self) -> Result<(), AuthError> {
+        let Some(bytes) = self.store.get_aux(LEGACY_TOKENS_KEY).await? else { return Ok(()) };
+        let Ok(legacy) = serde_json::from_slice::<BTreeMap<String, TokenRecord>>(&bytes) else {
+            // Left in place for an operator to look at; it never authenticates anyone.
+            tracing::warn!("the old token list (aux key {LEGACY_TOKENS_KEY:?}) is unreadable; it is ignored");
+            return Ok(());
+        };
+        for (name, mut record) in legacy {
+            if record.revoked_at.is_none() && reserved_actor_name(&name).is_some() {
+                tracing::warn!(token = %name, "revoking a token whose name is now reserved for golive itself");
+                record.revoked_at = Some(Utc::now());
+            }
+            self.store.put_aux_if_absent(&token_key(&name), encode(&record)).await?;
+        }
+        self.store.compare_and_swap_aux(LEGACY_TOKENS_KEY, Some(&bytes), None).await?;
         Ok(())
     }
 
-    /// Creates a token and returns it: the only time it is ever shown.
+    /// Creates a token and returns it: the only time it is ever shown. A revoked token's name
+    /// may be used again; an active one's may not.
     pub async fn create(&self, name: &str, role: Role, created_by: &str) -> Result<String, AuthError> {
         Actor::parse(name).map_err(|e| AuthError::InvalidName(e.0))?;
-        if matches!(name, "gitlab" | "probe" | "customer") {
-            return Err(AuthError::InvalidName(format!("{name:?} is reserved for golive's own inputs")));
+        if let Some(reason) = reserved_actor_name(name) {
+            return Err(AuthError::InvalidName(reason));
         }
-        let _guard = WRITES.lock().await;
-        let mut tokens = self.load().await?;
-        if tokens.get(name).is_some_and(|t| t.revoked_at.is_none()) {
-            return Err(AuthError::NameTaken(name.to_owned()));
-        }
+        self.migrate_legacy().await?;
         let mut bytes = [0u8; TOKEN_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = format!("glv_{}", URL_SAFE_NO_PAD.encode(bytes));
-        tokens.insert(
-            name.to_owned(),
-            TokenRecord {
-                name: name.to_owned(),
-                role,
-                sha256: digest(&token),
-                created_at: Utc::now(),
-                created_by: created_by.to_owned(),
-                revoked_at: None,
-            },
-        );
-        self.save(&tokens).await?;
-        Ok(token)
+        let record = TokenRecord {
+            name: name.to_owned(),
+            role,
+            sha256: digest(&token),
+            created_at: Utc::now(),
+            created_by: created_by.to_owned(),
+            revoked_at: None,
+        };
+        let new = encode(&record);
+        let change = update_aux(self.store, &token_key(name), |current| {
+            let taken = match current.map(serde_json::from_slice::<TokenRecord>) {
+                // An active token's record, or one that cannot be read, is never overwritten.
+                Some(Err(_)) => true,
+                Some(Ok(existing)) => existing.revoked_at.is_none(),
+                None => false,
+            };
+            if taken {
+                AuxChange::Keep
+            } else {
+                AuxChange::Put(new.clone())
+            }
+        })
+        .await?;
+        match change {
+            AuxChange::Put(_) => Ok(token),
+            _ => Err(AuthError::NameTaken(name.to_owned())),
+        }
     }
 
     /// Every record, revoked ones included (digests, never tokens).
     pub async fn records(&self) -> Result<Vec<TokenRecord>, AuthError> {
-        Ok(self.load().await?.into_values().collect())
+        self.migrate_legacy().await?;
+        let mut out = Vec::new();
+        for (key, bytes) in self.store.scan_aux(TOKEN_KEY_PREFIX).await? {
+            let name = &key[TOKEN_KEY_PREFIX.len()..];
+            match decode(name, &bytes) {
+                Ok(record) => out.push(record),
+                // One damaged record must not lock every token holder out.
+                Err(error) => tracing::warn!(token = %name, %error, "skipping an unreadable token record"),
+            }
+        }
+        Ok(out)
     }
 
     pub async fn list(&self) -> Result<Vec<TokenInfo>, AuthError> {
         Ok(self
-            .load()
+            .records()
             .await?
-            .into_values()
+            .into_iter()
             .map(|t| TokenInfo {
                 name: t.name,
                 role: t.role,
@@ -160,22 +238,32 @@ impl<'a> Tokens<'a> {
             .collect())
     }
 
+    /// Revokes the active token `name`: one compare-and-swap on its key, so a revocation is
+    /// never undone by another replica's write to another token.
     pub async fn revoke(&self, name: &str) -> Result<(), AuthError> {
-        let _guard = WRITES.lock().await;
-        let mut tokens = self.load().await?;
-        match tokens.get_mut(name) {
-            Some(record) if record.revoked_at.is_none() => record.revoked_at = Some(Utc::now()),
-            _ => return Err(AuthError::NoSuchToken(name.to_owned())),
+        self.migrate_legacy().await?;
+        let now = Utc::now();
+        let change = update_aux(self.store, &token_key(name), |current| {
+            match current.and_then(|bytes| serde_json::from_slice::<TokenRecord>(bytes).ok()) {
+                Some(mut record) if record.revoked_at.is_none() => {
+                    record.revoked_at = Some(now);
+                    AuxChange::Put(encode(&record))
+                }
+                _ => AuxChange::Keep,
+            }
+        })
+        .await?;
+        match change {
+            AuxChange::Put(_) => Ok(()),
+            _ => Err(AuthError::NoSuchToken(name.to_owned())),
         }
-        self.save(&tokens).await
     }
 
     /// The name and role of an active token, comparing digests in constant time.
     pub async fn authenticate(&self, token: &str) -> Result<Option<(String, Role)>, AuthError> {
         let presented = digest(token);
-        let tokens = self.load().await?;
         let mut found = None;
-        for record in tokens.values() {
+        for record in self.records().await? {
             let equal = bool::from(record.sha256.as_bytes().ct_eq(presented.as_bytes()));
             if equal && record.revoked_at.is_none() {
                 found = Some((record.name.clone(), record.role));

@@ -389,8 +389,11 @@ async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
     }
     let actor = cli.actor.clone().unwrap_or_else(os_user);
     let actor = Actor::parse(actor.as_str()).map_err(|e| CliError::Usage(format!("--as: {e}")))?;
-    if matches!(actor.as_str(), "gitlab" | "probe" | "customer") {
-        return Err(CliError::Usage(format!("--as {actor}: that name is reserved for golive's own inputs")));
+    if let Some(reason) = crate::auth::reserved_actor_name(actor.as_str()) {
+        return Err(CliError::Usage(match cli.actor {
+            Some(_) => format!("--as: {reason}"),
+            None => format!("the OS user name is the actor by default, and {reason}; pass --as NAME"),
+        }));
     }
     Ok(LocalClient::new(local_engine(cli).await?, actor))
 }

@@ -24,6 +24,8 @@ impl StoreLocation {
         match store.map(str::trim).filter(|s| !s.is_empty()) {
             None | Some("sled") => Ok(StoreLocation::Sled(data_dir.to_owned())),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                // sslmode and sslrootcert are checked here, so a typo fails before any connection.
+                crate::store::split_tls_parameters(url).map_err(|e| format!("--store: {e}"))?;
                 Ok(StoreLocation::Postgres { url: url.to_owned(), data_dir: data_dir.to_owned() })
             }
             Some(other) => Err(format!(
@@ -86,20 +88,15 @@ impl Engine {
             ));
         }
         let check_id = IntegrationId::from_uuid(Uuid::nil());
-        match store.get_aux(MASTER_KEY_CHECK).await? {
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                if master.unwrap(check_id, &text).is_err() {
-                    return Err(EngineError::Secrets(SecretsError::InvalidMasterKey(
-                        "this database was set up with another master key; start every replica with the same key"
-                            .into(),
-                    )));
-                }
-            }
-            None => {
-                let check = master.wrap(check_id, &DataKey::from_bytes([0; 32]));
-                store.put_aux(MASTER_KEY_CHECK, check.into_bytes()).await?;
-            }
+        // The first replica writes the check (insert-if-absent, so of replicas starting at once
+        // with different keys only one wins); every replica then verifies what is stored.
+        let check = master.wrap(check_id, &DataKey::from_bytes([0; 32]));
+        store.put_aux_if_absent(MASTER_KEY_CHECK, check.into_bytes()).await?;
+        let stored = store.get_aux(MASTER_KEY_CHECK).await?.unwrap_or_default();
+        if master.unwrap(check_id, &String::from_utf8_lossy(&stored)).is_err() {
+            return Err(EngineError::Secrets(SecretsError::InvalidMasterKey(
+                "this database was set up with another master key; start every replica with the same key".into(),
+            )));
         }
         let keystore = Arc::new(PgKeystore::new(store.pool(), master));
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));

@@ -217,7 +217,6 @@ struct Inner {
     cache: Mutex<HashMap<IntegrationId, Arc<domain::Integration>>>,
     read_model: RwLock<ReadModel>,
     checkpoint: watch::Sender<u64>,
-    signals: Mutex<HashMap<IntegrationId, DeliverySignals>>,
     projector: Mutex<Option<JoinHandle<()>>>,
     /// Commands on one integration run one at a time within this process (striped by id), so
     /// concurrent callers queue instead of racing; the expected-version check still guards
@@ -306,10 +305,7 @@ impl Engine {
                 model.apply(event)?;
             }
         }
-        let signals = match store.get_aux("signals").await? {
-            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            None => HashMap::new(),
-        };
+        secret_ops::split_legacy_signals(store.as_ref()).await?;
         let (checkpoint, _) = watch::channel(model.checkpoint);
         let inner = Arc::new(Inner {
             store,
@@ -319,7 +315,6 @@ impl Engine {
             cache: Mutex::new(HashMap::new()),
             read_model: RwLock::new(model),
             checkpoint,
-            signals: Mutex::new(signals),
             projector: Mutex::new(None),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         });

@@ -2,30 +2,110 @@
 
 use super::*;
 
+/// The counter of an integration's refused deliveries (one row or key per integration,
+/// incremented atomically, so replicas never lose each other's counts).
+fn refused_counter_key(id: IntegrationId) -> String {
+    format!("refused_deliveries/{id}")
+}
+
+/// An integration's signal values live under this prefix: `first` and `last` (RFC 3339 times)
+/// and `legacy` (the count carried over from the single value stores used to keep).
+fn signals_prefix(id: IntegrationId) -> String {
+    format!("signals/{id}/")
+}
+
+/// The single value that held every integration's signals before they were split.
+const LEGACY_SIGNALS_KEY: &str = "signals";
+
+fn time_bytes(at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    serde_json::to_vec(&at).expect("times serialize")
+}
+
+/// Splits the old single `signals` value into per-integration keys, then removes it. Every
+/// write is an insert-if-absent, so replicas starting at once, or a restart after a crash
+/// half way, neither lose nor double a count; the old value goes only if nobody changed it.
+pub(super) async fn split_legacy_signals(store: &dyn EventStore) -> Result<(), EngineError> {
+    let Some(bytes) = store.get_aux(LEGACY_SIGNALS_KEY).await? else { return Ok(()) };
+    let Ok(legacy) = serde_json::from_slice::<HashMap<IntegrationId, DeliverySignals>>(&bytes) else {
+        tracing::warn!("the old refused-delivery signals (aux key {LEGACY_SIGNALS_KEY:?}) are unreadable; ignored");
+        return Ok(());
+    };
+    for (id, signals) in legacy {
+        carry_over_signals(store, id, &signals).await?;
+    }
+    store.compare_and_swap_aux(LEGACY_SIGNALS_KEY, Some(&bytes), None).await?;
+    Ok(())
+}
+
+/// Writes signals counted elsewhere (an old single value, another store) as the integration's
+/// carried-over values, each only where none is stored yet.
+async fn carry_over_signals(
+    store: &dyn EventStore,
+    id: IntegrationId,
+    signals: &DeliverySignals,
+) -> Result<(), EngineError> {
+    let prefix = signals_prefix(id);
+    store.put_aux_if_absent(&format!("{prefix}legacy"), signals.refused_deliveries.to_be_bytes().to_vec()).await?;
+    if let Some(first) = signals.first_refused_at {
+        store.put_aux_if_absent(&format!("{prefix}first"), time_bytes(first)).await?;
+    }
+    if let Some(last) = signals.last_refused_at {
+        store.put_aux_if_absent(&format!("{prefix}last"), time_bytes(last)).await?;
+    }
+    Ok(())
+}
+
 impl Engine {
-    /// Counts a delivery refused for a bad or missing token (never an event).
+    /// Counts a delivery refused for a bad or missing token (never an event): an atomic
+    /// increment of the integration's counter, the first refusal's time written only when
+    /// absent, the last one's overwritten (replicas racing may leave any of their nearly equal
+    /// times there).
     pub async fn record_refused_delivery(&self, id: IntegrationId) -> Result<(), EngineError> {
         let now = self.now();
-        let bytes = {
-            let mut signals = self.inner.signals.lock().expect("signals lock");
-            let entry = signals.entry(id).or_default();
-            entry.refused_deliveries += 1;
-            entry.first_refused_at.get_or_insert(now);
-            entry.last_refused_at = Some(now);
-            serde_json::to_vec(&*signals).expect("signals serialize")
-        };
-        self.inner.store.put_aux("signals", bytes).await?;
+        let store = self.inner.store.as_ref();
+        let prefix = signals_prefix(id);
+        store.add_to_counter(&refused_counter_key(id), 1).await?;
+        store.put_aux_if_absent(&format!("{prefix}first"), time_bytes(now)).await?;
+        store.put_aux(&format!("{prefix}last"), time_bytes(now)).await?;
         Ok(())
     }
 
-    pub fn delivery_signals(&self, id: IntegrationId) -> DeliverySignals {
-        self.inner.signals.lock().expect("signals lock").get(&id).cloned().unwrap_or_default()
+    /// What the store knows of an integration's refused deliveries, on every replica.
+    pub async fn delivery_signals(&self, id: IntegrationId) -> Result<DeliverySignals, EngineError> {
+        let store = self.inner.store.as_ref();
+        let mut signals = DeliverySignals {
+            refused_deliveries: store.read_counter(&refused_counter_key(id)).await?,
+            ..DeliverySignals::default()
+        };
+        let prefix = signals_prefix(id);
+        for (key, value) in store.scan_aux(&prefix).await? {
+            match &key[prefix.len()..] {
+                "first" => signals.first_refused_at = serde_json::from_slice(&value).ok(),
+                "last" => signals.last_refused_at = serde_json::from_slice(&value).ok(),
+                "legacy" if value.len() == 8 => {
+                    let carried = u64::from_be_bytes(value.as_slice().try_into().expect("eight bytes"));
+                    signals.refused_deliveries = signals.refused_deliveries.saturating_add(carried);
+                }
+                _ => {}
+            }
+        }
+        Ok(signals)
+    }
+
+    /// Carries an integration's refused-delivery signals over to another engine's store (a
+    /// migration between backends), as that store's carried-over values.
+    pub async fn copy_delivery_signals_into(&self, target: &Engine, id: IntegrationId) -> Result<(), EngineError> {
+        let signals = self.delivery_signals(id).await?;
+        if signals.refused_deliveries == 0 {
+            return Ok(());
+        }
+        carry_over_signals(target.inner.store.as_ref(), id, &signals).await
     }
 
     /// Why an integration is stuck and what to check.
     pub async fn diagnose(&self, id: IntegrationId) -> Result<Diagnosis, EngineError> {
         let state = self.state(id).await?;
-        Ok(state.diagnose(self.now(), &self.delivery_signals(id)))
+        Ok(state.diagnose(self.now(), &self.delivery_signals(id).await?))
     }
 
     /// Reveals a sealed secret in plaintext to `actor`, after recording that it did.

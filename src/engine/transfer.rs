@@ -125,9 +125,11 @@ pub struct MigrationReport {
     pub chain_valid: bool,
 }
 
-/// Auxiliary records worth carrying over; snapshots and the read model rebuild themselves and
-/// sessions are signed into again.
-const MIGRATED_AUX: [&str; 2] = ["tokens", "signals"];
+/// Auxiliary records worth carrying over (keys with these prefixes: API tokens, one key each,
+/// and the single token value older stores kept); refused-delivery signals are copied per
+/// integration; snapshots and the read model rebuild themselves and sessions are signed into
+/// again.
+const MIGRATED_AUX_PREFIXES: [&str; 2] = [crate::auth::TOKEN_KEY_PREFIX, "tokens"];
 
 impl Engine {
     /// Copies this engine's whole store into `target` (which must be empty): the log, hash for
@@ -146,10 +148,13 @@ impl Engine {
         for (integration, wrapped) in &keys {
             target.inner.keystore.import_wrapped(*integration, wrapped).await.map_err(EngineError::from)?;
         }
-        for key in MIGRATED_AUX {
-            if let Some(value) = self.inner.store.get_aux(key).await.map_err(EngineError::from)? {
-                target.inner.store.put_aux(key, value).await.map_err(EngineError::from)?;
+        for prefix in MIGRATED_AUX_PREFIXES {
+            for (key, value) in self.inner.store.scan_aux(prefix).await.map_err(EngineError::from)? {
+                target.inner.store.put_aux(&key, value).await.map_err(EngineError::from)?;
             }
+        }
+        for (stream, _) in self.inner.store.streams().await.map_err(EngineError::from)? {
+            self.copy_delivery_signals_into(target, crate::domain::IntegrationId::from_uuid(stream)).await?;
         }
         let mut count = 0u64;
         let mut after = 0u64;

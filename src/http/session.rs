@@ -4,6 +4,11 @@
 //! session's CSRF token. Each request re-checks the API token: revoking it ends its sessions,
 //! and a changed role applies at once. Signing out ends the session on the server, not just in
 //! the browser.
+//!
+//! Each session is one aux key (`session/<digest of the id>`), written once with an
+//! insert-if-absent and ended with a compare-and-swap: replicas never read, modify and write
+//! back a shared value, and a session ended on one replica is ended on every replica at once
+//! (sessions are not cached).
 
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -18,6 +23,7 @@ use subtle::ConstantTimeEq;
 use super::problem::Problem;
 use super::{AppState, Principal};
 use crate::domain::Actor;
+use crate::store::{update_aux, AuxChange};
 
 pub const COOKIE_NAME: &str = "golive_session";
 /// How long a session lasts without signing in again.
@@ -93,7 +99,16 @@ pub async fn sign_in(state: &AppState, token: &str) -> Result<Option<String>, Pr
         ended_at: None,
     };
     let bytes = serde_json::to_vec(&record).expect("sessions serialize");
-    state.engine.store().put_aux(&aux_key(&digest(&id)), bytes).await.map_err(|e| Problem::internal(e.to_string()))?;
+    let created = state
+        .engine
+        .store()
+        .put_aux_if_absent(&aux_key(&digest(&id)), bytes)
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    if !created {
+        // 256 random bits met an existing id: the random source is broken; sign nobody in.
+        return Err(Problem::internal("a new session id collided with an existing one"));
+    }
     Ok(Some(id))
 }
 
@@ -126,17 +141,23 @@ impl Session {
         bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes()))
     }
 
-    /// Ends the session on the server.
+    /// Ends the session on the server: one compare-and-swap on its key, so the end is never
+    /// lost to a concurrent write.
     pub async fn end(&self, state: &AppState) -> Result<(), Problem> {
-        let key = aux_key(&self.id_digest);
+        let now = state.engine.now();
         let store = state.engine.store();
-        if let Some(bytes) = store.get_aux(&key).await.map_err(|e| Problem::internal(e.to_string()))? {
-            if let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&bytes) {
-                record.ended_at = Some(state.engine.now());
-                let bytes = serde_json::to_vec(&record).expect("sessions serialize");
-                store.put_aux(&key, bytes).await.map_err(|e| Problem::internal(e.to_string()))?;
+        update_aux(store.as_ref(), &aux_key(&self.id_digest), |current| {
+            match current.and_then(|bytes| serde_json::from_slice::<SessionRecord>(bytes).ok()) {
+                Some(mut record) if record.ended_at.is_none() => {
+                    record.ended_at = Some(now);
+                    AuxChange::Put(serde_json::to_vec(&record).expect("sessions serialize"))
+                }
+                // Already ended, or gone: nothing to do.
+                _ => AuxChange::Keep,
             }
-        }
+        })
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?;
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 pub use envelope::{canonical_json, NewEvent, StoredEvent, GENESIS_HASH};
-pub use postgres::{PgStore, PgStoreOptions};
+pub use postgres::{split_tls_parameters, PgStore, PgStoreOptions, RootCertificates, SslMode};
 pub use sled_store::{FlushHook, FlushInfo, SledStore, SledStoreOptions, StoreStats};
 pub use subscription::Subscription;
 pub use verify::{verify_chain, VerifyReport};
@@ -131,9 +131,38 @@ pub trait EventStore: Send + Sync + 'static {
 
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    /// Auxiliary values outside the log (snapshots, projection checkpoints). Not chained.
+    /// Auxiliary values outside the log (snapshots, projection checkpoints, tokens, sessions).
+    /// Not chained. Several replicas may share them, so state that more than one process
+    /// changes is one key per item, changed only with the atomic operations below (never read,
+    /// modified and written back with `put_aux`).
     async fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Writes `value` at `key` only when the key holds nothing, atomically: of several callers
+    /// racing for one key exactly one gets `true`. Durable when it returns.
+    async fn put_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError>;
+
+    /// Replaces the value at `key` with `new` (`None`: removes it) only when the stored value
+    /// is exactly `expected` (`None`: the key is absent), atomically. Returns whether it did;
+    /// `false` means someone else changed the key first (read it again and decide again).
+    /// Durable when it returns.
+    async fn compare_and_swap_aux(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Every aux key that starts with `prefix`, with its value, in byte order of the keys.
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Adds `delta` to the counter `key` (0 when it does not exist yet) atomically, saturating
+    /// at `u64::MAX`, and returns the new value. Counters are a namespace of their own, apart
+    /// from the aux values.
+    async fn add_to_counter(&self, key: &str, delta: u64) -> Result<u64, StoreError>;
+
+    /// The counter's value (0 when it does not exist).
+    async fn read_counter(&self, key: &str) -> Result<u64, StoreError>;
 
     /// Committed events as they are flushed (live tail for [`Subscription`]).
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>>;
@@ -161,6 +190,46 @@ pub trait EventStore: Send + Sync + 'static {
     async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Err(StoreError::Storage(format!("this store cannot list aux keys under {prefix:?}")))
     }
+}
+
+/// What [`update_aux`] does with the value it was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuxChange {
+    /// Leave the key as it is.
+    Keep,
+    /// Store this value.
+    Put(Vec<u8>),
+    /// Remove the key.
+    Remove,
+}
+
+/// How many times [`update_aux`] re-reads a key that others keep changing before it gives up.
+pub const MAX_AUX_UPDATE_ATTEMPTS: usize = 1000;
+
+/// Changes one aux key atomically: reads it, asks `decide` what to do with what it read, and
+/// compares-and-swaps; when another writer got there first, reads again and asks again. So
+/// `decide` may run more than once and must only compute. Returns the change that was applied
+/// (`Keep` when `decide` chose to leave the key alone).
+pub async fn update_aux(
+    store: &dyn EventStore,
+    key: &str,
+    mut decide: impl FnMut(Option<&[u8]>) -> AuxChange + Send,
+) -> Result<AuxChange, StoreError> {
+    for _ in 0..MAX_AUX_UPDATE_ATTEMPTS {
+        let current = store.get_aux(key).await?;
+        let change = decide(current.as_deref());
+        let new = match &change {
+            AuxChange::Keep => return Ok(change),
+            AuxChange::Put(value) => Some(value.clone()),
+            AuxChange::Remove => None,
+        };
+        if store.compare_and_swap_aux(key, current.as_deref(), new).await? {
+            return Ok(change);
+        }
+    }
+    Err(StoreError::Storage(format!(
+        "aux key {key:?} changed under every one of {MAX_AUX_UPDATE_ATTEMPTS} attempts to update it"
+    )))
 }
 
 /// Write-path counters: groups flushed, appends and events committed.

@@ -11,6 +11,12 @@
 //! | `m`    | `head`                   | position (u64 BE) + hash (hex) |
 //! | `i`    | idempotency key          | the record, JSON               |
 //! | `a`    | aux key                  | bytes (snapshots, checkpoints) |
+//! | `c`    | counter key              | value (u64 BE)                 |
+//!
+//! Aux values and counters are written outside the writer thread with sled's own atomic
+//! operations (`compare_and_swap`, `update_and_fetch`), which hold across every handle of the
+//! one process that may open the directory. A conditional aux write is flushed before it
+//! returns: a revoked token must stay revoked after a crash.
 //!
 //! The writer takes the first waiting append, then every append already queued behind it (up to
 //! a bound), checks each against the heads as they stand within the group, writes the group as
@@ -294,6 +300,51 @@ impl EventStore for SledStore {
     async fn put_aux(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
         self.db.insert(prefixed(b'a', key), value).map_err(storage)?;
         Ok(())
+    }
+
+    async fn put_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        self.compare_and_swap_aux(key, None, Some(value)).await
+    }
+
+    async fn compare_and_swap_aux(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let swapped = self.db.compare_and_swap(prefixed(b'a', key), expected, new).map_err(storage)?.is_ok();
+        if swapped {
+            // sled's own `flush_async` can deadlock its small IO pool under concurrent
+            // callers; a blocking flush on tokio's blocking pool cannot.
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || db.flush()).await.map_err(storage)?.map_err(storage)?;
+        }
+        Ok(swapped)
+    }
+
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix(prefixed(b'a', prefix)) {
+            let (key, value) = entry.map_err(storage)?;
+            let key = String::from_utf8(key[1..].to_vec()).map_err(storage)?;
+            out.push((key, value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    async fn add_to_counter(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+        let updated = self
+            .db
+            .update_and_fetch(prefixed(b'c', key), |old| {
+                let value = old.map(read_u64).unwrap_or(0).saturating_add(delta);
+                Some(value.to_be_bytes().to_vec())
+            })
+            .map_err(storage)?;
+        Ok(updated.map(|v| read_u64(&v)).unwrap_or(0))
+    }
+
+    async fn read_counter(&self, key: &str) -> Result<u64, StoreError> {
+        Ok(self.db.get(prefixed(b'c', key)).map_err(storage)?.map(|v| read_u64(&v)).unwrap_or(0))
     }
 
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {

@@ -66,6 +66,29 @@ impl EventStore for FaultyStore {
         self.check()?;
         self.inner.put_aux(key, value).await
     }
+    async fn put_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.put_aux_if_absent(key, value).await
+    }
+    async fn compare_and_swap_aux(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.compare_and_swap_aux(key, expected, new).await
+    }
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan_aux(prefix).await
+    }
+    async fn add_to_counter(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.add_to_counter(key, delta).await
+    }
+    async fn read_counter(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner.read_counter(key).await
+    }
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.inner.committed()
     }

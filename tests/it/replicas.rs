@@ -410,3 +410,201 @@ async fn migrate_copies_sled_to_postgres_and_back_with_identical_states() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("empty"), "{}", String::from_utf8_lossy(&output.stderr));
     crate::pg::drop_schema(&base, &schema).await;
 }
+
+/// Creates an admin token through the CLI on the shared store.
+fn admin_token(url: &str, dir: &std::path::Path, name: &str) -> String {
+    let created = golive(url, dir).args(["token", "create", "--role", "admin", "--name", name]).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    String::from_utf8(created.stdout).unwrap().trim().to_owned()
+}
+
+async fn create_token(http: &reqwest::Client, address: &str, admin: &str, name: &str) -> String {
+    let response = http
+        .post(format!("{address}/api/v1/tokens"))
+        .bearer_auth(admin)
+        .json(&json!({"name": name, "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "creating {name} through {address}");
+    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+async fn status_with(http: &reqwest::Client, address: &str, token: &str) -> StatusCode {
+    http.get(format!("{address}/api/v1/board")).bearer_auth(token).send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_revocations_on_one_replica_survive_creations_on_the_other() {
+    let Some(base) = crate::pg::available("token_revocations_survive_creations").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shared-master.key"), "ef".repeat(32)).unwrap();
+    let admin = admin_token(&url, dir.path(), "racing-admin");
+    let a = start_replica(&url, dir.path()).await;
+    let b = start_replica(&url, dir.path()).await;
+    let http = reqwest::Client::new();
+
+    // Each round: a token to revoke (made through A), then B revokes it while A creates another.
+    const ROUNDS: usize = 12;
+    let mut revoked = Vec::new();
+    let mut created = Vec::new();
+    for round in 0..ROUNDS {
+        let victim = create_token(&http, &a.address, &admin, &format!("victim-{round}")).await;
+        let revoke = http.delete(format!("{}/api/v1/tokens/victim-{round}", b.address)).bearer_auth(&admin).send();
+        let other = format!("created-{round}");
+        let create = create_token(&http, &a.address, &admin, &other);
+        let (revoked_answer, new_token) = tokio::join!(revoke, create);
+        assert_eq!(revoked_answer.unwrap().status(), StatusCode::NO_CONTENT, "round {round}: B revoked");
+        revoked.push(victim);
+        created.push(new_token);
+    }
+    // Within the token cache's TTL (2 s) every replica has read the list again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for (replica, address) in [("A", &a.address), ("B", &b.address)] {
+        for (round, token) in revoked.iter().enumerate() {
+            assert_eq!(
+                status_with(&http, address, token).await,
+                StatusCode::UNAUTHORIZED,
+                "round {round}: the revoked token stays revoked on replica {replica}"
+            );
+        }
+        for (round, token) in created.iter().enumerate() {
+            assert_eq!(
+                status_with(&http, address, token).await,
+                StatusCode::OK,
+                "round {round}: the token created meanwhile works on replica {replica}"
+            );
+        }
+    }
+    let listed: Vec<Value> = http
+        .get(format!("{}/api/v1/tokens", b.address))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revoked_names = listed.iter().filter(|t| !t["revoked_at"].is_null()).count();
+    assert_eq!(revoked_names, ROUNDS, "the list shows every revocation: {listed:?}");
+    assert_eq!(listed.len(), 2 * ROUNDS + 1);
+    eprintln!("{ROUNDS} rounds: {ROUNDS} revocations held on both replicas, {ROUNDS} creations kept");
+    drop((a, b));
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
+/// Signs in on `address` with `token`; returns the session cookie's value.
+async fn sign_in(http: &reqwest::Client, address: &str, token: &str) -> String {
+    let response =
+        http.post(format!("{address}/signin")).form(&[("token", token), ("next", "/")]).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    cookie.split(';').next().unwrap().trim_start_matches("golive_session=").to_owned()
+}
+
+async fn with_cookie(http: &reqwest::Client, address: &str, cookie: &str) -> (StatusCode, String) {
+    let response = http
+        .get(format!("{address}/api/v1/board"))
+        .header("cookie", format!("golive_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_and_refused_delivery_counts_are_shared_by_replicas_without_lost_updates() {
+    let Some(base) = crate::pg::available("sessions_and_refused_delivery_counts").await else { return };
+    let (schema, url) = crate::pg::fresh_schema(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shared-master.key"), "01".repeat(32)).unwrap();
+    let admin = admin_token(&url, dir.path(), "session-admin");
+    let a = start_replica(&url, dir.path()).await;
+    let b = start_replica(&url, dir.path()).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // Sessions signed in on both replicas at once all work on both; one signed out on B is
+    // refused on A at once (sessions are not cached).
+    let signing: Vec<_> = (0..8)
+        .map(|i| {
+            let (http, admin) = (http.clone(), admin.clone());
+            let address = if i % 2 == 0 { a.address.clone() } else { b.address.clone() };
+            tokio::spawn(async move { sign_in(&http, &address, &admin).await })
+        })
+        .collect();
+    let mut cookies = Vec::new();
+    for task in signing {
+        cookies.push(task.await.unwrap());
+    }
+    for cookie in &cookies {
+        for address in [&a.address, &b.address] {
+            assert_eq!(with_cookie(&http, address, cookie).await.0, StatusCode::OK);
+        }
+    }
+    let page = http
+        .get(format!("{}/", b.address))
+        .header("cookie", format!("golive_session={}", cookies[0]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("the page has a CSRF field") + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_owned();
+    let signed_out = http
+        .post(format!("{}/signout", b.address))
+        .header("cookie", format!("golive_session={}", cookies[0]))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(with_cookie(&http, &a.address, &cookies[0]).await.0, StatusCode::UNAUTHORIZED, "ended everywhere");
+    for cookie in &cookies[1..] {
+        assert_eq!(with_cookie(&http, &a.address, cookie).await.0, StatusCode::OK, "the others live on");
+    }
+
+    // 60 deliveries with a wrong token, through both replicas at once: all 60 are counted.
+    let (id, _) = open_with_hook(&http, &a.address, &admin, "Refused Deliveries").await;
+    let push = payload("push");
+    let sends: Vec<_> = (0..60)
+        .map(|i| {
+            let address = if i % 2 == 0 { a.address.clone() } else { b.address.clone() };
+            let (http, id, push) = (http.clone(), id.clone(), push.clone());
+            tokio::spawn(async move {
+                http.post(format!("{address}/hooks/gitlab/{id}"))
+                    .header("content-type", "application/json")
+                    .header("x-gitlab-event", "Push Hook")
+                    .header("x-gitlab-token", "not-the-token")
+                    .body(push)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for send in sends {
+        assert_eq!(send.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    for address in [&a.address, &b.address] {
+        let diagnosis: Value = http
+            .get(format!("{address}/api/v1/integrations/{id}/diagnose"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            diagnosis.to_string().contains("60 deliveries were refused"),
+            "both replicas count every refusal: {diagnosis}"
+        );
+    }
+    drop((a, b));
+    crate::pg::drop_schema(&base, &schema).await;
+}

@@ -237,6 +237,98 @@ async fn reopening_restores_positions_heads_and_chain(open: &Opener, dir: &Path)
     store.close().await.unwrap();
 }
 
+async fn aux_conditional_writes_are_atomic_and_change_only_what_they_say(open: &Opener, dir: &Path) {
+    let store = open(dir).await;
+    // Insert-if-absent: the first writer wins, the second changes nothing.
+    assert!(store.put_aux_if_absent("item/one", b"first".to_vec()).await.unwrap());
+    assert!(!store.put_aux_if_absent("item/one", b"second".to_vec()).await.unwrap());
+    assert_eq!(store.get_aux("item/one").await.unwrap(), Some(b"first".to_vec()));
+    // Compare-and-swap: a stale expectation changes nothing; the right one swaps.
+    assert!(!store.compare_and_swap_aux("item/one", Some(b"stale"), Some(b"x".to_vec())).await.unwrap());
+    assert!(!store.compare_and_swap_aux("item/one", None, Some(b"x".to_vec())).await.unwrap());
+    assert_eq!(store.get_aux("item/one").await.unwrap(), Some(b"first".to_vec()));
+    assert!(store.compare_and_swap_aux("item/one", Some(b"first"), Some(b"swapped".to_vec())).await.unwrap());
+    assert_eq!(store.get_aux("item/one").await.unwrap(), Some(b"swapped".to_vec()));
+    // Absent → present, and removal only from the expected value.
+    assert!(store.compare_and_swap_aux("item/two", None, Some(b"2".to_vec())).await.unwrap());
+    assert!(!store.compare_and_swap_aux("item/two", Some(b"3"), None).await.unwrap());
+    assert!(store.compare_and_swap_aux("item/two", Some(b"2"), None).await.unwrap());
+    assert_eq!(store.get_aux("item/two").await.unwrap(), None);
+    assert!(store.compare_and_swap_aux("item/two", None, None).await.unwrap(), "absent is as expected");
+    assert!(!store.compare_and_swap_aux("item/one", None, None).await.unwrap(), "present is not absent");
+    // Prefix scans: exactly the keys under the prefix, in byte order, wildcards taken literally.
+    for key in ["item/b", "item/a", "items", "other/a", "it%m/c", "item_x"] {
+        store.put_aux(key, key.as_bytes().to_vec()).await.unwrap();
+    }
+    let scanned: Vec<String> = store.scan_aux("item/").await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(scanned, ["item/a", "item/b", "item/one"]);
+    assert_eq!(store.scan_aux("item/a").await.unwrap(), vec![("item/a".to_owned(), b"item/a".to_vec())]);
+    assert!(store.scan_aux("it%").await.unwrap().iter().all(|(k, _)| k.starts_with("it%")));
+    assert!(store.scan_aux("nothing/").await.unwrap().is_empty());
+    // Counters: their own namespace, created at zero, saturating.
+    assert_eq!(store.read_counter("hits/x").await.unwrap(), 0);
+    assert_eq!(store.add_to_counter("hits/x", 1).await.unwrap(), 1);
+    assert_eq!(store.add_to_counter("hits/x", 5).await.unwrap(), 6);
+    assert_eq!(store.read_counter("hits/x").await.unwrap(), 6);
+    assert_eq!(store.get_aux("hits/x").await.unwrap(), None, "counters are not aux values");
+    assert_eq!(store.read_counter("hits/y").await.unwrap(), 0);
+    let big = store.add_to_counter("hits/big", u64::MAX).await.unwrap();
+    assert_eq!(store.add_to_counter("hits/big", 1).await.unwrap(), big, "saturates instead of wrapping");
+    store.close().await.unwrap();
+    drop(store);
+    // All of it durable across a reopen.
+    let store = open(dir).await;
+    assert_eq!(store.get_aux("item/one").await.unwrap(), Some(b"swapped".to_vec()));
+    assert_eq!(store.get_aux("item/two").await.unwrap(), None);
+    assert_eq!(store.read_counter("hits/x").await.unwrap(), 6);
+    store.close().await.unwrap();
+}
+
+async fn racing_aux_writers_lose_no_update(open: &Opener, dir: &Path) {
+    let store = open(dir).await;
+    // 32 writers race for one key: exactly one inserts.
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put_aux_if_absent("race/claim", vec![i as u8]).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1, "exactly one insert-if-absent wins");
+    // 16 writers each add their name to one shared list by compare-and-swap, and 16 count
+    // 25 times each: nothing is lost.
+    let mut tasks = Vec::new();
+    for i in 0..16u32 {
+        let listing = store.clone();
+        tasks.push(tokio::spawn(async move {
+            golive::store::update_aux(listing.as_ref(), "race/list", |current| {
+                let mut names: Vec<u32> = current.map(|b| serde_json::from_slice(b).unwrap()).unwrap_or_default();
+                names.push(i);
+                golive::store::AuxChange::Put(serde_json::to_vec(&names).unwrap())
+            })
+            .await
+            .unwrap();
+        }));
+        let counting = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                counting.add_to_counter("race/count", 1).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut names: Vec<u32> = serde_json::from_slice(&store.get_aux("race/list").await.unwrap().unwrap()).unwrap();
+    names.sort();
+    assert_eq!(names, (0..16).collect::<Vec<_>>(), "every compare-and-swap update is kept");
+    assert_eq!(store.read_counter("race/count").await.unwrap(), 400, "every increment is counted");
+    store.close().await.unwrap();
+}
+
 /// Runs every check against one backend, each on a fresh directory.
 pub async fn run_conformance_suite(open: Opener) {
     macro_rules! check {
@@ -252,6 +344,8 @@ pub async fn run_conformance_suite(open: Opener) {
     check!(racing_writers_lose_no_update);
     check!(subscriptions_catch_up_then_follow_without_gap_or_duplicate);
     check!(reopening_restores_positions_heads_and_chain);
+    check!(aux_conditional_writes_are_atomic_and_change_only_what_they_say);
+    check!(racing_aux_writers_lose_no_update);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -78,8 +78,12 @@ pub async fn integration_page(
         Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
     let moment = as_of.unwrap_or(now);
-    let diagnosis = shown.diagnose(moment, &state.engine.delivery_signals(id));
-    let refused = state.engine.delivery_signals(id).refused_deliveries;
+    let signals = match state.engine.delivery_signals(id).await {
+        Ok(signals) => signals,
+        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    let diagnosis = shown.diagnose(moment, &signals);
+    let refused = signals.refused_deliveries;
     let content = html! {
         (heading(&shown, as_of))
         (as_of_form(&shown, as_of))

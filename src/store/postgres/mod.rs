@@ -19,7 +19,6 @@
 //! Envelopes are stored as their exact JSON text (beside indexed columns), so a re-read event
 //! hashes to the same value whatever the database does to JSON or timestamps.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +29,8 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::{
@@ -39,9 +39,10 @@ use super::{
 };
 
 /// Versioned migrations, applied in order on start under a lock; never edited once released.
-const MIGRATIONS: [(i32, &str); 1] = [(
-    1,
-    "CREATE TABLE golive_events (
+const MIGRATIONS: [(i32, &str); 2] = [
+    (
+        1,
+        "CREATE TABLE golive_events (
          position bigint PRIMARY KEY,
          stream uuid NOT NULL,
          version bigint NOT NULL,
@@ -65,7 +66,10 @@ const MIGRATIONS: [(i32, &str); 1] = [(
      );
      CREATE TABLE golive_aux (key text PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE golive_data_keys (integration uuid PRIMARY KEY, wrapped text NOT NULL);",
-)];
+    ),
+    // Counters outside the log (refused deliveries), each one row incremented in place.
+    (2, "CREATE TABLE golive_counters (key text PRIMARY KEY, value bigint NOT NULL)"),
+];
 
 /// Options of [`PgStore::connect`].
 #[derive(Debug, Clone)]
@@ -84,7 +88,10 @@ impl Default for PgStoreOptions {
     }
 }
 
+mod tls;
 mod writer;
+
+pub use tls::{split_tls_parameters, RootCertificates, SslMode};
 
 pub(super) struct Job {
     request: AppendRequest,
@@ -119,6 +126,22 @@ fn storage(error: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(format!("postgres: {error}"))
 }
 
+/// An error and every cause under it: the driver's own message for a failed TLS handshake says
+/// only that it failed; the cause says why (an unknown issuer, another host name, no TLS).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 fn corrupt(position: u64, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { position, reason: error.to_string() }
 }
@@ -133,11 +156,17 @@ fn channel_of(schema: &str) -> String {
 impl PgStore {
     /// Connects, runs the migrations and starts the writer, the listener and the live tail.
     pub async fn connect(url: &str, options: PgStoreOptions) -> Result<Arc<PgStore>, StoreError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| storage(format!("invalid URL: {e}")))?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls::PgConnection { config, mode, tls } = tls::connection(url).map_err(storage)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager).max_size(options.pool_size.max(1)).build().map_err(storage)?;
-        let client = pool.get().await.map_err(storage)?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| storage(format!("cannot connect with sslmode={}: {}", mode.as_str(), with_causes(&e))))?;
         migrate(&client).await?;
         let schema: String = client.query_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
         let channel = channel_of(&schema);
@@ -151,10 +180,10 @@ impl PgStore {
         // This replica's own commits go straight to the live tail, which reads the database
         // only for positions it has not seen (other replicas' commits).
         let (local, locals) = mpsc::unbounded_channel();
-        let writer = writer::Writer::connect(config.clone(), channel.clone()).await?;
+        let writer = writer::Writer::connect(config.clone(), tls.clone(), channel.clone()).await?;
         let writer = tokio::spawn(writer.run(receiver, options.max_group.max(1), counters.clone(), local.clone()));
         let announced = Arc::new(AtomicU64::new(0));
-        let listener = tokio::spawn(listen_loop(config, channel, nudge.clone(), announced.clone()));
+        let listener = tokio::spawn(listen_loop(config, tls, channel, nudge.clone(), announced.clone()));
         let tail = tokio::spawn(tail_loop(
             pool.clone(),
             live.clone(),
@@ -238,9 +267,15 @@ async fn migrate(client: &tokio_postgres::Client) -> Result<(), StoreError> {
 }
 
 /// Waits for notifications and nudges the live tail. Reconnects after a lost connection.
-async fn listen_loop(config: tokio_postgres::Config, channel: String, nudge: Arc<Notify>, announced: Arc<AtomicU64>) {
+async fn listen_loop(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    channel: String,
+    nudge: Arc<Notify>,
+    announced: Arc<AtomicU64>,
+) {
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 let heard = announced.clone();
@@ -426,6 +461,82 @@ impl EventStore for PgStore {
             .await
             .map_err(storage)?;
         Ok(())
+    }
+
+    async fn put_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let written = client
+            .execute(
+                "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(written == 1)
+    }
+
+    async fn compare_and_swap_aux(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        // Each case is one statement, so the comparison and the write are one atomic step
+        // (the row is locked from the check to the commit).
+        let client = self.client().await?;
+        let changed = match (expected, new) {
+            (None, Some(value)) => client
+                .execute(
+                    "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &value],
+                )
+                .await
+                .map_err(storage)?,
+            (Some(old), Some(value)) => client
+                .execute("UPDATE golive_aux SET value = $3 WHERE key = $1 AND value = $2", &[&key, &old, &value])
+                .await
+                .map_err(storage)?,
+            (Some(old), None) => client
+                .execute("DELETE FROM golive_aux WHERE key = $1 AND value = $2", &[&key, &old])
+                .await
+                .map_err(storage)?,
+            (None, None) => {
+                let rows = client.query("SELECT 1 FROM golive_aux WHERE key = $1", &[&key]).await.map_err(storage)?;
+                return Ok(rows.is_empty());
+            }
+        };
+        Ok(changed == 1)
+    }
+
+    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // `starts_with` compares characters, free of LIKE's wildcards; "C" orders by bytes, as sled does.
+        let rows = self
+            .rows("SELECT key, value FROM golive_aux WHERE starts_with(key, $1) ORDER BY key COLLATE \"C\"", &[&prefix])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))).collect())
+    }
+
+    async fn add_to_counter(&self, key: &str, delta: u64) -> Result<u64, StoreError> {
+        // bigint holds up to i64::MAX; the sum saturates there rather than failing.
+        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
+        let rows = self
+            .rows(
+                "INSERT INTO golive_counters (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE
+                 SET value = CASE WHEN golive_counters.value > 9223372036854775807 - EXCLUDED.value
+                                  THEN 9223372036854775807
+                                  ELSE golive_counters.value + EXCLUDED.value END
+                 RETURNING value",
+                &[&key, &delta],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| storage("the counter upsert returned no row"))?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn read_counter(&self, key: &str) -> Result<u64, StoreError> {
+        let rows = self.rows("SELECT value FROM golive_counters WHERE key = $1", &[&key]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0).max(0) as u64).unwrap_or(0))
     }
 
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {

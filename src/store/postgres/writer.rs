@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::{storage, Counters, Job};
@@ -46,6 +47,7 @@ struct Statements {
 
 pub(super) struct Writer {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     client: Client,
     statements: Statements,
     channel: String,
@@ -82,8 +84,8 @@ struct Rows {
 }
 
 /// Opens the writer's own connection; its driver task ends when the client is dropped.
-async fn open_connection(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(storage)?;
+async fn open_connection(config: &tokio_postgres::Config, tls: &MakeRustlsConnect) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(tls.clone()).await.map_err(storage)?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "the PostgreSQL writer connection ended");
@@ -130,16 +132,20 @@ impl Statements {
 }
 
 impl Writer {
-    pub(super) async fn connect(config: tokio_postgres::Config, channel: String) -> Result<Writer, StoreError> {
-        let client = open_connection(&config).await?;
+    pub(super) async fn connect(
+        config: tokio_postgres::Config,
+        tls: MakeRustlsConnect,
+        channel: String,
+    ) -> Result<Writer, StoreError> {
+        let client = open_connection(&config, &tls).await?;
         let statements = Statements::prepare(&client).await?;
-        Ok(Writer { config, client, statements, channel, head: None, checked_groups_left: 0 })
+        Ok(Writer { config, tls, client, statements, channel, head: None, checked_groups_left: 0 })
     }
 
     /// Connects again after the connection was lost. The cached head is forgotten: another
     /// replica may have written meanwhile, and the first group after this one reads it.
     async fn reconnect(&mut self) -> Result<(), StoreError> {
-        let client = open_connection(&self.config).await?;
+        let client = open_connection(&self.config, &self.tls).await?;
         let statements = Statements::prepare(&client).await?;
         self.client = client;
         self.statements = statements;
