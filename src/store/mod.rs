@@ -181,14 +181,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Stores `value` under the aux `key` unless the key holds a value already, atomically
     /// (across replicas too): returns `None` when it stored `value`, else the value found,
-    /// which is left as it was. Immutable records (registered playbooks) are written this way.
-    async fn insert_aux_if_absent(&self, key: &str, _value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-        Err(StoreError::Storage(format!("this store cannot insert aux key {key:?} atomically")))
-    }
-
-    /// Every aux entry whose key starts with `prefix`, in key order (byte order).
-    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Err(StoreError::Storage(format!("this store cannot list aux keys under {prefix:?}")))
+    /// which is left as it was. Immutable records (registered playbooks) are written this way;
+    /// they are never removed, so the value read after a lost race is the winner's.
+    async fn insert_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.put_aux_if_absent(key, value).await? {
+            return Ok(None);
+        }
+        self.get_aux(key).await
     }
 }
 

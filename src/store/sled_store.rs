@@ -366,27 +366,6 @@ impl EventStore for SledStore {
         }
     }
 
-    async fn insert_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-        let swapped = self.db.compare_and_swap(prefixed(b'a', key), None::<&[u8]>, Some(value)).map_err(storage)?;
-        match swapped {
-            Ok(()) => {
-                self.db.flush_async().await.map_err(storage)?;
-                Ok(None)
-            }
-            Err(found) => Ok(found.current.map(|v| v.to_vec())),
-        }
-    }
-
-    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.db.scan_prefix(prefixed(b'a', prefix)) {
-            let (key, value) = entry.map_err(storage)?;
-            let key = String::from_utf8(key[1..].to_vec()).map_err(storage)?;
-            out.push((key, value.to_vec()));
-        }
-        Ok(out)
-    }
-
     async fn close(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.jobs.lock().expect("jobs lock").take();

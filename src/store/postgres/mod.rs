@@ -565,30 +565,6 @@ impl EventStore for PgStore {
             events_committed: self.counters.events.load(Ordering::Relaxed),
         }
     }
-
-    async fn insert_aux_if_absent(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-        let inserted = self
-            .rows(
-                "INSERT INTO golive_aux (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key",
-                &[&key, &value],
-            )
-            .await?;
-        if !inserted.is_empty() {
-            return Ok(None);
-        }
-        let rows = self.rows("SELECT value FROM golive_aux WHERE key = $1", &[&key]).await?;
-        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
-    }
-
-    async fn scan_aux(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        // `left(...) = prefix` rather than LIKE: the prefix may hold `%` or `_`.
-        let rows =
-            self.rows("SELECT key, value FROM golive_aux WHERE left(key, char_length($1)) = $1", &[&prefix]).await?;
-        let mut out: Vec<(String, Vec<u8>)> =
-            rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))).collect();
-        out.sort();
-        Ok(out)
-    }
 }
 
 impl Drop for PgStore {
