@@ -164,7 +164,7 @@ impl HostResolver for SystemResolver {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EgressError {
     #[error(
-        "the destination is not allowed: {host} is {address}, a {class} address; golive probes such addresses only where the operator allows them (--probe-allow)"
+        "the destination is not allowed: {host} is {address}, a {class} address; golive probes such addresses only where its operator allows them (`golive serve --probe-allow CIDR` for the server's probes and timer, `--probe-allow` for a local `golive probe`)"
     )]
     NotAllowed { host: String, address: IpAddr, class: RefusedClass },
     #[error("DNS: the instance's name {host} does not resolve from Factory's network")]
