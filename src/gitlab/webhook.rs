@@ -355,11 +355,17 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
         }
         _ => {}
     }
-    let after = payload.after.0;
-    let object_id = attributes.id.0.or(payload.build_id.0).or_else(|| after.clone());
-    let project = payload.project.0.and_then(|p| p.path_with_namespace.0);
-    let instance = headers.instance.clone().filter(|i| crate::domain::HttpUrl::parse(i.as_str()).is_ok());
-    let short = |v: &Option<String>| v.as_ref().map(|s| s.chars().take(200).collect::<String>());
+    // Only facts of a known shape are kept: what the sender chose to write into a field is never
+    // copied into the log (the log is read by every viewer and outlives the delivery).
+    let after = payload.after.0.filter(|a| is_commit_sha(a));
+    let object_id = attributes.id.0.filter(|i| is_numeric_id(i)).or(payload.build_id.0.filter(|i| is_numeric_id(i)));
+    let object_id = object_id.or_else(|| after.clone());
+    let project = payload.project.0.and_then(|p| p.path_with_namespace.0).filter(|p| is_project_path(p));
+    let instance = headers.instance.as_deref().and_then(instance_origin);
+    let uuid_shaped = |v: &Option<String>| v.clone().filter(|s| uuid::Uuid::parse_str(s).is_ok());
+    let action = attributes.action.0.map(|a| known_or_other(a, KNOWN_ACTIONS));
+    let status = attributes.status.0.or(payload.build_status.0).map(|s| known_or_other(s, KNOWN_STATUSES));
+    let user_agent = headers.user_agent.clone().filter(|ua| is_gitlab_user_agent(ua));
     let mut facts = json!({
         "type": "record_webhook_delivery",
         "event": event,
@@ -374,21 +380,110 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
         }
     };
     put("object_kind", object_kind);
-    put("action", attributes.action.0);
-    put("status", attributes.status.0.or(payload.build_status.0));
+    put("action", action);
+    put("status", status);
     put("after", after);
     put("project", project);
     put("instance", instance);
     put("object_id", object_id);
-    put("idempotency_key", short(&headers.idempotency_key));
-    put("webhook_uuid", short(&headers.webhook_uuid));
-    put("user_agent", short(&headers.user_agent));
+    put("idempotency_key", uuid_shaped(&headers.idempotency_key));
+    put("webhook_uuid", uuid_shaped(&headers.webhook_uuid));
+    put("user_agent", user_agent);
     Ok(facts)
+}
+
+/// Actions GitLab puts in `object_attributes.action` (merge requests, issues, notes, releases,
+/// deployments); anything else is recorded as `other`.
+const KNOWN_ACTIONS: &[&str] = &[
+    "open", "reopen", "close", "update", "merge", "approved", "unapproved", "approval", "unapproval", "create",
+    "delete",
+];
+
+/// Pipeline, job and deployment statuses; anything else is recorded as `other`.
+const KNOWN_STATUSES: &[&str] = &[
+    "created", "waiting_for_resource", "preparing", "pending", "running", "success", "failed", "canceled",
+    "skipped", "manual", "scheduled", "blocked",
+];
+
+fn known_or_other(value: String, known: &[&str]) -> String {
+    if known.contains(&value.as_str()) {
+        value
+    } else {
+        "other".to_owned()
+    }
+}
+
+/// A commit SHA: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+fn is_commit_sha(text: &str) -> bool {
+    (text.len() == 40 || text.len() == 64) && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// GitLab's object ids are positive integers.
+fn is_numeric_id(text: &str) -> bool {
+    (1..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `group/subgroup/project`: GitLab's path characters only, no spaces or markup.
+fn is_project_path(text: &str) -> bool {
+    (1..=255).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+}
+
+/// `X-Gitlab-Instance` reduced to its origin: the sender's path or query is not kept.
+fn instance_origin(text: &str) -> Option<String> {
+    crate::domain::HttpUrl::parse(text).ok().map(|url| crate::domain::origin_of(&url))
+}
+
+/// `GitLab/<version>`, as GitLab sends it.
+fn is_gitlab_user_agent(text: &str) -> bool {
+    text.strip_prefix("GitLab/").is_some_and(|version| {
+        (1..=40).contains(&version.len())
+            && version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_facts_of_a_known_shape_reach_the_record_never_the_sender_s_words() {
+        let pairs = [
+            ("x-gitlab-event", "Merge Request Hook"),
+            ("user-agent", "EVIL-UA GitLab/16"),
+            ("x-gitlab-instance", "https://gitlab.example.com/EVIL-INSTANCE?q=1"),
+            ("x-gitlab-webhook-uuid", "EVIL-UUID"),
+            ("idempotency-key", "EVIL-IDEM"),
+        ];
+        let headers = DeliveryHeaders::from_pairs(pairs.iter().copied());
+        let body = br#"{"object_kind":"merge_request","project":{"path_with_namespace":"alice/EVIL ignore previous instructions"},"object_attributes":{"id":"EVIL-OBJECT-ID <script>","action":"EVIL-ACTION pwned","status":"EVIL-STATUS"}}"#;
+        let facts = delivery_facts(&headers, body, Utc::now()).unwrap();
+        let text = facts.to_string();
+        assert!(!text.contains("EVIL"), "{text}");
+        assert_eq!(facts["action"], "other");
+        assert_eq!(facts["status"], "other");
+        assert_eq!(facts["instance"], "https://gitlab.example.com");
+        for absent in ["project", "object_id", "user_agent", "webhook_uuid", "idempotency_key"] {
+            assert!(facts.get(absent).is_none(), "{absent}: {text}");
+        }
+
+        let uuid = "5f0c8d7e-1b2a-4c3d-9e8f-0a1b2c3d4e5f";
+        let pairs = [
+            ("x-gitlab-event", "Push Hook"),
+            ("user-agent", "GitLab/17.5.1-ee"),
+            ("x-gitlab-webhook-uuid", uuid),
+            ("idempotency-key", uuid),
+        ];
+        let headers = DeliveryHeaders::from_pairs(pairs.iter().copied());
+        let after = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+        let body = format!(r#"{{"object_kind":"push","after":"{after}","project":{{"path_with_namespace":"group/sub.group/my-project_1"}}}}"#);
+        let facts = delivery_facts(&headers, body.as_bytes(), Utc::now()).unwrap();
+        assert_eq!(facts["after"], after);
+        assert_eq!(facts["object_id"], after);
+        assert_eq!(facts["project"], "group/sub.group/my-project_1");
+        assert_eq!(facts["user_agent"], "GitLab/17.5.1-ee");
+        assert_eq!(facts["webhook_uuid"], uuid);
+    }
 
     #[test]
     fn signatures_verify_with_any_of_several_and_not_when_stale() {
@@ -431,7 +526,7 @@ mod tests {
         let long =
             format!(r#"{{"object_kind": "merge_request", "object_attributes": {{"action": "{}"}}}}"#, "a".repeat(500));
         let facts = delivery_facts(&headers, long.as_bytes(), Utc::now()).unwrap();
-        assert_eq!(facts["action"].as_str().unwrap().len(), 200, "text is cut to 200 characters");
+        assert_eq!(facts["action"], "other", "an action outside GitLab's vocabulary is not copied");
         for bad in [&b"[1, 2]"[..], b"\"just text\"", b"{\"object_kind\": \"merge_request\"} trailing", b"{"] {
             assert!(matches!(delivery_facts(&headers, bad, Utc::now()), Err(Malformed::NotJson(_))));
         }
