@@ -72,6 +72,10 @@ pub struct AccessToken {
     pub admin: bool,
     /// The instance the token was given for; usable only while it is the instance of record.
     pub bound_to: CredentialBinding,
+    /// Set for good once the instance of record moved away from `bound_to`: moving back does
+    /// not make the token usable again; only providing it again does.
+    #[serde(default)]
+    pub voided: bool,
 }
 
 /// The application secret on record and the instance it was given for.
@@ -79,6 +83,9 @@ pub struct AccessToken {
 pub struct ApplicationSecret {
     pub secret: SealedSecret,
     pub bound_to: CredentialBinding,
+    /// As for [`AccessToken::voided`].
+    #[serde(default)]
+    pub voided: bool,
 }
 
 /// The latest evidence about API connectivity, from a probe or a recorded check.
@@ -267,6 +274,7 @@ impl Integration {
                 facts.application_secret = Some(ApplicationSecret {
                     secret: secret.clone(),
                     bound_to: bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance)),
+                    voided: false,
                 })
             }
             Event::InstanceUrlSet(settings) => {
@@ -276,6 +284,15 @@ impl Integration {
                     facts.token_finding = None;
                 }
                 facts.instance = settings.clone();
+                // A credential stays bound to where its owner sent it: once the instance moves
+                // away, it is void for good, even if the instance later moves back.
+                let now_bound = CredentialBinding::of(&facts.instance);
+                if let Some(token) = facts.access_token.as_mut().filter(|t| t.bound_to != now_bound) {
+                    token.voided = true;
+                }
+                if let Some(secret) = facts.application_secret.as_mut().filter(|s| s.bound_to != now_bound) {
+                    secret.voided = true;
+                }
             }
             Event::AccessTokenProvided { token, admin, bound_to } => {
                 let replaced =
@@ -285,7 +302,7 @@ impl Integration {
                 }
                 facts.token_finding = None;
                 let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
-                facts.access_token = Some(AccessToken { token: token.clone(), admin: *admin, bound_to });
+                facts.access_token = Some(AccessToken { token: token.clone(), admin: *admin, bound_to, voided: false });
             }
             Event::InformationSubmitted {} => facts.information_submitted = true,
             Event::NetworkPolicyEvaluated(p) => facts.network_policy = Some(p.clone()),
@@ -386,12 +403,14 @@ impl Integration {
             Event::CredentialRotated { credential, replacement, admin, webhook, bound_to } => match credential {
                 Credential::ApplicationSecret => {
                     let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
-                    facts.application_secret = replacement.clone().map(|secret| ApplicationSecret { secret, bound_to });
+                    facts.application_secret =
+                        replacement.clone().map(|secret| ApplicationSecret { secret, bound_to, voided: false });
                 }
                 Credential::AccessToken => {
                     let admin = admin.or(facts.access_token.as_ref().map(|t| t.admin)).unwrap_or(false);
                     let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
-                    facts.access_token = replacement.clone().map(|token| AccessToken { token, admin, bound_to });
+                    facts.access_token =
+                        replacement.clone().map(|token| AccessToken { token, admin, bound_to, voided: false });
                     facts.api_connectivity = None;
                     facts.token_finding = None;
                 }
@@ -432,13 +451,13 @@ impl Integration {
     /// The access token on record, if it was given for the instance of record (origin and CA).
     pub fn usable_access_token(&self) -> Option<&AccessToken> {
         let current = CredentialBinding::of(&self.facts.instance);
-        self.facts.access_token.as_ref().filter(|t| t.bound_to == current)
+        self.facts.access_token.as_ref().filter(|t| !t.voided && t.bound_to == current)
     }
 
     /// The application secret on record, if it was given for the instance of record.
     pub fn usable_application_secret(&self) -> Option<&ApplicationSecret> {
         let current = CredentialBinding::of(&self.facts.instance);
-        self.facts.application_secret.as_ref().filter(|s| s.bound_to == current)
+        self.facts.application_secret.as_ref().filter(|s| !s.voided && s.bound_to == current)
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -395,14 +395,33 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
 /// Actions GitLab puts in `object_attributes.action` (merge requests, issues, notes, releases,
 /// deployments); anything else is recorded as `other`.
 const KNOWN_ACTIONS: &[&str] = &[
-    "open", "reopen", "close", "update", "merge", "approved", "unapproved", "approval", "unapproval", "create",
+    "open",
+    "reopen",
+    "close",
+    "update",
+    "merge",
+    "approved",
+    "unapproved",
+    "approval",
+    "unapproval",
+    "create",
     "delete",
 ];
 
 /// Pipeline, job and deployment statuses; anything else is recorded as `other`.
 const KNOWN_STATUSES: &[&str] = &[
-    "created", "waiting_for_resource", "preparing", "pending", "running", "success", "failed", "canceled",
-    "skipped", "manual", "scheduled", "blocked",
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceled",
+    "skipped",
+    "manual",
+    "scheduled",
+    "blocked",
 ];
 
 fn known_or_other(value: String, known: &[&str]) -> String {
@@ -476,7 +495,9 @@ mod tests {
         ];
         let headers = DeliveryHeaders::from_pairs(pairs.iter().copied());
         let after = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
-        let body = format!(r#"{{"object_kind":"push","after":"{after}","project":{{"path_with_namespace":"group/sub.group/my-project_1"}}}}"#);
+        let body = format!(
+            r#"{{"object_kind":"push","after":"{after}","project":{{"path_with_namespace":"group/sub.group/my-project_1"}}}}"#
+        );
         let facts = delivery_facts(&headers, body.as_bytes(), Utc::now()).unwrap();
         assert_eq!(facts["after"], after);
         assert_eq!(facts["object_id"], after);

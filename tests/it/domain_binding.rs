@@ -104,6 +104,32 @@ fn credentials_provided_again_for_the_new_instance_are_usable_and_the_stage_retu
     assert!(bench.state.usable_access_token().is_none());
 }
 
+/// Moving away and back does not revive a credential: once the instance left its origin, it must
+/// be provided again (a rep cannot park the integration elsewhere and return unnoticed).
+#[test]
+fn a_credential_voided_by_a_move_stays_void_when_the_instance_moves_back() {
+    for (away, back) in [
+        (
+            json!({"type": "set_instance_url", "gitlab_url": "https://attacker.example"}),
+            json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL}),
+        ),
+        (
+            json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL, "ca_certificate_pem": TEST_CA}),
+            json!({"type": "set_instance_url", "gitlab_url": GITLAB_URL}),
+        ),
+    ] {
+        let mut bench = Bench::at_stage(Stage::InfoGathered);
+        bench.ok(away);
+        bench.ok(back.clone());
+        assert!(bench.state.usable_access_token().is_none(), "{back}");
+        assert!(bench.state.usable_application_secret().is_none(), "{back}");
+        assert!(!bench.is_met("info.access_token_provided"));
+        bench.ok(json!({"type": "provide_access_token", "token": "glpat-again", "admin": true}));
+        bench.ok(json!({"type": "provide_application_secret", "secret": "gloas-again"}));
+        assert_eq!(bench.state.stage, Stage::InfoGathered);
+    }
+}
+
 #[test]
 fn a_rotated_replacement_is_bound_to_the_instance_of_the_moment() {
     let mut bench = Bench::at_stage(Stage::InfoGathered);

@@ -258,6 +258,9 @@ struct Model {
     /// Whether the token on record was given for the alternative URL (credentials are bound to
     /// the origin they were given for).
     token_bound_to_alternative: bool,
+    /// The token or secret on record was voided by a move of the instance away from it.
+    token_voided: bool,
+    secret_voided: bool,
     probe_contradicts: bool,
     submitted: bool,
     alternative_url: bool,
@@ -287,6 +290,8 @@ impl Model {
             secret: None,
             token: None,
             token_bound_to_alternative: false,
+            token_voided: false,
+            secret_voided: false,
             probe_contradicts: false,
             submitted: false,
             alternative_url: false,
@@ -306,7 +311,7 @@ impl Model {
     }
 
     fn token_usable(&self) -> bool {
-        self.token_bound_to_alternative == self.alternative_url
+        self.token_bound_to_alternative == self.alternative_url && !self.token_voided
     }
 
     /// Every requirement: (id, stage number it gates, holds).
@@ -315,7 +320,11 @@ impl Model {
             ("info.prerequisites_confirmed".to_string(), 1, self.prerequisites),
             ("info.application_registered".into(), 1, self.registered.is_some_and(|(identity, _)| identity)),
             ("info.application_scopes".into(), 1, self.registered.is_some_and(|(_, scopes)| scopes)),
-            ("info.application_secret_provided".into(), 1, self.secret == Some(self.alternative_url)),
+            (
+                "info.application_secret_provided".into(),
+                1,
+                self.secret == Some(self.alternative_url) && !self.secret_voided,
+            ),
             ("info.instance_url".into(), 1, true),
             ("info.access_token_provided".into(), 1, self.token.is_some() && self.token_usable()),
             (
@@ -367,10 +376,17 @@ impl Model {
         match op {
             Op::Prerequisites(a, b, c) => self.prerequisites = *a && *b && *c,
             Op::RegisterApplication { identity_ok, scopes_ok } => self.registered = Some((*identity_ok, *scopes_ok)),
-            Op::ProvideSecret(_) => self.secret = Some(self.alternative_url),
-            Op::RotateSecret(with) => self.secret = with.map(|_| self.alternative_url),
+            Op::ProvideSecret(_) => {
+                self.secret = Some(self.alternative_url);
+                self.secret_voided = false;
+            }
+            Op::RotateSecret(with) => {
+                self.secret = with.map(|_| self.alternative_url);
+                self.secret_voided = false;
+            }
             Op::ProvideToken { which, admin } => {
                 self.token_bound_to_alternative = self.alternative_url;
+                self.token_voided = false;
                 if self.token.is_some_and(|(old, _)| old != *which) {
                     self.api = None;
                 }
@@ -383,11 +399,18 @@ impl Model {
                 if with.is_some() {
                     self.token_bound_to_alternative = self.alternative_url;
                 }
+                self.token_voided = false;
                 self.api = None;
                 self.probe_contradicts = false;
             }
             Op::Submit => self.submitted = true,
             Op::SetUrl { alternative } => {
+                if self.token.is_some() && self.token_bound_to_alternative != *alternative {
+                    self.token_voided = true;
+                }
+                if self.secret.is_some_and(|bound| bound != *alternative) {
+                    self.secret_voided = true;
+                }
                 if *alternative != self.alternative_url {
                     self.api = None;
                     self.probe_contradicts = false;
