@@ -17,10 +17,16 @@ use crate::domain::IntegrationId;
 use crate::engine::DeliveryError;
 use crate::gitlab::webhook::DeliveryHeaders;
 
+/// Marks a delivery answered as a duplicate of one already recorded (for `/metrics`).
+#[derive(Clone, Copy)]
+struct Duplicate;
+
 pub async fn receive(State(state): State<AppState>, Path(id): Path<String>, request: Request<Body>) -> Response {
     let kind = request.headers().get("x-gitlab-event").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let response = handle(&state, &id, request).await;
+    let duplicate = response.extensions().get::<Duplicate>().is_some();
     let outcome = match response.status().as_u16() {
+        200 if duplicate => "duplicate",
         200 => "recorded",
         401 => "refused",
         413 => "too_large",
@@ -72,7 +78,13 @@ async fn handle(state: &AppState, id: &str, request: Request<Body>) -> Response 
     match state.engine.record_delivery(delivery, &body).await {
         Ok(executed) => {
             let status = if executed.replayed { "duplicate" } else { "recorded" };
-            (StatusCode::OK, Json(json!({"status": status, "version": executed.state.version}))).into_response()
+            let mut response =
+                (StatusCode::OK, Json(json!({"status": status, "version": executed.state.version}))).into_response();
+            if executed.replayed {
+                // A resend is counted as what it is, not as another recorded delivery.
+                response.extensions_mut().insert(Duplicate);
+            }
+            response
         }
         Err(error) => refused(error),
     }

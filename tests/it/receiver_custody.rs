@@ -344,6 +344,19 @@ async fn a_signed_delivery_replayed_with_its_webhook_id_records_nothing_new() {
     let other = signed_delivery(&app.http, &url, &token, &key, "msg_other", None, &body).await;
     assert_eq!(other.json::<Value>().await.unwrap()["status"], "recorded");
     assert!(version(&app, &id).await > after_first);
+    // `/metrics` counts the three replays as duplicates, not as recorded deliveries.
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let count = |outcome: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("golive_webhook_deliveries_total") && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count("duplicate"), 3.0, "{metrics}");
+    assert_eq!(count("recorded"), 2.0, "{metrics}");
     app.stop().await;
 }
 
