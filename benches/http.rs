@@ -115,7 +115,7 @@ fn main() {
                 .json()
                 .await
                 .unwrap();
-            let id = opened["state"]["id"].as_str().unwrap().to_owned();
+            let id = opened["id"].as_str().unwrap().to_owned();
             let issued: serde_json::Value = http
                 .post(format!("{base}/api/v1/integrations/{id}/commands"))
                 .bearer_auth(&token)

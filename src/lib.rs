@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod engine;
+pub mod error_kind;
 pub mod fixtures;
 pub mod gitlab;
 pub mod http;

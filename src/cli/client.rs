@@ -13,24 +13,19 @@ use crate::engine::{
     At, AuditQuery, DeliveryError, Engine, EngineError, ExecuteRequest, ImportError, ListFilter, PlaybookError,
     Registration,
 };
+use crate::error_kind::{exit, ErrorKind};
 use crate::gitlab::webhook::DeliveryHeaders;
 use crate::views;
 
-/// Failures, each with its documented exit code.
+/// Failures. A failure golive reports has a kind from the one table
+/// ([`crate::error_kind::ERROR_TABLE`]), which gives its exit code; the CLI adds its own usage
+/// errors, a failed verification, and failures of its own surroundings (a file, the network).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    NotFound(String),
     #[error("{message}")]
-    Refused { message: String, unmet: Vec<(String, String)> },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Locked(String),
-    #[error("{0}")]
-    Auth(String),
+    Failed { kind: ErrorKind, message: String, unmet: Vec<(String, String)> },
     #[error("{0}")]
     VerifyFailed(String),
     #[error("{0}")]
@@ -38,39 +33,49 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A failure of `kind` with `message`.
+    pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CliError::Failed { kind, message: message.into(), unmet: Vec::new() }
+    }
+
     /// The process exit code (documented in `golive --help`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Other(_) => 1,
-            CliError::Usage(_) => 2,
-            CliError::NotFound(_) => 3,
-            CliError::Refused { .. } => 4,
-            CliError::Conflict(_) => 5,
-            CliError::Locked(_) => 6,
-            CliError::Auth(_) => 7,
-            CliError::VerifyFailed(_) => 8,
+            CliError::Other(_) => exit::UNEXPECTED,
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Failed { kind, .. } => kind.exit_code(),
+            CliError::VerifyFailed(_) => exit::VERIFY_FAILED,
+        }
+    }
+
+    /// The kind, when golive reported this failure.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            CliError::Failed { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 }
 
 impl From<EngineError> for CliError {
     fn from(error: EngineError) -> Self {
+        let kind = error.kind();
         match error {
-            EngineError::NotFound(id) => CliError::NotFound(format!("no integration {id}: check the id with `golive integration list`")),
-            EngineError::Rejected(Rejection::GuardRejected { command, unmet }) => CliError::Refused {
+            EngineError::NotFound(id) => {
+                CliError::failed(kind, format!("no integration {id}: check the id with `golive integration list`"))
+            }
+            EngineError::Rejected(Rejection::GuardRejected { command, unmet }) => CliError::Failed {
+                kind,
                 message: format!("{command} refused: requirements not met"),
                 unmet: unmet.into_iter().map(|u| (u.id, u.label)).collect(),
             },
-            EngineError::Rejected(Rejection::Cancelled) => {
-                CliError::Conflict("the integration is cancelled; no command is accepted any more".into())
-            }
-            EngineError::Rejected(rejection) => CliError::Refused { message: rejection.to_string(), unmet: Vec::new() },
-            EngineError::VersionMismatch { .. } | EngineError::Conflict { .. } => CliError::Conflict(error.to_string()),
-            EngineError::IdempotencyKeyReused => CliError::Refused { message: error.to_string(), unmet: Vec::new() },
-            EngineError::Store(crate::store::StoreError::Locked { path }) => CliError::Locked(format!(
-                "the data directory {path} is in use by a running golive server; talk to it with --server URL (or GOLIVE_SERVER) and GOLIVE_TOKEN"
-            )),
-            other => CliError::Other(other.to_string()),
+            EngineError::Store(crate::store::StoreError::Locked { path }) => CliError::failed(
+                kind,
+                format!(
+                    "the data directory {path} is in use by a running golive server; talk to it with --server URL (or GOLIVE_SERVER) and GOLIVE_TOKEN"
+                ),
+            ),
+            other => CliError::failed(kind, other.to_string()),
         }
     }
 }
@@ -78,8 +83,9 @@ impl From<EngineError> for CliError {
 impl From<AuthError> for CliError {
     fn from(error: AuthError) -> Self {
         match error {
-            AuthError::NoSuchToken(_) => CliError::NotFound(error.to_string()),
-            AuthError::NameTaken(_) | AuthError::InvalidName(_) => CliError::Usage(error.to_string()),
+            AuthError::NoSuchToken(_) => CliError::failed(ErrorKind::NotFound, error.to_string()),
+            AuthError::NameTaken(_) => CliError::failed(ErrorKind::TokenNameTaken, error.to_string()),
+            AuthError::InvalidName(_) => CliError::failed(ErrorKind::InvalidField, error.to_string()),
             AuthError::Store(e) => CliError::from(EngineError::Store(e)),
         }
     }
@@ -87,8 +93,10 @@ impl From<AuthError> for CliError {
 
 fn playbook_error(error: PlaybookError) -> CliError {
     match error {
-        PlaybookError::VersionTaken { .. } => CliError::Conflict(error.to_string()),
-        PlaybookError::NotFound(_) => CliError::NotFound(format!("{error}: see `golive playbook list`")),
+        PlaybookError::VersionTaken { .. } => CliError::failed(ErrorKind::PlaybookVersionTaken, error.to_string()),
+        PlaybookError::NotFound(_) => {
+            CliError::failed(ErrorKind::NotFound, format!("{error}: see `golive playbook list`"))
+        }
         PlaybookError::Engine(error) => error.into(),
     }
 }
@@ -100,6 +108,7 @@ fn parse_id(id: &str) -> Result<IntegrationId, CliError> {
 /// Everything the CLI asks of golive.
 #[async_trait]
 pub trait Client: Send + Sync {
+    /// Opens an integration; answers its state (as `POST /api/v1/integrations` does).
     async fn open(&self, body: Value) -> Result<Value, CliError>;
     async fn execute(&self, id: &str, body: Value) -> Result<Value, CliError>;
     async fn state(&self, id: &str) -> Result<Value, CliError>;
@@ -151,7 +160,7 @@ impl LocalClient {
 impl Client for LocalClient {
     async fn open(&self, body: Value) -> Result<Value, CliError> {
         let executed = self.engine.open_integration(body, &self.actor, None).await?;
-        Ok(views::executed(views::state(&executed.state, self.engine.now()), &executed.events, &executed.shown, false))
+        Ok(views::state(&executed.state, self.engine.now()))
     }
 
     async fn execute(&self, id: &str, body: Value) -> Result<Value, CliError> {
@@ -261,11 +270,12 @@ impl Client for LocalClient {
                 let view = views::state(&executed.state, self.engine.now());
                 Ok(views::executed(view, &executed.events, &executed.shown, executed.replayed))
             }
-            Err(DeliveryError::Refused(refusal)) => Err(CliError::Auth(format!(
-                "delivery refused ({refusal}); it was counted but not recorded. Use the secret token golive issued (--token-file) "
-            ))),
-            Err(DeliveryError::Malformed(malformed)) => Err(CliError::Refused { message: malformed.to_string(), unmet: Vec::new() }),
+            Err(error @ DeliveryError::Refused(_)) => Err(CliError::failed(
+                error.kind(),
+                format!("{error}; it was counted but not recorded. Use the secret token golive issued (--token-file)"),
+            )),
             Err(DeliveryError::Engine(error)) => Err(error.into()),
+            Err(error) => Err(CliError::failed(error.kind(), error.to_string())),
         }
     }
 
@@ -277,7 +287,7 @@ impl Client for LocalClient {
         match self.engine.import_lines(lines, progress).await {
             Ok(report) => Ok(json!(report)),
             Err(ImportError::Engine(e)) => Err(e.into()),
-            Err(other) => Err(CliError::Refused { message: other.to_string(), unmet: Vec::new() }),
+            Err(other) => Err(CliError::failed(other.kind(), other.to_string())),
         }
     }
 

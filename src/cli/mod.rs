@@ -4,7 +4,8 @@
 //! Exit codes: 0 ok · 1 unexpected failure · 2 usage or invalid input · 3 not found ·
 //! 4 refused (invalid field, unmet requirements) · 5 conflict (cancelled, version) ·
 //! 6 data directory locked by a running server · 7 not authenticated / not allowed ·
-//! 8 verification failed.
+//! 8 verification failed · 9 temporarily unavailable (retry later). Failures golive reports
+//! take their code from the one table in [`crate::error_kind`], in local and remote mode alike.
 
 pub mod client;
 mod input;
@@ -31,7 +32,8 @@ use client::{CliError, Client, LocalClient};
 
 const AFTER_HELP: &str = "Exit codes: 0 ok, 1 unexpected failure, 2 usage or invalid input, 3 not found, \
 4 refused (invalid field or unmet requirements), 5 conflict (cancelled, version), 6 data directory locked \
-by a running server (use --server), 7 not authenticated or not allowed, 8 verification failed.";
+by a running server (use --server), 7 not authenticated or not allowed, 8 verification failed, \
+9 temporarily unavailable (storage, overload, timeout: retry later).";
 
 #[derive(Debug, Parser)]
 #[command(name = "golive", version, about = "The system of record for self-hosted GitLab onboardings", after_help = AFTER_HELP)]
@@ -339,7 +341,7 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("golive: {error}");
-            if let CliError::Refused { unmet, .. } = &error {
+            if let CliError::Failed { unmet, .. } = &error {
                 for (id, label) in unmet {
                     eprintln!("  missing: {label} ({id})");
                 }
@@ -383,7 +385,10 @@ async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
             return Err(CliError::Usage("--as is refused with --server: the actor is your token's name".into()));
         }
         let token = std::env::var("GOLIVE_TOKEN").map_err(|_| {
-            CliError::Auth("remote mode needs GOLIVE_TOKEN (create one with `golive token create`)".into())
+            CliError::failed(
+                crate::error_kind::ErrorKind::Unauthorized,
+                "remote mode needs GOLIVE_TOKEN (create one with `golive token create`)",
+            )
         })?;
         return Ok(Arc::new(remote::RemoteClient::new(server, token)?));
     }
@@ -481,7 +486,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             if json_out {
                 output::print_json(&result);
             } else {
-                println!("{}", result["state"]["id"].as_str().unwrap_or_default());
+                println!("{}", result["id"].as_str().unwrap_or_default());
             }
         }
         Command::Integration(IntegrationCommand::List { stage, owner, blocked, stalled_days }) => {

@@ -9,6 +9,7 @@ use super::client::{CliError, Client};
 use crate::auth::Role;
 use crate::domain::SecretKind;
 use crate::engine::{At, AuditQuery, ListFilter};
+use crate::error_kind::{exit, ErrorKind};
 use crate::gitlab::webhook::DeliveryHeaders;
 
 pub struct RemoteClient {
@@ -49,25 +50,27 @@ impl RemoteClient {
     }
 }
 
-fn problem_error(status: StatusCode, text: &str) -> CliError {
+/// Reads a problem answer back into the kind the server classified it as: by its `type`
+/// from the one table, else by its status, so local and remote modes exit alike.
+pub(crate) fn problem_error(status: StatusCode, text: &str) -> CliError {
     let problem: Value = serde_json::from_str(text).unwrap_or_else(|_| json!({"detail": text}));
     let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
-    match status.as_u16() {
-        400 | 413 | 415 => CliError::Refused { message: detail, unmet: Vec::new() },
-        401 | 403 => CliError::Auth(format!("{detail} (check GOLIVE_TOKEN and its role)")),
-        404 => CliError::NotFound(detail),
-        409 | 412 => CliError::Conflict(detail),
-        422 => CliError::Refused {
-            message: detail,
-            unmet: problem["unmet"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|u| (u["id"].as_str().unwrap_or("").to_owned(), u["label"].as_str().unwrap_or("").to_owned()))
-                .collect(),
-        },
-        _ => CliError::Other(format!("the server answered {status}: {detail}")),
-    }
+    let kind = problem["type"]
+        .as_str()
+        .and_then(ErrorKind::from_problem_type)
+        .unwrap_or_else(|| ErrorKind::from_status(status.as_u16()));
+    let message = match kind.exit_code() {
+        exit::AUTH => format!("{detail} (check GOLIVE_TOKEN and its role)"),
+        exit::UNEXPECTED | exit::RETRY_LATER => format!("the server answered {status}: {detail}"),
+        _ => detail,
+    };
+    let unmet = problem["unmet"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| (u["id"].as_str().unwrap_or("").to_owned(), u["label"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    CliError::Failed { kind, message, unmet }
 }
 
 fn query(pairs: &[(&str, Option<String>)]) -> String {
@@ -247,7 +250,10 @@ impl Client for RemoteClient {
         let status = response.status();
         let text = response.text().await.map_err(|e| CliError::Other(e.to_string()))?;
         if status == StatusCode::UNAUTHORIZED {
-            return Err(CliError::Auth(format!("delivery refused; it was counted but not recorded: {text}")));
+            return Err(CliError::failed(
+                ErrorKind::WebhookRefused,
+                format!("delivery refused; it was counted but not recorded: {text}"),
+            ));
         }
         if !status.is_success() {
             return Err(problem_error(status, &text));
@@ -269,5 +275,121 @@ impl Client for RemoteClient {
     }
     async fn close(&self) -> Result<(), CliError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod exit_code_table {
+    //! The table test: every kind exits with the table's code, and every error the engine
+    //! reports exits the same in local mode (the error itself) and remote mode (the problem the
+    //! HTTP layer answers for it, read back by this client).
+    use super::*;
+    use crate::domain::{IntakeRefusal, IntegrationId, Rejection, Unmet};
+    use crate::engine::{DeliveryError, EngineError, ImportError};
+    use crate::error_kind::ERROR_TABLE;
+    use crate::http::problem::Problem;
+    use crate::secrets::SecretsError;
+    use crate::store::StoreError;
+    use axum::response::IntoResponse;
+    use std::collections::HashSet;
+
+    async fn over_the_wire(problem: Problem) -> CliError {
+        let response = problem.into_response();
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+        problem_error(status, &String::from_utf8_lossy(&body))
+    }
+
+    fn engine_errors() -> Vec<EngineError> {
+        let id = IntegrationId::from_uuid(uuid::Uuid::from_u128(7));
+        let unmet = vec![Unmet { id: "info.customer".into(), label: "Customer named".into() }];
+        vec![
+            EngineError::NotFound(id),
+            Rejection::invalid("customer", "empty").into(),
+            Rejection::UnknownType("no command frobnicate".into()).into(),
+            Rejection::Malformed("expected an object".into()).into(),
+            Rejection::GuardRejected { command: "go_live", unmet }.into(),
+            Rejection::Cancelled.into(),
+            Rejection::Intake(IntakeRefusal::Unknown).into(),
+            Rejection::Intake(IntakeRefusal::Expired).into(),
+            Rejection::Intake(IntakeRefusal::AlreadyUsed).into(),
+            Rejection::Intake(IntakeRefusal::InstanceChanged).into(),
+            EngineError::VersionMismatch { integration: id, expected: 3, actual: 4 },
+            EngineError::Conflict { integration: id, attempts: 17 },
+            EngineError::IdempotencyKeyReused,
+            EngineError::NoSuchSecret(id),
+            SecretsError::Shredded(id).into(),
+            SecretsError::Unseal.into(),
+            SecretsError::WrongMasterKey(id).into(),
+            crate::engine::CodecError::FromTheFuture { position: 1, version: 99 }.into(),
+            StoreError::WrongExpectedVersion { stream: id.as_uuid(), expected: 1, actual: 2 }.into(),
+            StoreError::IdempotencyKeyReused { key: "k".into() }.into(),
+            StoreError::EmptyAppend.into(),
+            StoreError::Locked { path: "/data".into() }.into(),
+            StoreError::Storage("disk full".into()).into(),
+            StoreError::Corrupt { position: 9, reason: "bad hash".into() }.into(),
+            StoreError::Poisoned("earlier write failed".into()).into(),
+            StoreError::Closed.into(),
+        ]
+    }
+
+    #[tokio::test]
+    async fn every_kind_exits_with_its_table_code_over_the_wire() {
+        for row in ERROR_TABLE {
+            let remote = over_the_wire(Problem::new(row.kind, "detail")).await;
+            assert_eq!(remote.kind(), Some(row.kind), "{row:?}");
+            assert_eq!(remote.exit_code(), row.exit_code, "{row:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn local_and_remote_exit_alike_for_every_engine_error() {
+        let mut kinds_seen = HashSet::new();
+        // Engine errors are not `Clone`: the list is made twice, once for each side.
+        for (error, same) in engine_errors().into_iter().zip(engine_errors()) {
+            let kind = error.kind();
+            let described = format!("{error:?}");
+            let remote = over_the_wire(Problem::from(same)).await;
+            let local = CliError::from(error);
+            // A locked data directory is the local CLI's alone: a server holds its lock.
+            if kind != ErrorKind::StoreLocked {
+                assert_eq!(local.exit_code(), remote.exit_code(), "{described}: local {local:?}, remote {remote:?}");
+            }
+            assert_eq!(local.kind(), Some(kind), "{described}");
+            assert_eq!(local.exit_code(), kind.exit_code(), "{described}");
+            kinds_seen.insert(kind);
+        }
+        // The engine's kinds are all exercised (the rest come from the HTTP layer itself).
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::InvalidField,
+            ErrorKind::UnknownCommandType,
+            ErrorKind::MalformedCommand,
+            ErrorKind::GuardRejected,
+            ErrorKind::IntegrationCancelled,
+            ErrorKind::IntakeLinkUnknown,
+            ErrorKind::IntakeLinkExpired,
+            ErrorKind::IntakeLinkUsed,
+            ErrorKind::IntakeInstanceChanged,
+            ErrorKind::PreconditionFailed,
+            ErrorKind::Conflict,
+            ErrorKind::IdempotencyKeyReused,
+            ErrorKind::Shredded,
+            ErrorKind::StoreLocked,
+            ErrorKind::StorageUnavailable,
+            ErrorKind::Internal,
+        ] {
+            assert!(kinds_seen.contains(&kind), "no engine error of kind {kind:?} was tried");
+        }
+    }
+
+    #[tokio::test]
+    async fn delivery_and_import_errors_exit_alike_local_and_remote() {
+        let refused = DeliveryError::Refused(crate::gitlab::webhook::Refusal::MissingToken);
+        assert_eq!(refused.kind(), ErrorKind::WebhookRefused);
+        let remote = over_the_wire(Problem::new(refused.kind(), refused.to_string())).await;
+        assert_eq!(remote.exit_code(), exit::AUTH);
+        let not_empty = ImportError::NotEmpty(3);
+        assert_eq!(not_empty.kind().exit_code(), exit::CONFLICT);
     }
 }

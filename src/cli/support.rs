@@ -131,7 +131,7 @@ pub async fn migrate(cli: &super::Cli, from: &str, to: &str) -> Result<(), CliEr
     let closed = (source_engine.close().await, target_engine.close().await);
     let report = outcome.map_err(|e| match e {
         crate::engine::ImportError::Engine(inner) => CliError::from(inner),
-        other => CliError::Refused { message: other.to_string(), unmet: Vec::new() },
+        other => CliError::failed(other.kind(), other.to_string()),
     })?;
     closed.0?;
     closed.1?;

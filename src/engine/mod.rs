@@ -12,6 +12,7 @@ pub mod codec;
 mod insights;
 mod intake;
 mod playbooks;
+mod projector;
 mod queries;
 mod read_model;
 mod secret_ops;
@@ -36,6 +37,7 @@ pub use codec::{decode, encode, CodecError, Upcaster, UPCASTERS};
 pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime, StallCount, WeekCount};
 pub use intake::{parse_intake, IntakeForm, IntakeInvitation, IssuedIntakeLink};
 pub use playbooks::{parse_playbook, PlaybookError, RegisteredPlaybook, Registration};
+pub use projector::ProjectorStatus;
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
@@ -47,6 +49,7 @@ use crate::domain::{
     self, Actor, Command, CommandRequest, Context, DeliverySignals, Diagnosis, Event, HttpUrl, IntegrationId,
     IssuedWebhookCredentials, Origin, PlaintextSecret, Playbook, Rejection, SealedSecret, Sealer, SecretKind,
 };
+use crate::error_kind::ErrorKind;
 use crate::ids::RandomIds;
 use crate::secrets::{
     self, FileKeystore, IntegrationSealer, Keystore, MasterKey, MasterKeySource, SecretsError, ShownOnce,
@@ -76,6 +79,9 @@ pub struct EngineConfig {
     pub read_model_save_every: u64,
     /// Where the probe may connect (`--probe-allow`) and how it resolves names.
     pub probe_egress: crate::gitlab::egress::EgressPolicy,
+    /// `/readyz` answers 503 when the read model is further behind the log than this many
+    /// positions (or its projector is down).
+    pub projector_max_lag: u64,
 }
 
 impl EngineConfig {
@@ -93,6 +99,7 @@ impl EngineConfig {
             cache_capacity: 10_000,
             read_model_save_every: 10_000,
             probe_egress: Default::default(),
+            projector_max_lag: 10_000,
         }
     }
 }
@@ -117,6 +124,41 @@ pub enum EngineError {
     Codec(#[from] CodecError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// This error's one kind: the HTTP status, problem type and exit code follow from it
+    /// ([`crate::error_kind::ERROR_TABLE`]).
+    pub fn kind(&self) -> ErrorKind {
+        use crate::domain::IntakeRefusal;
+        match self {
+            EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Rejected(rejection) => match rejection {
+                Rejection::InvalidField { .. } => ErrorKind::InvalidField,
+                Rejection::UnknownType(_) => ErrorKind::UnknownCommandType,
+                Rejection::Malformed(_) => ErrorKind::MalformedCommand,
+                Rejection::GuardRejected { .. } => ErrorKind::GuardRejected,
+                Rejection::Cancelled => ErrorKind::IntegrationCancelled,
+                Rejection::Intake(IntakeRefusal::Unknown) => ErrorKind::IntakeLinkUnknown,
+                Rejection::Intake(IntakeRefusal::Expired) => ErrorKind::IntakeLinkExpired,
+                Rejection::Intake(IntakeRefusal::AlreadyUsed) => ErrorKind::IntakeLinkUsed,
+                Rejection::Intake(IntakeRefusal::InstanceChanged) => ErrorKind::IntakeInstanceChanged,
+            },
+            EngineError::VersionMismatch { .. } => ErrorKind::PreconditionFailed,
+            EngineError::Conflict { .. } => ErrorKind::Conflict,
+            EngineError::IdempotencyKeyReused => ErrorKind::IdempotencyKeyReused,
+            EngineError::NoSuchSecret(_) => ErrorKind::NotFound,
+            EngineError::Secrets(SecretsError::Shredded(_)) => ErrorKind::Shredded,
+            EngineError::Secrets(_) | EngineError::Codec(_) => ErrorKind::Internal,
+            EngineError::Store(error) => match error {
+                StoreError::WrongExpectedVersion { .. } => ErrorKind::Conflict,
+                StoreError::IdempotencyKeyReused { .. } => ErrorKind::IdempotencyKeyReused,
+                StoreError::Locked { .. } => ErrorKind::StoreLocked,
+                StoreError::Storage(_) | StoreError::Poisoned(_) | StoreError::Closed => ErrorKind::StorageUnavailable,
+                StoreError::EmptyAppend | StoreError::Corrupt { .. } => ErrorKind::Internal,
+            },
+        }
+    }
 }
 
 /// One command to execute.
@@ -218,6 +260,7 @@ struct Inner {
     read_model: RwLock<ReadModel>,
     checkpoint: watch::Sender<u64>,
     projector: Mutex<Option<JoinHandle<()>>>,
+    projector_health: projector::ProjectorHealth,
     /// Commands on one integration run one at a time within this process (striped by id), so
     /// concurrent callers queue instead of racing; the expected-version check still guards
     /// against other processes sharing the store.
@@ -316,46 +359,12 @@ impl Engine {
             read_model: RwLock::new(model),
             checkpoint,
             projector: Mutex::new(None),
+            projector_health: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
         let engine = Engine { inner };
         engine.spawn_projector();
         Ok(engine)
-    }
-
-    fn spawn_projector(&self) {
-        let inner = self.inner.clone();
-        let after = inner.read_model.read().expect("read model lock").checkpoint;
-        let handle = tokio::spawn(async move {
-            let mut subscription = Subscription::new(inner.store.clone(), after);
-            let mut since_save = 0u64;
-            loop {
-                let event = match subscription.next().await {
-                    Ok(event) => event,
-                    Err(error) => {
-                        tracing::error!(%error, "the read model stopped following the log");
-                        break;
-                    }
-                };
-                let applied = {
-                    let mut model = inner.read_model.write().expect("read model lock");
-                    let applied = model.apply(&event);
-                    let _ = inner.checkpoint.send_replace(model.checkpoint);
-                    applied
-                };
-                if let Err(error) = applied {
-                    tracing::error!(%error, "the read model cannot fold an event; lists may be stale");
-                }
-                since_save += 1;
-                if since_save >= inner.config.read_model_save_every {
-                    since_save = 0;
-                    if let Err(error) = save_read_model(&inner).await {
-                        tracing::warn!(%error, "saving the read model failed; a restart will catch up further");
-                    }
-                }
-            }
-        });
-        *self.inner.projector.lock().expect("projector lock") = Some(handle);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -677,8 +686,13 @@ impl Engine {
             let ctx = Context { now: self.now(), actor: actor.clone(), ids: &RandomIds };
             let events = state.decide(&command, &ctx)?;
             match self.append(id, Some(&state), events, &ctx, None, ShownOnce::default(), "").await {
-                Err(EngineError::Store(StoreError::WrongExpectedVersion { .. }))
-                    if attempts <= self.inner.config.max_retries => {}
+                Err(EngineError::Store(StoreError::WrongExpectedVersion { .. })) => {
+                    // Out of retries is a lost race (409), as for a caller's command, never a
+                    // storage failure.
+                    if attempts > self.inner.config.max_retries {
+                        return Err(EngineError::Conflict { integration: id, attempts });
+                    }
+                }
                 other => return other,
             }
         }

@@ -18,6 +18,18 @@ pub enum ImportError {
     Engine(#[from] EngineError),
 }
 
+impl ImportError {
+    /// This error's one kind ([`crate::error_kind::ERROR_TABLE`]): a store that is not empty
+    /// conflicts with an import; a bad line is invalid input.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            ImportError::NotEmpty(_) => crate::error_kind::ErrorKind::Conflict,
+            ImportError::Line { .. } => crate::error_kind::ErrorKind::InvalidField,
+            ImportError::Engine(error) => error.kind(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     pub events: u64,

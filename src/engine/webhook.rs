@@ -32,6 +32,17 @@ pub enum DeliveryError {
     Engine(#[from] EngineError),
 }
 
+impl DeliveryError {
+    /// This error's one kind ([`crate::error_kind::ERROR_TABLE`]).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            DeliveryError::Refused(_) => crate::error_kind::ErrorKind::WebhookRefused,
+            DeliveryError::Malformed(_) => crate::error_kind::ErrorKind::MalformedDelivery,
+            DeliveryError::Engine(error) => error.kind(),
+        }
+    }
+}
+
 /// A delivery whose headers passed [`Engine::authenticate_delivery`]: its body may now be read.
 pub struct AuthenticatedDelivery {
     id: IntegrationId,

@@ -1,5 +1,6 @@
 //! The JSON API handlers under `/api/v1`.
 
+use crate::error_kind::ErrorKind;
 use std::collections::HashMap;
 use std::convert::Infallible;
 
@@ -35,9 +36,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
         Some(value) => {
             let key = value
                 .to_str()
-                .map_err(|_| Problem::bad_request("invalid-header", "Idempotency-Key must be visible ASCII"))?;
+                .map_err(|_| Problem::new(ErrorKind::InvalidHeader, "Idempotency-Key must be visible ASCII"))?;
             if key.is_empty() || key.len() > 200 {
-                return Err(Problem::bad_request("invalid-header", "Idempotency-Key must be 1 to 200 characters"));
+                return Err(Problem::new(ErrorKind::InvalidHeader, "Idempotency-Key must be 1 to 200 characters"));
             }
             Ok(Some(key.to_owned()))
         }
@@ -54,7 +55,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
             }
             let digits = text.trim_start_matches("W/").trim_matches('"');
             digits.parse().map(Some).map_err(|_| {
-                Problem::bad_request("invalid-header", format!("If-Match {text:?}: expected an ETag such as \"7\""))
+                Problem::new(ErrorKind::InvalidHeader, format!("If-Match {text:?}: expected an ETag such as \"7\""))
             })
         }
     }
@@ -83,9 +84,7 @@ pub async fn open(State(state): State<AppState>, principal: Principal, request: 
     if principal.role < Role::Admin {
         if let Some(field) = crate::domain::playbook_fields_in(&body) {
             return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "playbook-fields-forbidden",
-                "Playbook fields need the admin role",
+                ErrorKind::PlaybookFieldsForbidden,
                 format!(
                     "{field}: a rep opens an integration with a registered playbook (playbook_id, optionally \
                      playbook_version) or the default; only an admin may send a playbook's fields"
@@ -95,7 +94,13 @@ pub async fn open(State(state): State<AppState>, principal: Principal, request: 
         }
     }
     let executed = state.engine.open_integration(body, &principal.actor, key.as_deref()).await?;
-    Ok(executed_response(&state, executed, StatusCode::CREATED))
+    // The contract answers the state itself (`id` at the top), unlike a command's
+    // `{state, events}`: the events are in the integration's history.
+    let mut response = (StatusCode::CREATED, Json(views::state(&executed.state, state.engine.now()))).into_response();
+    response.headers_mut().insert(header::ETAG, etag(executed.state.version));
+    let location = format!("/api/v1/integrations/{}", executed.state.id);
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("a path"));
+    Ok(response)
 }
 
 pub async fn list(State(state): State<AppState>, _who: Principal, Query(params): Params) -> Result<Response, Problem> {
@@ -208,8 +213,8 @@ pub async fn reveal(
     let body = json_body(request, state.config.max_body_bytes).await?;
     let kind: SecretKind =
         serde_json::from_value(body.get("secret").cloned().unwrap_or(Value::Null)).map_err(|_| {
-            Problem::bad_request(
-                "invalid-field",
+            Problem::new(
+                ErrorKind::InvalidField,
                 "secret: one of application_secret, access_token, webhook_signing_key",
             )
             .with(json!({"field": "secret"}))
@@ -250,7 +255,7 @@ pub async fn stream(
                 .to_str()
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| Problem::bad_request("invalid-header", "Last-Event-ID must be a position"))?,
+                .ok_or_else(|| Problem::new(ErrorKind::InvalidHeader, "Last-Event-ID must be a position"))?,
         ),
         None => None,
     };
@@ -259,8 +264,8 @@ pub async fn stream(
     // committed, on every replica): resuming there would wait for events that may never come.
     let head = state.engine.store().head().await.map_err(crate::engine::EngineError::from)?.position;
     if after > head {
-        return Err(Problem::bad_request(
-            "invalid-query",
+        return Err(Problem::new(
+            ErrorKind::InvalidQuery,
             format!("position {after} is beyond the log's last position {head}; resume from a position you received"),
         )
         .with(json!({"field": "after", "head": head})));
@@ -318,12 +323,10 @@ pub async fn export(State(state): State<AppState>, principal: Principal) -> Resu
 
 fn auth_problem(error: AuthError) -> Problem {
     match error {
-        AuthError::NameTaken(_) => {
-            Problem::new(StatusCode::CONFLICT, "token-name-taken", "Name taken", error.to_string())
-        }
+        AuthError::NameTaken(_) => Problem::new(ErrorKind::TokenNameTaken, error.to_string()),
         AuthError::NoSuchToken(_) => Problem::not_found(error.to_string()),
         AuthError::InvalidName(_) => {
-            Problem::bad_request("invalid-field", error.to_string()).with(json!({"field": "name"}))
+            Problem::new(ErrorKind::InvalidField, error.to_string()).with(json!({"field": "name"}))
         }
         AuthError::Store(e) => Problem::from(crate::engine::EngineError::Store(e)),
     }
@@ -339,13 +342,13 @@ pub async fn create_token(
     let name = body
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| Problem::bad_request("invalid-field", "name: required").with(json!({"field": "name"})))?;
+        .ok_or_else(|| Problem::new(ErrorKind::InvalidField, "name: required").with(json!({"field": "name"})))?;
     let role = body.get("role").and_then(Value::as_str).and_then(Role::parse).ok_or_else(|| {
-        Problem::bad_request("invalid-field", "role: one of admin, rep, viewer").with(json!({"field": "role"}))
+        Problem::new(ErrorKind::InvalidField, "role: one of admin, rep, viewer").with(json!({"field": "role"}))
     })?;
     if let Some(unknown) = body.as_object().and_then(|m| m.keys().find(|k| !matches!(k.as_str(), "name" | "role"))) {
         return Err(
-            Problem::bad_request("invalid-field", format!("{unknown}: not a field")).with(json!({"field": unknown}))
+            Problem::new(ErrorKind::InvalidField, format!("{unknown}: not a field")).with(json!({"field": unknown}))
         );
     }
     let token = Tokens::new(state.engine.store().as_ref())
@@ -382,16 +385,14 @@ pub async fn revoke_token_query(
     let name = params
         .get("name")
         .cloned()
-        .ok_or_else(|| Problem::bad_request("invalid-query", "name=<token name> is required"))?;
+        .ok_or_else(|| Problem::new(ErrorKind::InvalidQuery, "name=<token name> is required"))?;
     revoke_token(state, principal, Path(name)).await
 }
 
 fn playbook_problem(error: crate::engine::PlaybookError) -> Problem {
     use crate::engine::PlaybookError;
     match error {
-        PlaybookError::VersionTaken { .. } => {
-            Problem::new(StatusCode::CONFLICT, "playbook-version-taken", "Playbook version taken", error.to_string())
-        }
+        PlaybookError::VersionTaken { .. } => Problem::new(ErrorKind::PlaybookVersionTaken, error.to_string()),
         PlaybookError::NotFound(_) => Problem::not_found(error.to_string()),
         PlaybookError::Engine(error) => Problem::from(error),
     }
@@ -439,7 +440,7 @@ pub async fn get_playbook(
     let version = match number::<u64>(&params, "version")? {
         None => None,
         Some(version) => Some(u32::try_from(version).ok().filter(|v| *v >= 1).ok_or_else(|| {
-            Problem::bad_request("invalid-query", "version: a whole number from 1 to 4294967295")
+            Problem::new(ErrorKind::InvalidQuery, "version: a whole number from 1 to 4294967295")
                 .with(json!({"field": "version"}))
         })?),
     };

@@ -5,6 +5,7 @@
 //! still sending may see the connection closed). Only then is the body read, within the byte
 //! budget (503 with `Retry-After` when it has no room), and its signature checked.
 
+use crate::error_kind::ErrorKind;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -41,12 +42,9 @@ pub async fn receive(State(state): State<AppState>, Path(id): Path<String>, requ
 
 fn refused(error: DeliveryError) -> Response {
     match error {
-        DeliveryError::Refused(refusal) => {
-            Problem::new(StatusCode::UNAUTHORIZED, "webhook-refused", "Delivery refused", refusal.to_string())
-                .into_response()
-        }
+        DeliveryError::Refused(refusal) => Problem::new(ErrorKind::WebhookRefused, refusal.to_string()).into_response(),
         DeliveryError::Malformed(malformed) => {
-            Problem::bad_request("malformed-delivery", malformed.to_string()).into_response()
+            Problem::new(ErrorKind::MalformedDelivery, malformed.to_string()).into_response()
         }
         DeliveryError::Engine(error) => Problem::from(error).into_response(),
     }

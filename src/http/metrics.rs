@@ -128,6 +128,11 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let _ = writeln!(out, "# HELP golive_appends_committed_total Appends committed since start.\n# TYPE golive_appends_committed_total counter\ngolive_appends_committed_total {}", counters.appends_committed);
     let _ = writeln!(out, "# HELP golive_write_groups_total Write groups flushed (appends / groups = mean group size).\n# TYPE golive_write_groups_total counter\ngolive_write_groups_total {}", counters.flushes);
     let _ = writeln!(out, "# HELP golive_event_streams_open Event-stream (SSE) connections open now.\n# TYPE golive_event_streams_open gauge\ngolive_event_streams_open {}", m.streams_open.load(std::sync::atomic::Ordering::Relaxed));
+    if let Ok(projector) = state.engine.projector_status().await {
+        let _ = writeln!(out, "# HELP golive_projector_up Whether the read model's projector follows the log (1) or is down awaiting a restart (0).\n# TYPE golive_projector_up gauge\ngolive_projector_up {}", u8::from(projector.up));
+        let _ = writeln!(out, "# HELP golive_projector_lag_positions Positions between the read model's checkpoint and the log's head.\n# TYPE golive_projector_lag_positions gauge\ngolive_projector_lag_positions {}", projector.lag);
+        let _ = writeln!(out, "# HELP golive_projector_restarts_total Restarts of the read model's projector since start.\n# TYPE golive_projector_restarts_total counter\ngolive_projector_restarts_total {}", projector.restarts);
+    }
     let mut response = out.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response

@@ -9,18 +9,19 @@ mod dashboard;
 mod hooks;
 mod metrics;
 mod openapi;
-mod problem;
+pub(crate) mod problem;
 pub mod queries;
 mod session;
 mod unique_keys;
 
+use crate::error_kind::ErrorKind;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -131,12 +132,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                "this route does not take that method",
-            )
+            Problem::new(ErrorKind::MethodNotAllowed, "this route does not take that method")
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_read_timeout))
@@ -145,18 +141,38 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
 
 /// Ready when the store answers reads and still takes writes (a store that stopped writing
 /// after a storage failure is not ready, so a load balancer routes elsewhere).
+/// Ready when the store takes writes and the read model follows the log closely: a projector
+/// that is down or too far behind would serve stale lists.
 async fn ready(State(state): State<AppState>) -> Response {
     let store = state.engine.store();
     let outcome = match store.write_health() {
         Ok(()) => store.head().await,
         Err(error) => Err(error),
     };
-    match outcome {
-        Ok(head) => axum::Json(serde_json::json!({"ready": true, "head": head.position})).into_response(),
-        Err(error) => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", error.to_string()).into_response()
-        }
+    let head = match outcome {
+        Ok(head) => head,
+        Err(error) => return Problem::new(ErrorKind::NotReady, error.to_string()).into_response(),
+    };
+    let projector = match state.engine.projector_status().await {
+        Ok(projector) => projector,
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    let max_lag = state.engine.config().projector_max_lag;
+    if !projector.up {
+        let why = projector.last_failure.as_deref().unwrap_or("no reason recorded");
+        return Problem::new(ErrorKind::NotReady, format!("the read model's projector is down, restarting ({why})"))
+            .with(serde_json::json!({"projector": projector}))
+            .into_response();
     }
+    if projector.lag > max_lag {
+        return Problem::new(
+            ErrorKind::NotReady,
+            format!("the read model is {} positions behind the log (at most {max_lag} is ready)", projector.lag),
+        )
+        .with(serde_json::json!({"projector": projector}))
+        .into_response();
+    }
+    axum::Json(serde_json::json!({"ready": true, "head": head.position, "projector": projector})).into_response()
 }
 
 /// Counts requests by route and status, and their latency.
@@ -180,8 +196,7 @@ async fn bounded(permits: &Semaphore, timeout: Duration, request: Request, next:
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            let mut p =
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Timed out", "the request took too long");
+            let mut p = Problem::new(ErrorKind::Timeout, "the request took too long");
             p.retry_after_seconds = Some(1);
             p.into_response()
         }
@@ -210,18 +225,13 @@ pub(crate) async fn json_body(request: Request<Body>, limit: usize) -> Result<se
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence != "application/json" && !essence.ends_with("+json") {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send Content-Type: application/json",
-        ));
+        return Err(Problem::new(ErrorKind::UnsupportedMediaType, "send Content-Type: application/json"));
     }
     let bytes = read_bounded(body, limit).await?;
     serde_json::from_slice::<unique_keys::UniqueKeys>(&bytes)
-        .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))?;
+        .map_err(|e| Problem::new(ErrorKind::MalformedJson, format!("the body is not valid JSON: {e}")))?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))
+        .map_err(|e| Problem::new(ErrorKind::MalformedJson, format!("the body is not valid JSON: {e}")))
 }
 
 /// How much of an oversized body is read and thrown away before answering 413, so a client
@@ -271,9 +281,7 @@ pub(crate) async fn read_delivery_body(
 /// The answer to a request whose body found no room in the byte budget.
 fn over_budget() -> Problem {
     let mut p = Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
-        "Overloaded",
+        ErrorKind::Overloaded,
         "golive holds as many request bodies in memory as its byte budget allows; retry shortly",
     );
     p.retry_after_seconds = Some(1);
@@ -283,16 +291,11 @@ fn over_budget() -> Problem {
 fn unreadable(error: axum::Error) -> Problem {
     let inner = error.into_inner();
     if inner.downcast_ref::<tower_http::timeout::TimeoutError>().is_some() {
-        Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request-timeout",
-            "Request timeout",
-            "the request body did not arrive in time",
-        )
+        Problem::new(ErrorKind::RequestTimeout, "the request body did not arrive in time")
     } else if inner.downcast_ref::<body_budget::OverBudget>().is_some() {
         over_budget()
     } else {
-        Problem::bad_request("unreadable-body", "the body could not be read")
+        Problem::new(ErrorKind::UnreadableBody, "the body could not be read")
     }
 }
 

@@ -7,65 +7,56 @@ use serde_json::{json, Value};
 
 use crate::domain::Rejection;
 use crate::engine::EngineError;
+use crate::error_kind::ErrorKind;
 
 #[derive(Debug)]
 pub struct Problem {
+    pub kind: ErrorKind,
     pub status: StatusCode,
-    pub kind: &'static str,
-    pub title: &'static str,
     pub detail: String,
     pub extra: Option<Value>,
     pub retry_after_seconds: Option<u32>,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Problem { status, kind, title, detail: detail.into(), extra: None, retry_after_seconds: None }
+    /// A problem of `kind`: its status, `type` and title come from the one table.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(kind.status()).expect("the table holds valid status codes");
+        Problem { kind, status, detail: detail.into(), extra: None, retry_after_seconds: None }
     }
     pub fn with(mut self, extra: Value) -> Self {
         self.extra = Some(extra);
         self
     }
-    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Not authenticated", detail)
+        Problem::new(ErrorKind::Unauthorized, detail)
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Role too low", detail)
+        Problem::new(ErrorKind::Forbidden, detail)
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+        Problem::new(ErrorKind::NotFound, detail)
     }
     pub fn too_large(limit: usize) -> Self {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-            format!("the body may be at most {limit} bytes"),
-        )
+        Problem::new(ErrorKind::PayloadTooLarge, format!("the body may be at most {limit} bytes"))
     }
     pub fn overloaded() -> Self {
-        let mut p = Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "Overloaded",
-            "golive is at capacity; retry shortly",
-        );
-        p.retry_after_seconds = Some(1);
-        p
+        Problem::new(ErrorKind::Overloaded, "golive is at capacity; retry shortly").retry_after(1)
     }
     pub fn internal(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
+        Problem::new(ErrorKind::Internal, detail)
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "type": self.kind,
-            "title": self.title,
+            "type": self.kind.problem_type(),
+            "title": self.kind.title(),
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
@@ -85,80 +76,58 @@ impl IntoResponse for Problem {
 
 impl From<Rejection> for Problem {
     fn from(rejection: Rejection) -> Self {
-        match rejection {
-            Rejection::InvalidField { field, message } => {
-                Problem::bad_request("invalid-field", format!("{field}: {message}")).with(json!({"field": field}))
-            }
-            Rejection::UnknownType(message) => Problem::bad_request("unknown-command-type", message),
-            Rejection::Malformed(message) => Problem::bad_request("malformed-command", message),
-            Rejection::GuardRejected { command, unmet } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "guard-rejected",
-                "Requirements not met",
-                format!("{command} refused: requirements not met"),
-            )
-            .with(json!({ "unmet": unmet })),
-            Rejection::Cancelled => Problem::new(
-                StatusCode::CONFLICT,
-                "integration-cancelled",
-                "Integration cancelled",
-                "the integration is cancelled; no command is accepted any more",
-            ),
-            Rejection::Intake(refusal) => {
-                let (status, slug) = match refusal {
-                    crate::domain::IntakeRefusal::Unknown => (StatusCode::NOT_FOUND, "intake-link-unknown"),
-                    crate::domain::IntakeRefusal::Expired => (StatusCode::GONE, "intake-link-expired"),
-                    crate::domain::IntakeRefusal::AlreadyUsed => (StatusCode::GONE, "intake-link-used"),
-                    crate::domain::IntakeRefusal::InstanceChanged => (StatusCode::CONFLICT, "intake-instance-changed"),
-                };
-                Problem::new(status, slug, "Intake link refused", refusal.to_string())
-            }
-        }
+        Problem::from(EngineError::Rejected(rejection))
     }
 }
 
 impl From<EngineError> for Problem {
     fn from(error: EngineError) -> Self {
+        let kind = error.kind();
         match error {
             EngineError::NotFound(id) => Problem::not_found(format!("no integration {id}")),
-            EngineError::Rejected(rejection) => rejection.into(),
-            EngineError::VersionMismatch { expected, actual, .. } => Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "precondition-failed",
-                "Version mismatch",
-                format!("If-Match named version {expected}, the integration is at {actual}"),
-            )
-            .with(json!({"current_version": actual})),
-            EngineError::Conflict { .. } => {
-                Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", error.to_string())
+            EngineError::Rejected(Rejection::InvalidField { field, message }) => {
+                Problem::new(kind, format!("{field}: {message}")).with(json!({"field": field}))
             }
-            EngineError::IdempotencyKeyReused => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
-                "this Idempotency-Key was already used with a different request",
-            ),
-            EngineError::NoSuchSecret(id) => Problem::not_found(format!("integration {id} has no such secret")),
+            EngineError::Rejected(Rejection::GuardRejected { command, unmet }) => {
+                Problem::new(kind, format!("{command} refused: requirements not met")).with(json!({ "unmet": unmet }))
+            }
+            EngineError::Rejected(Rejection::UnknownType(message) | Rejection::Malformed(message)) => {
+                Problem::new(kind, message)
+            }
+            EngineError::Rejected(rejection @ (Rejection::Cancelled | Rejection::Intake(_))) => {
+                Problem::new(kind, rejection.to_string())
+            }
+            EngineError::VersionMismatch { expected, actual, .. } => {
+                Problem::new(kind, format!("If-Match named version {expected}, the integration is at {actual}"))
+                    .with(json!({"current_version": actual}))
+            }
+            EngineError::Conflict { .. }
+            | EngineError::Store(crate::store::StoreError::WrongExpectedVersion { .. }) => {
+                Problem::new(kind, error.to_string())
+            }
+            EngineError::IdempotencyKeyReused
+            | EngineError::Store(crate::store::StoreError::IdempotencyKeyReused { .. }) => {
+                Problem::new(kind, "this Idempotency-Key was already used with a different request")
+            }
+            EngineError::NoSuchSecret(id) => Problem::new(kind, format!("integration {id} has no such secret")),
             EngineError::Secrets(crate::secrets::SecretsError::Shredded(id)) => {
-                Problem::new(StatusCode::GONE, "shredded", "Shredded", format!("the secrets of {id} were shredded"))
+                Problem::new(kind, format!("the secrets of {id} were shredded"))
             }
-            EngineError::Store(
-                ref cause @ (crate::store::StoreError::Poisoned(_) | crate::store::StoreError::Storage(_)),
-            ) => {
+            EngineError::Store(ref cause) if kind == ErrorKind::StorageUnavailable => {
                 // The cause is the storage's own message (an OS error, a database error): it
                 // names what failed, never a request's content.
                 tracing::error!(error = %cause, "storage failure");
-                let mut p = Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage-unavailable",
-                    "Storage unavailable",
+                Problem::new(
+                    kind,
                     format!(
                         "the command was not acknowledged ({cause}); retry it with the same Idempotency-Key, \
                          which records it at most once; reads still work"
                     ),
-                );
-                p.retry_after_seconds = Some(5);
-                p
+                )
+                .retry_after(5)
+            }
+            EngineError::Store(crate::store::StoreError::Locked { .. }) => {
+                Problem::new(kind, "the data directory is in use by another golive process")
             }
             other => {
                 tracing::error!(error = %other, "internal error");

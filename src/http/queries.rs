@@ -1,6 +1,7 @@
 //! Query parameters of the API, parsed into typed filters: pure functions, shared by the routes
 //! and the fuzz targets. Unknown parameters and invalid values are a 400 naming the parameter.
 
+use crate::error_kind::ErrorKind;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ pub fn number<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str
     match params.get(name) {
         None => Ok(None),
         Some(text) => text.parse().map(Some).map_err(|_| {
-            Problem::bad_request("invalid-query", format!("{name}={text:?} is not a valid number"))
+            Problem::new(ErrorKind::InvalidQuery, format!("{name}={text:?} is not a valid number"))
                 .with(json!({"field": name}))
         }),
     }
@@ -24,7 +25,7 @@ pub fn time(params: &HashMap<String, String>, name: &str) -> Result<Option<DateT
     match params.get(name) {
         None => Ok(None),
         Some(text) => DateTime::parse_from_rfc3339(text).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
-            Problem::bad_request("invalid-query", format!("{name}={text:?} is not an RFC 3339 time"))
+            Problem::new(ErrorKind::InvalidQuery, format!("{name}={text:?} is not an RFC 3339 time"))
                 .with(json!({"field": name}))
         }),
     }
@@ -32,8 +33,8 @@ pub fn time(params: &HashMap<String, String>, name: &str) -> Result<Option<DateT
 
 pub fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(unknown) => Err(Problem::bad_request(
-            "invalid-query",
+        Some(unknown) => Err(Problem::new(
+            ErrorKind::InvalidQuery,
             format!("unknown query parameter {unknown:?}; allowed: {}", allowed.join(", ")),
         )),
         None => Ok(()),
@@ -46,7 +47,7 @@ pub fn list_filter(params: &HashMap<String, String>) -> Result<ListFilter, Probl
     let stage = match params.get("stage") {
         Some(s) => Some(
             Stage::parse(s)
-                .ok_or_else(|| Problem::bad_request("invalid-query", format!("stage={s:?} is not a stage")))?,
+                .ok_or_else(|| Problem::new(ErrorKind::InvalidQuery, format!("stage={s:?} is not a stage")))?,
         ),
         None => None,
     };
@@ -54,7 +55,7 @@ pub fn list_filter(params: &HashMap<String, String>) -> Result<ListFilter, Probl
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(other) => return Err(Problem::bad_request("invalid-query", format!("blocked={other:?}: true or false"))),
+        Some(other) => return Err(Problem::new(ErrorKind::InvalidQuery, format!("blocked={other:?}: true or false"))),
     };
     Ok(ListFilter {
         stage,
@@ -78,7 +79,7 @@ pub fn as_of(params: &HashMap<String, String>) -> Result<At, Problem> {
     match (time(params, "at")?, number(params, "version")?) {
         (Some(t), None) => Ok(At::Time(t)),
         (None, Some(v)) => Ok(At::Version(v)),
-        _ => Err(Problem::bad_request("invalid-query", "give exactly one of at=<RFC 3339> or version=<n>")),
+        _ => Err(Problem::new(ErrorKind::InvalidQuery, "give exactly one of at=<RFC 3339> or version=<n>")),
     }
 }
 

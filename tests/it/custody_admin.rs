@@ -237,20 +237,17 @@ async fn playbook_battery(app: &TestApp) {
     by_id["playbook_id"] = json!("acme-oauth");
     let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &by_id).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
-    assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/v2");
-    assert_eq!(recorded_playbook(app, opened["state"]["id"].as_str().unwrap()).await, v2);
+    assert_eq!(opened["redirect_uri"], "https://factory.example/oauth/v2");
+    assert_eq!(recorded_playbook(app, opened["id"].as_str().unwrap()).await, v2);
     by_id["playbook_version"] = json!(1);
     let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &by_id).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
-    let first_id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let first_id = opened["id"].as_str().unwrap().to_owned();
     assert_eq!(recorded_playbook(app, &first_id).await, v1);
     // Without a reference: the default.
     let (status, opened) = app.post(&app.rep, "/api/v1/integrations", &open).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        recorded_playbook(app, opened["state"]["id"].as_str().unwrap()).await["id"],
-        "factory-gitlab-self-hosted"
-    );
+    assert_eq!(recorded_playbook(app, opened["id"].as_str().unwrap()).await["id"], "factory-gitlab-self-hosted");
 
     // Unknown references and malformed ones are a 400 naming the field, and write nothing.
     let before = head(app).await;
@@ -279,7 +276,7 @@ async fn playbook_battery(app: &TestApp) {
     inline["playbook"] = admin_playbook(app, "one-off", 1, "https://factory.example/oauth/one-off");
     let (status, opened) = app.post(&app.admin, "/api/v1/integrations", &inline).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
-    assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/one-off");
+    assert_eq!(opened["redirect_uri"], "https://factory.example/oauth/one-off");
 
     // The customer's intake page shows the admin's redirect URI and nothing of a rep's.
     let id = golive::domain::IntegrationId::parse(&first_id).unwrap();
@@ -325,7 +322,7 @@ fn the_cli_registers_lists_shows_and_opens_from_playbooks() {
         "--playbook",
         "acme-oauth",
     ]);
-    assert_eq!(opened["state"]["redirect_uri"], "https://factory.example/oauth/cli");
+    assert_eq!(opened["redirect_uri"], "https://factory.example/oauth/cli");
     let (code, _) = cli.fails(&[
         "integration",
         "create",
@@ -629,7 +626,13 @@ async fn the_engine_makes_its_directory_owner_only_on_open_including_sleds_later
             }
         }
     }
-    let (engine, _) = Engine::open_dir(&data, config(), OpenOptions::default()).await.unwrap();
+    // sled releases its lock from background threads after the last handle drops: a reopen
+    // within one process may wait a moment for it.
+    let reopen = OpenOptions {
+        store: golive::store::SledStoreOptions { wait_for_lock: std::time::Duration::from_secs(10), ..Default::default() },
+        ..Default::default()
+    };
+    let (engine, _) = Engine::open_dir(&data, config(), reopen).await.unwrap();
     engine.close().await.unwrap();
     let (loose, files) = loose_modes(&data);
     assert!(loose.is_empty(), "after reopening: {loose:?}");

@@ -3,8 +3,10 @@
 //! written, and once the fault clears commands succeed again. Through `prlimit --fsize` on the
 //! real binary (sled): a full disk stops writes with a clear error, reads go on, and a restart
 //! without the limit recovers with the chain intact and every acknowledged write present.
+//! Through failing reads and a broken live feed: the read model's projector is restarted from
+//! its checkpoint, `/readyz` and `/metrics` say it is down meanwhile, and nothing is missed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,13 +21,25 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Delegates to a real store; appends and aux writes fail while `failing` is set.
+/// Delegates to a real store; appends and aux writes fail while `failing` is set, reads of the
+/// log while `reads_failing` is set, and `break_live` ends every live feed handed out so far.
 struct FaultyStore {
     inner: Arc<dyn EventStore>,
     failing: Arc<AtomicBool>,
+    reads_failing: AtomicBool,
+    live_epoch: Arc<AtomicU64>,
 }
 
 impl FaultyStore {
+    fn new(inner: Arc<dyn EventStore>, failing: Arc<AtomicBool>) -> Self {
+        Self { inner, failing, reads_failing: AtomicBool::new(false), live_epoch: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Closes every live feed handed out so far, as a store whose notification channel broke.
+    fn break_live(&self) {
+        self.live_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             Err(StoreError::Storage("injected fault: No space left on device (os error 28)".into()))
@@ -45,6 +59,9 @@ impl EventStore for FaultyStore {
         self.inner.read_stream(stream, from, limit).await
     }
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        if self.reads_failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Storage("injected fault: Input/output error (os error 5)".into()));
+        }
         self.inner.read_all(after, limit).await
     }
     async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
@@ -90,7 +107,28 @@ impl EventStore for FaultyStore {
         self.inner.read_counter(key).await
     }
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.inner.committed()
+        // A feed of its own, forwarded from the real one until `break_live` is called.
+        let (sender, receiver) = broadcast::channel(8192);
+        let mut source = self.inner.committed();
+        let epoch = self.live_epoch.clone();
+        let born = epoch.load(Ordering::SeqCst);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = source.recv() => match event {
+                        Ok(event) => { let _ = sender.send(event); }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {
+                        if epoch.load(Ordering::SeqCst) != born {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        receiver
     }
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await
@@ -102,7 +140,7 @@ impl EventStore for FaultyStore {
 
 async fn faults_through_http(inner: Arc<dyn EventStore>, keystore: Arc<dyn Keystore>, label: &str) {
     let failing = Arc::new(AtomicBool::new(false));
-    let store = Arc::new(FaultyStore { inner, failing: failing.clone() });
+    let store = Arc::new(FaultyStore::new(inner, failing.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
@@ -125,7 +163,7 @@ async fn faults_through_http(inner: Arc<dyn EventStore>, keystore: Arc<dyn Keyst
         .json()
         .await
         .unwrap();
-    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let id = opened["id"].as_str().unwrap().to_owned();
     let note = |text: &str| {
         http.post(format!("{address}/api/v1/integrations/{id}/commands"))
             .bearer_auth(&rep)
@@ -303,7 +341,7 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
         .json()
         .await
         .unwrap();
-    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let id = opened["id"].as_str().unwrap().to_owned();
     let mut acknowledged = Vec::new();
     let mut refused = None;
     let filler = "x".repeat(3000);
@@ -403,4 +441,79 @@ async fn first_line(child: &mut std::process::Child) -> String {
     .await
     .unwrap();
     line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_owned()
+}
+
+/// Polls `check` every 20 ms for up to `within`; true once it holds.
+async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_failed_projector_is_restarted_from_its_checkpoint_and_readiness_says_so_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn EventStore> = SledStore::temporary(Default::default()).unwrap();
+    let store = Arc::new(FaultyStore::new(inner, Arc::new(AtomicBool::new(false))));
+    let keystore = Arc::new(FileKeystore::open(dir.path(), MasterKey::from_bytes([4; 32])).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
+    let engine = Engine::start(store.clone(), keystore, config, Arc::new(SystemClock)).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router(engine.clone(), HttpConfig::default()), async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let actor = golive::domain::Actor::parse("dana").unwrap();
+    let open = |customer: &str| json!({"customer": customer, "gitlab_url": "https://gitlab.example.com"});
+    engine.open_integration(open("Before the fault"), &actor, None).await.unwrap();
+    assert_eq!(engine.list(&Default::default()).await.unwrap().len(), 1);
+    assert_eq!(http.get(format!("{address}/readyz")).send().await.unwrap().status(), 200);
+
+    // Given the log cannot be read and the live feed breaks,
+    store.reads_failing.store(true, Ordering::SeqCst);
+    store.break_live();
+    // then the projector is down, restarted again and again, and not ready.
+    let down = eventually(std::time::Duration::from_secs(5), async || {
+        let status = engine.projector_status().await.unwrap();
+        !status.up && status.restarts >= 2
+    })
+    .await;
+    assert!(down, "the projector never went down: {:?}", engine.projector_status().await.unwrap());
+    engine.open_integration(open("During the fault"), &actor, None).await.unwrap();
+    let status = engine.projector_status().await.unwrap();
+    assert!(status.lag >= 1, "{status:?}");
+    assert!(status.last_failure.as_deref().unwrap_or("").contains("injected fault"), "{status:?}");
+    let not_ready = http.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let problem: Value = not_ready.json().await.unwrap();
+    assert_eq!(problem["type"], "not-ready", "{problem}");
+    assert_eq!(problem["projector"]["up"], false, "{problem}");
+    let metrics = http.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("golive_projector_up 0"), "{metrics}");
+    assert!(!metrics.contains("golive_projector_lag_positions 0\n"), "{metrics}");
+    assert!(!metrics.contains("golive_projector_restarts_total 0\n"), "{metrics}");
+
+    // When the fault clears, the projector catches up from its checkpoint: nothing is missed.
+    store.reads_failing.store(false, Ordering::SeqCst);
+    let caught_up = eventually(std::time::Duration::from_secs(15), async || {
+        let status = engine.projector_status().await.unwrap();
+        status.up && status.lag == 0
+    })
+    .await;
+    assert!(caught_up, "the projector never caught up: {:?}", engine.projector_status().await.unwrap());
+    let customers: Vec<String> =
+        engine.list(&Default::default()).await.unwrap().into_iter().map(|s| s.customer).collect();
+    assert_eq!(customers, vec!["Before the fault", "During the fault"]);
+    assert_eq!(http.get(format!("{address}/readyz")).send().await.unwrap().status(), 200);
+    let metrics = http.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("golive_projector_up 1") && metrics.contains("golive_projector_lag_positions 0"));
+    let _ = stop.send(());
+    let _ = server.await;
 }

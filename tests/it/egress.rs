@@ -145,7 +145,7 @@ fn json_of(output: std::process::Output) -> Value {
 fn prepared(run: &dyn Fn(&[&str]) -> Value, port: u16, token_file: &std::path::Path) -> String {
     let url = format!("https://127.0.0.1:{port}");
     let opened = run(&["integration", "create", "--customer", "Loopback Inc", "--gitlab-url", &url]);
-    let id = opened["state"]["id"].as_str().or_else(|| opened["id"].as_str()).expect("an id").to_owned();
+    let id = opened["id"].as_str().or_else(|| opened["id"].as_str()).expect("an id").to_owned();
     run(&["access-token", "provide", &id, "--admin", "true", "--secret-file", token_file.to_str().unwrap()]);
     id
 }

@@ -104,7 +104,7 @@ impl TestApp {
     pub async fn open(&self) -> String {
         let (status, body) = self.post(&self.rep, "/api/v1/integrations", &json!({"customer": "Acme Robotics", "gitlab_url": "https://gitlab.acme-robotics.example", "owner": "dana"})).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["state"]["id"].as_str().unwrap().to_owned()
+        body["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn command(&self, id: &str, body: Value) -> (StatusCode, Value) {

@@ -385,7 +385,7 @@ async fn a_webhook_id_replayed_to_another_replica_on_postgres_records_nothing_ne
         .json()
         .await
         .unwrap();
-    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let id = opened["id"].as_str().unwrap().to_owned();
     let issued: Value = http
         .post(format!("{}/api/v1/integrations/{id}/commands", a.address))
         .bearer_auth(&admin)

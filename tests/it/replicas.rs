@@ -78,7 +78,7 @@ pub async fn open_with_hook(http: &reqwest::Client, address: &str, token: &str, 
         .json()
         .await
         .unwrap();
-    let id = opened["state"]["id"].as_str().unwrap().to_owned();
+    let id = opened["id"].as_str().unwrap().to_owned();
     let issued: Value = http
         .post(format!("{address}/api/v1/integrations/{id}/commands"))
         .bearer_auth(token)
