@@ -5,7 +5,10 @@
 //! (intake, reveal, shred, manual tests, unblock, monitoring completed), loaded through the
 //! engine at the fixtures' fixed "now". It holds the log twice: as JSON Lines (`log.jsonl`, what
 //! `golive export` writes) and as the sled directory itself (`sled/`, with its default master
-//! key: demo secrets only). `expected.json` keeps each integration's contract fields only —
+//! key: demo secrets only), and as a PostgreSQL dump (`postgres.sql`) made by that same build:
+//! `golive migrate --from <the sled copy> --to postgres://…?options=-csearch_path%3Dgolive_frozen_v1`
+//! then `pg_dump --schema=golive_frozen_v1 --inserts --no-owner --no-privileges --no-comments`
+//! (the log, the stream heads and the wrapped data keys). `expected.json` keeps each integration's contract fields only —
 //! stage, version, the ids of met checklist items, blocked, feedback, monitoring — so later
 //! builds may add fields and labels, but never change what an old log means.
 //!
@@ -115,6 +118,69 @@ async fn the_v1_json_lines_import_verifies_and_replays_to_the_frozen_states() {
     pretty_assertions::assert_eq!(states_of(&engine).await, expected["states"]);
     engine.close().await.unwrap();
 }
+
+/// Loads a frozen `pg_dump` into a schema of its own and answers the URL that works in it.
+/// The dump names its schema `golive_frozen_<version>`; each run renames it to a fresh one, so
+/// runs never collide. Lines for psql alone (`\restrict` in newer pg_dump) are left out: the
+/// rest is plain SQL with INSERTs (`pg_dump --inserts`), which any client can run.
+async fn restore_dump(base: &str, version: &str) -> (String, String) {
+    let dump = std::fs::read_to_string(frozen_dir(version).join("postgres.sql")).unwrap();
+    let frozen_schema = format!("golive_frozen_{version}");
+    assert!(dump.contains(&format!("CREATE SCHEMA {frozen_schema};")), "the dump holds its own schema");
+    let schema = format!("golive_t_{}", uuid::Uuid::new_v4().simple());
+    let sql: String = dump
+        .lines()
+        .filter(|line| !line.starts_with('\\'))
+        .map(|line| line.replace(&frozen_schema, &schema) + "\n")
+        .collect();
+    crate::pg::connect(base).await.batch_execute(&sql).await.expect("the frozen dump loads");
+    (schema.clone(), crate::pg::in_schema(base, &schema))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v1_postgres_dump_restores_verifies_and_replays_to_the_frozen_states() {
+    let Some(base) = crate::pg::available("frozen_logs::the_v1_postgres_dump").await else { return };
+    let frozen = frozen_dir("v1");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(frozen.join("expected.json")).unwrap()).unwrap();
+    let (schema, url) = restore_dump(&base, "v1").await;
+    let scratch = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        clock: Some(Arc::new(ManualClock::new(fixture_now()))),
+        // The dump was migrated from the frozen sled directory, so its data keys are wrapped by
+        // that directory's (demo) master key.
+        master_key_file: Some(frozen.join("sled").join("master.key")),
+        ..Default::default()
+    };
+    let location = golive::engine::StoreLocation::Postgres { url, data_dir: scratch.path().to_owned() };
+    let (engine, _) = Engine::open_location(&location, EngineConfig::new(public_url(), None), options)
+        .await
+        .expect("the restored dump opens");
+    let report = engine.verify(None).await.unwrap();
+    assert!(report.valid, "the frozen chain verifies: {report:?}");
+    assert_eq!(report.head, expected["head"].as_str().unwrap(), "the head hash is the frozen one");
+    assert_eq!(report.events_checked, expected["events"].as_u64().unwrap());
+    pretty_assertions::assert_eq!(states_of(&engine).await, expected["states"]);
+    // The data keys came along: secrets recorded by the frozen build still open (except where
+    // the frozen journey shredded them, by design).
+    let admin = Actor::parse("frozen-log-check").unwrap();
+    let mut opened = 0;
+    for event in engine.export_page(0, 100_000).await.unwrap() {
+        if event.event_type != "access_token_provided" {
+            continue;
+        }
+        let id = IntegrationId::parse(&event.integration_id.to_string()).unwrap();
+        match engine.reveal(id, SecretKind::AccessToken, &admin).await {
+            Ok(_) => opened += 1,
+            Err(golive::engine::EngineError::Secrets(golive::secrets::SecretsError::Shredded(_))) => {}
+            Err(other) => panic!("a frozen secret of {id} does not open: {other}"),
+        }
+    }
+    assert!(opened > 0, "no frozen access token was tried");
+    engine.close().await.unwrap();
+    crate::pg::drop_schema(&base, &schema).await;
+}
+
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_frozen_log_covers_every_event_type_of_its_version() {
