@@ -15,12 +15,12 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::Actor;
+use crate::sources::{Clock, SystemClock};
 use crate::store::{update_aux, AuxChange, EventStore, StoreError};
 
 /// What a token may do. Each role includes the ones before it.
@@ -138,11 +138,19 @@ fn decode(name: &str, bytes: &[u8]) -> Result<TokenRecord, AuthError> {
 /// The token registry.
 pub struct Tokens<'a> {
     store: &'a dyn EventStore,
+    /// Stamps creations and revocations.
+    clock: &'a dyn Clock,
 }
 
 impl<'a> Tokens<'a> {
+    /// Tokens in `store`, stamped by the system clock (the CLI's token commands).
     pub fn new(store: &'a dyn EventStore) -> Self {
-        Self { store }
+        Self { store, clock: &SystemClock }
+    }
+
+    /// Tokens in `store`, stamped by `clock` (the engine's, in the service).
+    pub fn with_clock(store: &'a dyn EventStore, clock: &'a dyn Clock) -> Self {
+        Self { store, clock }
     }
 
     /// Splits a store's old single token value into one key per token, then removes it. Safe to
@@ -160,7 +168,7 @@ impl<'a> Tokens<'a> {
         for (name, mut record) in legacy {
             if record.revoked_at.is_none() && reserved_actor_name(&name).is_some() {
                 tracing::warn!(token = %name, "revoking a token whose name is now reserved for golive itself");
-                record.revoked_at = Some(Utc::now());
+                record.revoked_at = Some(self.clock.now());
             }
             self.store.put_aux_if_absent(&token_key(&name), encode(&record)).await?;
         }
@@ -177,13 +185,13 @@ impl<'a> Tokens<'a> {
         }
         self.migrate_legacy().await?;
         let mut bytes = [0u8; TOKEN_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        crate::sources::fill_random(&mut bytes);
         let token = format!("glv_{}", URL_SAFE_NO_PAD.encode(bytes));
         let record = TokenRecord {
             name: name.to_owned(),
             role,
             sha256: digest(&token),
-            created_at: Utc::now(),
+            created_at: self.clock.now(),
             created_by: created_by.to_owned(),
             revoked_at: None,
         };
@@ -242,7 +250,7 @@ impl<'a> Tokens<'a> {
     /// never undone by another replica's write to another token.
     pub async fn revoke(&self, name: &str) -> Result<(), AuthError> {
         self.migrate_legacy().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let change = update_aux(self.store, &token_key(name), |current| {
             match current.and_then(|bytes| serde_json::from_slice::<TokenRecord>(bytes).ok()) {
                 Some(mut record) if record.revoked_at.is_none() => {

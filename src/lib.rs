@@ -15,5 +15,6 @@ pub mod gitlab;
 pub mod http;
 pub mod ids;
 pub mod secrets;
+pub mod sources;
 pub mod store;
 pub mod views;

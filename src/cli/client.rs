@@ -69,10 +69,10 @@ impl From<EngineError> for CliError {
                 message: format!("{command} refused: requirements not met"),
                 unmet: unmet.into_iter().map(|u| (u.id, u.label)).collect(),
             },
-            EngineError::Store(crate::store::StoreError::Locked { path }) => CliError::failed(
+            locked if kind == ErrorKind::StoreLocked => CliError::failed(
                 kind,
                 format!(
-                    "the data directory {path} is in use by a running golive server; talk to it with --server URL (or GOLIVE_SERVER) and GOLIVE_TOKEN"
+                    "{locked}: a running golive server uses it; talk to that server with --server URL (or GOLIVE_SERVER) and GOLIVE_TOKEN"
                 ),
             ),
             other => CliError::failed(kind, other.to_string()),
@@ -253,15 +253,17 @@ impl Client for LocalClient {
     }
 
     async fn token_create(&self, name: &str, role: Role) -> Result<String, CliError> {
-        Ok(Tokens::new(self.engine.store().as_ref()).create(name, role, self.actor.as_str()).await?)
+        Ok(Tokens::with_clock(self.engine.store().as_ref(), self.engine.clock())
+            .create(name, role, self.actor.as_str())
+            .await?)
     }
 
     async fn token_list(&self) -> Result<Value, CliError> {
-        Ok(json!(Tokens::new(self.engine.store().as_ref()).list().await?))
+        Ok(json!(Tokens::with_clock(self.engine.store().as_ref(), self.engine.clock()).list().await?))
     }
 
     async fn token_revoke(&self, name: &str) -> Result<(), CliError> {
-        Ok(Tokens::new(self.engine.store().as_ref()).revoke(name).await?)
+        Ok(Tokens::with_clock(self.engine.store().as_ref(), self.engine.clock()).revoke(name).await?)
     }
 
     async fn webhook_replay(&self, id: &str, headers: &DeliveryHeaders, body: &[u8]) -> Result<Value, CliError> {

@@ -250,12 +250,6 @@ pub enum Command {
         #[arg(long, default_value = FIXTURE_DIR)]
         fixtures: PathBuf,
     },
-    /// Test support: append in a loop until killed (the crash tests).
-    #[command(hide = true)]
-    CrashWriter {
-        #[arg(long, default_value_t = 8)]
-        streams: u32,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,9 +421,6 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Migrate { from, to } => return support::migrate(&cli, from, to).await,
         Command::Demo { fixtures } => {
             return support::demo(fixtures, cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), cli.json)
-        }
-        Command::CrashWriter { streams } => {
-            return support::crash_writer(&cli.data_dir, *streams).await.map_err(|e| CliError::Other(e.to_string()))
         }
         _ => {}
     }
@@ -765,7 +756,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 println!("revoked {name}");
             }
         }
-        Command::Serve { .. } | Command::Demo { .. } | Command::CrashWriter { .. } | Command::Migrate { .. } => {
+        Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { .. } => {
             unreachable!("handled before connecting")
         }
     }

@@ -70,8 +70,8 @@ async fn load_demo(engine: &Engine) -> Result<String, CliError> {
                 .map_err(|e| CliError::Other(format!("{}: {e}", fixture.name)))?;
         }
     }
-    let tokens = Tokens::new(engine.store().as_ref());
-    let name = format!("demo-viewer-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+    let tokens = Tokens::with_clock(engine.store().as_ref(), engine.clock());
+    let name = format!("demo-viewer-{}", engine.now().format("%Y%m%d%H%M%S%3f"));
     Ok(tokens.create(&name, Role::Viewer, "golive serve --demo").await?)
 }
 

@@ -1,6 +1,5 @@
-//! `golive demo` (the journeys replayed in memory) and the hidden crash writer of the crash tests.
+//! `golive demo` (the journeys replayed in memory) and `golive migrate`.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::client::CliError;
@@ -14,7 +13,7 @@ pub fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> Result<(), C
     let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let redirect = HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str()))
         .map_err(|e| CliError::Usage(format!("redirect URI: {e}")))?;
-    let now = Utc::now();
+    let now = crate::sources::Clock::now(&crate::sources::SystemClock);
     let journeys =
         Fixture::load_dir(dir).map_err(|e| CliError::Usage(format!("loading fixtures from {}: {e}", dir.display())))?;
     let mut rows = Vec::new();
@@ -64,42 +63,6 @@ pub fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> Result<(), C
         );
     }
     Ok(())
-}
-
-/// Appends forever; each acknowledged append prints `ack <stream> <version> <position> <hash>`.
-pub async fn crash_writer(data_dir: &std::path::Path, streams: u32) -> anyhow::Result<()> {
-    use std::io::Write;
-
-    use crate::store::{
-        AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions,
-    };
-
-    {
-        let store = SledStore::open(data_dir, SledStoreOptions::default())?;
-        let mut n: u64 = 0;
-        loop {
-            n += 1;
-            let stream = uuid::Uuid::from_u128(u128::from(n % u64::from(streams.max(1))) + 1);
-            let events = (0..(n % 3) + 1)
-                .map(|i| NewEvent {
-                    id: uuid::Uuid::new_v4(),
-                    recorded_at: Utc::now(),
-                    actor: "crash-writer".into(),
-                    event_type: "note_added".into(),
-                    schema_version: 1,
-                    data: serde_json::json!({"text": format!("append {n} event {i}")}),
-                })
-                .collect();
-            let request = AppendRequest { stream, expected: ExpectedVersion::Any, events, idempotency: None };
-            if let AppendOutcome::Committed(stored) = store.append(request).await? {
-                let mut out = std::io::stdout().lock();
-                for event in stored {
-                    writeln!(out, "ack {} {} {} {}", event.integration_id, event.version, event.position, event.hash)?;
-                }
-                out.flush()?;
-            }
-        }
-    }
 }
 
 /// `golive migrate --from A --to B`: copies a store between backends and checks the copy.

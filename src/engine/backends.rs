@@ -100,7 +100,8 @@ impl Engine {
         }
         let keystore = Arc::new(PgKeystore::new(store.pool(), master));
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let engine = Engine::start(store, keystore, config, clock).await?;
+        let ids = options.ids.unwrap_or_else(|| Arc::new(crate::sources::RandomIds));
+        let engine = Engine::start_with_ids(store, keystore, config, clock, ids).await?;
         Ok((engine, warnings))
     }
 }

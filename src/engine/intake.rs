@@ -4,7 +4,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand::RngCore;
 
 use super::*;
 use crate::domain::{IntakeSubmission, ShortText};
@@ -115,9 +114,9 @@ impl Engine {
         actor: &Actor,
     ) -> Result<IssuedIntakeLink, EngineError> {
         let mut secret = [0u8; INTAKE_SECRET_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
+        crate::sources::fill_random(&mut secret);
         let secret = URL_SAFE_NO_PAD.encode(secret);
-        let link_id = Uuid::new_v4();
+        let link_id = self.inner.ids.next_id();
         // Checked: the hours come from a caller, and an instant past chrono's range would panic.
         let expires_at =
             self.now().checked_add_signed(chrono::Duration::hours(i64::from(expires_in_hours))).ok_or_else(|| {

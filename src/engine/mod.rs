@@ -46,14 +46,14 @@ pub use transfer::{ImportError, ImportReport, MigrationReport};
 pub use webhook::{AuthenticatedDelivery, DeliveryError};
 
 use crate::domain::{
-    self, Actor, Command, CommandRequest, Context, DeliverySignals, Diagnosis, Event, HttpUrl, IntegrationId,
+    self, Actor, Command, CommandRequest, Context, DeliverySignals, Diagnosis, Event, HttpUrl, IdSource, IntegrationId,
     IssuedWebhookCredentials, Origin, PlaintextSecret, Playbook, Rejection, SealedSecret, Sealer, SecretKind,
 };
 use crate::error_kind::ErrorKind;
-use crate::ids::RandomIds;
 use crate::secrets::{
     self, FileKeystore, IntegrationSealer, Keystore, MasterKey, MasterKeySource, SecretsError, ShownOnce,
 };
+use crate::sources::RandomIds;
 use crate::store::{
     AppendOutcome, AppendRequest, EventStore, ExpectedVersion, IdempotencyRecord, IdempotencyWrite, SledStore,
     SledStoreOptions, StoreError, StoredEvent, Subscription, VerifyReport,
@@ -244,6 +244,8 @@ pub struct OpenOptions {
     pub store: SledStoreOptions,
     /// The clock (default: the system clock).
     pub clock: Option<Arc<dyn Clock>>,
+    /// Where event and link ids come from (default: random v4 UUIDs).
+    pub ids: Option<Arc<dyn IdSource>>,
 }
 
 #[derive(Clone)]
@@ -256,6 +258,7 @@ struct Inner {
     keystore: Arc<dyn Keystore>,
     config: EngineConfig,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     cache: Mutex<HashMap<IntegrationId, Arc<domain::Integration>>>,
     read_model: RwLock<ReadModel>,
     checkpoint: watch::Sender<u64>,
@@ -320,7 +323,8 @@ impl Engine {
         crate::store::owner_only::restrict_tree(data_dir)
             .map_err(|e| StoreError::Storage(format!("making {} owner-only: {e}", data_dir.display())))?;
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let engine = Engine::start(store, keystore, config, clock).await?;
+        let ids = options.ids.unwrap_or_else(|| Arc::new(RandomIds));
+        let engine = Engine::start_with_ids(store, keystore, config, clock, ids).await?;
         Ok((engine, warnings))
     }
 
@@ -331,6 +335,17 @@ impl Engine {
         keystore: Arc<dyn Keystore>,
         config: EngineConfig,
         clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        Engine::start_with_ids(store, keystore, config, clock, Arc::new(RandomIds)).await
+    }
+
+    /// [`Engine::start`] with the ids of events and links drawn from `ids`.
+    pub async fn start_with_ids(
+        store: Arc<dyn EventStore>,
+        keystore: Arc<dyn Keystore>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
     ) -> Result<Engine, EngineError> {
         let mut model = match store.get_aux("read_model").await? {
             Some(bytes) => match serde_json::from_slice::<SavedReadModel>(&bytes) {
@@ -355,6 +370,7 @@ impl Engine {
             keystore,
             config,
             clock,
+            ids,
             cache: Mutex::new(HashMap::new()),
             read_model: RwLock::new(model),
             checkpoint,
@@ -373,6 +389,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
+    }
+
+    /// The engine's clock, for what the edges stamp (tokens, sessions).
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -406,7 +427,7 @@ impl Engine {
             }
         }
         let now = recorded_at.unwrap_or_else(|| self.now());
-        let ctx = Context { now, actor: actor.clone(), ids: &RandomIds };
+        let ctx = Context { now, actor: actor.clone(), ids: self.inner.ids.as_ref() };
         // A referenced playbook is resolved here, once, and recorded whole by `open`.
         let playbook = match &playbook_reference {
             Some(reference) => self.resolve_playbook(reference).await?,
@@ -456,7 +477,7 @@ impl Engine {
             }
             let (command, shown) = self.prepare(id, parsed.clone()).await?;
             let now = request.recorded_at.unwrap_or_else(|| self.now());
-            let ctx = Context { now, actor: request.actor.clone(), ids: &RandomIds };
+            let ctx = Context { now, actor: request.actor.clone(), ids: self.inner.ids.as_ref() };
             let events = state.decide(&command, &ctx)?;
             let idempotency = key.clone().map(|key| IdempotencyWrite {
                 key,
@@ -507,7 +528,7 @@ impl Engine {
         request_digest: &str,
     ) -> Result<Executed, EngineError> {
         let version = state.map(|s| s.version).unwrap_or(0);
-        let new_events = events.iter().map(|e| encode(e, Uuid::new_v4(), ctx.now, ctx.actor.as_str())).collect();
+        let new_events = events.iter().map(|e| encode(e, ctx.ids.next_id(), ctx.now, ctx.actor.as_str())).collect();
         let request = AppendRequest {
             stream: id.as_uuid(),
             expected: ExpectedVersion::Exact(version),
@@ -683,7 +704,7 @@ impl Engine {
         loop {
             attempts += 1;
             let state = self.state(id).await?;
-            let ctx = Context { now: self.now(), actor: actor.clone(), ids: &RandomIds };
+            let ctx = Context { now: self.now(), actor: actor.clone(), ids: self.inner.ids.as_ref() };
             let events = state.decide(&command, &ctx)?;
             match self.append(id, Some(&state), events, &ctx, None, ShownOnce::default(), "").await {
                 Err(EngineError::Store(StoreError::WrongExpectedVersion { .. })) => {

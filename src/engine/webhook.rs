@@ -5,7 +5,6 @@
 //! signed delivery carries a fresh signature) and [`Engine::record_delivery`] takes the body,
 //! checks the signature over it and records the facts. [`Engine::receive_webhook`] does both.
 
-use chrono::Utc;
 use sha2::Digest;
 
 use super::{Engine, EngineError, ExecuteRequest, Executed};
@@ -120,7 +119,7 @@ impl Engine {
             self.record_refused_delivery(id).await?;
             return Err(DeliveryError::Refused(refusal));
         }
-        let facts = delivery_facts(&headers, body, Utc::now()).map_err(DeliveryError::Malformed)?;
+        let facts = delivery_facts(&headers, body, self.now()).map_err(DeliveryError::Malformed)?;
         let mut request = ExecuteRequest::new(id, facts, Actor::parse("gitlab").expect("valid"));
         request.origin = Origin::Internal;
         // Only a verified signature makes `webhook-id` the sender's word; without one the

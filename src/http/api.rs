@@ -351,7 +351,7 @@ pub async fn create_token(
             Problem::new(ErrorKind::InvalidField, format!("{unknown}: not a field")).with(json!({"field": unknown}))
         );
     }
-    let token = Tokens::new(state.engine.store().as_ref())
+    let token = Tokens::with_clock(state.engine.store().as_ref(), state.engine.clock())
         .create(name, role, principal.actor.as_str())
         .await
         .map_err(auth_problem)?;
@@ -363,7 +363,11 @@ pub async fn create_token(
 
 pub async fn list_tokens(State(state): State<AppState>, principal: Principal) -> Result<Response, Problem> {
     principal.require(Role::Admin)?;
-    Ok(Json(json!(Tokens::new(state.engine.store().as_ref()).list().await.map_err(auth_problem)?)).into_response())
+    Ok(Json(json!(Tokens::with_clock(state.engine.store().as_ref(), state.engine.clock())
+        .list()
+        .await
+        .map_err(auth_problem)?))
+    .into_response())
 }
 
 pub async fn revoke_token(
@@ -372,7 +376,10 @@ pub async fn revoke_token(
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
     principal.require(Role::Admin)?;
-    Tokens::new(state.engine.store().as_ref()).revoke(&name).await.map_err(auth_problem)?;
+    Tokens::with_clock(state.engine.store().as_ref(), state.engine.clock())
+        .revoke(&name)
+        .await
+        .map_err(auth_problem)?;
     state.tokens.invalidate().await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -67,7 +67,7 @@ impl TokenCache {
     ) -> Result<Option<(String, Role)>, Problem> {
         let fresh = self.by_digest.read().await.as_ref().is_some_and(|(at, _)| at.elapsed() < TOKEN_CACHE_TTL);
         if !fresh {
-            let list = Tokens::new(state.engine.store().as_ref())
+            let list = Tokens::with_clock(state.engine.store().as_ref(), state.engine.clock())
                 .records()
                 .await
                 .map_err(|e| Problem::internal(e.to_string()))?;

@@ -101,19 +101,15 @@ impl From<EngineError> for Problem {
                 Problem::new(kind, format!("If-Match named version {expected}, the integration is at {actual}"))
                     .with(json!({"current_version": actual}))
             }
-            EngineError::Conflict { .. }
-            | EngineError::Store(crate::store::StoreError::WrongExpectedVersion { .. }) => {
-                Problem::new(kind, error.to_string())
-            }
-            EngineError::IdempotencyKeyReused
-            | EngineError::Store(crate::store::StoreError::IdempotencyKeyReused { .. }) => {
+            EngineError::NoSuchSecret(id) => Problem::new(kind, format!("integration {id} has no such secret")),
+            // The rest is told by its kind alone: the wire never looks inside the store's or
+            // the keystore's errors.
+            _ if kind == ErrorKind::Conflict => Problem::new(kind, error.to_string()),
+            _ if kind == ErrorKind::IdempotencyKeyReused => {
                 Problem::new(kind, "this Idempotency-Key was already used with a different request")
             }
-            EngineError::NoSuchSecret(id) => Problem::new(kind, format!("integration {id} has no such secret")),
-            EngineError::Secrets(crate::secrets::SecretsError::Shredded(id)) => {
-                Problem::new(kind, format!("the secrets of {id} were shredded"))
-            }
-            EngineError::Store(ref cause) if kind == ErrorKind::StorageUnavailable => {
+            _ if kind == ErrorKind::Shredded => Problem::new(kind, error.to_string()),
+            cause if kind == ErrorKind::StorageUnavailable => {
                 // The cause is the storage's own message (an OS error, a database error): it
                 // names what failed, never a request's content.
                 tracing::error!(error = %cause, "storage failure");
@@ -126,7 +122,7 @@ impl From<EngineError> for Problem {
                 )
                 .retry_after(5)
             }
-            EngineError::Store(crate::store::StoreError::Locked { .. }) => {
+            _ if kind == ErrorKind::StoreLocked => {
                 Problem::new(kind, "the data directory is in use by another golive process")
             }
             other => {

@@ -15,7 +15,6 @@ use axum::http::{header, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -48,7 +47,7 @@ pub struct Session {
 
 fn random_secret() -> String {
     let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    crate::sources::fill_random(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

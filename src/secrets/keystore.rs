@@ -15,7 +15,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use rand::RngCore;
 
 use super::{DataKey, SecretsError};
 use crate::domain::IntegrationId;
@@ -82,7 +81,7 @@ impl MasterKey {
         }
         crate::store::owner_only::create_dir(data_dir).map_err(|e| io_error(data_dir, e))?;
         let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        crate::sources::fill_random(&mut bytes);
         write_private(&path, STANDARD.encode(bytes).as_bytes())?;
         Ok((Self(bytes), MasterKeySource::GeneratedDefault(path)))
     }
@@ -97,7 +96,7 @@ impl MasterKey {
 
     pub(crate) fn wrap(&self, integration: IntegrationId, key: &DataKey) -> String {
         let mut nonce = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        crate::sources::fill_random(&mut nonce);
         let aad = Self::aad(integration);
         let sealed = self
             .cipher()
@@ -238,7 +237,7 @@ impl Keystore for FileKeystore {
         // Overwrite in place before unlinking, so the wrapped key's bytes do not linger in the
         // file's blocks (on a plain, non-copy-on-write file system).
         let mut noise = vec![0u8; length.max(64)];
-        rand::rngs::OsRng.fill_bytes(&mut noise);
+        crate::sources::fill_random(&mut noise);
         let mut file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| io_error(&path, e))?;
         file.write_all(&noise).map_err(|e| io_error(&path, e))?;
         file.sync_all().map_err(|e| io_error(&path, e))?;

@@ -12,7 +12,6 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
@@ -57,7 +56,7 @@ impl std::fmt::Debug for DataKey {
 impl DataKey {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        crate::sources::fill_random(&mut bytes);
         Self(bytes)
     }
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
@@ -94,7 +93,7 @@ fn associated_data(integration: IntegrationId, kind: SecretKind) -> Vec<u8> {
 pub fn seal(key: &DataKey, integration: IntegrationId, kind: SecretKind, plaintext: &[u8]) -> SealedSecret {
     let cipher = XChaCha20Poly1305::new(key.0.as_ref().into());
     let mut nonce = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    crate::sources::fill_random(&mut nonce);
     let aad = associated_data(integration, kind);
     let ciphertext = cipher
         .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
@@ -166,11 +165,11 @@ impl Sealer for IntegrationSealer<'_> {
 
     fn issue_webhook_credentials(&mut self, signing: bool) -> IssuedWebhookCredentials {
         let mut token = [0u8; WEBHOOK_TOKEN_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut token);
+        crate::sources::fill_random(&mut token);
         let token = format!("glw_{}", URL_SAFE_NO_PAD.encode(token));
         let signing_key = signing.then(|| {
             let mut key = [0u8; SIGNING_KEY_BYTES];
-            rand::rngs::OsRng.fill_bytes(&mut key);
+            crate::sources::fill_random(&mut key);
             let written = format!("whsec_{}", STANDARD.encode(key));
             let sealed = seal(self.key, self.integration, SecretKind::WebhookSigningKey, written.as_bytes());
             self.shown.signing_key = Some(written);

@@ -135,7 +135,7 @@ mod tests {
     fn every_field_is_covered_by_the_hash() {
         let event = NewEvent {
             id: Uuid::from_u128(1),
-            recorded_at: Utc::now(),
+            recorded_at: chrono::DateTime::from_timestamp(1_764_417_600, 0).unwrap(),
             actor: "rep".into(),
             event_type: "note_added".into(),
             schema_version: 1,

@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
@@ -545,7 +544,8 @@ impl Writer {
                 stream: request.stream,
                 positions: stored.iter().map(|e| e.position).collect(),
                 response: write.response,
-                recorded_at: Utc::now(),
+                // The time its events were recorded at (the engine's clock), not the wall clock.
+                recorded_at: stored.first().map(|e| e.recorded_at).unwrap_or_default(),
             };
             batch.insert(prefixed(b'i', &write.key), serde_json::to_vec(&record).map_err(storage)?);
             group_keys.insert(write.key, record);

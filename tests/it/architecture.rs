@@ -51,3 +51,42 @@ fn every_module_opens_with_a_header() {
         assert!(text.starts_with("//!"), "{path} has no //! header");
     }
 }
+
+/// A source file without its unit tests (by convention the `#[cfg(test)]` module comes last).
+fn without_unit_tests(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+#[test]
+fn time_ids_and_randomness_come_from_the_one_module_that_provides_them() {
+    let forbidden = ["Utc::now", "SystemTime::now", "new_v4", "OsRng", "thread_rng", "rand::random"];
+    for (path, text) in sources("src") {
+        if path.ends_with("src/sources.rs") {
+            continue;
+        }
+        for word in forbidden {
+            assert!(!without_unit_tests(&text).contains(word), "{path} uses {word}: take it from crate::sources");
+        }
+    }
+}
+
+#[test]
+fn the_wire_and_the_terminal_classify_errors_by_kind_without_looking_inside_the_store() {
+    for (path, text) in sources("src/http").into_iter().chain(sources("src/cli")) {
+        for word in ["StoreError", "SecretsError"] {
+            assert!(
+                !without_unit_tests(&text).contains(word),
+                "{path} mentions {word}: the engine classifies errors (EngineError::kind)"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_test_only_command_ships_in_the_binary() {
+    for (path, text) in sources("src/cli") {
+        for word in ["hide = true", "crash-writer", "CrashWriter", "SledStore::open"] {
+            assert!(!without_unit_tests(&text).contains(word), "{path} mentions {word}");
+        }
+    }
+}

@@ -629,7 +629,10 @@ async fn the_engine_makes_its_directory_owner_only_on_open_including_sleds_later
     // sled releases its lock from background threads after the last handle drops: a reopen
     // within one process may wait a moment for it.
     let reopen = OpenOptions {
-        store: golive::store::SledStoreOptions { wait_for_lock: std::time::Duration::from_secs(10), ..Default::default() },
+        store: golive::store::SledStoreOptions {
+            wait_for_lock: std::time::Duration::from_secs(10),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (engine, _) = Engine::open_dir(&data, config(), reopen).await.unwrap();

@@ -181,7 +181,6 @@ async fn the_v1_postgres_dump_restores_verifies_and_replays_to_the_frozen_states
     crate::pg::drop_schema(&base, &schema).await;
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_frozen_log_covers_every_event_type_of_its_version() {
     let text = std::fs::read_to_string(frozen_dir("v1").join("log.jsonl")).unwrap();

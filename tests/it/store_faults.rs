@@ -20,9 +20,11 @@ struct Ack {
 /// Starts the crash writer, lets it run for `run_for`, kills it with SIGKILL and returns
 /// what it acknowledged.
 fn run_and_kill(dir: &std::path::Path, run_for: Duration) -> Vec<Ack> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
-        .args(["crash-writer", "--data-dir"])
-        .arg(dir)
+    // This test binary again, running only `crash_writer_child` (the writer lives in the tests,
+    // not in the shipped binary).
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["store_faults::crash_writer_child", "--exact", "--nocapture", "--test-threads", "1", "-q"])
+        .env("GOLIVE_CRASH_WRITER_DIR", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -180,4 +182,43 @@ async fn rewriting_any_envelope_field_is_found_at_its_position() {
     assert!(!verify_chain(store.as_ref(), Some(&"a".repeat(64))).await.unwrap().valid);
     let _: Vec<StoredEvent> = store.read_all(0, 1).await.unwrap();
     store.close().await.unwrap();
+}
+
+/// The crash writer: appends forever and prints `ack <stream> <version> <position> <hash>` for
+/// each acknowledged event. It runs when this test binary is started again by `run_and_kill`
+/// with `GOLIVE_CRASH_WRITER_DIR` set; as an ordinary test it returns at once.
+#[test]
+fn crash_writer_child() {
+    use golive::store::{AppendRequest, NewEvent, SledStoreOptions};
+    use std::io::Write;
+    let Some(dir) = std::env::var_os("GOLIVE_CRASH_WRITER_DIR") else { return };
+    let streams: u64 = 8;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let store = SledStore::open(std::path::Path::new(&dir), SledStoreOptions::default()).unwrap();
+        let mut n: u64 = 0;
+        loop {
+            n += 1;
+            let stream = uuid::Uuid::from_u128(u128::from(n % streams) + 1);
+            let events = (0..(n % 3) + 1)
+                .map(|i| NewEvent {
+                    id: uuid::Uuid::from_u128(u128::from(n) << 8 | u128::from(i)),
+                    recorded_at: chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).unwrap(),
+                    actor: "crash-writer".into(),
+                    event_type: "note_added".into(),
+                    schema_version: 1,
+                    data: serde_json::json!({"text": format!("append {n} event {i}")}),
+                })
+                .collect();
+            let request = AppendRequest { stream, expected: ExpectedVersion::Any, events, idempotency: None };
+            if let golive::store::AppendOutcome::Committed(stored) = store.append(request).await.unwrap() {
+                let mut out = std::io::stdout().lock();
+                for event in stored {
+                    writeln!(out, "ack {} {} {} {}", event.integration_id, event.version, event.position, event.hash)
+                        .unwrap();
+                }
+                out.flush().unwrap();
+            }
+        }
+    });
 }

@@ -64,7 +64,8 @@ fn record_for(request: &crate::store::AppendRequest, stored: &[StoredEvent]) -> 
         stream: request.stream,
         positions: stored.iter().map(|e| e.position).collect(),
         response: write.response.clone(),
-        recorded_at: Utc::now(),
+        // The time its events were recorded at (the engine's clock), not the wall clock.
+        recorded_at: stored.first().map(|e| e.recorded_at).unwrap_or_default(),
     })
 }
 
