@@ -38,6 +38,7 @@ pub use insights::{quantile_hours, FlowDay, Insights, InsightsBuilder, StageTime
 pub use intake::{parse_intake, IntakeForm, IntakeInvitation, IssuedIntakeLink};
 pub use playbooks::{parse_playbook, PlaybookError, RegisteredPlaybook, Registration};
 pub use projector::ProjectorStatus;
+pub use queries::ListPage;
 pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };

@@ -76,6 +76,33 @@ impl Engine {
         Ok(out)
     }
 
+    /// One page of [`Engine::list`]: at most `limit` summaries after the cursor `after` (from a
+    /// previous page's `next_after`), in the list's order (customer, then id). The cursor names
+    /// the last item's place in that order, not an index, so integrations opened or changed
+    /// between pages neither repeat nor shift the pages that follow.
+    pub async fn list_page(
+        &self,
+        filter: &ListFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, EngineError> {
+        let after = after.map(ListCursor::parse).transpose()?;
+        let all = self.list(filter).await?;
+        let start = match &after {
+            Some(cursor) => {
+                all.partition_point(|s| (s.customer.as_str(), s.id) <= (cursor.customer.as_str(), cursor.id))
+            }
+            None => 0,
+        };
+        let end = start.saturating_add(limit).min(all.len());
+        let items = all[start..end].to_vec();
+        let next_after = match items.last() {
+            Some(last) if end < all.len() => Some(ListCursor { customer: last.customer.clone(), id: last.id }.encode()),
+            _ => None,
+        };
+        Ok(ListPage { items, next_after })
+    }
+
     /// The board: a column per stage, blocked and stalled first.
     pub async fn board(&self) -> Result<Vec<BoardColumn>, EngineError> {
         Ok(board(self.list(&ListFilter::default()).await?))
@@ -130,5 +157,36 @@ impl Engine {
     pub async fn read_model_snapshot(&self) -> Result<ReadModel, EngineError> {
         self.read_model_current().await?;
         Ok(self.inner.read_model.read().expect("read model lock").clone())
+    }
+}
+
+/// A page of the integration list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListPage {
+    pub items: Vec<IntegrationSummary>,
+    /// The cursor of the next page; `None` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Where a page ends in the list's order: base64url of `customer`, a NUL, and the id.
+struct ListCursor {
+    customer: String,
+    id: IntegrationId,
+}
+
+impl ListCursor {
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\0{}", self.customer, self.id))
+    }
+
+    fn parse(text: &str) -> Result<ListCursor, EngineError> {
+        use base64::Engine as _;
+        let invalid = || Rejection::invalid("after", "not a cursor from a previous page's Link header");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (customer, id) = text.rsplit_once('\0').ok_or_else(invalid)?;
+        let id = IntegrationId::parse(id).map_err(|_| invalid())?;
+        Ok(ListCursor { customer: customer.to_owned(), id })
     }
 }

@@ -15,12 +15,14 @@ use crate::domain::{BlockCategory, Integration, IntegrationId, Stage, STALLED_AF
 use crate::store::StoredEvent;
 
 /// Bumped when the saved form changes; an old saved form is ignored and rebuilt.
-pub const READ_MODEL_FORMAT: u32 = 2;
+pub const READ_MODEL_FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadModel {
     pub checkpoint: u64,
     pub integrations: BTreeMap<IntegrationId, Integration>,
+    /// The process insights, folded up to the same checkpoint.
+    pub insights: super::InsightsBuilder,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -36,6 +38,7 @@ impl ReadModel {
             return Ok(());
         }
         let event = decode(stored)?;
+        self.insights.fold(stored.integration_id, &event, stored.recorded_at, stored.position);
         let id = IntegrationId::from_uuid(stored.integration_id);
         match self.integrations.get_mut(&id) {
             Some(state) => state.apply(&event, stored.recorded_at),

@@ -105,7 +105,26 @@ pub async fn open(State(state): State<AppState>, principal: Principal, request: 
 
 pub async fn list(State(state): State<AppState>, _who: Principal, Query(params): Params) -> Result<Response, Problem> {
     let filter = super::queries::list_filter(&params)?;
-    Ok(Json(json!(state.engine.list(&filter).await?)).into_response())
+    let Some((limit, after)) = super::queries::list_paging(&params)? else {
+        return Ok(Json(json!(state.engine.list(&filter).await?)).into_response());
+    };
+    let page = state.engine.list_page(&filter, after.as_deref(), limit).await?;
+    let mut response = Json(json!(page.items)).into_response();
+    if let Some(next) = page.next_after {
+        // The next page keeps this one's filters and limit.
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        let mut filters: Vec<(&String, &String)> =
+            params.iter().filter(|(k, _)| !matches!(k.as_str(), "after" | "limit")).collect();
+        filters.sort();
+        for (key, value) in filters {
+            query.append_pair(key, value);
+        }
+        query.append_pair("limit", &limit.to_string());
+        query.append_pair("after", &next);
+        let link = format!("</api/v1/integrations?{}>; rel=\"next\"", query.finish());
+        response.headers_mut().insert(header::LINK, HeaderValue::from_str(&link).expect("an encoded query"));
+    }
+    Ok(response)
 }
 
 pub async fn get_state(

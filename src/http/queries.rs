@@ -41,9 +41,10 @@ pub fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Pr
     }
 }
 
-/// `GET /api/v1/integrations`: `stage`, `owner`, `blocked`, `stalled_days`.
+/// `GET /api/v1/integrations`: `stage`, `owner`, `blocked`, `stalled_days` (and the paging of
+/// [`list_paging`]).
 pub fn list_filter(params: &HashMap<String, String>) -> Result<ListFilter, Problem> {
-    only(params, &["stage", "owner", "blocked", "stalled_days"])?;
+    only(params, &["stage", "owner", "blocked", "stalled_days", "limit", "after"])?;
     let stage = match params.get("stage") {
         Some(s) => Some(
             Stage::parse(s)
@@ -63,6 +64,24 @@ pub fn list_filter(params: &HashMap<String, String>) -> Result<ListFilter, Probl
         blocked,
         stalled_days: number(params, "stalled_days")?,
     })
+}
+
+/// The most integrations one page of the list holds, and how many without a `limit`.
+pub const LIST_LIMIT_MAX: usize = 1000;
+pub const LIST_LIMIT_DEFAULT: usize = 100;
+
+/// The list's paging: `None` without `limit` and `after` (the whole list, as before paging);
+/// otherwise `(limit, after)`, `limit` from 1 to 1000 (default 100).
+pub fn list_paging(params: &HashMap<String, String>) -> Result<Option<(usize, Option<String>)>, Problem> {
+    if !params.contains_key("limit") && !params.contains_key("after") {
+        return Ok(None);
+    }
+    let limit = number::<usize>(params, "limit")?.unwrap_or(LIST_LIMIT_DEFAULT);
+    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+        return Err(Problem::new(ErrorKind::InvalidQuery, format!("limit={limit}: from 1 to {LIST_LIMIT_MAX}"))
+            .with(json!({"field": "limit"})));
+    }
+    Ok(Some((limit, params.get("after").cloned())))
 }
 
 /// A history page: `after` (a version) and `limit` (1 to 1000, default 100).

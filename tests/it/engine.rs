@@ -233,6 +233,32 @@ async fn the_read_model_lists_boards_calendars_and_survives_restarts() {
         entries,
         [("2026-06-19".to_string(), "monitoring_ends".to_string()), ("2026-06-20".into(), "go_live".into())]
     );
+    // The insights projected with the read model equal a fold of the whole log.
+    let projected = engine.insights().await.unwrap();
+    assert_eq!(projected, engine.insights_from_the_whole_log().await.unwrap());
+    assert_eq!(projected.integrations, 4);
+    // Pages of two follow the list's order without gap or repeat, with the filters applied.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = engine.list_page(&ListFilter::default(), after.as_deref(), 2).await.unwrap();
+        assert!(page.items.len() <= 2);
+        paged.extend(page.items);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let dana = ListFilter { owner: Some("dana.reyes".into()), ..Default::default() };
+    let first = engine.list_page(&dana, None, 1).await.unwrap();
+    assert_eq!(customers(first.items), ["Acme Robotics"]);
+    let second = engine.list_page(&dana, first.next_after.as_deref(), 1).await.unwrap();
+    assert_eq!((customers(second.items), second.next_after), (vec!["Umbrella Labs".to_owned()], None));
+    assert!(matches!(
+        engine.list_page(&ListFilter::default(), Some("not a cursor"), 2).await,
+        Err(EngineError::Rejected(_))
+    ));
     // A rebuild from position 0 equals what the projector built incrementally.
     let incremental = engine.read_model_snapshot().await.unwrap();
     engine.rebuild_read_model().await.unwrap();
@@ -243,6 +269,7 @@ async fn the_read_model_lists_boards_calendars_and_survives_restarts() {
     let engine = engine_at(dir.path(), clock).await;
     assert_eq!(engine.read_model_checkpoint(), incremental.checkpoint);
     assert_eq!(engine.read_model_snapshot().await.unwrap(), incremental);
+    assert_eq!(engine.insights().await.unwrap(), projected, "the insights were saved with the read model");
     engine.close().await.unwrap();
 }
 

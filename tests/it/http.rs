@@ -772,3 +772,38 @@ async fn when_the_api_is_saturated_it_sheds_with_retry_after_and_still_takes_del
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integration_list_pages_with_a_cursor_and_a_link_header() {
+    let app = spawn_app().await;
+    for n in 1..=5 {
+        let body =
+            json!({"customer": format!("Customer {n}"), "gitlab_url": "https://gitlab.example.com", "owner": "dana"});
+        assert_eq!(app.post(&app.rep, "/api/v1/integrations", &body).await.0, StatusCode::CREATED);
+    }
+    let (_, everything) = app.get(&app.viewer, "/api/v1/integrations").await;
+    assert_eq!(everything.as_array().unwrap().len(), 5, "without limit: the whole list, as before paging");
+    let mut seen = Vec::new();
+    let mut next = Some("/api/v1/integrations?owner=dana&limit=2".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let response = app.http.get(app.url(&path)).bearer_auth(&app.viewer).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            assert!(link.contains("owner=dana") && link.contains("limit=2"), "the filters carry over: {link}");
+            link.trim_start_matches('<').split('>').next().unwrap().to_owned()
+        });
+        let page: Value = response.json().await.unwrap();
+        assert!(page.as_array().unwrap().len() <= 2);
+        seen.extend(page.as_array().unwrap().iter().map(|s| s["customer"].as_str().unwrap().to_owned()));
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, (1..=5).map(|n| format!("Customer {n}")).collect::<Vec<_>>());
+    for bad in ["limit=0", "limit=1001", "limit=two", "after=not-a-cursor", "limit=2&after=%00"] {
+        let (status, problem) = app.get(&app.viewer, &format!("/api/v1/integrations?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+    }
+}
