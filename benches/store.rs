@@ -3,6 +3,9 @@
 //! `cargo bench --bench store` prints one table of figures. Sizes scale with
 //! `GOLIVE_BENCH_SCALE` (default 1.0). Some figures come from a freshly started process: the
 //! bench re-runs its own executable with `--child <task> <dir> <id>` for those.
+//! `GOLIVE_BENCH_ONLY=durable` stops after the durable-commands rows, which measure the store
+//! durable against power loss (the default) beside sled's flush alone (`SyncMode::FlushOnly`,
+//! the behaviour before) in the same run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use golive::domain::{Actor, IntegrationId};
 use golive::engine::{encode, Engine, EngineConfig, ExecuteRequest, OpenOptions};
-use golive::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions};
+use golive::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, SledStore, SledStoreOptions, SyncMode};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -50,8 +53,12 @@ fn public_url() -> golive::domain::HttpUrl {
 }
 
 async fn engine(dir: &Path) -> Engine {
+    engine_syncing(dir, SyncMode::Durable).await
+}
+
+async fn engine_syncing(dir: &Path, sync: SyncMode) -> Engine {
     let options = OpenOptions {
-        store: SledStoreOptions { wait_for_lock: Duration::from_secs(10), ..Default::default() },
+        store: SledStoreOptions { sync, wait_for_lock: Duration::from_secs(10), ..Default::default() },
         ..Default::default()
     };
     Engine::open_dir(dir, EngineConfig::new(public_url(), None), options).await.unwrap().0
@@ -102,10 +109,29 @@ fn row(what: &str, golive: f64, baseline: Option<f64>, unit: &str) -> Row {
     }
 }
 
-/// Durable commands through the engine: `writers` tasks on distinct integrations.
-async fn durable_commands(writers: usize, per_writer: usize) -> (f64, f64, f64, Vec<(Vec<u8>, Vec<u8>)>) {
+/// The same load with sled's flush alone (before power-loss durability); the ratio column is
+/// durable / flush only, the price of surviving a power cut.
+fn before_row(writers: usize, durable: f64, flush_only: f64) -> Row {
+    Row {
+        what: format!(
+            "  sled's flush only, not power-loss durable (before), {writers} writer{}",
+            if writers == 1 { "" } else { "s" }
+        ),
+        golive: format!("{flush_only:.0} /s"),
+        baseline: "-".into(),
+        ratio: format!("durable / before = {:.2}", durable / flush_only),
+    }
+}
+
+/// Durable commands through the engine: `writers` tasks on distinct integrations. `sync` is
+/// the store's mode: durable against power loss (the default), or sled's flush alone (before).
+async fn durable_commands(
+    writers: usize,
+    per_writer: usize,
+    sync: SyncMode,
+) -> (f64, f64, f64, Vec<(Vec<u8>, Vec<u8>)>) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path()).await;
+    let engine = engine_syncing(dir.path(), sync).await;
     let mut ids = Vec::new();
     for w in 0..writers {
         let body = json!({"customer": format!("Customer {w}"), "gitlab_url": "https://gitlab.example.com"});
@@ -375,9 +401,11 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut rows = Vec::new();
     runtime.block_on(async {
-        let (one, one_flushes, one_group, writes) = durable_commands(1, scaled(2_000)).await;
+        let (one, one_flushes, one_group, writes) = durable_commands(1, scaled(2_000), SyncMode::Durable).await;
         let raw_one = raw_sled_durable(&writes, 1);
         rows.push(row("durable commands/s, 1 writer", one, Some(raw_one), "/s"));
+        let (one_before, ..) = durable_commands(1, scaled(2_000), SyncMode::FlushOnly).await;
+        rows.push(before_row(1, one, one_before));
         rows.push(row("  flushes/s (1 writer)", one_flushes, None, "/s"));
         rows.push(Row {
             what: "  mean group (1 writer)".into(),
@@ -385,9 +413,11 @@ fn main() {
             baseline: "-".into(),
             ratio: "-".into(),
         });
-        let (many, many_flushes, many_group, writes) = durable_commands(64, scaled(300)).await;
+        let (many, many_flushes, many_group, writes) = durable_commands(64, scaled(300), SyncMode::Durable).await;
         let raw_many = raw_sled_durable(&writes, 64);
         rows.push(row("durable commands/s, 64 writers", many, Some(raw_many), "/s"));
+        let (many_before, ..) = durable_commands(64, scaled(300), SyncMode::FlushOnly).await;
+        rows.push(before_row(64, many, many_before));
         rows.push(row("  flushes/s (64 writers)", many_flushes, None, "/s"));
         rows.push(Row {
             what: "  mean group (64 writers)".into(),
@@ -395,6 +425,9 @@ fn main() {
             baseline: "-".into(),
             ratio: "-".into(),
         });
+        if std::env::var("GOLIVE_BENCH_ONLY").as_deref() == Ok("durable") {
+            return;
+        }
         let (bulk_rate, raw_bulk, replay, read, bytes) = bulk(scaled(200_000), 100).await;
         rows.push(row("bulk append events/s (batches of 100)", bulk_rate, Some(raw_bulk), "/s"));
         rows.push(row("replay events/s (read envelopes + decode domain events)", replay, None, "/s"));

@@ -83,6 +83,9 @@ impl MasterKey {
         let mut bytes = [0u8; 32];
         crate::sources::fill_random(&mut bytes);
         write_private(&path, STANDARD.encode(bytes).as_bytes())?;
+        // The file's bytes are synced; its name is durable only once its folder is. A master
+        // key lost to a power cut would leave every data key, and so every secret, unreadable.
+        sync_dir(data_dir)?;
         Ok((Self(bytes), MasterKeySource::GeneratedDefault(path)))
     }
 
@@ -274,11 +277,7 @@ impl Keystore for FileKeystore {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SecretsError> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))?;
-    }
-    Ok(())
+    crate::store::owner_only::sync_dir(dir).map_err(|e| io_error(dir, e))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use envelope::{canonical_json, NewEvent, StoredEvent, GENESIS_HASH};
 pub use postgres::{split_tls_parameters, PgStore, PgStoreOptions, RootCertificates, SslMode};
-pub use sled_store::{FlushHook, FlushInfo, SledStore, SledStoreOptions, StoreStats};
+pub use sled_store::{FlushHook, FlushInfo, SledStore, SledStoreOptions, StoreStats, SyncMode};
 pub use subscription::Subscription;
 pub use verify::{verify_chain, VerifyReport};
 

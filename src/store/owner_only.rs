@@ -42,11 +42,39 @@ pub fn with_private_umask<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Creates `dir` (and missing parents) as 0700, or makes an existing one 0700.
+/// Creates `dir` (and missing parents) as 0700, or makes an existing one 0700. Each folder it
+/// creates is made durable: its parent is synced, so a power cut right after cannot leave a
+/// data directory whose name was never written (and everything in it lost with it).
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at {
+        if path.as_os_str().is_empty() || path.exists() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    for path in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+            Ok(()) => {}
+            // Another thread or process made it first: it syncs its parent itself.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        sync_dir(parent)?;
+    }
     set_mode(dir, DIR_MODE)
+}
+
+/// Syncs a folder, which makes the names in it (new, renamed, removed) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

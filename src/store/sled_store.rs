@@ -20,10 +20,19 @@
 //!
 //! The writer takes the first waiting append, then every append already queued behind it (up to
 //! a bound), checks each against the heads as they stand within the group, writes the group as
-//! one batch, flushes once, and only then answers every appender of the group.
+//! one batch, makes it durable once, and only then answers every appender of the group.
+//!
+//! Durable means durable against a power cut, not only a process crash. sled's own `flush` ends
+//! in `sync_file_range`, which neither writes the file's metadata (a grown size, a new file's
+//! name) nor asks the disk to empty its cache. So every flush goes through [`Durability::flush`]:
+//! sled's flush, then `fdatasync` of sled's `db` file, and an `fsync` of any file sled created
+//! since the last look (snapshots, blobs) and of the folder that names it. The folders
+//! themselves (`events.sled`, its `blobs`, the data directory) are synced once at open, after
+//! sled created them. The power-cut test (`tests/it/power_cut.rs`) proves what this buys.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -57,8 +66,24 @@ pub struct FlushInfo {
 /// Called after each group's flush and before any of its appenders is answered.
 pub type FlushHook = Arc<dyn Fn(FlushInfo) + Send + Sync>;
 
+/// How far a flush goes before an appender is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// sled's flush, then `fdatasync`/`fsync` of sled's files and folders: an acknowledged
+    /// write survives a power cut. The default, and the only mode the `golive` binary uses.
+    #[default]
+    Durable,
+    /// sled's flush alone (`sync_file_range`): an acknowledged write survives a process crash
+    /// but not a power cut. The behaviour before power-loss durability, kept so the power-cut
+    /// test can keep proving that it loses acknowledged events and the benchmark can measure
+    /// the difference in one run. Never the default; nothing outside tests and benchmarks sets it.
+    FlushOnly,
+}
+
 #[derive(Clone, Default)]
 pub struct SledStoreOptions {
+    /// What a flush makes durable (default [`SyncMode::Durable`]).
+    pub sync: SyncMode,
     /// sled's page cache, in bytes (default [`DEFAULT_CACHE_BYTES`]).
     pub cache_capacity_bytes: Option<u64>,
     pub flush_hook: Option<FlushHook>,
@@ -85,6 +110,7 @@ enum Job {
 
 pub struct SledStore {
     db: sled::Db,
+    durability: Arc<Durability>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     committed: broadcast::Sender<Arc<StoredEvent>>,
     head: Arc<Mutex<Head>>,
@@ -164,16 +190,22 @@ impl SledStore {
         };
         // Files sled made under an earlier, laxer umask (or an older build) become owner-only.
         super::owner_only::restrict_tree(dir).map_err(storage)?;
-        Self::start(db, options)
+        let durability = match options.sync {
+            SyncMode::Durable => Durability::open(dir, &dir.join("events.sled"))?,
+            SyncMode::FlushOnly => Durability::flush_only(),
+        };
+        Self::start(db, options, durability)
     }
 
     /// A store in a temporary directory removed on drop (tests, benchmarks).
     pub fn temporary(options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
         let db = sled::Config::new().temporary(true).open().map_err(storage)?;
-        Self::start(db, options)
+        // A temporary store is gone after a crash anyway: sled's flush is all it needs.
+        Self::start(db, options, Durability::flush_only())
     }
 
-    fn start(db: sled::Db, options: SledStoreOptions) -> Result<Arc<SledStore>, StoreError> {
+    fn start(db: sled::Db, options: SledStoreOptions, durability: Durability) -> Result<Arc<SledStore>, StoreError> {
+        let durability = Arc::new(durability);
         let head = match db.get(META_HEAD).map_err(storage)? {
             Some(bytes) => Head { position: read_u64(&bytes), hash: String::from_utf8_lossy(&bytes[8..]).into_owned() },
             None => Head { position: 0, hash: GENESIS_HASH.to_owned() },
@@ -200,6 +232,7 @@ impl SledStore {
         let poisoned = Arc::new(Mutex::new(None));
         let writer = Writer {
             db: db.clone(),
+            durability: durability.clone(),
             receiver,
             committed: committed.clone(),
             head: head.clone(),
@@ -209,7 +242,16 @@ impl SledStore {
             poisoned: poisoned.clone(),
         };
         thread::Builder::new().name("golive-writer".into()).spawn(move || writer.run()).map_err(storage)?;
-        Ok(Arc::new(SledStore { db, jobs: Mutex::new(Some(jobs)), committed, head, heads, stats, poisoned }))
+        Ok(Arc::new(SledStore {
+            db,
+            durability,
+            jobs: Mutex::new(Some(jobs)),
+            committed,
+            head,
+            heads,
+            stats,
+            poisoned,
+        }))
     }
 
     pub fn stats(&self) -> &StoreStats {
@@ -315,8 +357,8 @@ impl EventStore for SledStore {
         if swapped {
             // sled's own `flush_async` can deadlock its small IO pool under concurrent
             // callers; a blocking flush on tokio's blocking pool cannot.
-            let db = self.db.clone();
-            tokio::task::spawn_blocking(move || db.flush()).await.map_err(storage)?.map_err(storage)?;
+            let (db, durability) = (self.db.clone(), self.durability.clone());
+            tokio::task::spawn_blocking(move || durability.flush(&db)).await.map_err(storage)??;
         }
         Ok(swapped)
     }
@@ -387,8 +429,103 @@ impl Drop for SledStore {
     }
 }
 
+/// What a flush syncs beyond sled's own flush, and what it has already synced.
+pub(crate) struct Durability {
+    /// `None` in [`SyncMode::FlushOnly`] (and for temporary stores): sled's flush alone.
+    files: Option<SledFiles>,
+}
+
+struct SledFiles {
+    /// sled's folder, `<data-dir>/events.sled`.
+    dir: PathBuf,
+    /// A handle on sled's `db` file held for the store's life, so a flush costs one
+    /// `fdatasync` and no `open`.
+    db: File,
+    /// The names in sled's folder and its `blobs` folder as of the last sync: a name not in
+    /// here is a file sled created since (a snapshot, a blob), whose contents and name must be
+    /// synced; a name gone from the folder is a removal the folder's sync makes durable.
+    known: Mutex<BTreeSet<PathBuf>>,
+}
+
+impl Durability {
+    fn flush_only() -> Durability {
+        Durability { files: None }
+    }
+
+    /// Syncs what sled just created (its folder, `blobs`, `conf`, `db`, any snapshot), then
+    /// the data directory that names `events.sled`, and holds the `db` file open.
+    fn open(data_dir: &Path, dir: &Path) -> Result<Durability, StoreError> {
+        let db = File::open(dir.join("db")).map_err(storage)?;
+        let mut known = BTreeSet::new();
+        for folder in [dir.join("blobs"), dir.to_path_buf()] {
+            for name in list(&folder)? {
+                let path = folder.join(&name);
+                if path.is_file() {
+                    File::open(&path).and_then(|f| f.sync_all()).map_err(storage)?;
+                }
+                known.insert(path);
+            }
+            sync_folder(&folder)?;
+        }
+        sync_folder(data_dir)?;
+        Ok(Durability { files: Some(SledFiles { dir: dir.to_path_buf(), db, known: Mutex::new(known) }) })
+    }
+
+    /// The one way golive flushes sled: after it returns `Ok`, everything written to `db`
+    /// before the call survives a power cut (or a process crash in [`SyncMode::FlushOnly`]).
+    pub(crate) fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        db.flush().map_err(storage)?;
+        let Some(files) = &self.files else { return Ok(()) };
+        // The log's bytes and the file's grown size; `fdatasync` includes the size when it
+        // is needed to read the data back, and skips the rest of the metadata (times).
+        files.db.sync_data().map_err(storage)?;
+        // Files sled created or removed since the last look. Listing two small folders costs
+        // microseconds beside the `fdatasync`; a folder is synced only when its names changed.
+        let mut known = files.known.lock().expect("durability lock");
+        for folder in [files.dir.join("blobs"), files.dir.clone()] {
+            let now: BTreeSet<PathBuf> = list(&folder)?.into_iter().map(|name| folder.join(name)).collect();
+            let before: BTreeSet<PathBuf> =
+                known.iter().filter(|p| p.parent() == Some(folder.as_path())).cloned().collect();
+            if now == before {
+                continue;
+            }
+            for path in now.difference(&before) {
+                if path.is_file() {
+                    // A snapshot or a blob: sled syncs a snapshot itself but not every blob.
+                    match File::open(path).and_then(|f| f.sync_all()) {
+                        Ok(()) => {}
+                        // Renamed or removed between the listing and here: the next
+                        // listing sees what replaced it.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(storage(e)),
+                    }
+                }
+            }
+            sync_folder(&folder)?;
+            known.retain(|p| p.parent() != Some(folder.as_path()));
+            known.extend(now);
+        }
+        Ok(())
+    }
+}
+
+/// The names in `folder` (none when it does not exist).
+fn list(folder: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
+    match std::fs::read_dir(folder) {
+        Ok(entries) => entries.map(|e| e.map(|e| e.file_name()).map_err(storage)).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(storage(e)),
+    }
+}
+
+/// `fsync` of a folder: makes the names in it (new, renamed, removed) durable.
+fn sync_folder(folder: &Path) -> Result<(), StoreError> {
+    super::owner_only::sync_dir(folder).map_err(|e| storage(format!("syncing {}: {e}", folder.display())))
+}
+
 struct Writer {
     db: sled::Db,
+    durability: Arc<Durability>,
     receiver: mpsc::Receiver<Job>,
     committed: broadcast::Sender<Arc<StoredEvent>>,
     head: Arc<Mutex<Head>>,
@@ -424,7 +561,7 @@ impl Writer {
                 self.commit_group(group);
             }
             if let Some(reply) = close {
-                let result = self.db.flush().map(|_| ()).map_err(storage);
+                let result = self.durability.flush(&self.db);
                 // Release this thread's handle before answering, so a reopen right after
                 // `close` finds the directory unlocked once the store itself is dropped.
                 drop(self);
@@ -460,11 +597,14 @@ impl Writer {
             let mut meta = head.position.to_be_bytes().to_vec();
             meta.extend_from_slice(head.hash.as_bytes());
             batch.insert(META_HEAD, meta);
-            let result = self.db.apply_batch(batch).and_then(|_| self.db.flush().map(|_| ()));
+            let result = self.db.apply_batch(batch).map_err(storage).and_then(|_| self.durability.flush(&self.db));
             if let Err(error) = result {
                 // Whether the batch reached the disk is unknown: refuse further writes rather
                 // than build on a state that may differ from the disk. Nobody is acknowledged.
-                let reason = error.to_string();
+                let reason = match error {
+                    StoreError::Storage(reason) => reason,
+                    other => other.to_string(),
+                };
                 *self.poisoned.lock().expect("poisoned lock") = Some(reason.clone());
                 for p in pending {
                     let _ = p.reply.send(Err(StoreError::Storage(reason.clone())));
