@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use golive::domain::{Actor, IntegrationId};
 use golive::engine::{encode, Engine, EngineConfig, ListFilter, SystemClock};
 use golive::secrets::{FileKeystore, MasterKey};
-use golive::store::{AppendRequest, EventStore, ExpectedVersion, SledStore, SledStoreOptions};
+use golive::store::{AppendRequest, ExpectedVersion, SledStore, SledStoreOptions};
 use serde_json::json;
 
 const INTEGRATIONS: usize = 1_000;

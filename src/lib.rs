@@ -4,6 +4,46 @@
 //! (`created → info_gathered → network_established → webhook_live → tested → validated → live`).
 //! The [`domain`] module is the pure core; [`secrets`] seals what customers send;
 //! [`fixtures`] replays scripted journeys for tests and the demo.
+//!
+//! # Embedding
+//!
+//! A backend embeds golive without HTTP: open a store, execute commands, read states and
+//! subscribe to the log. (`golive::http::router(engine, config)` adds the HTTP API as an axum
+//! `Router`.)
+//!
+//! ```
+//! use golive::domain::{Actor, HttpUrl, Stage};
+//! use golive::engine::{Engine, EngineConfig, ExecuteRequest, OpenOptions};
+//! use serde_json::json;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = EngineConfig::new(HttpUrl::parse("https://golive.example.com").unwrap(), None);
+//! let (engine, _warnings) = Engine::open_dir(dir.path(), config, OpenOptions::default()).await.unwrap();
+//! let rep = Actor::parse("dana.reyes").unwrap();
+//!
+//! // Open an onboarding, then record a step of the guide.
+//! let opened = engine
+//!     .open_integration(json!({"customer": "Hooli", "gitlab_url": "https://gitlab.hooli.example"}), &rep, None)
+//!     .await
+//!     .unwrap();
+//! let id = opened.state.id;
+//! assert_eq!(opened.state.stage, Stage::Created);
+//! let note = json!({"type": "add_note", "text": "kick-off call booked"});
+//! let executed = engine.execute(ExecuteRequest::new(id, note, rep.clone())).await.unwrap();
+//! assert_eq!(executed.state.version, opened.state.version + 1);
+//!
+//! // Every event, from the first, then each new one as it is appended.
+//! let mut subscription = engine.subscribe(0);
+//! let first = subscription.next().await.unwrap();
+//! assert_eq!((first.position, first.event_type.as_str()), (1, "integration_opened"));
+//!
+//! // The log verifies, and the state can be read now or as it was.
+//! assert!(engine.verify(None).await.unwrap().valid);
+//! assert_eq!(engine.state(id).await.unwrap().version, executed.state.version);
+//! engine.close().await.unwrap();
+//! # });
+//! ```
 
 pub mod auth;
 pub mod cli;
