@@ -44,7 +44,8 @@ where
 async fn grow(engine: &Engine, ids: &mut Vec<IntegrationId>, events: u64) {
     let actor = Actor::parse("bench").unwrap();
     while ids.len() < INTEGRATIONS {
-        let body = json!({"customer": format!("Customer {:04}", ids.len()), "gitlab_url": "https://gitlab.example.com"});
+        let body =
+            json!({"customer": format!("Customer {:04}", ids.len()), "gitlab_url": "https://gitlab.example.com"});
         ids.push(engine.open_integration(body, &actor, None).await.unwrap().state.id);
     }
     let store = engine.store().clone();
@@ -111,7 +112,10 @@ fn main() {
             .await;
             rows.push((head, insights, page, whole_log));
         }
-        println!("\n{:>10} | {:>20} | {:>22} | {:>26}", "events", "insights (median)", "list page of 50 (median)", "whole-log insights (baseline)");
+        println!(
+            "\n{:>10} | {:>20} | {:>22} | {:>26}",
+            "events", "insights (median)", "list page of 50 (median)", "whole-log insights (baseline)"
+        );
         for (events, insights, page, whole_log) in &rows {
             println!(
                 "{events:>10} | {:>17.3} ms | {:>19.3} ms | {:>14.1} ms ({:>5.0} ×)",

@@ -167,6 +167,8 @@ impl ErrorKind {
             413 => K::PayloadTooLarge,
             415 => K::UnsupportedMediaType,
             422 => K::GuardRejected,
+            // Too many requests (a proxy's rate limit): retry later.
+            429 => K::Overloaded,
             400..=499 => K::InvalidField,
             502..=504 => K::StorageUnavailable,
             _ => K::Internal,

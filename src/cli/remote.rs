@@ -54,23 +54,35 @@ impl RemoteClient {
 /// from the one table, else by its status, so local and remote modes exit alike.
 pub(crate) fn problem_error(status: StatusCode, text: &str) -> CliError {
     let problem: Value = serde_json::from_str(text).unwrap_or_else(|_| json!({"detail": text}));
-    let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
+    let detail = printable(problem["detail"].as_str().unwrap_or("no detail"));
+    // The type names the kind only when its status agrees with the answer's (a proxy or a
+    // confused server cannot make a 503 exit as "not found", or any answer as a local lock).
     let kind = problem["type"]
         .as_str()
         .and_then(ErrorKind::from_problem_type)
+        .filter(|kind| kind.status() == status.as_u16() && *kind != ErrorKind::StoreLocked)
         .unwrap_or_else(|| ErrorKind::from_status(status.as_u16()));
     let message = match kind.exit_code() {
         exit::AUTH => format!("{detail} (check GOLIVE_TOKEN and its role)"),
         exit::UNEXPECTED | exit::RETRY_LATER => format!("the server answered {status}: {detail}"),
         _ => detail,
     };
-    let unmet = problem["unmet"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|u| (u["id"].as_str().unwrap_or("").to_owned(), u["label"].as_str().unwrap_or("").to_owned()))
-        .collect();
+    let unmet = match kind {
+        ErrorKind::GuardRejected => problem["unmet"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| (printable(u["id"].as_str().unwrap_or("")), printable(u["label"].as_str().unwrap_or(""))))
+            .collect(),
+        _ => Vec::new(),
+    };
     CliError::Failed { kind, message, unmet }
+}
+
+/// A server's words as the terminal may show them: control characters (escape sequences that
+/// could rewrite the screen) become spaces.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 fn query(pairs: &[(&str, Option<String>)]) -> String {
@@ -335,7 +347,8 @@ mod exit_code_table {
 
     #[tokio::test]
     async fn every_kind_exits_with_its_table_code_over_the_wire() {
-        for row in ERROR_TABLE {
+        // A locked data directory is the local CLI's alone: a server never answers it.
+        for row in ERROR_TABLE.iter().filter(|row| row.kind != ErrorKind::StoreLocked) {
             let remote = over_the_wire(Problem::new(row.kind, "detail")).await;
             assert_eq!(remote.kind(), Some(row.kind), "{row:?}");
             assert_eq!(remote.exit_code(), row.exit_code, "{row:?}");
@@ -381,6 +394,22 @@ mod exit_code_table {
         ] {
             assert!(kinds_seen.contains(&kind), "no engine error of kind {kind:?} was tried");
         }
+    }
+
+    #[test]
+    fn a_server_cannot_choose_an_exit_code_its_status_does_not_allow_nor_paint_the_terminal() {
+        let lying = problem_error(StatusCode::SERVICE_UNAVAILABLE, r#"{"type":"not-found","detail":"x"}"#);
+        assert_eq!(lying.exit_code(), exit::RETRY_LATER);
+        let locked = problem_error(StatusCode::SERVICE_UNAVAILABLE, r#"{"type":"store-locked","detail":"x"}"#);
+        assert_eq!(locked.exit_code(), exit::RETRY_LATER, "a lock is the local CLI's alone");
+        let limited = problem_error(StatusCode::TOO_MANY_REQUESTS, "slow down");
+        assert_eq!(limited.exit_code(), exit::RETRY_LATER);
+        let painted = problem_error(
+            StatusCode::NOT_FOUND,
+            r#"{"type":"not-found","detail":"\u001b[2Jgone","unmet":[{"id":"a","label":"b"}]}"#,
+        );
+        assert!(!painted.to_string().contains('\u{1b}'), "{painted}");
+        assert!(matches!(painted, CliError::Failed { ref unmet, .. } if unmet.is_empty()), "unmet only for 422");
     }
 
     #[tokio::test]

@@ -54,6 +54,11 @@ impl Engine {
         *self.inner.projector.lock().expect("projector lock") = Some(handle);
     }
 
+    /// Whether the projector follows the log now (reads do not wait for one that is down).
+    pub(super) fn projector_up(&self) -> bool {
+        self.inner.projector_health.up.load(Ordering::SeqCst)
+    }
+
     /// The projector's health and lag behind the log's head.
     pub async fn projector_status(&self) -> Result<ProjectorStatus, EngineError> {
         let head = self.inner.store.head().await?.position;
@@ -72,7 +77,6 @@ impl Engine {
 async fn supervise(inner: Arc<Inner>) {
     let mut delay = FIRST_RESTART_DELAY;
     loop {
-        inner.projector_health.up.store(true, Ordering::SeqCst);
         let started = std::time::Instant::now();
         // A panic inside a fold must not end the supervision: it counts as a failure.
         let outcome = std::panic::AssertUnwindSafe(follow(&inner)).catch_unwind().await;
@@ -99,14 +103,29 @@ async fn supervise(inner: Arc<Inner>) {
 async fn follow(inner: &Arc<Inner>) -> Result<(), EngineError> {
     let after = *inner.checkpoint.borrow();
     let mut subscription = Subscription::new(inner.store.clone(), after);
+    // Up only once the log answers: a restart that fails at once never shows as ready.
+    inner.store.read_all(after, 1).await?;
+    inner.projector_health.up.store(true, Ordering::SeqCst);
     let mut since_save = 0u64;
     loop {
         let event = subscription.next().await?;
         {
             let mut model = inner.read_model.write().expect("read model lock");
             // A fold that fails leaves the model and its checkpoint as they were: the restart
-            // tries this event again rather than skipping it.
-            model.apply(&event)?;
+            // tries this event again rather than skipping it. A fold that panics is caught
+            // here, inside the lock, so the lock is not poisoned for every reader; the model
+            // may be half-changed, so it is dropped and refolded from the start.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.apply(&event))) {
+                Ok(applied) => applied?,
+                Err(_) => {
+                    *model = super::ReadModel::default();
+                    let _ = inner.checkpoint.send_replace(0);
+                    return Err(EngineError::Store(crate::store::StoreError::Storage(format!(
+                        "folding the event at position {} panicked; the read model is refolded from the start",
+                        event.position
+                    ))));
+                }
+            }
             let _ = inner.checkpoint.send_replace(model.checkpoint);
         }
         since_save += 1;

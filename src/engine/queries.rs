@@ -56,6 +56,11 @@ impl Engine {
     /// Waits until the read model has folded everything appended before this call.
     async fn read_model_current(&self) -> Result<(), EngineError> {
         let head = self.inner.store.head().await?.position;
+        // A projector that is down will not catch up within the wait: answer what the read
+        // model holds at once (`/readyz` says it is stale).
+        if !self.projector_up() {
+            return Ok(());
+        }
         let mut checkpoint = self.inner.checkpoint.subscribe();
         let wait = checkpoint.wait_for(|c| *c >= head);
         // The projector follows the log continuously; a bound keeps a stuck one from hanging reads.

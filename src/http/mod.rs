@@ -155,24 +155,37 @@ async fn ready(State(state): State<AppState>) -> Response {
     };
     let projector = match state.engine.projector_status().await {
         Ok(projector) => projector,
-        Err(error) => return Problem::from(error).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "reading the projector's status failed");
+            return Problem::new(ErrorKind::NotReady, "the log's head cannot be read").into_response();
+        }
     };
     let max_lag = state.engine.config().projector_max_lag;
+    // `/readyz` is public: the projector's figures, never its failure's text (which may quote
+    // storage paths or an event); that is in the server's log.
+    let public = serde_json::json!({
+        "up": projector.up,
+        "restarts": projector.restarts,
+        "checkpoint": projector.checkpoint,
+        "lag": projector.lag,
+    });
     if !projector.up {
-        let why = projector.last_failure.as_deref().unwrap_or("no reason recorded");
-        return Problem::new(ErrorKind::NotReady, format!("the read model's projector is down, restarting ({why})"))
-            .with(serde_json::json!({"projector": projector}))
-            .into_response();
+        return Problem::new(
+            ErrorKind::NotReady,
+            "the read model's projector is down and restarting; the cause is in the server's log",
+        )
+        .with(serde_json::json!({"projector": public}))
+        .into_response();
     }
     if projector.lag > max_lag {
         return Problem::new(
             ErrorKind::NotReady,
             format!("the read model is {} positions behind the log (at most {max_lag} is ready)", projector.lag),
         )
-        .with(serde_json::json!({"projector": projector}))
+        .with(serde_json::json!({"projector": public}))
         .into_response();
     }
-    axum::Json(serde_json::json!({"ready": true, "head": head.position, "projector": projector})).into_response()
+    axum::Json(serde_json::json!({"ready": true, "head": head.position, "projector": public})).into_response()
 }
 
 /// Counts requests by route and status, and their latency.

@@ -82,10 +82,9 @@ impl MasterKey {
         crate::store::owner_only::create_dir(data_dir).map_err(|e| io_error(data_dir, e))?;
         let mut bytes = [0u8; 32];
         crate::sources::fill_random(&mut bytes);
-        write_private(&path, STANDARD.encode(bytes).as_bytes())?;
-        // The file's bytes are synced; its name is durable only once its folder is. A master
-        // key lost to a power cut would leave every data key, and so every secret, unreadable.
-        sync_dir(data_dir)?;
+        // A master key lost to a power cut would leave every data key, and so every secret,
+        // unreadable: it is durable (bytes and name) before anything is sealed with it.
+        write_new_durably(&path, STANDARD.encode(bytes).as_bytes())?;
         Ok((Self(bytes), MasterKeySource::GeneratedDefault(path)))
     }
 
@@ -215,8 +214,7 @@ impl Keystore for FileKeystore {
         }
         let key = DataKey::generate();
         let path = self.path(integration);
-        write_private(&path, self.master.wrap(integration, &key).as_bytes())?;
-        sync_dir(&self.dir)?;
+        write_new_durably(&path, self.master.wrap(integration, &key).as_bytes())?;
         self.cache.lock().expect("keystore cache").insert(integration, key.clone());
         Ok(key)
     }
@@ -274,6 +272,23 @@ impl Keystore for FileKeystore {
         self.cache.lock().expect("keystore cache").remove(&integration);
         Ok(())
     }
+}
+
+/// Writes a new file so that it exists only once it is durable: the bytes go to a temporary
+/// file that is synced, renamed into place, and the folder synced. On any failure the new file
+/// is removed, so a retry cannot find (in the page cache) a key that never reached the disk and
+/// seal secrets with it.
+fn write_new_durably(path: &Path, bytes: &[u8]) -> Result<(), SecretsError> {
+    let folder = path.parent().ok_or_else(|| io_error(path, std::io::Error::other("no parent folder")))?;
+    let temporary = path.with_extension("partial");
+    let written = write_private(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| io_error(path, e)))
+        .and_then(|()| sync_dir(folder));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SecretsError> {

@@ -393,8 +393,8 @@ impl EventStore for SledStore {
     }
 
     fn write_health(&self) -> Result<(), StoreError> {
-        match self.poisoned.lock().expect("poisoned lock").as_ref() {
-            Some(reason) => Err(StoreError::Poisoned(reason.clone())),
+        match self.poisoned.lock().expect("poisoned lock").clone().or_else(|| self.durability.failure()) {
+            Some(reason) => Err(StoreError::Poisoned(reason)),
             None => Ok(()),
         }
     }
@@ -433,6 +433,11 @@ impl Drop for SledStore {
 pub(crate) struct Durability {
     /// `None` in [`SyncMode::FlushOnly`] (and for temporary stores): sled's flush alone.
     files: Option<SledFiles>,
+    /// The first failed flush, whoever hit it. Linux reports a writeback error once per open
+    /// file, so after one failure a later flush may succeed without the earlier pages ever
+    /// reaching the disk: every flush after the first failure fails too, and the store refuses
+    /// writes until golive restarts (and recovers from what is on disk).
+    failure: Mutex<Option<String>>,
 }
 
 struct SledFiles {
@@ -449,7 +454,12 @@ struct SledFiles {
 
 impl Durability {
     fn flush_only() -> Durability {
-        Durability { files: None }
+        Durability { files: None, failure: Mutex::new(None) }
+    }
+
+    /// The first failed flush, if any.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("durability failure lock").clone()
     }
 
     /// Syncs what sled just created (its folder, `blobs`, `conf`, `db`, any snapshot), then
@@ -468,12 +478,27 @@ impl Durability {
             sync_folder(&folder)?;
         }
         sync_folder(data_dir)?;
-        Ok(Durability { files: Some(SledFiles { dir: dir.to_path_buf(), db, known: Mutex::new(known) }) })
+        Ok(Durability {
+            files: Some(SledFiles { dir: dir.to_path_buf(), db, known: Mutex::new(known) }),
+            failure: Mutex::new(None),
+        })
     }
 
     /// The one way golive flushes sled: after it returns `Ok`, everything written to `db`
     /// before the call survives a power cut (or a process crash in [`SyncMode::FlushOnly`]).
     pub(crate) fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        if let Some(reason) = self.failure() {
+            return Err(StoreError::Poisoned(reason));
+        }
+        let result = self.flush_once(db);
+        if let Err(error) = &result {
+            let mut failure = self.failure.lock().expect("durability failure lock");
+            failure.get_or_insert_with(|| error.to_string());
+        }
+        result
+    }
+
+    fn flush_once(&self, db: &sled::Db) -> Result<(), StoreError> {
         db.flush().map_err(storage)?;
         let Some(files) = &self.files else { return Ok(()) };
         // The log's bytes and the file's grown size; `fdatasync` includes the size when it
@@ -520,7 +545,11 @@ fn list(folder: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
 
 /// `fsync` of a folder: makes the names in it (new, renamed, removed) durable.
 fn sync_folder(folder: &Path) -> Result<(), StoreError> {
-    super::owner_only::sync_dir(folder).map_err(|e| storage(format!("syncing {}: {e}", folder.display())))
+    super::owner_only::sync_dir(folder).map_err(|e| {
+        // The path goes to the log only: the error's text reaches `/readyz`, which is public.
+        tracing::error!(folder = %folder.display(), error = %e, "syncing a folder of the store failed");
+        storage(format!("syncing a folder of the store: {e}"))
+    })
 }
 
 struct Writer {
