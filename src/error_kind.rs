@@ -62,7 +62,8 @@ pub struct ErrorRow {
     pub exit_code: u8,
 }
 
-/// Exit codes, named: the values are documented in `golive --help` and never change.
+/// Exit codes, named: the values are documented in `golive --help`; a code keeps its meaning
+/// (which failures map to it is the table's business, and the notes say when that moves).
 pub mod exit {
     pub const UNEXPECTED: u8 = 1;
     pub const USAGE: u8 = 2;
