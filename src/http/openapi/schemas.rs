@@ -142,8 +142,10 @@ pub enum Role {
 pub struct Playbook {
     #[schema(pattern = "@playbook_id")]
     pub id: String,
+    // u64 in this mirror: utoipa writes `format: int32` for a u32, which generators read as a
+    // bound of 2^31 - 1 below the real one.
     #[schema(minimum = 1, maximum = 4294967295_u64)]
-    pub version: u32,
+    pub version: u64,
     #[schema(pattern = "@short_text")]
     pub application_name: String,
     #[schema(pattern = "@any_url")]
@@ -181,7 +183,7 @@ pub struct OpenIntegration {
     #[schema(pattern = "@playbook_id")]
     pub playbook_id: Option<String>,
     #[schema(minimum = 1, maximum = 4294967295_u64)]
-    pub playbook_version: Option<u32>,
+    pub playbook_version: Option<u64>,
     #[schema(pattern = "@pem")]
     pub ca_certificate_pem: Option<String>,
 }
