@@ -14,7 +14,7 @@ use super::command::InstanceSettings;
 use super::values::{CaCertificatePem, HttpUrl};
 
 /// Where a credential may be used: an instance origin and the CA trusted for it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CredentialBinding {
     /// `scheme://host[:port]`, as the URL standard serialises an origin (default ports omitted,
     /// host names lowercased).

@@ -19,7 +19,7 @@ use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
 use super::values::{CaCertificatePem, Date, HttpUrl, LongText, PeeringId, Port, Scope, ShortText, VpcId};
 
 /// The three prerequisites of the guide.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Prerequisites {
     pub gitlab_admin_access: bool,
@@ -28,7 +28,7 @@ pub struct Prerequisites {
 }
 
 /// The GitLab OAuth application the customer registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationRegistration {
     pub name: ShortText,
@@ -38,7 +38,7 @@ pub struct ApplicationRegistration {
 }
 
 /// Where the customer's GitLab lives and how to trust it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceSettings {
     pub gitlab_url: HttpUrl,
@@ -49,7 +49,7 @@ pub struct InstanceSettings {
 }
 
 /// Barriers found when evaluating the customer's network policy (possibly none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkPolicy {
     pub barriers: Vec<ShortText>,
@@ -57,7 +57,7 @@ pub struct NetworkPolicy {
     pub notes: Option<LongText>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VpcPeering {
     pub peering_id: PeeringId,
@@ -66,7 +66,7 @@ pub struct VpcPeering {
     pub route_tables_configured: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vpn {
     pub tunnel_established: bool,
@@ -75,7 +75,7 @@ pub struct Vpn {
     pub notes: Option<LongText>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
     pub outbound_https: bool,
@@ -84,14 +84,14 @@ pub struct Firewall {
 }
 
 /// The webhook as created in GitLab.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     pub url: HttpUrl,
     pub triggers: BTreeSet<Trigger>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiCheck {
     pub ok: bool,
@@ -99,7 +99,7 @@ pub struct ApiCheck {
     pub detail: Option<LongText>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualTest {
     pub scenario: Scenario,
@@ -107,7 +107,7 @@ pub struct ManualTest {
     pub note: LongText,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseValidation {
     pub scenario: Scenario,
@@ -119,7 +119,7 @@ pub struct ResponseValidation {
 }
 
 /// Which credential a rotation replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Credential {
     ApplicationSecret,

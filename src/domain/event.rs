@@ -23,13 +23,13 @@ use super::values::{CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, Sh
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
 /// Which command caused a regression or an automatic block, and which requirements it voided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cause {
     pub command: String,
     pub requirements: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
     IntegrationOpened {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::values::{HttpUrl, Scope, ShortText, ValueError};
 
 /// A GitLab webhook trigger as named in golive's command vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     Push,
@@ -60,7 +60,7 @@ impl fmt::Display for Trigger {
 }
 
 /// A test scenario the guide asks to observe before validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
     MergeRequestCreated,
@@ -98,7 +98,7 @@ impl fmt::Display for Scenario {
 }
 
 /// The guide's requirements for one integration, recorded whole in `integration_opened`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Playbook {
     pub id: ShortText,

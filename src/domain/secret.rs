@@ -15,7 +15,7 @@ use super::values::ValueError;
 pub const SECRET_MAX_BYTES: usize = 4_096;
 
 /// Which secret a value is: used to pick a key label and to name it in messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
     ApplicationSecret,
@@ -68,7 +68,7 @@ impl fmt::Display for PlaintextSecret {
 }
 
 /// A sealed secret: ciphertext (base64, opaque to the domain) and a fingerprint.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SealedSecret {
     pub kind: SecretKind,
     /// Opaque sealed bytes, encoded by the sealer.
@@ -87,12 +87,12 @@ impl fmt::Debug for SealedSecret {
 }
 
 /// The digest of a webhook secret token, as stored (the token itself is shown once and dropped).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct TokenDigest(pub String);
 
 /// What golive issued for a webhook: everything but the plaintext token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IssuedWebhookCredentials {
     pub webhook_url: super::values::HttpUrl,
     pub token_digest: TokenDigest,

@@ -13,7 +13,7 @@ use super::playbook::Scenario;
 use super::values::{HttpUrl, LongText, Scope, ShortText, ValueError};
 
 /// The `X-Gitlab-Event` header values golive knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum GitlabEvent {
     #[serde(rename = "Push Hook")]
     Push,
@@ -102,7 +102,7 @@ impl GitlabEvent {
 }
 
 /// What golive records of one verified webhook delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDelivery {
     pub event: GitlabEvent,
@@ -198,7 +198,7 @@ impl WebhookDelivery {
 }
 
 /// Troubleshooting categories a block carries (the guide's three, plus `other`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockCategory {
     ApiFailure,
@@ -219,7 +219,7 @@ impl BlockCategory {
 }
 
 /// Categories of a diagnosis finding or a probe failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingCategory {
     ApiFailure,
@@ -255,7 +255,7 @@ impl From<BlockCategory> for FindingCategory {
 }
 
 /// What one run of the GitLab probe found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeResult {
     pub api_reachable: bool,

@@ -21,7 +21,7 @@ fn value_error(message: impl Into<String>) -> ValueError {
 }
 
 /// The identity of one integration (one customer's GitLab connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct IntegrationId(Uuid);
 
@@ -363,6 +363,31 @@ impl From<Port> for u16 {
         value.0
     }
 }
+
+/// JSON Schemas of the value types (for the events' schema): each states its constructor's
+/// rules as far as JSON Schema can, so a reader of the schema learns what the log can hold.
+macro_rules! string_schema {
+    ($name:ident, $schema:tt) => {
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+        }
+    };
+}
+
+string_schema!(ShortText, {"type": "string", "minLength": 1, "maxLength": 200, "description": "A single-line text, not blank, without control characters"});
+string_schema!(LongText, {"type": "string", "minLength": 1, "maxLength": 4000, "description": "A free text, not blank, without control characters but newlines and tabs"});
+string_schema!(Scope, {"type": "string", "pattern": "^[a-z_]{1,64}$"});
+string_schema!(HttpUrl, {"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https?://", "description": "An absolute http(s) URL without credentials or fragment, no trailing slash"});
+string_schema!(VpcId, {"type": "string", "pattern": "^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"});
+string_schema!(PeeringId, {"type": "string", "pattern": "^pcx-([0-9a-f]{8}|[0-9a-f]{17})$"});
+string_schema!(Date, {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
+string_schema!(CaCertificatePem, {"type": "string", "maxLength": 65536, "description": "PEM certificates of an internal CA"});
+string_schema!(Port, {"type": "integer", "minimum": 1, "maximum": 65535});
 
 #[cfg(test)]
 mod tests {

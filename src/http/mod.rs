@@ -8,7 +8,7 @@ mod body_budget;
 mod dashboard;
 mod hooks;
 mod metrics;
-mod openapi;
+pub mod openapi;
 pub(crate) mod problem;
 pub mod queries;
 mod session;
@@ -119,6 +119,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/api/v1/tokens", post(api::create_token).get(api::list_tokens).delete(api::revoke_token_query))
         .route("/api/v1/tokens/{name}", axum::routing::delete(api::revoke_token))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/schemas/events.json", get(openapi::events_document))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard_api));
     let hooks = Router::new()
         .route("/hooks/gitlab/{id}", post(hooks::receive))

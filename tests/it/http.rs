@@ -323,6 +323,7 @@ async fn every_route_is_authenticated_and_authorised_by_role() {
         ("GET", "/api/v1/tokens".into(), None, Role::Admin),
         ("POST", "/api/v1/tokens".into(), Some(json!({"name": "made-by-matrix", "role": "viewer"})), Role::Admin),
         ("GET", "/api/v1/openapi.json".into(), None, Role::Viewer),
+        ("GET", "/api/v1/schemas/events.json".into(), None, Role::Viewer),
         ("POST", format!("/api/v1/integrations/{id}/reveal"), Some(json!({"secret": "access_token"})), Role::Admin),
     ];
     for (method, path, body, lowest) in routes {
@@ -686,8 +687,27 @@ async fn metrics_rise_and_openapi_lists_every_route() {
         "/healthz",
         "/readyz",
         "/metrics",
+        "/api/v1/schemas/events.json",
     ] {
         assert!(openapi["paths"].get(path).is_some(), "{path}");
+    }
+    // The events' schema names every type the log holds: each recorded event's `type` is one
+    // of its variants, and each envelope has exactly the schema's fields.
+    let (_, schema) = app.get(&app.viewer, "/api/v1/schemas/events.json").await;
+    let types: Vec<&str> = schema["$defs"]["Event"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|variant| variant["properties"]["type"]["const"].as_str().unwrap())
+        .collect();
+    let mut fields: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    let (_, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}/history")).await;
+    for envelope in history["events"].as_array().unwrap() {
+        assert!(types.contains(&envelope["type"].as_str().unwrap()), "{envelope}");
+        let mut keys: Vec<&str> = envelope.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, fields);
     }
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
