@@ -28,8 +28,13 @@ fn open() {}
         ("owner" = Option<String>, Query, description = "Only this owner"),
         ("blocked" = Option<bool>, Query, description = "Only blocked (true) or unblocked (false)"),
         ("stalled_days" = Option<u32>, Query, description = "Only without progress for this many days"),
+        ("limit" = Option<u32>, Query, description = "Page: at most this many (1 to 1000, default 100 when `after` is given); without `limit` and `after`, the whole list"),
+        ("after" = Option<String>, Query, description = "Page: the cursor from the previous page's `Link: <…>; rel=\"next\"`"),
     ),
-    responses((status = 200, description = "Summaries", body = Vec<schemas::IntegrationSummary>), (status = 400, description = "Invalid query")))]
+    responses((status = 200, description = "Summaries, by customer then id",
+            body = Vec<schemas::IntegrationSummary>,
+            headers(("Link" = String, description = "With `limit` or `after`, when more follow: `</api/v1/integrations?…&after=…>; rel=\"next\"`"))),
+        (status = 400, description = "Invalid query")))]
 fn list() {}
 
 #[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", summary = "An integration's state",
