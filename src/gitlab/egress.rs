@@ -151,6 +151,13 @@ pub struct SystemResolver;
 #[async_trait::async_trait]
 impl HostResolver for SystemResolver {
     async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        // Names under `.example` and `.invalid` are reserved never to resolve (RFC 2606, RFC
+        // 6761): answer so without asking a DNS server, so the demo's and the docs' instances
+        // never send a query off the machine.
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
+        if ["example", "invalid"].iter().any(|tld| name == *tld || name.ends_with(&format!(".{tld}"))) {
+            return Err(ResolveError::NotFound);
+        }
         let found = tokio::net::lookup_host((host, 0)).await.map_err(|_| ResolveError::NotFound)?;
         let addresses: Vec<IpAddr> = found.map(|a| a.ip()).collect();
         if addresses.is_empty() {
@@ -369,6 +376,13 @@ mod tests {
         ("http://[ff02::1]/", RefusedClass::Multicast),
         ("http://255.255.255.255/", RefusedClass::Broadcast),
     ];
+
+    #[tokio::test]
+    async fn reserved_names_are_not_found_without_asking_a_dns_server() {
+        for name in ["gitlab.acme.example", "GITLAB.ACME.EXAMPLE.", "example", "x.invalid"] {
+            assert!(matches!(SystemResolver.resolve(name).await, Err(ResolveError::NotFound)), "{name}");
+        }
+    }
 
     #[tokio::test]
     async fn every_spelling_of_a_refused_address_is_refused() {
