@@ -460,6 +460,57 @@ impl Engine {
                 return self.replay(record, &request_digest).await;
             }
         }
+        self.execute_parsed(id, parsed, &request, key, request_digest).await
+    }
+
+    /// Executes a typed command: the same write path as [`Engine::execute`] without JSON, so an
+    /// embedder's command is checked when it compiles (its fields are the domain's parsed
+    /// newtypes). It records under `actor`, retries a lost race, and takes no Idempotency-Key
+    /// (a key's digest is of the request's JSON; an embedder retries with its own knowledge).
+    ///
+    /// ```
+    /// # use golive::domain::{Actor, CommandRequest, HttpUrl, LongText};
+    /// # use golive::engine::{Engine, EngineConfig, OpenOptions};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let config = EngineConfig::new(HttpUrl::parse("https://golive.example.com").unwrap(), None);
+    /// # let (engine, _) = Engine::open_dir(dir.path(), config, OpenOptions::default()).await.unwrap();
+    /// let rep = Actor::parse("dana.reyes").unwrap();
+    /// # let body = serde_json::json!({"customer": "Hooli", "gitlab_url": "https://gitlab.hooli.example"});
+    /// # let id = engine.open_integration(body, &rep, None).await.unwrap().state.id;
+    /// let note = CommandRequest::AddNote { text: LongText::parse("kick-off call booked").unwrap() };
+    /// let executed = engine.execute_typed(id, note, &rep).await.unwrap();
+    /// assert_eq!(executed.events.last().unwrap().event_type, "note_added");
+    /// # engine.close().await.unwrap();
+    /// # });
+    /// ```
+    pub async fn execute_typed(
+        &self,
+        id: IntegrationId,
+        command: CommandRequest,
+        actor: &Actor,
+    ) -> Result<Executed, EngineError> {
+        // The engine's own inputs (deliveries, probe results) come from GitLab and the probe,
+        // never from a caller's hand, typed or not.
+        if matches!(command, CommandRequest::RecordWebhookDelivery(_) | CommandRequest::RecordProbeResult(_)) {
+            return Err(Rejection::UnknownType(
+                "deliveries and probe results are recorded by golive itself, not sent by a caller".into(),
+            )
+            .into());
+        }
+        let request = ExecuteRequest::new(id, Value::Null, actor.clone());
+        self.execute_parsed(id, command, &request, None, String::new()).await
+    }
+
+    /// The write path after parsing: load, decide, append, retrying a lost race.
+    async fn execute_parsed(
+        &self,
+        id: IntegrationId,
+        parsed: CommandRequest,
+        request: &ExecuteRequest,
+        key: Option<String>,
+        request_digest: String,
+    ) -> Result<Executed, EngineError> {
         let _turn = self.stripe(id).lock().await;
         let mut attempts = 0;
         loop {

@@ -412,3 +412,32 @@ async fn a_second_process_on_the_same_directory_is_told_it_is_locked() {
     engine.close().await.unwrap();
     let _ = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_command_takes_the_same_write_path_as_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_at(dir.path(), Arc::new(ManualClock::new(fixture_now()))).await;
+    let id = opened(&engine).await;
+    // Given the same note as JSON and as a typed command,
+    let by_json = run(&engine, id, json!({"type": "add_note", "text": "kick-off booked"})).await.unwrap();
+    let note =
+        golive::domain::CommandRequest::AddNote { text: golive::domain::LongText::parse("kick-off booked").unwrap() };
+    let typed = engine.execute_typed(id, note, &actor("rep")).await.unwrap();
+    // then both record a `note_added` with the same data, one version apart.
+    let data = |e: &golive::engine::Executed| (e.events[0].event_type.clone(), e.events[0].data.clone());
+    assert_eq!(data(&typed), data(&by_json));
+    assert_eq!(typed.state.version, by_json.state.version + 1);
+    assert_eq!(typed.events[0].actor, "rep");
+    // An unknown integration is refused and nothing is written.
+    let history = engine.history(id, 0, 1000).await.unwrap().len();
+    let unknown = engine
+        .execute_typed(
+            IntegrationId::parse("00000000-0000-0000-0000-000000000999").unwrap(),
+            golive::domain::CommandRequest::SubmitInformation,
+            &actor("rep"),
+        )
+        .await;
+    assert!(matches!(unknown, Err(EngineError::NotFound(_))), "{unknown:?}");
+    assert_eq!(engine.history(id, 0, 1000).await.unwrap().len(), history);
+    engine.close().await.unwrap();
+}
