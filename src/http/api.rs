@@ -108,7 +108,15 @@ pub async fn list(State(state): State<AppState>, _who: Principal, Query(params):
     let Some((limit, after)) = super::queries::list_paging(&params)? else {
         return Ok(Json(json!(state.engine.list(&filter).await?)).into_response());
     };
-    let page = state.engine.list_page(&filter, after.as_deref(), limit).await?;
+    // A cursor the engine cannot read is a bad query parameter, like every other one here.
+    let page = state.engine.list_page(&filter, after.as_deref(), limit).await.map_err(|error| match error {
+        crate::engine::EngineError::Rejected(crate::domain::Rejection::InvalidField { field, message })
+            if field == "after" =>
+        {
+            Problem::new(ErrorKind::InvalidQuery, format!("after: {message}")).with(json!({"field": "after"}))
+        }
+        other => Problem::from(other),
+    })?;
     let mut response = Json(json!(page.items)).into_response();
     if let Some(next) = page.next_after {
         // The next page keeps this one's filters and limit.

@@ -825,5 +825,6 @@ async fn the_integration_list_pages_with_a_cursor_and_a_link_header() {
     for bad in ["limit=0", "limit=1001", "limit=two", "after=not-a-cursor", "limit=2&after=%00"] {
         let (status, problem) = app.get(&app.viewer, &format!("/api/v1/integrations?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert_eq!(problem["type"], "invalid-query", "{bad}: {problem}");
     }
 }
