@@ -22,6 +22,16 @@ pub fn fill_random(bytes: &mut [u8]) {
     rand::rngs::OsRng.fill_bytes(bytes);
 }
 
+/// The test-only switch that disables one stage's guard (`GOLIVE_BREAK_GUARD=<stage>`, with the
+/// `break-guards` feature): read once, at run time, so `.ci/break-guards` compiles the suite once
+/// and runs it once per guard (it used to recompile per guard, a third of CI's time). Processes
+/// the tests start inherit the variable and so break the same guard.
+#[cfg(feature = "break-guards")]
+pub(crate) fn broken_guard() -> Option<&'static str> {
+    static BROKEN_GUARD: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BROKEN_GUARD.get_or_init(|| std::env::var("GOLIVE_BREAK_GUARD").ok()).as_deref()
+}
+
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }

@@ -147,16 +147,19 @@ fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
     items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// The compile-time switch that disables one stage's guard, so the test suite can prove it
-/// notices (`GOLIVE_BREAK_GUARD=<stage> cargo test --features break-guards`). Absent from
-/// ordinary builds.
-#[cfg(feature = "break-guards")]
-pub(crate) const BROKEN_GUARD: Option<&str> = option_env!("GOLIVE_BREAK_GUARD");
-#[cfg(not(feature = "break-guards"))]
-pub(crate) const BROKEN_GUARD: Option<&str> = None;
-
+/// Whether the test-only switch disables this stage's guard, so the test suite can prove it
+/// notices (`GOLIVE_BREAK_GUARD=<stage> cargo test --features break-guards`). Always false in
+/// ordinary builds: the switch exists only with the feature.
 pub(crate) fn guard_broken(name: &str) -> bool {
-    BROKEN_GUARD == Some(name)
+    #[cfg(feature = "break-guards")]
+    {
+        crate::sources::broken_guard() == Some(name)
+    }
+    #[cfg(not(feature = "break-guards"))]
+    {
+        let _ = name;
+        false
+    }
 }
 
 impl Integration {
