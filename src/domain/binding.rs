@@ -10,7 +10,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::command::InstanceSettings;
 use super::values::{CaCertificatePem, HttpUrl};
 
 /// Where a credential may be used: an instance origin and the CA trusted for it.
@@ -25,12 +24,9 @@ pub struct CredentialBinding {
 }
 
 impl CredentialBinding {
-    /// The binding a credential provided now would get.
-    pub fn of(instance: &InstanceSettings) -> CredentialBinding {
-        CredentialBinding {
-            origin: origin_of(&instance.gitlab_url),
-            ca_fingerprint: instance.ca_certificate_pem.as_ref().map(ca_fingerprint),
-        }
+    /// The binding a credential given for `gitlab_url`, trusted through `ca`, gets.
+    pub fn for_instance(gitlab_url: &HttpUrl, ca: Option<&CaCertificatePem>) -> CredentialBinding {
+        CredentialBinding { origin: origin_of(gitlab_url), ca_fingerprint: ca.map(ca_fingerprint) }
     }
 
     /// A short, plain description for labels and the intake page.

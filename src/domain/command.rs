@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::binding::CredentialBinding;
+pub use super::event::Credential;
 use super::playbook::{Playbook, Scenario, Trigger};
 use super::rejection::Rejection;
-use super::secret::{IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind};
+use super::secret::{IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
 use super::values::{CaCertificatePem, Date, HttpUrl, LongText, PeeringId, Port, Scope, ShortText, VpcId};
 
@@ -118,23 +120,100 @@ pub struct ResponseValidation {
     pub note: Option<LongText>,
 }
 
-/// Which credential a rotation replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Credential {
-    ApplicationSecret,
-    AccessToken,
-    WebhookToken,
-}
+/// What each recorded fact becomes in the log: the command's fields, in the event's own type.
+/// Commands depend on events, never the other way round.
+mod into_events {
+    use super::super::event as e;
+    use super::*;
 
-impl Credential {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Credential::ApplicationSecret => "application_secret",
-            Credential::AccessToken => "access_token",
-            Credential::WebhookToken => "webhook_token",
+    impl From<Prerequisites> for e::PrerequisitesConfirmed {
+        fn from(p: Prerequisites) -> Self {
+            let Prerequisites { gitlab_admin_access, network_access, factory_admin_account } = p;
+            Self { gitlab_admin_access, network_access, factory_admin_account }
         }
     }
+
+    impl From<ApplicationRegistration> for e::ApplicationRegistered {
+        fn from(a: ApplicationRegistration) -> Self {
+            let ApplicationRegistration { name, redirect_uri, application_id, scopes } = a;
+            Self { name, redirect_uri, application_id, scopes }
+        }
+    }
+
+    impl From<InstanceSettings> for e::InstanceUrlSet {
+        fn from(i: InstanceSettings) -> Self {
+            let InstanceSettings { gitlab_url, ca_certificate_pem, ssh_port } = i;
+            Self { gitlab_url, ca_certificate_pem, ssh_port }
+        }
+    }
+
+    impl From<NetworkPolicy> for e::NetworkPolicyEvaluated {
+        fn from(p: NetworkPolicy) -> Self {
+            let NetworkPolicy { barriers, notes } = p;
+            Self { barriers, notes }
+        }
+    }
+
+    impl From<VpcPeering> for e::VpcPeeringEstablished {
+        fn from(p: VpcPeering) -> Self {
+            let VpcPeering { peering_id, customer_vpc_id, factory_vpc_id, route_tables_configured } = p;
+            Self { peering_id, customer_vpc_id, factory_vpc_id, route_tables_configured }
+        }
+    }
+
+    impl From<Vpn> for e::VpnEstablished {
+        fn from(v: Vpn) -> Self {
+            let Vpn { tunnel_established, ipsec_compatible, notes } = v;
+            Self { tunnel_established, ipsec_compatible, notes }
+        }
+    }
+
+    impl From<Firewall> for e::FirewallConfigured {
+        fn from(f: Firewall) -> Self {
+            let Firewall { outbound_https, outbound_ssh, webhook_endpoint_reachable } = f;
+            Self { outbound_https, outbound_ssh, webhook_endpoint_reachable }
+        }
+    }
+
+    impl From<WebhookSettings> for e::WebhookCreated {
+        fn from(w: WebhookSettings) -> Self {
+            let WebhookSettings { url, triggers } = w;
+            Self { url, triggers }
+        }
+    }
+
+    impl From<ApiCheck> for e::ApiCheckRecorded {
+        fn from(c: ApiCheck) -> Self {
+            let ApiCheck { ok, detail } = c;
+            Self { ok, detail }
+        }
+    }
+
+    impl From<ManualTest> for e::ManualTestRecorded {
+        fn from(t: ManualTest) -> Self {
+            let ManualTest { scenario, passed, note } = t;
+            Self { scenario, passed, note }
+        }
+    }
+
+    impl From<ResponseValidation> for e::ResponseValidated {
+        fn from(v: ResponseValidation) -> Self {
+            let ResponseValidation { scenario, correct, evidence, note } = v;
+            Self { scenario, correct, evidence, note }
+        }
+    }
+}
+
+/// What the customer submitted, secrets already sealed by the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeSubmission {
+    pub presented: TokenDigest,
+    pub application: ApplicationRegistration,
+    pub application_secret: SealedSecret,
+    pub access_token: SealedSecret,
+    pub admin: bool,
+    /// The instance the intake page showed the customer, when the page sent it back.
+    pub shown_instance: Option<CredentialBinding>,
 }
 
 /// The request to open a new integration (`POST /api/v1/integrations`).
@@ -260,7 +339,7 @@ pub enum Command {
         expires_at: chrono::DateTime<chrono::Utc>,
     },
     /// Engine-made: the customer submitted the intake form through a link.
-    RedeemIntake(Box<super::intake::IntakeSubmission>),
+    RedeemIntake(Box<IntakeSubmission>),
 }
 
 /// Where a command comes from: the public endpoint may not send internal inputs.

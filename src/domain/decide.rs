@@ -5,12 +5,13 @@
 //! when something the current stage rested on stops holding (a block instead, once live), and
 //! entry into each next stage whose requirements hold, one `stage_entered` per stage, in order.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::binding::CredentialBinding;
 use super::command::{Command, OpenIntegration, Rotation};
-use super::event::{Cause, Event};
+use super::diagnose::describe_duration;
+use super::event::{Cause, CredentialRotated, Event};
 use super::playbook::Playbook;
 use super::rejection::{Rejection, Unmet};
 use super::requirements::{guard_broken, Requirement};
@@ -86,15 +87,15 @@ impl Integration {
 
     fn primary_events(&self, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
         let event = match command {
-            Command::ConfirmPrerequisites(p) => Event::PrerequisitesConfirmed(p.clone()),
-            Command::RegisterApplication(a) => Event::ApplicationRegistered(a.clone()),
+            Command::ConfirmPrerequisites(p) => Event::PrerequisitesConfirmed(p.clone().into()),
+            Command::RegisterApplication(a) => Event::ApplicationRegistered(a.clone().into()),
             Command::ProvideApplicationSecret { secret } => Event::ApplicationSecretProvided {
                 secret: secret.clone(),
                 bound_to: Some(CredentialBinding::of(&self.facts.instance)),
             },
             Command::SetInstanceUrl(settings) => {
                 check_scheme("gitlab_url", &settings.gitlab_url, &self.playbook)?;
-                Event::InstanceUrlSet(settings.clone())
+                Event::InstanceUrlSet(settings.clone().into())
             }
             Command::ProvideAccessToken { token, admin } => Event::AccessTokenProvided {
                 token: token.clone(),
@@ -102,7 +103,7 @@ impl Integration {
                 bound_to: Some(CredentialBinding::of(&self.facts.instance)),
             },
             Command::SubmitInformation => Event::InformationSubmitted {},
-            Command::EvaluateNetworkPolicy(p) => Event::NetworkPolicyEvaluated(p.clone()),
+            Command::EvaluateNetworkPolicy(p) => Event::NetworkPolicyEvaluated(p.clone().into()),
             Command::EstablishVpcPeering(p) => {
                 if p.customer_vpc_id == p.factory_vpc_id {
                     return Err(Rejection::invalid(
@@ -110,27 +111,27 @@ impl Integration {
                         "must differ from customer_vpc_id: a peering joins two VPCs",
                     ));
                 }
-                Event::VpcPeeringEstablished(p.clone())
+                Event::VpcPeeringEstablished(p.clone().into())
             }
-            Command::EstablishVpn(v) => Event::VpnEstablished(v.clone()),
-            Command::ConfigureFirewall(f) => Event::FirewallConfigured(f.clone()),
+            Command::EstablishVpn(v) => Event::VpnEstablished(v.clone().into()),
+            Command::ConfigureFirewall(f) => Event::FirewallConfigured(f.clone().into()),
             Command::IssueWebhookCredentials(issued) => Event::WebhookCredentialsIssued(issued.clone()),
-            Command::CreateWebhook(w) => Event::WebhookCreated(w.clone()),
+            Command::CreateWebhook(w) => Event::WebhookCreated(w.clone().into()),
             Command::RecordWebhookDelivery(delivery) => {
                 if self.facts.webhook_credentials.is_none() {
                     return Err(self.guard("record_webhook_delivery", [Requirement::WebhookCredentialsIssued]));
                 }
                 Event::WebhookDeliveryRecorded(delivery.clone())
             }
-            Command::RecordApiCheck(check) => Event::ApiCheckRecorded(check.clone()),
+            Command::RecordApiCheck(check) => Event::ApiCheckRecorded(check.clone().into()),
             Command::RecordProbeResult(result) => Event::ProbeResultRecorded(result.clone()),
             Command::RecordManualTest(test) => {
                 self.check_scenario(test.scenario)?;
-                Event::ManualTestRecorded(test.clone())
+                Event::ManualTestRecorded(test.clone().into())
             }
             Command::ValidateResponse(validation) => {
                 self.check_scenario(validation.scenario)?;
-                let mut events = vec![Event::ResponseValidated(validation.clone())];
+                let mut events = vec![Event::ResponseValidated(validation.clone().into())];
                 if !validation.correct {
                     let why =
                         validation.note.as_ref().or(validation.evidence.as_ref()).map(|t| t.as_str()).unwrap_or("");
@@ -208,27 +209,22 @@ impl Integration {
                 Event::IntegrationUnblocked { resolution: resolution.clone() }
             }
             Command::RotateCredential(rotation) => match rotation {
-                Rotation::ApplicationSecret { replacement } => Event::CredentialRotated {
-                    credential: super::command::Credential::ApplicationSecret,
-                    replacement: replacement.clone(),
-                    admin: None,
-                    webhook: None,
-                    bound_to: replacement.as_ref().map(|_| CredentialBinding::of(&self.facts.instance)),
-                },
-                Rotation::AccessToken { replacement, admin } => Event::CredentialRotated {
-                    credential: super::command::Credential::AccessToken,
-                    replacement: replacement.clone(),
-                    admin: *admin,
-                    webhook: None,
-                    bound_to: replacement.as_ref().map(|_| CredentialBinding::of(&self.facts.instance)),
-                },
-                Rotation::WebhookToken { issued } => Event::CredentialRotated {
-                    credential: super::command::Credential::WebhookToken,
-                    replacement: None,
-                    admin: None,
-                    webhook: Some(issued.clone()),
-                    bound_to: None,
-                },
+                Rotation::ApplicationSecret { replacement } => {
+                    Event::CredentialRotated(CredentialRotated::ApplicationSecret {
+                        replacement: replacement.clone(),
+                        bound_to: replacement.as_ref().map(|_| CredentialBinding::of(&self.facts.instance)),
+                    })
+                }
+                Rotation::AccessToken { replacement, admin } => {
+                    Event::CredentialRotated(CredentialRotated::AccessToken {
+                        replacement: replacement.clone(),
+                        admin: *admin,
+                        bound_to: replacement.as_ref().map(|_| CredentialBinding::of(&self.facts.instance)),
+                    })
+                }
+                Rotation::WebhookToken { issued } => {
+                    Event::CredentialRotated(CredentialRotated::WebhookToken { issued: issued.clone() })
+                }
             },
             Command::Cancel { reason } => Event::IntegrationCancelled { reason: reason.clone() },
             Command::RecordSecretReveal { kind, fingerprint } => {
@@ -428,16 +424,5 @@ impl super::state::Block {
     /// The guide's troubleshooting advice for this block's category.
     pub fn category_advice(&self) -> &'static str {
         super::diagnose::advice(self.category.into())
-    }
-}
-
-/// Formats a duration as days or hours, for people.
-pub fn describe_duration(duration: Duration) -> String {
-    let days = duration.num_days();
-    if days >= 1 {
-        format!("{days} day{}", if days == 1 { "" } else { "s" })
-    } else {
-        let hours = duration.num_hours().max(0);
-        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
     }
 }

@@ -7,7 +7,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::decide::describe_duration;
 use super::rejection::Unmet;
 use super::signals::FindingCategory;
 use super::stage::Stage;
@@ -207,5 +206,16 @@ impl Integration {
                     .into(),
             ));
         }
+    }
+}
+
+/// Formats a duration as days or hours, for people.
+pub fn describe_duration(duration: Duration) -> String {
+    let days = duration.num_days();
+    if days >= 1 {
+        format!("{days} day{}", if days == 1 { "" } else { "s" })
+    } else {
+        let hours = duration.num_hours().max(0);
+        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
     }
 }

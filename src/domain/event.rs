@@ -3,24 +3,195 @@
 //! On the wire an event is `{"type": "<snake_case>", "data": {...}}`, which the store wraps in the
 //! envelope of the design brief. Secrets appear only as `SealedSecret`; `PlaintextSecret` has no
 //! `Serialize` impl, so an event holding one would not compile.
+//!
+//! Every payload is a type of its own, written for the log rather than borrowed from a command:
+//! commands refuse unknown fields and may change their words, events must decode for as long as
+//! the log lives. So payloads are tolerant readers (unknown fields ignored, optional fields
+//! defaulted), this module imports nothing from `command`, and a change of a payload's shape bumps
+//! [`EVENT_SCHEMA_VERSION`] with an upcaster in `engine::codec` from the older shape. The frozen
+//! logs of `fixtures/logs/` (decoded by `tests/it/frozen_logs.rs`) fail if a change alters how a
+//! stored event decodes, a tightened value limit included.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use std::collections::BTreeSet;
+
 use super::binding::CredentialBinding;
-use super::command::{
-    ApiCheck, ApplicationRegistration, Credential, Firewall, InstanceSettings, ManualTest, NetworkPolicy,
-    Prerequisites, ResponseValidation, VpcPeering, Vpn, WebhookSettings,
-};
-use super::playbook::{Playbook, Scenario};
+use super::playbook::{Playbook, Scenario, Trigger};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
 use super::stage::Stage;
-use super::values::{CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, ShortText};
+use super::values::{
+    CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, PeeringId, Port, Scope, ShortText, VpcId,
+};
 
 /// The schema version of the event payloads this build writes.
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: the first (2026-11).
+/// - 2: `credential_rotated` says what was rotated in one shape per credential (`replacement`
+///   and `admin` only for the secret and the token, `issued` only for the webhook token) where
+///   version 1 carried every field for every credential, mostly null.
+pub const EVENT_SCHEMA_VERSION: u32 = 2;
+
+/// The guide's three prerequisites, as confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PrerequisitesConfirmed {
+    pub gitlab_admin_access: bool,
+    pub network_access: bool,
+    pub factory_admin_account: bool,
+}
+
+/// The GitLab OAuth application the customer registered, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApplicationRegistered {
+    pub name: ShortText,
+    pub redirect_uri: HttpUrl,
+    pub application_id: ShortText,
+    #[serde(default)]
+    pub scopes: BTreeSet<Scope>,
+}
+
+/// The instance of record: where the customer's GitLab lives and how to trust it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InstanceUrlSet {
+    pub gitlab_url: HttpUrl,
+    #[serde(default)]
+    pub ca_certificate_pem: Option<CaCertificatePem>,
+    #[serde(default)]
+    pub ssh_port: Option<Port>,
+}
+
+impl CredentialBinding {
+    /// The binding a credential provided now, for the instance of record, would get.
+    pub fn of(instance: &InstanceUrlSet) -> CredentialBinding {
+        CredentialBinding::for_instance(&instance.gitlab_url, instance.ca_certificate_pem.as_ref())
+    }
+}
+
+/// The barriers an evaluation of the customer's network policy found (possibly none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NetworkPolicyEvaluated {
+    #[serde(default)]
+    pub barriers: Vec<ShortText>,
+    #[serde(default)]
+    pub notes: Option<LongText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VpcPeeringEstablished {
+    pub peering_id: PeeringId,
+    pub customer_vpc_id: VpcId,
+    pub factory_vpc_id: VpcId,
+    pub route_tables_configured: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VpnEstablished {
+    pub tunnel_established: bool,
+    pub ipsec_compatible: bool,
+    #[serde(default)]
+    pub notes: Option<LongText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FirewallConfigured {
+    pub outbound_https: bool,
+    pub outbound_ssh: bool,
+    pub webhook_endpoint_reachable: bool,
+}
+
+/// The webhook as created in GitLab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookCreated {
+    pub url: HttpUrl,
+    #[serde(default)]
+    pub triggers: BTreeSet<Trigger>,
+}
+
+/// A person's check of API connectivity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApiCheckRecorded {
+    pub ok: bool,
+    #[serde(default)]
+    pub detail: Option<LongText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ManualTestRecorded {
+    pub scenario: Scenario,
+    pub passed: bool,
+    pub note: LongText,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ResponseValidated {
+    pub scenario: Scenario,
+    pub correct: bool,
+    #[serde(default)]
+    pub evidence: Option<LongText>,
+    #[serde(default)]
+    pub note: Option<LongText>,
+}
+
+/// Which credential a rotation replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    ApplicationSecret,
+    AccessToken,
+    WebhookToken,
+}
+
+impl Credential {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Credential::ApplicationSecret => "application_secret",
+            Credential::AccessToken => "access_token",
+            Credential::WebhookToken => "webhook_token",
+        }
+    }
+}
+
+/// What a rotation put in place of the old credential (schema version 2; see the upcaster
+/// `credential_rotated` v1 to v2 in `engine::codec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "credential", rename_all = "snake_case")]
+pub enum CredentialRotated {
+    ApplicationSecret {
+        /// The new secret, when one was given; without one the old secret is void.
+        #[serde(default)]
+        replacement: Option<SealedSecret>,
+        /// The instance the replacement was given for (absent in logs written before
+        /// 2026-11-29: replay binds those to the instance in force when they were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound_to: Option<CredentialBinding>,
+    },
+    AccessToken {
+        #[serde(default)]
+        replacement: Option<SealedSecret>,
+        /// Whether the replacement is an admin token; absent: as the old one was.
+        #[serde(default)]
+        admin: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound_to: Option<CredentialBinding>,
+    },
+    WebhookToken {
+        /// The newly issued webhook token's stored form.
+        issued: IssuedWebhookCredentials,
+    },
+}
+
+impl CredentialRotated {
+    pub fn credential(&self) -> Credential {
+        match self {
+            CredentialRotated::ApplicationSecret { .. } => Credential::ApplicationSecret,
+            CredentialRotated::AccessToken { .. } => Credential::AccessToken,
+            CredentialRotated::WebhookToken { .. } => Credential::WebhookToken,
+        }
+    }
+}
 
 /// Which command caused a regression or an automatic block, and which requirements it voided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -40,8 +211,8 @@ pub enum Event {
         playbook: Playbook,
         ca_certificate_pem: Option<CaCertificatePem>,
     },
-    PrerequisitesConfirmed(Prerequisites),
-    ApplicationRegistered(ApplicationRegistration),
+    PrerequisitesConfirmed(PrerequisitesConfirmed),
+    ApplicationRegistered(ApplicationRegistered),
     ApplicationSecretProvided {
         secret: SealedSecret,
         /// The instance the secret was given for (absent in logs written before 2026-11-29:
@@ -49,7 +220,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bound_to: Option<CredentialBinding>,
     },
-    InstanceUrlSet(InstanceSettings),
+    InstanceUrlSet(InstanceUrlSet),
     AccessTokenProvided {
         token: SealedSecret,
         admin: bool,
@@ -58,17 +229,17 @@ pub enum Event {
         bound_to: Option<CredentialBinding>,
     },
     InformationSubmitted {},
-    NetworkPolicyEvaluated(NetworkPolicy),
-    VpcPeeringEstablished(VpcPeering),
-    VpnEstablished(Vpn),
-    FirewallConfigured(Firewall),
+    NetworkPolicyEvaluated(NetworkPolicyEvaluated),
+    VpcPeeringEstablished(VpcPeeringEstablished),
+    VpnEstablished(VpnEstablished),
+    FirewallConfigured(FirewallConfigured),
     WebhookCredentialsIssued(IssuedWebhookCredentials),
-    WebhookCreated(WebhookSettings),
+    WebhookCreated(WebhookCreated),
     WebhookDeliveryRecorded(WebhookDelivery),
-    ApiCheckRecorded(ApiCheck),
+    ApiCheckRecorded(ApiCheckRecorded),
     ProbeResultRecorded(ProbeResult),
-    ManualTestRecorded(ManualTest),
-    ResponseValidated(ResponseValidation),
+    ManualTestRecorded(ManualTestRecorded),
+    ResponseValidated(ResponseValidated),
     FeedbackReported {
         feedback_id: Uuid,
         summary: LongText,
@@ -112,17 +283,7 @@ pub enum Event {
     IntegrationUnblocked {
         resolution: LongText,
     },
-    CredentialRotated {
-        credential: Credential,
-        /// The new application secret or access token, when one was given.
-        replacement: Option<SealedSecret>,
-        admin: Option<bool>,
-        /// The newly issued webhook token's stored form, for `webhook_token`.
-        webhook: Option<IssuedWebhookCredentials>,
-        /// The instance a replacement secret or token was given for.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        bound_to: Option<CredentialBinding>,
-    },
+    CredentialRotated(CredentialRotated),
     IntegrationCancelled {
         reason: LongText,
     },
@@ -178,7 +339,7 @@ impl Event {
             Event::NoteAdded { .. } => "note_added",
             Event::IntegrationBlocked { .. } => "integration_blocked",
             Event::IntegrationUnblocked { .. } => "integration_unblocked",
-            Event::CredentialRotated { .. } => "credential_rotated",
+            Event::CredentialRotated(_) => "credential_rotated",
             Event::IntegrationCancelled { .. } => "integration_cancelled",
             Event::SecretRevealed { .. } => "secret_revealed",
             Event::SecretsShredded {} => "secrets_shredded",

@@ -10,77 +10,17 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::binding::CredentialBinding;
-use super::command::ApplicationRegistration;
+use super::command::IntakeSubmission;
 use super::event::Event;
-use super::rejection::Rejection;
-use super::secret::{SealedSecret, TokenDigest};
-use super::state::Integration;
+use super::rejection::{IntakeRefusal, Rejection};
+use super::secret::TokenDigest;
+use super::state::{IntakeLink, IntakeLinkStatus, Integration};
 
 /// The longest an intake link may stay open.
 pub const INTAKE_LINK_MAX_HOURS: u32 = 14 * 24;
-
-/// One issued link, as folded into the state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntakeLink {
-    pub link_id: Uuid,
-    pub token_digest: TokenDigest,
-    pub issued_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub redeemed_at: Option<DateTime<Utc>>,
-}
-
-/// Whether a link can still be used at `now`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntakeLinkStatus {
-    Open,
-    Redeemed,
-    Expired,
-}
-
-impl IntakeLink {
-    pub fn status(&self, now: DateTime<Utc>) -> IntakeLinkStatus {
-        if self.redeemed_at.is_some() {
-            IntakeLinkStatus::Redeemed
-        } else if now >= self.expires_at {
-            IntakeLinkStatus::Expired
-        } else {
-            IntakeLinkStatus::Open
-        }
-    }
-}
-
-/// Why a presented link cannot be used. Deliberately coarse towards the customer: an unknown
-/// link and a wrong secret look the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IntakeRefusal {
-    #[error("this intake link is not valid")]
-    Unknown,
-    #[error("this intake link has expired; ask your Factory representative for a new one")]
-    Expired,
-    #[error("this intake link has already been used; ask your Factory representative for a new one")]
-    AlreadyUsed,
-    /// The instance URL or its CA changed after the customer loaded the page: what they saw is
-    /// not where the secrets would be bound, so nothing is recorded.
-    #[error("the GitLab instance of this onboarding changed while the page was open; reload the page, check the instance it names, and send again")]
-    InstanceChanged,
-}
-
-/// What the customer submitted, secrets already sealed by the edge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntakeSubmission {
-    pub presented: TokenDigest,
-    pub application: ApplicationRegistration,
-    pub application_secret: SealedSecret,
-    pub access_token: SealedSecret,
-    pub admin: bool,
-    /// The instance the intake page showed the customer, when the page sent it back.
-    pub shown_instance: Option<CredentialBinding>,
-}
 
 /// Compares two digests in time independent of where they differ.
 fn same_digest(a: &TokenDigest, b: &TokenDigest) -> bool {
@@ -147,7 +87,7 @@ impl Integration {
             return Err(Rejection::Intake(IntakeRefusal::InstanceChanged));
         }
         Ok(vec![
-            Event::ApplicationRegistered(submission.application.clone()),
+            Event::ApplicationRegistered(submission.application.clone().into()),
             Event::ApplicationSecretProvided {
                 secret: submission.application_secret.clone(),
                 bound_to: Some(bound_to.clone()),

@@ -27,18 +27,24 @@ mod values;
 pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use command::{
     parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,
-    InstanceSettings, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites, ResponseValidation, Rotation,
-    VpcPeering, Vpn, WebhookSettings, INTERNAL_COMMAND_TYPES, LIST_MAX_ENTRIES, PUBLIC_COMMAND_TYPES,
+    InstanceSettings, IntakeSubmission, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites,
+    ResponseValidation, Rotation, VpcPeering, Vpn, WebhookSettings, INTERNAL_COMMAND_TYPES, LIST_MAX_ENTRIES,
+    PUBLIC_COMMAND_TYPES,
 };
-pub use decide::{describe_duration, open, Context, IdSource};
+pub use decide::{open, Context, IdSource};
 pub use diagnose::{
-    advice, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS, STALLED_AFTER_DAYS,
+    advice, describe_duration, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS,
+    STALLED_AFTER_DAYS,
 };
-pub use event::{Cause, Event, EVENT_SCHEMA_VERSION};
-pub use intake::{IntakeLink, IntakeLinkStatus, IntakeRefusal, IntakeSubmission, INTAKE_LINK_MAX_HOURS};
+pub use event::{
+    ApiCheckRecorded, ApplicationRegistered, Cause, CredentialRotated, Event, FirewallConfigured, InstanceUrlSet,
+    ManualTestRecorded, NetworkPolicyEvaluated, PrerequisitesConfirmed, ResponseValidated, VpcPeeringEstablished,
+    VpnEstablished, WebhookCreated, EVENT_SCHEMA_VERSION,
+};
+pub use intake::INTAKE_LINK_MAX_HOURS;
 pub use open::{parse_open_request, parse_open_request_with_reference, playbook_fields_in, PLAYBOOK_FIELDS};
 pub use playbook::{Playbook, PlaybookId, PlaybookRef, Scenario, Trigger, MONITORING_DAYS_MAX, PLAYBOOK_ID_MAX_CHARS};
-pub use rejection::{Rejection, Unmet};
+pub use rejection::{IntakeRefusal, Rejection, Unmet};
 pub use requirements::{ChecklistItem, Requirement};
 pub use secret::{
     IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind, TokenDigest, SECRET_MAX_BYTES,
@@ -47,7 +53,7 @@ pub use signals::{BlockCategory, FindingCategory, GitlabEvent, ProbeResult, Webh
 pub use stage::Stage;
 pub use state::{
     AccessToken, ApiEvidence, ApplicationSecret, Block, Cancellation, Connectivity, DeliveryStats, EvidenceSource,
-    Facts, FeedbackItem, Integration, Monitoring, RecordedProbe, TokenFinding,
+    Facts, FeedbackItem, IntakeLink, IntakeLinkStatus, Integration, Monitoring, RecordedProbe, TokenFinding,
 };
 pub use values::{
     Actor, CaCertificatePem, Date, HttpUrl, IntegrationId, LongText, PeeringId, Port, Scope, ShortText, ValueError,

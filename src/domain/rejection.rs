@@ -24,7 +24,7 @@ pub enum Rejection {
     #[error("the integration is cancelled; no command is accepted any more")]
     Cancelled,
     #[error("{0}")]
-    Intake(super::intake::IntakeRefusal),
+    Intake(IntakeRefusal),
 }
 
 fn list_unmet(unmet: &[Unmet]) -> String {
@@ -43,4 +43,20 @@ impl Rejection {
             _ => Vec::new(),
         }
     }
+}
+
+/// Why a presented link cannot be used. Deliberately coarse towards the customer: an unknown
+/// link and a wrong secret look the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeRefusal {
+    #[error("this intake link is not valid")]
+    Unknown,
+    #[error("this intake link has expired; ask your Factory representative for a new one")]
+    Expired,
+    #[error("this intake link has already been used; ask your Factory representative for a new one")]
+    AlreadyUsed,
+    /// The instance URL or its CA changed after the customer loaded the page: what they saw is
+    /// not where the secrets would be bound, so nothing is recorded.
+    #[error("the GitLab instance of this onboarding changed while the page was open; reload the page, check the instance it names, and send again")]
+    InstanceChanged,
 }

@@ -7,16 +7,46 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::binding::CredentialBinding;
-use super::command::{
-    ApplicationRegistration, Credential, Firewall, InstanceSettings, NetworkPolicy, Prerequisites, VpcPeering, Vpn,
-    WebhookSettings,
+use super::event::{
+    ApplicationRegistered, Cause, CredentialRotated, Event, FirewallConfigured, InstanceUrlSet, NetworkPolicyEvaluated,
+    PrerequisitesConfirmed, VpcPeeringEstablished, VpnEstablished, WebhookCreated,
 };
-use super::event::{Cause, Event};
 use super::playbook::{Playbook, Scenario};
-use super::secret::{IssuedWebhookCredentials, SealedSecret};
+use super::secret::{IssuedWebhookCredentials, SealedSecret, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult};
 use super::stage::Stage;
 use super::values::{Date, IntegrationId, LongText, Scope, ShortText};
+
+/// One issued link, as folded into the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeLink {
+    pub link_id: Uuid,
+    pub token_digest: TokenDigest,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a link can still be used at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeLinkStatus {
+    Open,
+    Redeemed,
+    Expired,
+}
+
+impl IntakeLink {
+    pub fn status(&self, now: DateTime<Utc>) -> IntakeLinkStatus {
+        if self.redeemed_at.is_some() {
+            IntakeLinkStatus::Redeemed
+        } else if now >= self.expires_at {
+            IntakeLinkStatus::Expired
+        } else {
+            IntakeLinkStatus::Open
+        }
+    }
+}
 
 /// The block flag: set by a person (`block`) or by golive when something breaks once live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +92,8 @@ impl FeedbackItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Connectivity {
-    VpcPeering(VpcPeering),
-    Vpn(Vpn),
+    VpcPeering(VpcPeeringEstablished),
+    Vpn(VpnEstablished),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,17 +169,17 @@ pub struct DeliveryStats {
 /// Everything recorded about the guide's requirements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
-    pub prerequisites: Option<Prerequisites>,
-    pub application: Option<ApplicationRegistration>,
+    pub prerequisites: Option<PrerequisitesConfirmed>,
+    pub application: Option<ApplicationRegistered>,
     pub application_secret: Option<ApplicationSecret>,
-    pub instance: InstanceSettings,
+    pub instance: InstanceUrlSet,
     pub access_token: Option<AccessToken>,
     pub information_submitted: bool,
-    pub network_policy: Option<NetworkPolicy>,
+    pub network_policy: Option<NetworkPolicyEvaluated>,
     pub connectivity: Option<Connectivity>,
-    pub firewall: Option<Firewall>,
+    pub firewall: Option<FirewallConfigured>,
     pub webhook_credentials: Option<IssuedWebhookCredentials>,
-    pub webhook: Option<WebhookSettings>,
+    pub webhook: Option<WebhookCreated>,
     /// When a delivery was last verified with the current token; voided by a new token.
     pub verified_delivery_at: Option<DateTime<Utc>>,
     pub deliveries: DeliveryStats,
@@ -187,7 +217,7 @@ pub struct Integration {
     pub facts: Facts,
     /// Customer intake links issued for this integration, oldest first.
     #[serde(default)]
-    pub intake_links: Vec<super::intake::IntakeLink>,
+    pub intake_links: Vec<IntakeLink>,
 }
 
 impl Integration {
@@ -230,7 +260,7 @@ impl Integration {
                 prerequisites: None,
                 application: None,
                 application_secret: None,
-                instance: InstanceSettings {
+                instance: InstanceUrlSet {
                     gitlab_url: gitlab_url.clone(),
                     ca_certificate_pem: ca_certificate_pem.clone(),
                     ssh_port: None,
@@ -400,13 +430,13 @@ impl Integration {
                     Some(Block { category: *category, detail: detail.clone(), since: at, cause: cause.clone() })
             }
             Event::IntegrationUnblocked { .. } => self.block = None,
-            Event::CredentialRotated { credential, replacement, admin, webhook, bound_to } => match credential {
-                Credential::ApplicationSecret => {
+            Event::CredentialRotated(rotated) => match rotated {
+                CredentialRotated::ApplicationSecret { replacement, bound_to } => {
                     let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
                     facts.application_secret =
                         replacement.clone().map(|secret| ApplicationSecret { secret, bound_to, voided: false });
                 }
-                Credential::AccessToken => {
+                CredentialRotated::AccessToken { replacement, admin, bound_to } => {
                     let admin = admin.or(facts.access_token.as_ref().map(|t| t.admin)).unwrap_or(false);
                     let bound_to = bound_to.clone().unwrap_or_else(|| CredentialBinding::of(&facts.instance));
                     facts.access_token =
@@ -414,11 +444,9 @@ impl Integration {
                     facts.api_connectivity = None;
                     facts.token_finding = None;
                 }
-                Credential::WebhookToken => {
+                CredentialRotated::WebhookToken { issued } => {
                     facts.verified_delivery_at = None;
-                    if let Some(issued) = webhook {
-                        facts.webhook_credentials = Some(issued.clone());
-                    }
+                    facts.webhook_credentials = Some(issued.clone());
                 }
             },
             Event::IntegrationCancelled { reason } => {
@@ -428,15 +456,13 @@ impl Integration {
             }
             Event::SecretRevealed { .. } => facts.secrets_revealed += 1,
             Event::SecretsShredded {} => facts.secrets_shredded_at = Some(at),
-            Event::IntakeLinkIssued { link_id, token_digest, expires_at } => {
-                self.intake_links.push(super::intake::IntakeLink {
-                    link_id: *link_id,
-                    token_digest: token_digest.clone(),
-                    issued_at: at,
-                    expires_at: *expires_at,
-                    redeemed_at: None,
-                })
-            }
+            Event::IntakeLinkIssued { link_id, token_digest, expires_at } => self.intake_links.push(IntakeLink {
+                link_id: *link_id,
+                token_digest: token_digest.clone(),
+                issued_at: at,
+                expires_at: *expires_at,
+                redeemed_at: None,
+            }),
             Event::IntakeRedeemed { link_id } => {
                 if let Some(link) = self.intake_links.iter_mut().find(|l| l.link_id == *link_id) {
                     link.redeemed_at = Some(at);

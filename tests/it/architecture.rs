@@ -90,3 +90,61 @@ fn no_test_only_command_ships_in_the_binary() {
         }
     }
 }
+
+/// The domain's modules that `module` names (`super::<name>`), outside its unit tests.
+fn domain_imports(text: &str, modules: &std::collections::BTreeSet<String>) -> std::collections::BTreeSet<String> {
+    let text = without_unit_tests(text);
+    let mut out = std::collections::BTreeSet::new();
+    for (at, _) in text.match_indices("super::") {
+        let name: String =
+            text[at + "super::".len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if modules.contains(&name) {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// Events are their own types: `event` imports nothing from `command`, and no two domain modules
+/// import each other, directly or round a longer circle (commands, events, state, intake and
+/// refusals once formed one). A circle found is printed.
+#[test]
+fn the_domain_modules_import_each_other_without_a_circle() {
+    let files = sources("src/domain");
+    let name_of = |path: &str| Path::new(path).file_stem().unwrap().to_string_lossy().into_owned();
+    let modules: std::collections::BTreeSet<String> =
+        files.iter().map(|(path, _)| name_of(path)).filter(|name| name != "mod").collect();
+    let graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = files
+        .iter()
+        .filter(|(path, _)| name_of(path) != "mod")
+        .map(|(path, text)| {
+            let mut imports = domain_imports(text, &modules);
+            imports.remove(&name_of(path));
+            (name_of(path), imports)
+        })
+        .collect();
+    assert!(!graph["event"].contains("command"), "event imports command: {:?}", graph["event"]);
+    // Depth-first search; `path` is the chain from the root to the module being visited.
+    fn visit(
+        module: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            panic!("the domain modules import round a circle: {} -> {module}", path[at..].join(" -> "));
+        }
+        if !done.insert(module.to_owned()) {
+            return;
+        }
+        path.push(module.to_owned());
+        for next in &graph[module] {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+}

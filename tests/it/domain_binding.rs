@@ -1,6 +1,6 @@
 //! Given/when/then: credentials stay bound to the instance origin and CA they were given for.
 
-use golive::domain::{CredentialBinding, Event, InstanceSettings, Stage};
+use golive::domain::{CredentialBinding, CredentialRotated, Event, InstanceUrlSet, Stage};
 use serde_json::json;
 
 use crate::support::*;
@@ -25,7 +25,9 @@ fn bound_to_of(events: &[Event]) -> Vec<Option<CredentialBinding>> {
             Event::ApplicationSecretProvided { bound_to, .. } | Event::AccessTokenProvided { bound_to, .. } => {
                 Some(bound_to.clone())
             }
-            Event::CredentialRotated { bound_to, .. } => Some(bound_to.clone()),
+            Event::CredentialRotated(
+                CredentialRotated::AccessToken { bound_to, .. } | CredentialRotated::ApplicationSecret { bound_to, .. },
+            ) => Some(bound_to.clone()),
             _ => None,
         })
         .collect()
@@ -172,7 +174,7 @@ fn events_without_a_binding_bind_to_the_instance_in_force_when_they_were_recorde
     assert!(bound_to.is_none());
     bench.state.apply(&old_token, bench.now);
     assert_eq!(bench.state.usable_access_token().unwrap().bound_to.origin, GITLAB_URL);
-    let moved = Event::InstanceUrlSet(InstanceSettings {
+    let moved = Event::InstanceUrlSet(InstanceUrlSet {
         gitlab_url: golive::domain::HttpUrl::parse("https://gitlab.moved.example").unwrap(),
         ca_certificate_pem: None,
         ssh_port: None,

@@ -12,7 +12,12 @@
 //! stage, version, the ids of met checklist items, blocked, feedback, monitoring — so later
 //! builds may add fields and labels, but never change what an old log means.
 //!
-//! These files are never rewritten: a later format gets a `v2/` beside it. The generator below
+//! `fixtures/logs/v2/` was written the same way by the build that gave events payloads of their
+//! own (schema version 2: `credential_rotated` changed shape), with the rotations and the
+//! longest texts the kitchen sink below adds; its `postgres.sql` names the schema
+//! `golive_frozen_v2`.
+//!
+//! These files are never rewritten: a later format gets a `v3/` beside them. The generator below
 //! runs only with `GOLIVE_FREEZE_LOGS=<empty directory>`, to write a new version's files.
 
 use std::path::{Path, PathBuf};
@@ -86,11 +91,24 @@ async fn states_of(engine: &Engine) -> Value {
     Value::Object(out)
 }
 
+/// Every frozen version, oldest first. A version, once here, stays forever.
+const FROZEN_VERSIONS: [&str; 2] = ["v1", "v2"];
+
+fn expected_of(version: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(frozen_dir(version).join("expected.json")).unwrap()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_v1_sled_directory_opens_verifies_and_replays_to_the_frozen_states() {
-    let frozen = frozen_dir("v1");
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(frozen.join("expected.json")).unwrap()).unwrap();
+async fn every_frozen_sled_directory_opens_verifies_and_replays_to_the_frozen_states() {
+    for version in FROZEN_VERSIONS {
+        eprintln!("frozen log {version}: sled directory");
+        sled_directory_replays(version).await;
+    }
+}
+
+async fn sled_directory_replays(version: &str) {
+    let frozen = frozen_dir(version);
+    let expected = expected_of(version);
     // sled writes on open; the committed copy stays untouched.
     let scratch = tempfile::tempdir().unwrap();
     copy_dir(&frozen.join("sled"), scratch.path());
@@ -103,10 +121,16 @@ async fn the_v1_sled_directory_opens_verifies_and_replays_to_the_frozen_states()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_v1_json_lines_import_verifies_and_replays_to_the_frozen_states() {
-    let frozen = frozen_dir("v1");
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(frozen.join("expected.json")).unwrap()).unwrap();
+async fn every_frozen_json_lines_import_verifies_and_replays_to_the_frozen_states() {
+    for version in FROZEN_VERSIONS {
+        eprintln!("frozen log {version}: JSON Lines import");
+        json_lines_replay(version).await;
+    }
+}
+
+async fn json_lines_replay(version: &str) {
+    let frozen = frozen_dir(version);
+    let expected = expected_of(version);
     let text = std::fs::read_to_string(frozen.join("log.jsonl")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_on(dir.path()).await;
@@ -138,12 +162,18 @@ async fn restore_dump(base: &str, version: &str) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_v1_postgres_dump_restores_verifies_and_replays_to_the_frozen_states() {
-    let Some(base) = crate::pg::available("frozen_logs::the_v1_postgres_dump").await else { return };
-    let frozen = frozen_dir("v1");
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(frozen.join("expected.json")).unwrap()).unwrap();
-    let (schema, url) = restore_dump(&base, "v1").await;
+async fn every_frozen_postgres_dump_restores_verifies_and_replays_to_the_frozen_states() {
+    let Some(base) = crate::pg::available("frozen_logs::every_frozen_postgres_dump").await else { return };
+    for version in FROZEN_VERSIONS {
+        eprintln!("frozen log {version}: PostgreSQL dump");
+        postgres_dump_replays(&base, version).await;
+    }
+}
+
+async fn postgres_dump_replays(base: &str, version: &str) {
+    let frozen = frozen_dir(version);
+    let expected = expected_of(version);
+    let (schema, url) = restore_dump(base, version).await;
     let scratch = tempfile::tempdir().unwrap();
     let options = OpenOptions {
         clock: Some(Arc::new(ManualClock::new(fixture_now()))),
@@ -178,17 +208,12 @@ async fn the_v1_postgres_dump_restores_verifies_and_replays_to_the_frozen_states
     }
     assert!(opened > 0, "no frozen access token was tried");
     engine.close().await.unwrap();
-    crate::pg::drop_schema(&base, &schema).await;
+    crate::pg::drop_schema(base, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_frozen_log_covers_every_event_type_of_its_version() {
-    let text = std::fs::read_to_string(frozen_dir("v1").join("log.jsonl")).unwrap();
-    let seen: std::collections::BTreeSet<String> = text
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap()["type"].as_str().unwrap().to_owned())
-        .collect();
-    let v1_types = [
+async fn every_frozen_log_covers_every_event_type_of_its_version() {
+    let types = [
         "integration_opened",
         "prerequisites_confirmed",
         "application_registered",
@@ -225,8 +250,45 @@ async fn the_frozen_log_covers_every_event_type_of_its_version() {
         "intake_link_issued",
         "intake_redeemed",
     ];
-    let missing: Vec<&str> = v1_types.iter().copied().filter(|t| !seen.contains(*t)).collect();
-    assert!(missing.is_empty(), "the frozen v1 log lacks {missing:?}");
+    // Schema version 2 changed the shape of credential_rotated and added no type.
+    let types_of = |version: &str| -> Vec<&str> {
+        match version {
+            "v1" | "v2" => types.to_vec(),
+            other => panic!("{other}: list its event types here"),
+        }
+    };
+    for version in FROZEN_VERSIONS {
+        let text = std::fs::read_to_string(frozen_dir(version).join("log.jsonl")).unwrap();
+        let seen: std::collections::BTreeSet<String> = text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap()["type"].as_str().unwrap().to_owned())
+            .collect();
+        let missing: Vec<&str> = types_of(version).into_iter().filter(|t| !seen.contains(*t)).collect();
+        assert!(missing.is_empty(), "the frozen {version} log lacks {missing:?}");
+    }
+}
+
+/// The v2 set was written after `credential_rotated` changed shape: it holds a rotation of every
+/// credential in the v2 shape, and values at every text limit of the day, so a later build that
+/// tightens a limit fails here rather than on a customer's log.
+#[test]
+fn the_v2_log_holds_every_rotation_shape_and_values_at_their_limits() {
+    let text = std::fs::read_to_string(frozen_dir("v2").join("log.jsonl")).unwrap();
+    let events: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let rotations: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter(|e| e["type"] == "credential_rotated")
+        .map(|e| {
+            assert_eq!(e["schema_version"], 2);
+            e["data"]["credential"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(rotations.len(), 3, "every credential rotated: {rotations:?}");
+    let longest = |field: &str| {
+        events.iter().filter_map(|e| e["data"][field].as_str()).map(|t| t.chars().count()).max().unwrap_or(0)
+    };
+    assert_eq!(longest("owner"), golive::domain::SHORT_TEXT_MAX_CHARS);
+    assert_eq!(longest("text"), golive::domain::LONG_TEXT_MAX_CHARS);
 }
 
 /// Writes a new frozen version into the empty directory named by `GOLIVE_FREEZE_LOGS`.
@@ -284,6 +346,10 @@ async fn kitchen_sink(engine: &Engine, clock: &ManualClock) {
         async move { engine.execute(ExecuteRequest::new(id, body, rep)).await.unwrap() }
     };
     run(json!({"type": "assign_owner", "owner": "dana.reyes"})).await;
+    // The longest texts of the day: a tightened limit must fail the frozen-log tests.
+    run(json!({"type": "assign_owner", "owner": "o".repeat(golive::domain::SHORT_TEXT_MAX_CHARS)})).await;
+    run(json!({"type": "add_note", "text": "n".repeat(golive::domain::LONG_TEXT_MAX_CHARS)})).await;
+    run(json!({"type": "assign_owner", "owner": "dana.reyes"})).await;
     let link = engine.issue_intake_link(id, 72, &rep).await.unwrap();
     let secret = link.path.rsplit('/').next().unwrap().to_owned();
     let state = engine.state(id).await.unwrap();
@@ -304,6 +370,11 @@ async fn kitchen_sink(engine: &Engine, clock: &ManualClock) {
     run(json!({"type": "record_api_check", "ok": true, "detail": "curl from the bastion"})).await;
     run(json!({"type": "record_manual_test", "scenario": "pipeline_ran", "passed": true, "note": "ran on the call"}))
         .await;
+    // Every credential rotated, each in its own shape (schema version 2).
+    run(json!({"type": "rotate_credential", "credential": "access_token", "secret": "glpat-frozen-access-token-000000002", "admin": true})).await;
+    run(json!({"type": "rotate_credential", "credential": "application_secret", "secret": "gloas-frozen-application-secret-0002"})).await;
+    run(json!({"type": "issue_webhook_credentials", "signing": false})).await;
+    run(json!({"type": "rotate_credential", "credential": "webhook_token"})).await;
     engine.reveal(id, SecretKind::AccessToken, &admin).await.unwrap();
     engine.shred(id, &admin).await.unwrap();
     run(json!({"type": "cancel", "reason": "Customer chose another vendor"})).await;

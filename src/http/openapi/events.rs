@@ -37,7 +37,11 @@ pub fn schema_value() -> Value {
         "description": format!(
             "An event as stored and as sent on the wire (history, audit, export, the event stream). \
              `hash` is SHA-256 over every other field (hex); `schema_version` {EVENT_SCHEMA_VERSION} is what \
-             this build writes. `type` and `data` follow `#/$defs/Event`."
+             this build writes, and such an event's `type` and `data` follow `#/$defs/Event`. An event \
+             written by an older golive keeps its `schema_version` and the `data` of that version, as \
+             the hash requires: version 1 differs only in `credential_rotated`, which carried \
+             `replacement`, `admin`, `webhook` (the `issued` of version 2) and `bound_to` for every \
+             credential."
         ),
         "type": "object",
         "required": ["position", "integration_id", "version", "id", "recorded_at", "actor", "type",
@@ -56,7 +60,8 @@ pub fn schema_value() -> Value {
             "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
         "additionalProperties": false,
-        "allOf": [{"$ref": "#/$defs/Event"}],
+        "if": {"properties": {"schema_version": {"const": EVENT_SCHEMA_VERSION}}},
+        "then": {"$ref": "#/$defs/Event"},
         "$defs": defs_value,
     })
 }
