@@ -2,10 +2,14 @@
 //! PostgreSQL database shared by several golive replicas.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::*;
-use crate::secrets::{DataKey, PgKeystore};
-use crate::store::{PgStore, PgStoreOptions};
+use uuid::Uuid;
+
+use super::{Engine, EngineConfig, EngineError, OpenOptions, SystemClock};
+use crate::domain::IntegrationId;
+use crate::secrets::{self, DataKey, MasterKey, MasterKeySource, PgKeystore, SecretsError};
+use crate::store::{EventStore, PgStore, PgStoreOptions};
 
 /// The store a golive process opens.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::*;
-use crate::domain::{BlockCategory, Stage};
+use uuid::Uuid;
+
+use super::codec::decode;
+use super::read_model::{IntegrationSummary, ListFilter};
+use super::{Engine, EngineError};
+use crate::domain::{BlockCategory, Event, Stage};
 
 /// How many days of cumulative flow are drawn at most (older days are summed into the first).
 pub const FLOW_DAYS_MAX: i64 = 180;
@@ -236,18 +240,18 @@ impl Engine {
     /// The insights as of now, from the read model's projection (see the module's header).
     pub async fn insights(&self) -> Result<Insights, EngineError> {
         let current = self.list(&ListFilter::default()).await?;
-        let builder = self.inner.read_model.read().expect("read model lock").insights.clone();
+        let builder = self.projection().read(|model| model.insights.clone());
         Ok(builder.finish(self.now(), &current))
     }
 
     /// The insights folded from the whole log, as before the projection: the baseline of the
     /// benchmark and the check of the projection in the tests.
     pub async fn insights_from_the_whole_log(&self) -> Result<Insights, EngineError> {
-        let head = self.inner.store.head().await?.position;
+        let head = self.store().head().await?.position;
         let mut builder = InsightsBuilder::default();
         let mut after = 0;
         loop {
-            let page = self.inner.store.read_all(after, 2048).await?;
+            let page = self.store().read_all(after, 2048).await?;
             let Some(last) = page.last() else { break };
             after = last.position;
             for stored in &page {

@@ -4,9 +4,17 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
 
-use super::*;
-use crate::domain::{IntakeSubmission, ShortText};
+use super::{Engine, EngineError, Executed};
+use crate::domain::{
+    self, Actor, Command, CommandRequest, HttpUrl, IntakeSubmission, IntegrationId, Origin, PlaintextSecret, Rejection,
+    Sealer, SecretKind, ShortText,
+};
+use crate::secrets::{self, IntegrationSealer};
 
 /// Random bytes in an intake link's secret.
 const INTAKE_SECRET_BYTES: usize = 32;
@@ -116,14 +124,14 @@ impl Engine {
         let mut secret = [0u8; INTAKE_SECRET_BYTES];
         crate::sources::fill_random(&mut secret);
         let secret = URL_SAFE_NO_PAD.encode(secret);
-        let link_id = self.inner.ids.next_id();
+        let link_id = self.ids().next_id();
         // Checked: the hours come from a caller, and an instant past chrono's range would panic.
         let expires_at =
             self.now().checked_add_signed(chrono::Duration::hours(i64::from(expires_in_hours))).ok_or_else(|| {
                 Rejection::invalid("expires_in_hours", format!("must be at most {}", domain::INTAKE_LINK_MAX_HOURS))
             })?;
         let command = Command::IssueIntakeLink { link_id, token_digest: secrets::token_digest(&secret), expires_at };
-        let executed = self.execute_internal(id, command, actor).await?;
+        let executed = self.writes().execute_internal(id, command, actor).await?;
         Ok(IssuedIntakeLink { executed, link_id, expires_at, path: format!("/intake/{id}/{secret}") })
     }
 
@@ -163,8 +171,8 @@ impl Engine {
         let invitation = self.intake_invitation(id, secret).await?;
         let (registration, application_secret, access_token) =
             parse_intake(form, &invitation.application_name, &invitation.redirect_uri)?;
-        let key = self.inner.keystore.data_key(id).await?;
-        let mut sealer = IntegrationSealer::new(&key, id, &self.inner.config.public_url);
+        let key = self.keystore().data_key(id).await?;
+        let mut sealer = IntegrationSealer::new(&key, id, &self.config().public_url);
         let submission = IntakeSubmission {
             presented: secrets::token_digest(secret),
             application: registration,
@@ -176,6 +184,6 @@ impl Engine {
                 ca_fingerprint: form.shown_ca_fingerprint.clone().filter(|f| !f.is_empty()),
             }),
         };
-        self.execute_internal(id, Command::RedeemIntake(Box::new(submission)), &customer_actor()).await
+        self.writes().execute_internal(id, Command::RedeemIntake(Box::new(submission)), &customer_actor()).await
     }
 }

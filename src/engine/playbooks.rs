@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{Engine, EngineError};
 use crate::domain::{self, Actor, Playbook, PlaybookId, PlaybookRef, Rejection};
+use crate::store::EventStore;
 
 const KEY_PREFIX: &str = "playbook/";
 
@@ -100,40 +101,48 @@ impl Engine {
 
     /// One registered playbook: the given version, or the latest.
     pub async fn registered_playbook(&self, reference: &PlaybookRef) -> Result<RegisteredPlaybook, PlaybookError> {
-        let found = match reference.version {
-            Some(version) => self.store().get_aux(&key(&reference.id, version)).await.map_err(EngineError::from)?,
-            None => {
-                let prefix = format!("{KEY_PREFIX}{}/", reference.id);
-                self.store().scan_aux(&prefix).await.map_err(EngineError::from)?.pop().map(|(_, bytes)| bytes)
-            }
-        };
-        match found {
-            Some(bytes) => Ok(decode(&bytes)?),
-            None => Err(PlaybookError::NotFound(match reference.version {
-                Some(version) => format!("{} version {version}", reference.id),
-                None => reference.id.to_string(),
-            })),
-        }
+        registered(self.store().as_ref(), reference).await
     }
+}
 
-    /// The playbook an open request refers to: a registered one, or the server's default when
-    /// the reference names the default's id and nothing is registered under it.
-    pub(super) async fn resolve_playbook(&self, reference: &PlaybookRef) -> Result<Playbook, EngineError> {
-        match self.registered_playbook(reference).await {
-            Ok(found) => Ok(found.playbook),
-            Err(PlaybookError::Engine(error)) => Err(error),
-            Err(PlaybookError::NotFound(what)) => {
-                let default = &self.config().default_playbook;
-                let names_default = default.id.as_str() == reference.id.as_str()
-                    && reference.version.is_none_or(|v| v == default.version);
-                if names_default {
-                    Ok(default.clone())
-                } else {
-                    let field = if reference.version.is_some() { "playbook_version" } else { "playbook_id" };
-                    Err(Rejection::invalid(field, format!("no playbook {what} is registered")).into())
-                }
-            }
-            Err(PlaybookError::VersionTaken { .. }) => unreachable!("lookups never register"),
+/// One registered playbook: the given version, or the latest.
+async fn registered(store: &dyn EventStore, reference: &PlaybookRef) -> Result<RegisteredPlaybook, PlaybookError> {
+    let found = match reference.version {
+        Some(version) => store.get_aux(&key(&reference.id, version)).await.map_err(EngineError::from)?,
+        None => {
+            let prefix = format!("{KEY_PREFIX}{}/", reference.id);
+            store.scan_aux(&prefix).await.map_err(EngineError::from)?.pop().map(|(_, bytes)| bytes)
         }
+    };
+    match found {
+        Some(bytes) => Ok(decode(&bytes)?),
+        None => Err(PlaybookError::NotFound(match reference.version {
+            Some(version) => format!("{} version {version}", reference.id),
+            None => reference.id.to_string(),
+        })),
+    }
+}
+
+/// The playbook an open request refers to: a registered one, or the server's default when
+/// the reference names the default's id and nothing is registered under it.
+pub(super) async fn resolve(
+    store: &dyn EventStore,
+    default: &Playbook,
+    reference: &PlaybookRef,
+) -> Result<Playbook, EngineError> {
+    match registered(store, reference).await {
+        Ok(found) => Ok(found.playbook),
+        Err(PlaybookError::Engine(error)) => Err(error),
+        Err(PlaybookError::NotFound(what)) => {
+            let names_default =
+                default.id.as_str() == reference.id.as_str() && reference.version.is_none_or(|v| v == default.version);
+            if names_default {
+                Ok(default.clone())
+            } else {
+                let field = if reference.version.is_some() { "playbook_version" } else { "playbook_id" };
+                Err(Rejection::invalid(field, format!("no playbook {what} is registered")).into())
+            }
+        }
+        Err(PlaybookError::VersionTaken { .. }) => unreachable!("lookups never register"),
     }
 }

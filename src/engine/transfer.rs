@@ -39,7 +39,7 @@ pub struct ImportReport {
 impl Engine {
     /// Every envelope after `after`, in position order, a page at a time.
     pub async fn export_page(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, EngineError> {
-        Ok(self.inner.store.read_all(after, limit).await?)
+        Ok(self.store().read_all(after, limit).await?)
     }
 
     /// Imports JSON Lines envelopes into an empty store, verifying the chain as it goes.
@@ -49,7 +49,7 @@ impl Engine {
         lines: impl Iterator<Item = std::io::Result<String>>,
         mut progress: impl FnMut(u64),
     ) -> Result<ImportReport, ImportError> {
-        let head = self.inner.store.head().await.map_err(EngineError::from)?;
+        let head = self.store().head().await.map_err(EngineError::from)?;
         if head.position != 0 {
             return Err(ImportError::NotEmpty(head.position));
         }
@@ -87,9 +87,9 @@ impl Engine {
             count += self.import_run(pending).await?;
             progress(count);
         }
-        let head = self.inner.store.head().await.map_err(EngineError::from)?;
+        let head = self.store().head().await.map_err(EngineError::from)?;
         // States are folded afresh from the imported log.
-        self.inner.cache.lock().expect("cache lock").clear();
+        self.states().clear();
         self.rebuild_read_model().await?;
         Ok(ImportReport { events: count, head: head.hash })
     }
@@ -111,7 +111,7 @@ impl Engine {
             .collect();
         let request =
             AppendRequest { stream, expected: ExpectedVersion::Exact(first_version - 1), events, idempotency: None };
-        let outcome = self.inner.store.append(request).await.map_err(|e| ImportError::Engine(e.into()))?;
+        let outcome = self.store().append(request).await.map_err(|e| ImportError::Engine(e.into()))?;
         let crate::store::AppendOutcome::Committed(stored) = outcome else {
             unreachable!("imports carry no idempotency key")
         };
@@ -152,26 +152,26 @@ impl Engine {
         target: &Engine,
         mut progress: impl FnMut(u64),
     ) -> Result<MigrationReport, ImportError> {
-        let head = target.inner.store.head().await.map_err(EngineError::from)?;
+        let head = target.store().head().await.map_err(EngineError::from)?;
         if head.position != 0 {
             return Err(ImportError::NotEmpty(head.position));
         }
-        let keys = self.inner.keystore.export_wrapped().await.map_err(EngineError::from)?;
+        let keys = self.keystore().export_wrapped().await.map_err(EngineError::from)?;
         for (integration, wrapped) in &keys {
-            target.inner.keystore.import_wrapped(*integration, wrapped).await.map_err(EngineError::from)?;
+            target.keystore().import_wrapped(*integration, wrapped).await.map_err(EngineError::from)?;
         }
         for prefix in MIGRATED_AUX_PREFIXES {
-            for (key, value) in self.inner.store.scan_aux(prefix).await.map_err(EngineError::from)? {
-                target.inner.store.put_aux(&key, value).await.map_err(EngineError::from)?;
+            for (key, value) in self.store().scan_aux(prefix).await.map_err(EngineError::from)? {
+                target.store().put_aux(&key, value).await.map_err(EngineError::from)?;
             }
         }
-        for (stream, _) in self.inner.store.streams().await.map_err(EngineError::from)? {
+        for (stream, _) in self.store().streams().await.map_err(EngineError::from)? {
             self.copy_delivery_signals_into(target, crate::domain::IntegrationId::from_uuid(stream)).await?;
         }
         let mut count = 0u64;
         let mut after = 0u64;
         loop {
-            let page = self.inner.store.read_all(after, 1000).await.map_err(EngineError::from)?;
+            let page = self.store().read_all(after, 1000).await.map_err(EngineError::from)?;
             let Some(last) = page.last() else { break };
             after = last.position;
             let mut run: Vec<StoredEvent> = Vec::new();
@@ -186,10 +186,10 @@ impl Engine {
             }
             progress(count);
         }
-        target.inner.cache.lock().expect("cache lock").clear();
+        target.states().clear();
         target.rebuild_read_model().await?;
         let report = target.verify(None).await?;
-        let streams = self.inner.store.streams().await.map_err(EngineError::from)?;
+        let streams = self.store().streams().await.map_err(EngineError::from)?;
         for (stream, _) in &streams {
             let id = crate::domain::IntegrationId::from_uuid(*stream);
             let (ours, theirs) = (self.state(id).await?, target.state(id).await?);

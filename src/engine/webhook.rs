@@ -81,8 +81,7 @@ impl Engine {
         let signing_key = match credentials.and_then(|c| c.signing_key.as_ref()) {
             Some(sealed) => {
                 let key = self
-                    .inner
-                    .keystore
+                    .keystore()
                     .existing_data_key(id)
                     .await
                     .map_err(EngineError::from)?

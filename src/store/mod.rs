@@ -9,6 +9,7 @@
 //! flushed; one hash chain over the whole log; catch-up subscriptions with no gap and no
 //! duplicate.
 
+mod append_plan;
 mod envelope;
 pub mod owner_only;
 mod postgres;

@@ -19,7 +19,8 @@
 //! returns: a revoked token must stay revoked after a crash.
 //!
 //! The writer takes the first waiting append, then every append already queued behind it (up to
-//! a bound), checks each against the heads as they stand within the group, writes the group as
+//! a bound), plans each with the append planner (`append_plan.rs`) against the heads as they
+//! stand within the group, writes the group as
 //! one batch, makes it durable once, and only then answers every appender of the group.
 //!
 //! Durable means durable against a power cut, not only a process crash. sled's own `flush` ends
@@ -42,10 +43,8 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
-use super::{
-    AppendOutcome, AppendRequest, EventStore, ExpectedVersion, Head, IdempotencyRecord, StoreError, StoredEvent,
-    GENESIS_HASH,
-};
+use super::append_plan::{AppendPlanner, Commit, Plan};
+use super::{AppendOutcome, AppendRequest, EventStore, Head, IdempotencyRecord, StoreError, StoredEvent, GENESIS_HASH};
 
 /// sled's page cache by default: room for the working set of a few hundred thousand events
 /// while staying well inside the 512 MiB a million-event store may use.
@@ -607,22 +606,31 @@ impl Writer {
             }
             return;
         }
-        let mut head = self.head.lock().expect("head lock").clone();
-        let mut group_heads: HashMap<Uuid, u64> = HashMap::new();
-        let mut group_keys: HashMap<String, IdempotencyRecord> = HashMap::new();
+        let mut planner = AppendPlanner::new(self.head.lock().expect("head lock").clone());
         let mut batch = sled::Batch::default();
         let mut pending = Vec::with_capacity(group.len());
         let mut written: Vec<Arc<StoredEvent>> = Vec::new();
         let mut appends = 0u64;
         for (request, reply) in group {
-            let outcome =
-                self.stage_append(request, &mut head, &mut group_heads, &mut group_keys, &mut batch, &mut written);
+            let plan = planner.plan(
+                &request,
+                |stream| self.heads.lock().expect("heads lock").get(&stream).copied().unwrap_or(0),
+                |key| match self.db.get(prefixed(b'i', key)).map_err(storage)? {
+                    Some(bytes) => serde_json::from_slice::<IdempotencyRecord>(&bytes).map(Some).map_err(storage),
+                    None => Ok(None),
+                },
+            );
+            let outcome = match plan {
+                Plan::Commit(commit) => stage(commit, &mut batch, &mut written),
+                Plan::Answer(answer) => answer,
+            };
             if matches!(outcome, Ok(AppendOutcome::Committed(_))) {
                 appends += 1;
             }
             pending.push(Pending { reply, outcome });
         }
         if !written.is_empty() {
+            let head = planner.head().clone();
             let mut meta = head.position.to_be_bytes().to_vec();
             meta.extend_from_slice(head.hash.as_bytes());
             batch.insert(META_HEAD, meta);
@@ -647,7 +655,7 @@ impl Writer {
                 hook(FlushInfo { group_appends: appends as usize, last_position: head.position });
             }
             *self.head.lock().expect("head lock") = head;
-            self.heads.lock().expect("heads lock").extend(group_heads);
+            self.heads.lock().expect("heads lock").extend(planner.versions());
         }
         for p in pending {
             let _ = p.reply.send(p.outcome);
@@ -656,70 +664,24 @@ impl Writer {
             let _ = self.committed.send(event);
         }
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn stage_append(
-        &self,
-        request: AppendRequest,
-        head: &mut Head,
-        group_heads: &mut HashMap<Uuid, u64>,
-        group_keys: &mut HashMap<String, IdempotencyRecord>,
-        batch: &mut sled::Batch,
-        written: &mut Vec<Arc<StoredEvent>>,
-    ) -> Result<AppendOutcome, StoreError> {
-        if let Some(write) = &request.idempotency {
-            let existing = match group_keys.get(&write.key) {
-                Some(record) => Some(record.clone()),
-                None => match self.db.get(prefixed(b'i', &write.key)).map_err(storage)? {
-                    Some(bytes) => Some(serde_json::from_slice::<IdempotencyRecord>(&bytes).map_err(storage)?),
-                    None => None,
-                },
-            };
-            if let Some(record) = existing {
-                if record.request_digest == write.request_digest {
-                    return Ok(AppendOutcome::Duplicate(record));
-                }
-                return Err(StoreError::IdempotencyKeyReused { key: write.key.clone() });
-            }
-        }
-        let current = match group_heads.get(&request.stream) {
-            Some(version) => *version,
-            None => self.heads.lock().expect("heads lock").get(&request.stream).copied().unwrap_or(0),
-        };
-        if let ExpectedVersion::Exact(expected) = request.expected {
-            if expected != current {
-                return Err(StoreError::WrongExpectedVersion { stream: request.stream, expected, actual: current });
-            }
-        }
-        let mut version = current;
-        let mut stored = Vec::with_capacity(request.events.len());
-        for event in request.events {
-            version += 1;
-            let position = head.position + 1;
-            let envelope = StoredEvent::seal(event, request.stream, position, version, &head.hash);
-            let bytes = serde_json::to_vec(&envelope).map_err(storage)?;
-            batch.insert(&event_key(position), bytes);
-            batch.insert(&stream_key(request.stream, version), &position.to_be_bytes());
-            head.position = position;
-            head.hash = envelope.hash.clone();
-            stored.push(envelope);
-        }
-        batch.insert(&head_key(request.stream), &version.to_be_bytes());
-        group_heads.insert(request.stream, version);
-        if let Some(write) = request.idempotency {
-            let record = IdempotencyRecord {
-                key: write.key.clone(),
-                request_digest: write.request_digest,
-                stream: request.stream,
-                positions: stored.iter().map(|e| e.position).collect(),
-                response: write.response,
-                // The time its events were recorded at (the engine's clock), not the wall clock.
-                recorded_at: stored.first().map(|e| e.recorded_at).unwrap_or_default(),
-            };
-            batch.insert(prefixed(b'i', &write.key), serde_json::to_vec(&record).map_err(storage)?);
-            group_keys.insert(write.key, record);
-        }
-        written.extend(stored.iter().cloned().map(Arc::new));
-        Ok(AppendOutcome::Committed(stored))
+/// Puts a planned append's keys into the group's batch: the envelopes, the stream index, the
+/// stream's head and the idempotency record.
+fn stage(
+    commit: Commit,
+    batch: &mut sled::Batch,
+    written: &mut Vec<Arc<StoredEvent>>,
+) -> Result<AppendOutcome, StoreError> {
+    for envelope in &commit.events {
+        let bytes = serde_json::to_vec(envelope).map_err(storage)?;
+        batch.insert(&event_key(envelope.position), bytes);
+        batch.insert(&stream_key(commit.stream, envelope.version), &envelope.position.to_be_bytes());
     }
+    batch.insert(&head_key(commit.stream), &commit.version_after.to_be_bytes());
+    if let Some(record) = &commit.record {
+        batch.insert(prefixed(b'i', &record.key), serde_json::to_vec(record).map_err(storage)?);
+    }
+    written.extend(commit.events.iter().cloned().map(Arc::new));
+    Ok(AppendOutcome::Committed(commit.events))
 }

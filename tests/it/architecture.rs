@@ -58,6 +58,17 @@ fn without_unit_tests(text: &str) -> &str {
 }
 
 #[test]
+fn no_module_imports_its_parent_wholesale() {
+    // A module names what it takes from its parent; a glob is for unit tests only.
+    for (path, text) in sources("src") {
+        assert!(
+            !without_unit_tests(&text).contains("use super::*"),
+            "{path} imports its parent with a glob outside its unit tests: name what it uses"
+        );
+    }
+}
+
+#[test]
 fn time_ids_and_randomness_come_from_the_one_module_that_provides_them() {
     let forbidden = ["Utc::now", "SystemTime::now", "new_v4", "OsRng", "thread_rng", "rand::random"];
     for (path, text) in sources("src") {

@@ -13,6 +13,9 @@
 //! - the **checked path** locks and reads the head, the versions and the idempotency records
 //!   (one round trip), decides each append, then writes and commits (a second).
 //!
+//! Both paths decide each append with the one append planner (`store/append_plan.rs`), the
+//! fast one on its assumptions, the checked one on what it read under the lock.
+//!
 //! The fast path is tried when the writer knows the head and every append pins a version; after
 //! it fails (another replica wrote in between), the checked path is used for a while.
 //!
@@ -33,7 +36,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::{storage, Counters, Job};
-use crate::store::{AppendOutcome, ExpectedVersion, IdempotencyRecord, StoreError, StoredEvent};
+use crate::store::append_plan::{AppendPlanner, Commit, Plan};
+use crate::store::{AppendOutcome, ExpectedVersion, Head, IdempotencyRecord, StoreError, StoredEvent};
 
 /// Groups committed on the checked path after a fast path failed, before trying it again.
 const CHECKED_AFTER_MISS: u32 = 16;
@@ -56,25 +60,6 @@ pub(super) struct Writer {
     checked_groups_left: u32,
 }
 
-/// The idempotency record an append leaves, when it carries a key.
-fn record_for(request: &crate::store::AppendRequest, stored: &[StoredEvent]) -> Option<IdempotencyRecord> {
-    request.idempotency.as_ref().map(|write| IdempotencyRecord {
-        key: write.key.clone(),
-        request_digest: write.request_digest.clone(),
-        stream: request.stream,
-        positions: stored.iter().map(|e| e.position).collect(),
-        response: write.response.clone(),
-        // The time its events were recorded at (the engine's clock), not the wall clock.
-        recorded_at: stored.first().map(|e| e.recorded_at).unwrap_or_default(),
-    })
-}
-
-/// What one job of a group comes to, before the commit.
-enum Planned {
-    Commit { events: Vec<StoredEvent> },
-    Answer(Result<AppendOutcome, StoreError>),
-}
-
 /// The rows a group writes.
 struct Rows {
     events: Vec<StoredEvent>,
@@ -82,6 +67,29 @@ struct Rows {
     head: (u64, String),
     /// stream → (version before the group, version after)
     streams: HashMap<Uuid, (u64, u64)>,
+}
+
+impl Rows {
+    /// The rows of a planned group: every commit's events and record, the head after them, and
+    /// each stream's version before its first commit and after its last.
+    fn of(plans: &[Plan], planner: &AppendPlanner) -> Rows {
+        let head = planner.head();
+        let mut rows = Rows {
+            events: Vec::new(),
+            records: Vec::new(),
+            head: (head.position, head.hash.clone()),
+            streams: HashMap::new(),
+        };
+        for plan in plans {
+            if let Plan::Commit(commit) = plan {
+                rows.events.extend(commit.events.iter().cloned());
+                rows.records.extend(commit.record.iter().cloned());
+                rows.streams.entry(commit.stream).or_insert((commit.version_before, commit.version_after)).1 =
+                    commit.version_after;
+            }
+        }
+        rows
+    }
 }
 
 /// Opens the writer's own connection; its driver task ends when the client is dropped.
@@ -183,13 +191,13 @@ impl Writer {
                     let (mut appends, mut events, mut committed) = (0, 0, Vec::new());
                     for (job, plan) in group.into_iter().zip(plans) {
                         let answer = match plan {
-                            Planned::Commit { events: stored } => {
+                            Plan::Commit(Commit { events: stored, .. }) => {
                                 appends += 1;
                                 events += stored.len() as u64;
                                 committed.extend(stored.iter().cloned());
                                 Ok(AppendOutcome::Committed(stored))
                             }
-                            Planned::Answer(answer) => answer,
+                            Plan::Answer(answer) => answer,
                         };
                         let _ = job.reply.send(answer);
                     }
@@ -219,7 +227,7 @@ impl Writer {
         }
     }
 
-    async fn commit(&mut self, group: &[Job]) -> Result<Vec<Planned>, StoreError> {
+    async fn commit(&mut self, group: &[Job]) -> Result<Vec<Plan>, StoreError> {
         let fast = self.checked_groups_left == 0
             && self.head.is_some()
             && group
@@ -244,45 +252,25 @@ impl Writer {
         self.commit_checked(group).await
     }
 
-    /// Plans a group on the writer's assumptions: the cached head, the expected versions.
-    fn plan_assuming(&self, group: &[Job]) -> (Vec<Planned>, Rows) {
-        let (mut position, mut hash) = self.head.clone().expect("fast path needs a head");
-        let mut streams: HashMap<Uuid, (u64, u64)> = HashMap::new();
-        let mut plans = Vec::with_capacity(group.len());
-        let mut rows =
-            Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
-        for job in group {
-            let request = &job.request;
-            let ExpectedVersion::Exact(expected) = request.expected else { unreachable!("checked by the caller") };
-            let entry = streams.entry(request.stream).or_insert((expected, expected));
-            // A second append to one stream in the group must follow the first.
-            if entry.1 != expected {
-                plans.push(Planned::Answer(Err(StoreError::WrongExpectedVersion {
-                    stream: request.stream,
-                    expected,
-                    actual: entry.1,
-                })));
-                continue;
-            }
-            let mut stored = Vec::with_capacity(request.events.len());
-            for (i, new) in request.events.iter().enumerate() {
-                position += 1;
-                let event = StoredEvent::seal(new.clone(), request.stream, position, expected + 1 + i as u64, &hash);
-                hash = event.hash.clone();
-                stored.push(event);
-            }
-            entry.1 = expected + request.events.len() as u64;
-            let record = record_for(request, &stored);
-            rows.events.extend(stored.iter().cloned());
-            rows.records.extend(record);
-            plans.push(Planned::Commit { events: stored });
-        }
-        rows.head = (position, hash);
-        rows.streams = streams;
+    /// Plans a group on the writer's assumptions: the cached head, every stream at the version
+    /// its first append expects, every idempotency key new. The statement checks them all.
+    fn plan_assuming(&self, group: &[Job]) -> (Vec<Plan>, Rows) {
+        let (position, hash) = self.head.clone().expect("fast path needs a head");
+        let mut planner = AppendPlanner::new(Head { position, hash });
+        let plans: Vec<Plan> = group
+            .iter()
+            .map(|job| {
+                let ExpectedVersion::Exact(expected) = job.request.expected else {
+                    unreachable!("checked by the caller")
+                };
+                planner.plan(&job.request, |_| expected, |_| Ok(None))
+            })
+            .collect();
+        let rows = Rows::of(&plans, &planner);
         (plans, rows)
     }
 
-    async fn commit_checked(&mut self, group: &[Job]) -> Result<Vec<Planned>, StoreError> {
+    async fn commit_checked(&mut self, group: &[Job]) -> Result<Vec<Plan>, StoreError> {
         let streams: Vec<Uuid> = group.iter().map(|j| j.request.stream).collect();
         let keys: Vec<String> =
             group.iter().filter_map(|j| j.request.idempotency.as_ref().map(|i| i.key.clone())).collect();
@@ -304,10 +292,8 @@ impl Writer {
                 return Err(storage(error));
             }
         };
-        let mut position = head.get::<_, i64>(0) as u64;
-        let mut hash: String = head.get(1);
-        let read_head = (position, hash.clone());
-        let mut versions: HashMap<Uuid, u64> =
+        let read_head = (head.get::<_, i64>(0) as u64, head.get::<_, String>(1));
+        let versions: HashMap<Uuid, u64> =
             versions.iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, i64>(1) as u64)).collect();
         let mut known: HashMap<String, IdempotencyRecord> = HashMap::new();
         for row in &records {
@@ -321,55 +307,18 @@ impl Writer {
                 }
             }
         }
-        let mut plans = Vec::with_capacity(group.len());
-        let mut rows =
-            Rows { events: Vec::new(), records: Vec::new(), head: (0, String::new()), streams: HashMap::new() };
-        for job in group {
-            let request = &job.request;
-            if request.events.is_empty() {
-                plans.push(Planned::Answer(Err(StoreError::EmptyAppend)));
-                continue;
-            }
-            if let Some(write) = &request.idempotency {
-                if let Some(record) = known.get(&write.key) {
-                    plans.push(Planned::Answer(if record.request_digest == write.request_digest {
-                        Ok(AppendOutcome::Duplicate(record.clone()))
-                    } else {
-                        Err(StoreError::IdempotencyKeyReused { key: write.key.clone() })
-                    }));
-                    continue;
-                }
-            }
-            let current = versions.get(&request.stream).copied().unwrap_or(0);
-            if let ExpectedVersion::Exact(expected) = request.expected {
-                if expected != current {
-                    plans.push(Planned::Answer(Err(StoreError::WrongExpectedVersion {
-                        stream: request.stream,
-                        expected,
-                        actual: current,
-                    })));
-                    continue;
-                }
-            }
-            let mut stored = Vec::with_capacity(request.events.len());
-            for (i, new) in request.events.iter().enumerate() {
-                position += 1;
-                let event = StoredEvent::seal(new.clone(), request.stream, position, current + 1 + i as u64, &hash);
-                hash = event.hash.clone();
-                stored.push(event);
-            }
-            let after = current + request.events.len() as u64;
-            versions.insert(request.stream, after);
-            rows.streams.entry(request.stream).or_insert((current, after)).1 = after;
-            let record = record_for(request, &stored);
-            if let Some(record) = &record {
-                known.insert(record.key.clone(), record.clone());
-            }
-            rows.events.extend(stored.iter().cloned());
-            rows.records.extend(record);
-            plans.push(Planned::Commit { events: stored });
-        }
-        rows.head = (position, hash);
+        let mut planner = AppendPlanner::new(Head { position: read_head.0, hash: read_head.1.clone() });
+        let plans: Vec<Plan> = group
+            .iter()
+            .map(|job| {
+                planner.plan(
+                    &job.request,
+                    |stream| versions.get(&stream).copied().unwrap_or(0),
+                    |key| Ok(known.get(key).cloned()),
+                )
+            })
+            .collect();
+        let rows = Rows::of(&plans, &planner);
         if rows.events.is_empty() {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Ok(plans);
