@@ -12,9 +12,8 @@
 //! `Router`.)
 //!
 //! ```
-//! use golive::domain::{Actor, HttpUrl, Stage};
-//! use golive::engine::{Engine, EngineConfig, ExecuteRequest, OpenOptions};
-//! use serde_json::json;
+//! use golive::domain::{Actor, CommandRequest, Event, HttpUrl, LongText, OpenIntegration, ShortText, Stage};
+//! use golive::engine::{Engine, EngineConfig, OpenOptions};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
@@ -22,16 +21,22 @@
 //! let (engine, _warnings) = Engine::open_dir(dir.path(), config, OpenOptions::default()).await.unwrap();
 //! let rep = Actor::parse("dana.reyes").unwrap();
 //!
-//! // Open an onboarding, then record a step of the guide.
-//! let opened = engine
-//!     .open_integration(json!({"customer": "Hooli", "gitlab_url": "https://gitlab.hooli.example"}), &rep, None)
-//!     .await
-//!     .unwrap();
+//! // Open an onboarding, then record a step of the guide: typed values, checked when this
+//! // compiles and parsed (`ShortText::parse`, ...) where they come in.
+//! let request = OpenIntegration {
+//!     customer: ShortText::parse("Hooli").unwrap(),
+//!     gitlab_url: HttpUrl::parse("https://gitlab.hooli.example").unwrap(),
+//!     owner: None,
+//!     playbook: None,
+//!     ca_certificate_pem: None,
+//! };
+//! let opened = engine.open_typed(request, None, &rep).await.unwrap();
 //! let id = opened.state.id;
 //! assert_eq!(opened.state.stage, Stage::Created);
-//! let note = json!({"type": "add_note", "text": "kick-off call booked"});
-//! let executed = engine.execute(ExecuteRequest::new(id, note, rep.clone())).await.unwrap();
+//! let note = CommandRequest::AddNote { text: LongText::parse("kick-off call booked").unwrap() };
+//! let executed = engine.execute_typed(id, note, &rep).await.unwrap();
 //! assert_eq!(executed.state.version, opened.state.version + 1);
+//! assert!(matches!(&executed.domain_events().unwrap()[..], [Event::NoteAdded { .. }]));
 //!
 //! // Every event, from the first, then each new one as it is appended.
 //! let mut subscription = engine.subscribe(0);
@@ -44,6 +49,9 @@
 //! engine.close().await.unwrap();
 //! # });
 //! ```
+//!
+//! The HTTP API and the CLI take the same operations as JSON (`Engine::open_integration`,
+//! `Engine::execute`), parsed once at the edge into these types.
 
 pub mod auth;
 pub mod cli;

@@ -124,7 +124,10 @@ pub struct ResponseValidation {
 /// Commands depend on events, never the other way round.
 mod into_events {
     use super::super::event as e;
-    use super::*;
+    use super::{
+        ApiCheck, ApplicationRegistration, Firewall, InstanceSettings, ManualTest, NetworkPolicy, Prerequisites,
+        ResponseValidation, VpcPeering, Vpn, WebhookSettings,
+    };
 
     impl From<Prerequisites> for e::PrerequisitesConfirmed {
         fn from(p: Prerequisites) -> Self {
@@ -214,6 +217,27 @@ pub struct IntakeSubmission {
     pub admin: bool,
     /// The instance the intake page showed the customer, when the page sent it back.
     pub shown_instance: Option<CredentialBinding>,
+}
+
+impl ApplicationRegistration {
+    /// A registration from values that arrive apart (the customer's intake form), by the rules of
+    /// `register_application`: the same limits, and the same field names in a refusal
+    /// (`application_id`, `scopes`, `scopes[i]`).
+    pub fn from_parts(
+        name: ShortText,
+        redirect_uri: HttpUrl,
+        application_id: &str,
+        scopes: &[String],
+    ) -> Result<Self, Rejection> {
+        let application_id = ShortText::parse(application_id).map_err(|e| Rejection::invalid("application_id", e.0))?;
+        check_list_len("scopes", scopes.len())?;
+        let scopes = scopes
+            .iter()
+            .enumerate()
+            .map(|(i, scope)| Scope::parse(scope.as_str()).map_err(|e| Rejection::invalid(format!("scopes[{i}]"), e.0)))
+            .collect::<Result<BTreeSet<Scope>, Rejection>>()?;
+        Ok(Self { name, redirect_uri, application_id, scopes })
+    }
 }
 
 /// The request to open a new integration (`POST /api/v1/integrations`).

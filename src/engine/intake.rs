@@ -6,13 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{Engine, EngineError, Executed};
 use crate::domain::{
-    self, Actor, Command, CommandRequest, HttpUrl, IntakeSubmission, IntegrationId, Origin, PlaintextSecret, Rejection,
-    Sealer, SecretKind, ShortText,
+    self, Actor, Command, HttpUrl, IntakeSubmission, IntegrationId, PlaintextSecret, Rejection, Sealer, SecretKind,
+    ShortText,
 };
 use crate::secrets::{self, IntegrationSealer};
 
@@ -82,27 +81,14 @@ pub fn parse_intake(
     application_name: &ShortText,
     redirect_uri: &HttpUrl,
 ) -> Result<(domain::ApplicationRegistration, PlaintextSecret, PlaintextSecret), Rejection> {
-    let registration = match domain::parse_request(
-        json!({
-            "type": "register_application",
-            "name": application_name,
-            "redirect_uri": redirect_uri,
-            "application_id": form.application_id.trim(),
-            "scopes": form.scopes,
-        }),
-        Origin::Public,
-    )? {
-        CommandRequest::RegisterApplication(registration) => registration,
-        _ => unreachable!("parsed as register_application"),
-    };
+    let registration = domain::ApplicationRegistration::from_parts(
+        application_name.clone(),
+        redirect_uri.clone(),
+        form.application_id.trim(),
+        &form.scopes,
+    )?;
     let parse_secret = |field: &str, value: &str| -> Result<PlaintextSecret, Rejection> {
-        let body = json!({"type": "provide_application_secret", "secret": value.trim()});
-        match domain::parse_request(body, Origin::Public) {
-            Ok(CommandRequest::ProvideApplicationSecret { secret }) => Ok(secret),
-            Ok(_) => unreachable!("parsed as provide_application_secret"),
-            Err(Rejection::InvalidField { message, .. }) => Err(Rejection::invalid(field, message)),
-            Err(other) => Err(other),
-        }
+        PlaintextSecret::parse(value.trim()).map_err(|e| Rejection::invalid(field, e.0))
     };
     let application_secret = parse_secret("application_secret", &form.application_secret)?;
     let access_token = parse_secret("access_token", &form.access_token)?;

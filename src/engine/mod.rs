@@ -208,6 +208,14 @@ pub struct Executed {
     pub replayed: bool,
 }
 
+impl Executed {
+    /// The domain events this call wrote (or, on a replay, first wrote), decoded from their
+    /// envelopes: what an embedder matches on instead of JSON.
+    pub fn domain_events(&self) -> Result<Vec<domain::Event>, codec::CodecError> {
+        self.events.iter().map(codec::decode).collect()
+    }
+}
+
 /// A moment of an integration's past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {

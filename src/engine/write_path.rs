@@ -103,6 +103,19 @@ impl WritePath<'_> {
                 return self.replay(record, &request_digest).await;
             }
         }
+        self.open_parsed(request, playbook_reference, actor, key, request_digest, recorded_at).await
+    }
+
+    /// Opens a parsed request: resolves the playbook, decides, appends.
+    pub(super) async fn open_parsed(
+        &self,
+        request: domain::OpenIntegration,
+        playbook_reference: Option<domain::PlaybookRef>,
+        actor: &Actor,
+        key: Option<String>,
+        request_digest: String,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<Executed, EngineError> {
         let now = recorded_at.unwrap_or_else(|| self.clock.now());
         let ctx = Context { now, actor: actor.clone(), ids: self.ids };
         // A referenced playbook is resolved here, once, and recorded whole by `open`.
@@ -322,6 +335,22 @@ impl Engine {
         recorded_at: Option<DateTime<Utc>>,
     ) -> Result<Executed, EngineError> {
         self.writes().open(body, actor, idempotency_key, recorded_at).await
+    }
+
+    /// Opens an integration from a typed request: the same write path as
+    /// [`Engine::open_integration`] without JSON; `playbook` names a registered playbook (the
+    /// request's own `playbook`, if any, must then be `None`). No Idempotency-Key, as for
+    /// [`Engine::execute_typed`].
+    pub async fn open_typed(
+        &self,
+        request: domain::OpenIntegration,
+        playbook: Option<domain::PlaybookRef>,
+        actor: &Actor,
+    ) -> Result<Executed, EngineError> {
+        if playbook.is_some() && request.playbook.is_some() {
+            return Err(Rejection::invalid("playbook", "give either playbook_id or playbook, not both").into());
+        }
+        self.writes().open_parsed(request, playbook, actor, None, String::new(), None).await
     }
 
     /// Executes one command: load, decide, append with the expected version; a lost race is

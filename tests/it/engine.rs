@@ -441,3 +441,46 @@ async fn a_typed_command_takes_the_same_write_path_as_its_json() {
     assert_eq!(engine.history(id, 0, 1000).await.unwrap().len(), history);
     engine.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_open_records_what_its_json_records_and_answers_typed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_at(dir.path(), Arc::new(ManualClock::new(fixture_now()))).await;
+    let body = json!({"customer": "Hooli", "gitlab_url": GITLAB_URL, "owner": "dana.reyes"});
+    let by_json = engine.open_integration(body, &actor("rep"), None).await.unwrap();
+    let request = golive::domain::OpenIntegration {
+        customer: golive::domain::ShortText::parse("Hooli").unwrap(),
+        gitlab_url: golive::domain::HttpUrl::parse(GITLAB_URL).unwrap(),
+        owner: Some(golive::domain::ShortText::parse("dana.reyes").unwrap()),
+        playbook: None,
+        ca_certificate_pem: None,
+    };
+    let typed = engine.open_typed(request.clone(), None, &actor("rep")).await.unwrap();
+    // Given the same request as JSON and typed, both open an integration that differs by its id only.
+    let without_id = |e: &golive::engine::Executed| {
+        let mut data = e.events[0].data.clone();
+        data.as_object_mut().unwrap().remove("integration_id");
+        data
+    };
+    assert_eq!(without_id(&typed), without_id(&by_json));
+    assert_ne!(typed.state.id, by_json.state.id);
+    let events = typed.domain_events().unwrap();
+    assert!(
+        matches!(&events[..], [golive::domain::Event::IntegrationOpened { integration_id, .. }] if *integration_id == typed.state.id)
+    );
+    // A playbook given twice (whole and by reference) is refused, and nothing is written.
+    let before = engine.export_page(0, 1000).await.unwrap().len();
+    let twice = golive::domain::OpenIntegration {
+        playbook: Some(golive::domain::Playbook::guide_default(public_url())),
+        ..request
+    };
+    let reference =
+        golive::domain::PlaybookRef { id: golive::domain::PlaybookId::parse("guide").unwrap(), version: None };
+    let refused = engine.open_typed(twice, Some(reference), &actor("rep")).await;
+    assert!(
+        matches!(refused, Err(EngineError::Rejected(golive::domain::Rejection::InvalidField { ref field, .. })) if field == "playbook"),
+        "{refused:?}"
+    );
+    assert_eq!(engine.export_page(0, 1000).await.unwrap().len(), before);
+    engine.close().await.unwrap();
+}
