@@ -51,7 +51,11 @@
 //! ```
 //!
 //! The HTTP API and the CLI take the same operations as JSON (`Engine::open_integration`,
-//! `Engine::execute`), parsed once at the edge into these types.
+//! `Engine::execute`), parsed once at the edge into these types. A subscription yields stored
+//! envelopes (hash, position, the payload as stored); `golive::engine::decode` turns one into its
+//! typed `domain::Event`, upcast from an older schema version if need be. Typed calls take no
+//! idempotency key: an embedder that cannot tell whether a call landed reads the state (or
+//! history) before it retries, or uses `Engine::execute` with an `Idempotency-Key`.
 
 pub mod auth;
 pub mod cli;

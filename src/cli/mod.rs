@@ -10,6 +10,7 @@
 pub mod client;
 mod input;
 mod output;
+pub mod reference;
 mod remote;
 mod serve;
 mod support;
@@ -124,18 +125,21 @@ pub enum Command {
     Launch(verbs::Launch),
     /// Assign the owner.
     Assign {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         owner: String,
     },
     /// Add a note.
     Note {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         text: String,
     },
     /// Block with a troubleshooting category: api_failure, permission_denied, webhook_not_received, other.
     Block {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         category: String,
@@ -144,6 +148,7 @@ pub enum Command {
     },
     /// Lift the block.
     Unblock {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         resolution: String,
@@ -151,6 +156,7 @@ pub enum Command {
     /// Rotate a credential: application_secret, access_token (new secret from --secret-file,
     /// or none to mark it missing) or webhook_token (golive issues a new one).
     Rotate {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         credential: String,
@@ -161,14 +167,22 @@ pub enum Command {
     },
     /// Cancel the onboarding (terminal).
     Cancel {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         reason: String,
     },
     /// Send a raw v1 command from a JSON file (or `-` for stdin).
-    Command { id: String, file: PathBuf },
+    Command {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+        file: PathBuf,
+    },
     /// Stage, owner, days in stage, checklist, next steps, block and advice.
-    Status { id: String },
+    Status {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+    },
     /// Integrations per stage, blocked and stalled first.
     Board,
     /// Go-live dates and monitoring ends.
@@ -178,6 +192,7 @@ pub enum Command {
     Insights,
     /// An integration's events, or its state at a moment (--at RFC 3339) or version.
     History {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         at: Option<String>,
@@ -205,7 +220,10 @@ pub enum Command {
         limit: usize,
     },
     /// Why an integration is stuck and what to check.
-    Diagnose { id: String },
+    Diagnose {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+    },
     /// Verify the hash chain; prints the head hash to keep elsewhere.
     Verify {
         /// A head hash kept earlier: the log must still contain it.
@@ -230,11 +248,18 @@ pub enum Command {
         to: String,
     },
     /// Destroy an integration's data key: its secrets are gone for good.
-    Shred { id: String },
+    Shred {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+    },
     /// Probe the integration's GitLab now (API, token, admin, SSH) and record what it found.
-    Probe { id: String },
+    Probe {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+    },
     /// Reveal a secret in plaintext (audited): application_secret, access_token, webhook_signing_key.
     Reveal {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         secret: String,
@@ -287,7 +312,10 @@ pub enum IntegrationCommand {
         stalled_days: Option<u32>,
     },
     /// Show an integration's state.
-    Show { id: String },
+    Show {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,8 +373,31 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn os_user() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
+/// The OS user, who acts by default in local mode; `None` when the environment names nobody.
+fn os_user() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Whether a command only reads: those may run without knowing who acts.
+fn only_reads(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Init
+            | Command::Status { .. }
+            | Command::Board
+            | Command::Calendar
+            | Command::Insights
+            | Command::History { .. }
+            | Command::Audit { .. }
+            | Command::Diagnose { .. }
+            | Command::Verify { .. }
+            | Command::Export { .. }
+            | Command::Integration(IntegrationCommand::Show { .. } | IntegrationCommand::List { .. })
+            | Command::Playbook(PlaybookCommand::List | PlaybookCommand::Show { .. })
+            | Command::Token(TokenCommand::List)
+    )
 }
 
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
@@ -373,6 +424,10 @@ async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
     Ok(engine)
 }
 
+/// The help of every argument that names an integration.
+pub(crate) const INTEGRATION_REFERENCE: &str =
+    "The integration: its customer name (any case), a full id, or an id prefix of 6+ characters";
+
 async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
     if let Some(server) = &cli.server {
         if cli.actor.is_some() {
@@ -386,7 +441,17 @@ async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
         })?;
         return Ok(Arc::new(remote::RemoteClient::new(server, token)?));
     }
-    let actor = cli.actor.clone().unwrap_or_else(os_user);
+    let actor = match cli.actor.clone().or_else(os_user) {
+        Some(actor) => actor,
+        // Every event names who recorded it; a write must not be signed "unknown". A read may
+        // go on: it records nothing (the actor is never used).
+        None if !only_reads(&cli.command) => {
+            return Err(CliError::Usage(
+                "who is acting? No --as and no USER in the environment: pass --as NAME or set GOLIVE_ACTOR".into(),
+            ))
+        }
+        None => "reader".to_owned(),
+    };
     let actor = Actor::parse(actor.as_str()).map_err(|e| CliError::Usage(format!("--as: {e}")))?;
     if let Some(reason) = crate::auth::reserved_actor_name(actor.as_str()) {
         return Err(CliError::Usage(match cli.actor {
@@ -424,7 +489,8 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         }
         _ => {}
     }
-    let client = connect(&cli).await?;
+    // Every integration argument may be a reference (a name, an id prefix): resolved once, here.
+    let client = reference::ResolvingClient::new(connect(&cli).await?);
     let result = dispatch(&cli, client.as_ref()).await;
     let closed = client.close().await;
     result.and(closed)

@@ -16,6 +16,7 @@ type Flag = bool;
 pub enum Prerequisites {
     /// Confirm the three prerequisites (confirm_prerequisites).
     Confirm {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         gitlab_admin_access: Flag,
@@ -30,6 +31,7 @@ pub enum Prerequisites {
 pub enum App {
     /// Record the GitLab application the customer registered (register_application).
     Register {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         name: String,
@@ -44,6 +46,7 @@ pub enum App {
     /// Provide the Application Secret from a file, stdin (`-`) or a hidden prompt
     /// (provide_application_secret). Never on the command line.
     Secret {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         secret_file: Option<PathBuf>,
@@ -54,6 +57,7 @@ pub enum App {
 pub enum Instance {
     /// Set the instance URL, an internal CA and the SSH port (set_instance_url).
     Set {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         gitlab_url: String,
@@ -69,6 +73,7 @@ pub enum Instance {
 pub enum AccessToken {
     /// Provide the access token from a file, stdin (`-`) or a hidden prompt (provide_access_token).
     Provide {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         /// Whether the token belongs to a GitLab admin.
         #[arg(long)]
@@ -81,13 +86,17 @@ pub enum AccessToken {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Info {
     /// Submit the collected information (submit_information).
-    Submit { id: String },
+    Submit {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Network {
     /// Record the network policy evaluation (evaluate_network_policy).
     Policy {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         /// A barrier found (repeat for several; none at all is fine).
         #[arg(long = "barrier")]
@@ -97,6 +106,7 @@ pub enum Network {
     },
     /// Record VPC peering (establish_vpc_peering).
     Peering {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         peering_id: String,
@@ -109,6 +119,7 @@ pub enum Network {
     },
     /// Record a VPN (establish_vpn).
     Vpn {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         tunnel_established: Flag,
@@ -119,6 +130,7 @@ pub enum Network {
     },
     /// Record the firewall configuration (configure_firewall).
     Firewall {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         outbound_https: Flag,
@@ -133,6 +145,7 @@ pub enum Network {
 pub enum Webhook {
     /// Issue the webhook URL and secret token, shown once (issue_webhook_credentials).
     Issue {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         /// Also issue a Standard Webhooks signing key.
         #[arg(long)]
@@ -140,6 +153,7 @@ pub enum Webhook {
     },
     /// Record the webhook as created in GitLab (create_webhook).
     Create {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         url: String,
@@ -151,6 +165,7 @@ pub enum Webhook {
     /// verification. The secret token comes from the headers, or --token-file when GitLab
     /// showed it redacted.
     Replay {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         /// Request headers: `Name: value` lines or a JSON object.
         #[arg(long)]
@@ -167,6 +182,7 @@ pub enum Webhook {
 pub enum Test {
     /// Record an API check (record_api_check).
     Api {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         ok: Flag,
@@ -175,6 +191,7 @@ pub enum Test {
     },
     /// Record a manual test of a scenario (record_manual_test).
     Manual {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         scenario: String,
@@ -202,12 +219,14 @@ pub struct Validate {
 pub enum Feedback {
     /// Report a feedback item (report_feedback).
     Report {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         summary: String,
     },
     /// Resolve a feedback item (resolve_feedback).
     Resolve {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         feedback_id: String,
@@ -220,14 +239,21 @@ pub enum Feedback {
 pub enum Launch {
     /// Schedule the go-live date, YYYY-MM-DD, UTC (schedule_go_live).
     Schedule {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
         #[arg(long)]
         date: String,
     },
     /// Go live (go_live).
-    Go { id: String },
+    Go {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+    },
     /// Complete monitoring once its window has passed (complete_monitoring).
-    Complete { id: String },
+    Complete {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+    },
 }
 
 /// The command body for a verb (secrets read from files, stdin or a prompt).

@@ -617,13 +617,7 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         }
         "record_api_check" => CommandRequest::RecordApiCheck(parse_fields(rest)?),
         "record_manual_test" => CommandRequest::RecordManualTest(parse_fields(rest)?),
-        "validate_response" => {
-            let validation: ResponseValidation = parse_fields(rest)?;
-            if validation.evidence.is_none() && validation.note.is_none() {
-                return Err(Rejection::invalid("evidence", "evidence or note is required: say what the Droid did"));
-            }
-            CommandRequest::ValidateResponse(validation)
-        }
+        "validate_response" => CommandRequest::ValidateResponse(parse_fields(rest)?),
         "report_feedback" => {
             let f: SummaryFields = parse_fields(rest)?;
             CommandRequest::ReportFeedback { summary: f.summary }
@@ -662,26 +656,13 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
         }
         "rotate_credential" => {
             let f: RotateFields = parse_fields(rest)?;
-            if f.credential == Credential::WebhookToken && f.secret.is_some() {
-                return Err(Rejection::invalid(
-                    "secret",
-                    "golive generates webhook tokens; rotate webhook_token without a secret",
-                ));
-            }
-            if f.credential != Credential::AccessToken && f.admin.is_some() {
-                return Err(Rejection::invalid("admin", "only an access_token rotation takes admin"));
-            }
             CommandRequest::RotateCredential { credential: f.credential, secret: f.secret, admin: f.admin }
         }
         "cancel" => {
             let f: ReasonFields = parse_fields(rest)?;
             CommandRequest::Cancel { reason: f.reason }
         }
-        "record_webhook_delivery" => {
-            let delivery: WebhookDelivery = parse_fields(rest)?;
-            delivery.check().map_err(|(field, error)| Rejection::invalid(field, error.0))?;
-            CommandRequest::RecordWebhookDelivery(delivery)
-        }
+        "record_webhook_delivery" => CommandRequest::RecordWebhookDelivery(parse_fields(rest)?),
         "record_probe_result" => CommandRequest::RecordProbeResult(parse_fields(rest)?),
         other => {
             return Err(Rejection::UnknownType(format!(
@@ -690,10 +671,41 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
             )))
         }
     };
+    request.check()?;
     Ok(request)
 }
 
 impl CommandRequest {
+    /// The rules that span fields or bound a list, which the field types alone do not carry.
+    /// Every request meets them, parsed from JSON or built by an embedder
+    /// (`Engine::execute_typed` checks them too).
+    pub fn check(&self) -> Result<(), Rejection> {
+        match self {
+            CommandRequest::RegisterApplication(a) => check_list_len("scopes", a.scopes.len()),
+            CommandRequest::EvaluateNetworkPolicy(p) => check_list_len("barriers", p.barriers.len()),
+            CommandRequest::CreateWebhook(w) => check_list_len("triggers", w.triggers.len()),
+            CommandRequest::ValidateResponse(v) if v.evidence.is_none() && v.note.is_none() => {
+                Err(Rejection::invalid("evidence", "evidence or note is required: say what the Droid did"))
+            }
+            CommandRequest::RotateCredential { credential, secret, admin } => {
+                if *credential == Credential::WebhookToken && secret.is_some() {
+                    return Err(Rejection::invalid(
+                        "secret",
+                        "golive generates webhook tokens; rotate webhook_token without a secret",
+                    ));
+                }
+                if *credential != Credential::AccessToken && admin.is_some() {
+                    return Err(Rejection::invalid("admin", "only an access_token rotation takes admin"));
+                }
+                Ok(())
+            }
+            CommandRequest::RecordWebhookDelivery(delivery) => {
+                delivery.check().map_err(|(field, error)| Rejection::invalid(field, error.0))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether preparing this request seals or issues a secret (and so needs a data key).
     pub fn needs_sealer(&self) -> bool {
         matches!(

@@ -11,6 +11,9 @@ use uuid::Uuid;
 use crate::domain::{Event, EVENT_SCHEMA_VERSION};
 use crate::store::{NewEvent, StoredEvent};
 
+/// The first schema version golive ever wrote.
+pub const FIRST_SCHEMA_VERSION: u32 = 1;
+
 /// Turns a payload of `event_type` at `from_version` into its shape at `from_version + 1`.
 pub struct Upcaster {
     pub event_type: &'static str,
@@ -50,6 +53,10 @@ fn credential_rotated_v1_to_v2(data: Value) -> Value {
 pub enum CodecError {
     #[error("event at position {position} has schema version {version}, newer than this golive ({EVENT_SCHEMA_VERSION}): upgrade golive")]
     FromTheFuture { position: u64, version: u32 },
+    #[error(
+        "event at position {position} has schema version {version}; golive's versions start at {FIRST_SCHEMA_VERSION}"
+    )]
+    NoSuchVersion { position: u64, version: u32 },
     #[error("event at position {position} ({event_type}) cannot be decoded: {message}")]
     Undecodable { position: u64, event_type: String, message: String },
 }
@@ -64,6 +71,9 @@ pub fn upcast_with(
 ) -> Result<Value, CodecError> {
     if version > EVENT_SCHEMA_VERSION {
         return Err(CodecError::FromTheFuture { position, version });
+    }
+    if version < FIRST_SCHEMA_VERSION {
+        return Err(CodecError::NoSuchVersion { position, version });
     }
     // A step without an upcaster for this type leaves its payload as it is: most steps change
     // one event type and no other.
@@ -197,6 +207,30 @@ mod tests {
     fn a_payload_from_a_newer_golive_is_refused() {
         let error = decoded(EVENT_SCHEMA_VERSION + 1, json!({})).expect_err("decoded");
         assert_eq!(error, CodecError::FromTheFuture { position: 7, version: EVENT_SCHEMA_VERSION + 1 });
+    }
+
+    #[test]
+    fn a_version_before_the_first_is_refused() {
+        let error = decoded(0, json!({"credential": "access_token"})).expect_err("decoded");
+        assert_eq!(error, CodecError::NoSuchVersion { position: 7, version: 0 });
+    }
+
+    /// Every step from the first version to the current one is accounted for: a payload change
+    /// that forgot its upcaster shows up as a version with no entry in `EVENT_SCHEMA_VERSION`'s
+    /// list of changes, which this test keeps in step with `UPCASTERS`.
+    #[test]
+    fn every_version_step_that_changed_a_payload_has_its_upcasters() {
+        let steps_with_changes: &[(u32, &[&str])] = &[(1, &["credential_rotated"])];
+        assert_eq!(steps_with_changes.len() as u32, EVENT_SCHEMA_VERSION - FIRST_SCHEMA_VERSION);
+        for (from_version, types) in steps_with_changes {
+            for event_type in *types {
+                assert!(
+                    UPCASTERS.iter().any(|u| u.from_version == *from_version && u.event_type == *event_type),
+                    "{event_type} v{from_version} has no upcaster"
+                );
+            }
+        }
+        assert_eq!(UPCASTERS.len(), steps_with_changes.iter().map(|(_, t)| t.len()).sum::<usize>());
     }
 
     #[test]

@@ -20,6 +20,9 @@ use super::read_model::{IntegrationSummary, ListFilter};
 use super::{Engine, EngineError};
 use crate::domain::{BlockCategory, Event, Stage};
 
+/// How many empty weeks before the last one the weekly series fills in (ten years).
+const EMPTY_WEEKS_FILLED_MAX: i64 = 10 * 53;
+
 /// How many days of cumulative flow are drawn at most (older days are summed into the first).
 pub const FLOW_DAYS_MAX: i64 = 180;
 
@@ -170,12 +173,19 @@ impl InsightsBuilder {
         }
         // Fill empty weeks up to the current one, so a chart's x axis is even and a quiet week
         // reads as zero instead of being absent.
+        // The filling is bounded (ten years of weeks before the last one) and stops at the
+        // calendar's end: an imported log with absurd times must not make a request run for
+        // minutes or overflow the date type.
         if let (Some(first), Some(last)) = (weeks.keys().next().copied(), weeks.keys().last().copied()) {
             let last = last.max(week_start(now));
-            let mut week = first;
+            let earliest_filled = last.checked_sub_signed(Duration::weeks(EMPTY_WEEKS_FILLED_MAX)).unwrap_or(first);
+            let mut week = first.max(earliest_filled);
             while week <= last {
                 weeks.entry(week).or_insert(WeekCount { week_start: week, opened: 0, went_live: 0 });
-                week += Duration::days(7);
+                match week.checked_add_signed(Duration::days(7)) {
+                    Some(next) => week = next,
+                    None => break,
+                }
             }
         }
 

@@ -1,11 +1,21 @@
 //! Export and import: the log as JSON Lines of envelopes, hashes included.
 //!
-//! Import goes into an empty store only. Each line is checked against the chain (its
-//! `prev_hash` is the previous line's `hash`, its `hash` matches its contents), appended through
-//! the store's one writer, and the stored hash must come out identical: the imported log is the
-//! same log, so every state replays identically.
+//! Import goes into an empty store only, and checks the whole log before it writes any of it: a
+//! refused import leaves the store empty. Each line must continue the chain (its `prev_hash` is
+//! the previous line's `hash`, its `hash` matches its contents), decode as an event this golive
+//! knows (upcast if older, refused if newer), and continue its integration's stream (versions
+//! 1, 2, 3, ..., the first an `integration_opened` of that integration, no event id twice).
+//! The checked lines wait in an anonymous spool file (never named, gone when closed), then go
+//! through the store's one writer, and each stored hash must come out identical: the imported
+//! log is the same log, so every state replays identically.
 
-use super::{Engine, EngineError};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Seek, Write};
+
+use uuid::Uuid;
+
+use super::{codec, Engine, EngineError};
+use crate::domain::Event;
 use crate::store::{AppendRequest, ExpectedVersion, NewEvent, StoredEvent, GENESIS_HASH};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,29 +63,14 @@ impl Engine {
         if head.position != 0 {
             return Err(ImportError::NotEmpty(head.position));
         }
-        let mut previous_hash = GENESIS_HASH.to_owned();
+        let spooled = check_and_spool(lines)?;
+        // Nothing was written so far; now the checked log goes in.
         let mut count = 0u64;
         let mut pending: Vec<StoredEvent> = Vec::new();
-        for (index, line) in lines.enumerate() {
-            let number = index + 1;
-            let line = line.map_err(|e| ImportError::Line { line: number, message: e.to_string() })?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let event: StoredEvent = serde_json::from_str(&line)
-                .map_err(|e| ImportError::Line { line: number, message: format!("not an envelope: {e}") })?;
-            let expected_position = count + pending.len() as u64 + 1;
-            let bad = |message: String| ImportError::Line { line: number, message };
-            if event.position != expected_position {
-                return Err(bad(format!("position {} where {expected_position} was due", event.position)));
-            }
-            if event.prev_hash != previous_hash {
-                return Err(bad("prev_hash does not continue the chain".into()));
-            }
-            if event.compute_hash() != event.hash {
-                return Err(bad("hash does not match the event's contents".into()));
-            }
-            previous_hash = event.hash.clone();
+        for line in std::io::BufReader::new(spooled).lines() {
+            let line =
+                line.map_err(|e| ImportError::Line { line: 0, message: format!("the import's spool file: {e}") })?;
+            let event: StoredEvent = serde_json::from_str(&line).expect("spooled lines were parsed once already");
             // Consecutive events of one stream go in one append.
             if pending.last().is_some_and(|p| p.integration_id != event.integration_id) || pending.len() >= 1000 {
                 count += self.import_run(std::mem::take(&mut pending)).await?;
@@ -125,6 +120,66 @@ impl Engine {
         }
         Ok(stored.len() as u64)
     }
+}
+
+/// Checks every line of a log to import (see the module header) and spools the checked lines to
+/// an anonymous file, rewound for reading. Nothing is written to the store here.
+fn check_and_spool(lines: impl Iterator<Item = std::io::Result<String>>) -> Result<std::fs::File, ImportError> {
+    let spool_error =
+        |e: std::io::Error| ImportError::Line { line: 0, message: format!("the import's spool file: {e}") };
+    let mut spool = std::io::BufWriter::new(tempfile::tempfile().map_err(spool_error)?);
+    let mut previous_hash = GENESIS_HASH.to_owned();
+    let mut position = 0u64;
+    let mut stream_versions: HashMap<Uuid, u64> = HashMap::new();
+    let mut event_ids: HashSet<Uuid> = HashSet::new();
+    for (index, line) in lines.enumerate() {
+        let number = index + 1;
+        let bad = |message: String| ImportError::Line { line: number, message };
+        let line = line.map_err(|e| bad(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: StoredEvent = serde_json::from_str(&line).map_err(|e| bad(format!("not an envelope: {e}")))?;
+        position += 1;
+        if event.position != position {
+            return Err(bad(format!("position {} where {position} was due", event.position)));
+        }
+        if event.prev_hash != previous_hash {
+            return Err(bad("prev_hash does not continue the chain".into()));
+        }
+        if event.compute_hash() != event.hash {
+            return Err(bad("hash does not match the event's contents".into()));
+        }
+        let decoded = codec::decode(&event).map_err(|e| bad(e.to_string()))?;
+        let due_version = stream_versions.get(&event.integration_id).map_or(1, |v| v + 1);
+        if event.version != due_version {
+            return Err(bad(format!(
+                "version {} of integration {} where {due_version} was due",
+                event.version, event.integration_id
+            )));
+        }
+        let opens_this_stream = matches!(&decoded, Event::IntegrationOpened { integration_id, .. }
+            if integration_id.to_string() == event.integration_id.to_string());
+        if (due_version == 1) != opens_this_stream {
+            return Err(bad(if due_version == 1 {
+                format!("integration {} does not begin with its own integration_opened", event.integration_id)
+            } else {
+                format!(
+                    "integration {} is opened a second time, or another's opening is in its stream",
+                    event.integration_id
+                )
+            }));
+        }
+        if !event_ids.insert(event.id) {
+            return Err(bad(format!("event id {} appears twice", event.id)));
+        }
+        stream_versions.insert(event.integration_id, event.version);
+        previous_hash = event.hash.clone();
+        writeln!(spool, "{line}").map_err(spool_error)?;
+    }
+    let mut file = spool.into_inner().map_err(|e| spool_error(e.into_error()))?;
+    file.rewind().map_err(spool_error)?;
+    Ok(file)
 }
 
 /// What `golive migrate` did and checked.

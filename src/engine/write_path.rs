@@ -166,6 +166,9 @@ impl WritePath<'_> {
             )
             .into());
         }
+        // The rules JSON parsing applies beyond the types (list limits, fields that go
+        // together) hold for a typed command too.
+        command.check()?;
         let request = ExecuteRequest::new(id, Value::Null, actor.clone());
         self.execute_parsed(id, command, &request, None, String::new()).await
     }

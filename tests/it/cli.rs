@@ -207,7 +207,8 @@ fn every_error_path_has_its_exit_code_and_one_line() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no integration"));
     let (code, err) = cli.fails(&["status", "not-an-id"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no integration matches \"not-an-id\""), "{err}");
     let (code, err) = cli.fails(&[
         "network",
         "peering",
@@ -668,4 +669,63 @@ async fn the_same_script_gives_the_same_json_on_sled_and_on_postgres() {
         pretty_assertions::assert_eq!(normalise(s), normalise(p), "output {i}");
     }
     crate::pg::drop_schema(&base, &schema).await;
+}
+
+/// References (contract): a customer name in any case, or a unique id prefix of 6+ characters,
+/// wherever an integration id goes; ambiguity exits 2 listing the candidates, no match exits 3;
+/// a cancelled integration counts only when nothing else matches.
+#[test]
+fn integrations_are_named_by_customer_or_id_prefix() {
+    let cli = Cli::new();
+    let create = |customer: &str| {
+        cli.ok(&["integration", "create", "--customer", customer, "--gitlab-url", "https://gitlab.hooli.example"])
+            .trim()
+            .to_owned()
+    };
+    let hooli = create("Hooli");
+    let initech = create("Initech");
+    // By name, in another case, for a read and for a write.
+    assert_eq!(cli.json(&["status", "hooli"])["id"], hooli.as_str());
+    cli.ok(&["note", "HOOLI", "--text", "kick-off booked"]);
+    assert_eq!(cli.json(&["status", &hooli])["version"], 2);
+    // By the shortest prefix taken, with or without hyphens.
+    let prefix: String = initech.replace('-', "")[..6].to_owned();
+    assert_eq!(cli.json(&["status", &prefix])["id"], initech.as_str());
+    let (code, err) = cli.fails(&["status", &initech[..5]]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("at least 6 characters"), "{err}");
+    // Two integrations of one name: exit 2 with both listed.
+    let second = create("hooli");
+    let (code, err) = cli.fails(&["status", "Hooli"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&hooli) && err.contains(&second) && err.contains("created"), "{err}");
+    // The cancelled one no longer counts beside the other.
+    cli.ok(&["cancel", &second, "--reason", "opened twice by mistake"]);
+    assert_eq!(cli.json(&["status", "hooli"])["id"], hooli.as_str());
+    let (code, err) = cli.fails(&["status", "Umbrella"]);
+    assert_eq!(code, 3, "{err}");
+}
+
+/// A local write with no known actor is refused with a one-line fix; reads still work.
+#[test]
+fn a_local_write_without_a_known_actor_is_refused() {
+    let cli = Cli::new();
+    let id = cli
+        .ok(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"])
+        .trim()
+        .to_owned();
+    let anonymous = |args: &[&str]| {
+        let mut command = Command::cargo_bin("golive").unwrap();
+        command.arg("--data-dir").arg(cli.dir.path().join("data")).args(args);
+        for name in ["USER", "LOGNAME", "USERNAME", "GOLIVE_ACTOR", "GOLIVE_SERVER"] {
+            command.env_remove(name);
+        }
+        command.output().unwrap()
+    };
+    let refused = anonymous(&["note", &id, "--text", "who wrote this?"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--as NAME") && err.lines().count() == 1, "{err}");
+    assert_eq!(cli.json(&["status", &id])["version"], 1, "nothing was written");
+    assert!(anonymous(&["status", &id]).status.success(), "a read needs no actor");
 }

@@ -484,3 +484,132 @@ async fn a_typed_open_records_what_its_json_records_and_answers_typed_events() {
     assert_eq!(engine.export_page(0, 1000).await.unwrap().len(), before);
     engine.close().await.unwrap();
 }
+
+/// A typed command meets the rules JSON parsing applies beyond the types, and a refused one
+/// writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_command_is_refused_where_its_json_would_be() {
+    use golive::domain::{CommandRequest, Credential, PlaintextSecret, ResponseValidation, Scenario, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_at(dir.path(), Arc::new(ManualClock::new(fixture_now()))).await;
+    let id = opened(&engine).await;
+    // One more distinct scope than a list may hold.
+    let too_many_scopes: std::collections::BTreeSet<Scope> = (1..=golive::domain::LIST_MAX_ENTRIES)
+        .map(|n| "a".repeat(n))
+        .chain(["b".to_owned()])
+        .map(|name| Scope::parse(name).unwrap())
+        .collect();
+    let refused: Vec<(&str, CommandRequest)> = vec![
+        (
+            "evidence",
+            CommandRequest::ValidateResponse(ResponseValidation {
+                scenario: Scenario::PipelineRan,
+                correct: true,
+                evidence: None,
+                note: None,
+            }),
+        ),
+        (
+            "secret",
+            CommandRequest::RotateCredential {
+                credential: Credential::WebhookToken,
+                secret: Some(PlaintextSecret::parse("chosen-by-the-caller").unwrap()),
+                admin: None,
+            },
+        ),
+        (
+            "admin",
+            CommandRequest::RotateCredential {
+                credential: Credential::ApplicationSecret,
+                secret: None,
+                admin: Some(true),
+            },
+        ),
+        (
+            "scopes",
+            CommandRequest::RegisterApplication(golive::domain::ApplicationRegistration {
+                name: golive::domain::ShortText::parse("Factory Integration").unwrap(),
+                redirect_uri: golive::domain::HttpUrl::parse("https://golive.example/callback").unwrap(),
+                application_id: golive::domain::ShortText::parse("app-1").unwrap(),
+                scopes: too_many_scopes,
+            }),
+        ),
+    ];
+    let before = engine.history(id, 0, 1000).await.unwrap().len();
+    for (field, command) in refused {
+        let answer = engine.execute_typed(id, command, &actor("rep")).await;
+        assert!(
+            matches!(&answer, Err(EngineError::Rejected(golive::domain::Rejection::InvalidField { field: f, .. })) if f == field),
+            "{field}: {answer:?}"
+        );
+    }
+    assert_eq!(engine.history(id, 0, 1000).await.unwrap().len(), before, "nothing was written");
+    engine.close().await.unwrap();
+}
+
+/// The frozen v1 log with one change, rechained so that only the change is wrong.
+fn crafted_log(change: impl Fn(&mut Vec<golive::store::StoredEvent>)) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/v1/log.jsonl")).unwrap();
+    let mut events: Vec<golive::store::StoredEvent> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    change(&mut events);
+    let mut previous = golive::store::GENESIS_HASH.to_owned();
+    for (index, event) in events.iter_mut().enumerate() {
+        event.position = index as u64 + 1;
+        event.prev_hash = previous;
+        event.hash = event.compute_hash();
+        previous = event.hash.clone();
+    }
+    events.iter().map(|e| serde_json::to_string(e).unwrap()).collect()
+}
+
+/// A refused import writes nothing: every line is checked (chain, decoding, stream versions)
+/// before the first is written, so the same store then takes the good log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_import_leaves_the_store_empty() {
+    type Change = Box<dyn Fn(&mut Vec<golive::store::StoredEvent>)>;
+    let last = 102;
+    let cases: Vec<(&str, Change)> = vec![
+        ("newer than this golive", Box::new(|e| e[55].schema_version = 99)),
+        ("versions start at 1", Box::new(|e| e[55].schema_version = 0)),
+        ("cannot be decoded", Box::new(move |e| e[last].event_type = "spaceship_landed".into())),
+        (
+            "cannot be decoded",
+            Box::new(|e| {
+                let i = e.iter().position(|e| e.event_type == "credential_rotated").unwrap();
+                e[i].data["credential"] = "ssh_key".into();
+            }),
+        ),
+        (
+            "where 5 was due",
+            Box::new(|e| {
+                let i = e.iter().position(|e| e.version == 5).unwrap();
+                let stream = e[i].integration_id;
+                for event in e.iter_mut().filter(|x| x.integration_id == stream && x.version >= 5) {
+                    event.version += 1;
+                }
+            }),
+        ),
+        ("does not begin with its own integration_opened", Box::new(|e| e[0].integration_id = uuid::Uuid::nil())),
+        ("appears twice", Box::new(|e| e[1].id = e[0].id)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_at(dir.path(), Arc::new(ManualClock::new(fixture_now()))).await;
+    for (reason, change) in &cases {
+        let lines = crafted_log(change);
+        let refused = engine.import_lines(lines.into_iter().map(Ok), |_| {}).await;
+        let message = refused.expect_err(reason).to_string();
+        assert!(message.contains(reason), "expected {reason:?}, got {message:?}");
+        assert_eq!(engine.export_page(0, 10).await.unwrap().len(), 0, "{reason}: nothing written");
+    }
+    // A tampered line (not rechained) is refused the same way, and still nothing is written.
+    let mut lines = crafted_log(|_| {});
+    lines[79] = lines[79].replace("\"actor\":\"", "\"actor\":\"x");
+    let message = engine.import_lines(lines.into_iter().map(Ok), |_| {}).await.unwrap_err().to_string();
+    assert!(message.starts_with("line 80: hash does not match"), "{message}");
+    assert_eq!(engine.export_page(0, 10).await.unwrap().len(), 0);
+    // The untouched log goes in afterwards.
+    let report = engine.import_lines(crafted_log(|_| {}).into_iter().map(Ok), |_| {}).await.unwrap();
+    assert_eq!(report.events, 103);
+    engine.close().await.unwrap();
+}

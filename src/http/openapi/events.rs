@@ -30,6 +30,15 @@ pub fn schema_value() -> Value {
         }
         defs
     };
+    let old_shapes: Vec<serde_json::Value> = crate::engine::UPCASTERS
+        .iter()
+        .map(|u| {
+            json!({
+                "properties": {"type": {"const": u.event_type}, "schema_version": {"maximum": u.from_version}},
+                "required": ["type", "schema_version"],
+            })
+        })
+        .collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://golive.invalid/schemas/events.json",
@@ -37,11 +46,11 @@ pub fn schema_value() -> Value {
         "description": format!(
             "An event as stored and as sent on the wire (history, audit, export, the event stream). \
              `hash` is SHA-256 over every other field (hex); `schema_version` {EVENT_SCHEMA_VERSION} is what \
-             this build writes, and such an event's `type` and `data` follow `#/$defs/Event`. An event \
-             written by an older golive keeps its `schema_version` and the `data` of that version, as \
-             the hash requires: version 1 differs only in `credential_rotated`, which carried \
-             `replacement`, `admin`, `webhook` (the `issued` of version 2) and `bound_to` for every \
-             credential."
+             this build writes. `type` and `data` follow `#/$defs/Event`, except for an event written \
+             by an older golive in a shape that changed since: it keeps its `schema_version` and that \
+             version's `data`, as the hash requires (version 1's `credential_rotated` carried \
+             `replacement`, `admin`, `webhook` (version 2's `issued`) and `bound_to` for every \
+             credential); golive upcasts it when reading."
         ),
         "type": "object",
         "required": ["position", "integration_id", "version", "id", "recorded_at", "actor", "type",
@@ -54,14 +63,16 @@ pub fn schema_value() -> Value {
             "recorded_at": {"type": "string", "format": "date-time"},
             "actor": {"type": "string", "minLength": 1},
             "type": {"type": "string", "pattern": "^[a-z_]+$"},
-            "schema_version": {"type": "integer", "minimum": 1},
+            "schema_version": {"type": "integer", "minimum": 1, "maximum": EVENT_SCHEMA_VERSION},
             "data": {},
             "prev_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
         "additionalProperties": false,
-        "if": {"properties": {"schema_version": {"const": EVENT_SCHEMA_VERSION}}},
-        "then": {"$ref": "#/$defs/Event"},
+        // Old shapes are exactly the (type, version) pairs an upcaster reads.
+        "if": {"anyOf": old_shapes},
+        "then": true,
+        "else": {"$ref": "#/$defs/Event"},
         "$defs": defs_value,
     })
 }
