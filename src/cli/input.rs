@@ -31,3 +31,18 @@ fn read_stdin(what: &str) -> Result<String, CliError> {
         .map_err(|e| CliError::Usage(format!("reading the {what} from stdin: {e}")))?;
     Ok(text)
 }
+
+/// Asks `question` on a terminal and goes on only on "y" or "yes". Without a terminal it refuses
+/// (exit 2), naming `--yes`: a script must say so explicitly.
+pub fn confirm(question: &str) -> Result<(), CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!("{question} Refused without a terminal to ask on: add --yes")));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| CliError::Usage(format!("reading the answer: {e}")))?;
+    match answer.trim().to_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::Usage("not confirmed; nothing was changed".into())),
+    }
+}

@@ -169,8 +169,12 @@ pub enum Command {
     Cancel {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// Why the onboarding ends (kept in the log).
         #[arg(long)]
         reason: String,
+        /// Cancel without asking (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Send a raw v1 command from a JSON file (or `-` for stdin).
     Command {
@@ -194,6 +198,7 @@ pub enum Command {
     History {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// The state as it was at this moment: a date (UTC, the end of that day) or an RFC 3339 time.
         #[arg(long)]
         at: Option<String>,
         #[arg(long)]
@@ -208,10 +213,13 @@ pub enum Command {
         /// Only events by this actor. (Its own id: the global --as is also called actor.)
         #[arg(long = "actor", id = "actor_filter")]
         actor: Option<String>,
+        /// Only events of this type, e.g. stage_entered (an unknown type lists the known ones).
         #[arg(long = "type")]
         event_type: Option<String>,
+        /// From this moment on: a date (UTC, from its start) or an RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
+        /// Up to this moment: a date (UTC, to its end) or an RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
         #[arg(long, default_value_t = 0)]
@@ -380,8 +388,9 @@ fn os_user() -> Option<String> {
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
-/// Whether a command only reads: those may run without knowing who acts.
-fn only_reads(command: &Command) -> bool {
+/// Whether a command may run without knowing who acts: reads, and the set-up commands whose
+/// records are not events (tokens, an import of a log whose events name their own actors).
+fn needs_no_actor(command: &Command) -> bool {
     matches!(
         command,
         Command::Init
@@ -396,7 +405,8 @@ fn only_reads(command: &Command) -> bool {
             | Command::Export { .. }
             | Command::Integration(IntegrationCommand::Show { .. } | IntegrationCommand::List { .. })
             | Command::Playbook(PlaybookCommand::List | PlaybookCommand::Show { .. })
-            | Command::Token(TokenCommand::List)
+            | Command::Token(_)
+            | Command::Import { .. }
     )
 }
 
@@ -443,14 +453,14 @@ async fn connect(cli: &Cli) -> Result<Arc<dyn Client>, CliError> {
     }
     let actor = match cli.actor.clone().or_else(os_user) {
         Some(actor) => actor,
-        // Every event names who recorded it; a write must not be signed "unknown". A read may
-        // go on: it records nothing (the actor is never used).
-        None if !only_reads(&cli.command) => {
+        // Every event names who recorded it; an event must not be signed "unknown". A read may
+        // go on: it records nothing. A token made here says it was made by the local admin.
+        None if !needs_no_actor(&cli.command) => {
             return Err(CliError::Usage(
                 "who is acting? No --as and no USER in the environment: pass --as NAME or set GOLIVE_ACTOR".into(),
             ))
         }
-        None => "reader".to_owned(),
+        None => "local-admin".to_owned(),
     };
     let actor = Actor::parse(actor.as_str()).map_err(|e| CliError::Usage(format!("--as: {e}")))?;
     if let Some(reason) = crate::auth::reserved_actor_name(actor.as_str()) {
@@ -472,10 +482,29 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| CliError::Usage(format!("{what} {}: {e}", path.display())))
 }
 
-fn parse_time(text: &str, flag: &str) -> Result<chrono::DateTime<Utc>, CliError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| CliError::Usage(format!("{flag} {text:?}: write an RFC 3339 time such as 2026-11-25T09:00:00Z")))
+/// Which end of a day a bare date means: the start for `--since`, the end for `--until` and
+/// `--at` (so `--until 2026-11-29` includes that whole day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DayEnd {
+    Start,
+    End,
+}
+
+/// An RFC 3339 time, or a date (`YYYY-MM-DD`, UTC) meaning the start or the end of that day.
+fn parse_time(text: &str, flag: &str, day_end: DayEnd) -> Result<chrono::DateTime<Utc>, CliError> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let time = match day_end {
+            DayEnd::Start => date.and_hms_opt(0, 0, 0),
+            DayEnd::End => date.and_hms_nano_opt(23, 59, 59, 999_999_999),
+        };
+        return Ok(time.expect("a valid time of day").and_utc());
+    }
+    Err(CliError::Usage(format!(
+        "{flag} {text:?}: write a date (2026-11-25, UTC) or an RFC 3339 time (2026-11-25T09:00:00Z)"
+    )))
 }
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
@@ -583,6 +612,19 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             command_result(client.execute(&id, body).await?);
         }
         Command::Webhook(verbs::Webhook::Issue { id, signing }) => {
+            // Issuing again would void the token GitLab holds (and block a live integration);
+            // replacing it is a rotation, which says so in the log.
+            let state = client.state(id).await?;
+            if !state["webhook"]["url"].is_null() {
+                return Err(CliError::failed(
+                    crate::error_kind::ErrorKind::GuardRejected,
+                    format!(
+                        "webhook credentials were already issued for {id}; to replace the token, run: \
+                         golive rotate {} --credential webhook_token",
+                        output::shell_quote(id)
+                    ),
+                ));
+            }
             command_result(client.execute(id, json!({"type": "issue_webhook_credentials", "signing": signing})).await?)
         }
         Command::Webhook(verbs::Webhook::Create { id, url, triggers }) => command_result(
@@ -640,7 +682,10 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             }
             command_result(client.execute(id, body).await?);
         }
-        Command::Cancel { id, reason } => {
+        Command::Cancel { id, reason, yes } => {
+            if !yes {
+                input::confirm(&format!("Cancel {id} for good? Nothing can be recorded for it afterwards."))?;
+            }
             command_result(client.execute(id, json!({"type": "cancel", "reason": reason})).await?)
         }
         Command::Command { id, file } => {
@@ -654,7 +699,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         Command::History { id, at, version, after, limit } => {
             let moment = match (at, version) {
                 (Some(_), Some(_)) => return Err(CliError::Usage("give --at or --version, not both".into())),
-                (Some(at), None) => Some(At::Time(parse_time(at, "--at")?)),
+                (Some(at), None) => Some(At::Time(parse_time(at, "--at", DayEnd::End)?)),
                 (None, Some(v)) => Some(At::Version(*v)),
                 (None, None) => None,
             };
@@ -668,12 +713,21 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             }
         }
         Command::Audit { actor, event_type, since, until, after, limit } => {
+            if let Some(wanted) = event_type {
+                let known = crate::domain::event_type_names();
+                if !known.iter().any(|t| t == wanted) {
+                    return Err(CliError::Usage(format!(
+                        "--type {wanted:?} is no event type; one of: {}",
+                        known.join(", ")
+                    )));
+                }
+            }
             let query = AuditQuery {
                 actor: actor.clone(),
                 event_type: event_type.clone(),
                 integration: None,
-                since: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
-                until: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
+                since: since.as_deref().map(|s| parse_time(s, "--since", DayEnd::Start)).transpose()?,
+                until: until.as_deref().map(|s| parse_time(s, "--until", DayEnd::End)).transpose()?,
                 after: *after,
                 limit: *limit,
             };
@@ -852,4 +906,38 @@ async fn export(client: &dyn Client, path: Option<&Path>) -> Result<(), CliError
     out.flush().map_err(|e| CliError::Other(e.to_string()))?;
     bar.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_means_the_start_or_the_end_of_that_day_in_utc() {
+        let start = parse_time("2026-11-29", "--since", DayEnd::Start).unwrap();
+        let end = parse_time("2026-11-29", "--until", DayEnd::End).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-11-29T00:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-11-29T23:59:59.999999999+00:00");
+        let exact = parse_time("2026-11-29T09:30:00+01:00", "--at", DayEnd::End).unwrap();
+        assert_eq!(exact.to_rfc3339(), "2026-11-29T08:30:00+00:00");
+        let refused = parse_time("29/11/2026", "--since", DayEnd::Start).unwrap_err().to_string();
+        assert!(refused.contains("2026-11-25") && refused.contains("RFC 3339"), "{refused}");
+    }
+
+    #[test]
+    fn the_event_types_listed_are_every_type_an_event_can_have() {
+        let names = crate::domain::event_type_names();
+        assert_eq!(names.len(), 35, "{names:?}");
+        for name in ["integration_opened", "credential_rotated", "intake_redeemed", "probe_result_recorded"] {
+            assert!(names.iter().any(|n| n == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn suggested_words_are_quoted_for_a_shell_only_when_they_need_it() {
+        assert_eq!(output::shell_quote("2fefa944-1111"), "2fefa944-1111");
+        assert_eq!(output::shell_quote("Acme Robotics"), "'Acme Robotics'");
+        assert_eq!(output::shell_quote("O'Reilly"), "'O'\\''Reilly'");
+        assert_eq!(output::shell_quote(""), "''");
+    }
 }

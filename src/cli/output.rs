@@ -225,3 +225,18 @@ pub fn progress(total: u64) -> indicatif::ProgressBar {
     );
     bar
 }
+
+/// `text` as one word for a POSIX shell: as it is when it holds only characters no shell treats
+/// specially, otherwise in single quotes (a quote inside written `'\''`). For the commands golive
+/// suggests, which a rep pastes.
+pub fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '%' | '+' | ',')
+        });
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}

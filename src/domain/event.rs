@@ -306,6 +306,16 @@ pub enum Event {
     },
 }
 
+/// Every event type's name (the envelope's `type`), as the event's JSON Schema lists them.
+pub fn event_type_names() -> Vec<String> {
+    let schema = schemars::schema_for!(Event);
+    let variants = schema.as_value().get("oneOf").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    variants
+        .iter()
+        .filter_map(|variant| variant.pointer("/properties/type/const").and_then(|t| t.as_str()).map(str::to_owned))
+        .collect()
+}
+
 impl Event {
     /// The snake_case type name, as in the envelope's `type`.
     pub fn type_name(&self) -> &'static str {

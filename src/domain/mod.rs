@@ -36,6 +36,7 @@ pub use diagnose::{
     advice, describe_duration, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS,
     STALLED_AFTER_DAYS,
 };
+pub use event::event_type_names;
 pub use event::{
     ApiCheckRecorded, ApplicationRegistered, Cause, CredentialRotated, Event, FirewallConfigured, InstanceUrlSet,
     ManualTestRecorded, NetworkPolicyEvaluated, PrerequisitesConfirmed, ResponseValidated, VpcPeeringEstablished,

@@ -279,3 +279,41 @@ impl Engine {
         Ok(builder.finish(self.now(), &current))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{HttpUrl, IntegrationId, Playbook, ShortText};
+
+    fn opened(id: Uuid) -> Event {
+        let url = HttpUrl::parse("https://gitlab.example").unwrap();
+        Event::IntegrationOpened {
+            integration_id: IntegrationId::from_uuid(id),
+            customer: ShortText::parse("Hooli").unwrap(),
+            gitlab_url: url.clone(),
+            owner: None,
+            playbook: Playbook::guide_default(url),
+            ca_certificate_pem: None,
+        }
+    }
+
+    /// An imported log may carry absurd times (the chain proves who wrote them, not that they
+    /// are sane): the weekly series stays bounded and the calendar's ends do not overflow.
+    #[test]
+    fn absurd_times_give_a_bounded_weekly_series() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let far_past = Utc.with_ymd_and_hms(-200_000, 1, 1, 0, 0, 0).unwrap();
+        let far_future = Utc.with_ymd_and_hms(262_142, 12, 31, 23, 59, 59).unwrap();
+        let mut builder = InsightsBuilder::default();
+        for (position, at) in [far_past, now, far_future].into_iter().enumerate() {
+            let id = Uuid::from_u128(position as u128 + 1);
+            builder.fold(id, &opened(id), at, position as u64 + 1);
+        }
+        let insights = builder.finish(now, &[]);
+        assert!(insights.weekly.len() <= EMPTY_WEEKS_FILLED_MAX as usize + 3, "{} weeks", insights.weekly.len());
+        assert_eq!(insights.weekly.iter().map(|w| w.opened).sum::<u32>(), 3, "every opening still counted");
+        assert!(insights.cumulative_flow.len() <= FLOW_DAYS_MAX as usize);
+    }
+}

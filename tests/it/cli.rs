@@ -232,6 +232,12 @@ fn every_error_path_has_its_exit_code_and_one_line() {
     assert_eq!(code, 2, "{err}");
     let issued = cli.json(&["webhook", "issue", &id]);
     assert!(issued["secret_token"].is_string());
+    // Issuing again would void GitLab's token: refused, naming the rotation, nothing written.
+    let version = cli.json(&["status", &id])["version"].clone();
+    let (code, err) = cli.fails(&["webhook", "issue", &id]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains(&format!("golive rotate {id} --credential webhook_token")), "{err}");
+    assert_eq!(cli.json(&["status", &id])["version"], version);
     let h = headers(&cli, "push", "Push Hook", "glw_wrong", "9");
     let push = gitlab_payload("push");
     let (code, err) =
@@ -243,7 +249,12 @@ fn every_error_path_has_its_exit_code_and_one_line() {
         .unwrap()
         .iter()
         .any(|f| f["message"].as_str().unwrap().contains("1 delivery was refused")));
-    cli.ok(&["cancel", &id, "--reason", "customer moved to GitLab.com"]);
+    // Cancelling is for good: without a terminal to ask on, it needs --yes.
+    let (code, err) = cli.fails(&["cancel", &id, "--reason", "customer moved to GitLab.com"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(cli.json(&["status", &id])["version"], version);
+    cli.ok(&["cancel", &id, "--reason", "customer moved to GitLab.com", "--yes"]);
     let (code, err) = cli.fails(&["note", &id, "--text", "too late"]);
     assert_eq!(code, 5, "{err}");
     let (code, err) = cli.fails(&["--server", "http://127.0.0.1:9", "board"]);
@@ -700,7 +711,7 @@ fn integrations_are_named_by_customer_or_id_prefix() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&hooli) && err.contains(&second) && err.contains("created"), "{err}");
     // The cancelled one no longer counts beside the other.
-    cli.ok(&["cancel", &second, "--reason", "opened twice by mistake"]);
+    cli.ok(&["cancel", &second, "--reason", "opened twice by mistake", "--yes"]);
     assert_eq!(cli.json(&["status", "hooli"])["id"], hooli.as_str());
     let (code, err) = cli.fails(&["status", "Umbrella"]);
     assert_eq!(code, 3, "{err}");
