@@ -6,7 +6,9 @@ use std::path::Path;
 
 use super::client::CliError;
 
-pub fn read_secret(what: &str, file: Option<&Path>) -> Result<String, CliError> {
+/// Reads the secret `what`, which the command takes through `flag` (named in the hint when it is
+/// empty).
+pub fn read_secret(what: &str, flag: &str, file: Option<&Path>) -> Result<String, CliError> {
     let raw = match file {
         Some(path) if path == Path::new("-") => read_stdin(what)?,
         Some(path) => std::fs::read_to_string(path)
@@ -18,7 +20,7 @@ pub fn read_secret(what: &str, file: Option<&Path>) -> Result<String, CliError> 
     let secret = raw.trim_end_matches(['\n', '\r']).to_owned();
     if secret.is_empty() {
         return Err(CliError::Usage(format!(
-            "the {what} is empty: give it in a file (--secret-file), on stdin, or at the prompt"
+            "the {what} is empty: give it in a file ({flag} FILE), on stdin, or at the prompt"
         )));
     }
     Ok(secret)

@@ -27,7 +27,6 @@ use serde_json::{json, Value};
 use crate::auth::Role;
 use crate::domain::{Actor, HttpUrl, SecretKind, Stage};
 use crate::engine::{At, AuditQuery, Engine, EngineConfig, ListFilter, OpenOptions};
-use crate::fixtures::FIXTURE_DIR;
 use crate::gitlab::webhook::DeliveryHeaders;
 use client::{CliError, Client, LocalClient};
 
@@ -280,8 +279,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Replay the fixture onboardings in memory and print where each one stands.
     Demo {
-        #[arg(long, default_value = FIXTURE_DIR)]
-        fixtures: PathBuf,
+        /// Replay the journeys (`*.json`) in this directory instead of the ones built in.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
     },
 }
 
@@ -289,8 +289,11 @@ pub enum Command {
 pub enum IntegrationCommand {
     /// Open an integration.
     Create {
+        /// The customer's name, as reps will refer to it (`golive status <name>`).
         #[arg(long)]
         customer: String,
+        /// The customer's GitLab instance, e.g. https://gitlab.example.com (https unless the
+        /// playbook allows http).
         #[arg(long)]
         gitlab_url: String,
         #[arg(long)]
@@ -304,8 +307,12 @@ pub enum IntegrationCommand {
         /// A whole playbook as a JSON file, sent inline (the admin role only).
         #[arg(long, value_name = "PATH", conflicts_with = "playbook")]
         playbook_file: Option<PathBuf>,
+        /// A file with the PEM CA bundle the instance is trusted through (an internal CA).
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        /// Open it even though another open integration has the same instance URL.
+        #[arg(long)]
+        force: bool,
     },
     /// List integrations.
     List {
@@ -514,7 +521,11 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Migrate { from, to } => return support::migrate(&cli, from, to).await,
         Command::Demo { fixtures } => {
-            return support::demo(fixtures, cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL), cli.json)
+            return support::demo(
+                fixtures.as_deref(),
+                cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL),
+                cli.json,
+            )
         }
         _ => {}
     }
@@ -523,6 +534,30 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     let result = dispatch(&cli, client.as_ref()).await;
     let closed = client.close().await;
     result.and(closed)
+}
+
+/// A second open (not cancelled) integration for one instance is most often a mistake (a rep
+/// who did not find the first): refused unless `--force`, naming the one that exists. The
+/// HTTP API keeps the design's semantics and opens it.
+async fn refuse_a_second_onboarding_of(client: &dyn Client, gitlab_url: &str) -> Result<(), CliError> {
+    // Compared as golive stores URLs (normalised); an invalid URL is left to the open to refuse.
+    let Ok(wanted) = crate::domain::HttpUrl::parse(gitlab_url) else { return Ok(()) };
+    let list = client.list(&ListFilter::default()).await?;
+    let same = list.as_array().into_iter().flatten().find(|summary| {
+        summary["gitlab_url"].as_str() == Some(wanted.as_str()) && summary["stage"].as_str() != Some("cancelled")
+    });
+    match same {
+        Some(existing) => Err(CliError::failed(
+            crate::error_kind::ErrorKind::Conflict,
+            format!(
+                "{} ({}) already onboards {}; add --force to open a second integration for it",
+                existing["customer"].as_str().unwrap_or_default(),
+                existing["id"].as_str().unwrap_or_default(),
+                wanted.as_str()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
@@ -549,7 +584,11 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             playbook_version,
             playbook_file,
             ca_file,
+            force,
         }) => {
+            if !force {
+                refuse_a_second_onboarding_of(client, gitlab_url).await?;
+            }
             let mut body = json!({"customer": customer, "gitlab_url": gitlab_url});
             if let Some(owner) = owner {
                 body["owner"] = json!(owner);
@@ -639,7 +678,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 .as_deref()
                 .is_none_or(|t| t.is_empty() || t.contains("REDACTED") || t.chars().all(|c| c == '*' || c == '['));
             if token_file.is_some() || redacted {
-                parsed.token = Some(input::read_secret("webhook secret token", token_file.as_deref())?);
+                parsed.token = Some(input::read_secret("webhook secret token", "--token-file", token_file.as_deref())?);
             }
             let body = read_file(body, "--body")?;
             command_result(client.webhook_replay(id, &parsed, &body).await?);
@@ -675,7 +714,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         Command::Rotate { id, credential, secret_file, admin } => {
             let mut body = json!({"type": "rotate_credential", "credential": credential});
             if let Some(path) = secret_file {
-                body["secret"] = json!(input::read_secret("new secret", Some(path))?);
+                body["secret"] = json!(input::read_secret("new secret", "--secret-file", Some(path))?);
             }
             if let Some(admin) = admin {
                 body["admin"] = json!(admin);

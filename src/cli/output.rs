@@ -142,7 +142,9 @@ pub fn insights(insights: &Value, json: bool) {
     if json {
         return print_json(insights);
     }
-    println!("{} onboardings (log position {})", text(&insights["integrations"]), text(&insights["position"]));
+    let count = insights["integrations"].as_u64().unwrap_or(0);
+    let noun = if count == 1 { "onboarding" } else { "onboardings" };
+    println!("{count} {noun} (log position {})", text(&insights["position"]));
     println!("\nTime in each stage (finished stages only):");
     let mut t = table(&["STAGE", "FINISHED", "MEDIAN", "P90"]);
     for row in insights["time_in_stage"].as_array().into_iter().flatten() {

@@ -9,13 +9,21 @@ use crate::fixtures::{replay_in_memory, Fixture};
 use crate::ids::RandomIds;
 use crate::secrets::DataKey;
 
-pub fn demo(dir: &std::path::Path, public_url: &str, json: bool) -> Result<(), CliError> {
+/// Replays the demo journeys (those built into the binary, or the `*.json` files of `dir`) in
+/// memory and prints where each ends: works from any directory.
+pub fn demo(dir: Option<&std::path::Path>, public_url: &str, json: bool) -> Result<(), CliError> {
     let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let redirect = HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str()))
         .map_err(|e| CliError::Usage(format!("redirect URI: {e}")))?;
     let now = crate::sources::Clock::now(&crate::sources::SystemClock);
-    let journeys =
-        Fixture::load_dir(dir).map_err(|e| CliError::Usage(format!("loading fixtures from {}: {e}", dir.display())))?;
+    let journeys = match dir {
+        Some(dir) => Fixture::load_dir(dir)
+            .map_err(|e| CliError::Usage(format!("loading fixtures from {}: {e}", dir.display())))?,
+        None => {
+            let fixtures = Fixture::embedded().map_err(|e| CliError::Other(format!("the built-in journeys: {e}")))?;
+            crate::fixtures::EMBEDDED.iter().map(|(name, _)| std::path::PathBuf::from(name)).zip(fixtures).collect()
+        }
+    };
     let mut rows = Vec::new();
     for (path, fixture) in journeys {
         let replayed = replay_in_memory(

@@ -167,13 +167,16 @@ pub enum Webhook {
     Replay {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
-        /// Request headers: `Name: value` lines or a JSON object.
-        #[arg(long)]
+        /// A file (or - for stdin) of the request headers: `Name: value` lines, or one JSON
+        /// object of names to values.
+        #[arg(long, value_name = "FILE")]
         headers: PathBuf,
-        /// Request body (the JSON payload).
-        #[arg(long)]
+        /// A file of the request body (the JSON payload).
+        #[arg(long, value_name = "FILE")]
         body: PathBuf,
-        #[arg(long)]
+        /// A file (or - for stdin) holding the webhook's secret token, when the headers show it
+        /// redacted.
+        #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
 }
@@ -193,6 +196,7 @@ pub enum Test {
     Manual {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The scenario tested: merge_request_created, code_pushed, issue_opened, pipeline_ran.
         #[arg(long)]
         scenario: String,
         #[arg(long)]
@@ -204,13 +208,18 @@ pub enum Test {
 
 #[derive(Debug, Clone, Args)]
 pub struct Validate {
+    #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
     pub id: String,
+    /// The scenario validated: merge_request_created, code_pushed, issue_opened, pipeline_ran.
     #[arg(long)]
     pub scenario: String,
+    /// Whether the Droid's response was correct (false opens a feedback item).
     #[arg(long)]
     pub correct: Flag,
+    /// What the Droid did (a link, a comment): --evidence or --note is required.
     #[arg(long)]
     pub evidence: Option<String>,
+    /// A note on the response: --evidence or --note is required.
     #[arg(long)]
     pub note: Option<String>,
 }
@@ -241,6 +250,7 @@ pub enum Launch {
     Schedule {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The go-live date, YYYY-MM-DD (UTC).
         #[arg(long)]
         date: String,
     },
@@ -272,7 +282,7 @@ pub fn app(verb: App) -> Result<(String, Value), CliError> {
             json!({"type": "register_application", "name": name, "redirect_uri": redirect_uri, "application_id": application_id, "scopes": scopes}),
         ),
         App::Secret { id, secret_file } => {
-            let secret = read_secret("Application Secret", secret_file.as_deref())?;
+            let secret = read_secret("Application Secret", "--secret-file", secret_file.as_deref())?;
             (id, json!({"type": "provide_application_secret", "secret": secret}))
         }
     })
@@ -294,7 +304,7 @@ pub fn instance(verb: Instance) -> Result<(String, Value), CliError> {
 
 pub fn access_token(verb: AccessToken) -> Result<(String, Value), CliError> {
     let AccessToken::Provide { id, admin, secret_file } = verb;
-    let token = read_secret("access token", secret_file.as_deref())?;
+    let token = read_secret("access token", "--secret-file", secret_file.as_deref())?;
     Ok((id, json!({"type": "provide_access_token", "token": token, "admin": admin})))
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::binding::CredentialBinding;
 use super::command::{Command, OpenIntegration, Rotation};
-use super::diagnose::describe_duration;
+use super::diagnose::describe_remaining;
 use super::event::{Cause, CredentialRotated, Event};
 use super::playbook::Playbook;
 use super::rejection::{Rejection, Unmet};
@@ -305,7 +305,7 @@ impl Integration {
                         format!(
                             "The monitoring window has passed (it ends {}, in {})",
                             monitoring.ends_at.format("%Y-%m-%d %H:%M UTC"),
-                            describe_duration(left)
+                            describe_remaining(left)
                         ),
                     ));
                 }

@@ -210,6 +210,20 @@ impl Integration {
 }
 
 /// Formats a duration as days or hours, for people.
+/// A time still to run, for people: a part of a day or an hour rounds up, so a 14-day window that
+/// began a minute ago still reads "14 days" (elapsed times, [`describe_duration`], round down).
+pub fn describe_remaining(duration: Duration) -> String {
+    let seconds = duration.num_seconds().max(0);
+    let (day, hour) = (86_400, 3_600);
+    if seconds >= day {
+        let days = (seconds + day - 1) / day;
+        format!("{days} day{}", if days == 1 { "" } else { "s" })
+    } else {
+        let hours = (seconds + hour - 1) / hour;
+        format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+    }
+}
+
 pub fn describe_duration(duration: Duration) -> String {
     let days = duration.num_days();
     if days >= 1 {

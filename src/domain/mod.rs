@@ -33,8 +33,8 @@ pub use command::{
 };
 pub use decide::{open, Context, IdSource};
 pub use diagnose::{
-    advice, describe_duration, BlockSummary, DeliverySignals, Diagnosis, Finding, LIVE_DELIVERY_SILENCE_DAYS,
-    STALLED_AFTER_DAYS,
+    advice, describe_duration, describe_remaining, BlockSummary, DeliverySignals, Diagnosis, Finding,
+    LIVE_DELIVERY_SILENCE_DAYS, STALLED_AFTER_DAYS,
 };
 pub use event::event_type_names;
 pub use event::{

@@ -15,7 +15,7 @@ use crate::domain::{BlockCategory, Integration, IntegrationId, Stage, STALLED_AF
 use crate::store::StoredEvent;
 
 /// Bumped when the saved form changes; an old saved form is ignored and rebuilt.
-pub const READ_MODEL_FORMAT: u32 = 3;
+pub const READ_MODEL_FORMAT: u32 = 4;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadModel {
@@ -58,6 +58,8 @@ impl ReadModel {
 pub struct IntegrationSummary {
     pub id: IntegrationId,
     pub customer: String,
+    /// The instance of record, so a second onboarding of one instance can be noticed.
+    pub gitlab_url: String,
     pub owner: Option<String>,
     pub stage: Stage,
     pub version: u64,
@@ -77,6 +79,7 @@ impl IntegrationSummary {
         IntegrationSummary {
             id: state.id,
             customer: state.customer.to_string(),
+            gitlab_url: state.facts.instance.gitlab_url.to_string(),
             owner: state.owner.as_ref().map(|o| o.to_string()),
             stage: state.stage,
             version: state.version,

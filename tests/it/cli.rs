@@ -688,13 +688,13 @@ async fn the_same_script_gives_the_same_json_on_sled_and_on_postgres() {
 #[test]
 fn integrations_are_named_by_customer_or_id_prefix() {
     let cli = Cli::new();
-    let create = |customer: &str| {
-        cli.ok(&["integration", "create", "--customer", customer, "--gitlab-url", "https://gitlab.hooli.example"])
-            .trim()
-            .to_owned()
+    let create = |customer: &str, url: &str, extra: &[&str]| {
+        let mut args = vec!["integration", "create", "--customer", customer, "--gitlab-url", url];
+        args.extend_from_slice(extra);
+        cli.ok(&args).trim().to_owned()
     };
-    let hooli = create("Hooli");
-    let initech = create("Initech");
+    let hooli = create("Hooli", "https://gitlab.hooli.example", &[]);
+    let initech = create("Initech", "https://gitlab.initech.example", &[]);
     // By name, in another case, for a read and for a write.
     assert_eq!(cli.json(&["status", "hooli"])["id"], hooli.as_str());
     cli.ok(&["note", "HOOLI", "--text", "kick-off booked"]);
@@ -705,8 +705,13 @@ fn integrations_are_named_by_customer_or_id_prefix() {
     let (code, err) = cli.fails(&["status", &initech[..5]]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("at least 6 characters"), "{err}");
+    // A second onboarding of one instance is refused unless forced (exit 5, naming the first).
+    let (code, err) =
+        cli.fails(&["integration", "create", "--customer", "hooli", "--gitlab-url", "https://gitlab.hooli.example/"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains(&hooli) && err.contains("--force"), "{err}");
     // Two integrations of one name: exit 2 with both listed.
-    let second = create("hooli");
+    let second = create("hooli", "https://gitlab.hooli.example", &["--force"]);
     let (code, err) = cli.fails(&["status", "Hooli"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&hooli) && err.contains(&second) && err.contains("created"), "{err}");
@@ -739,4 +744,47 @@ fn a_local_write_without_a_known_actor_is_refused() {
     assert!(err.contains("--as NAME") && err.lines().count() == 1, "{err}");
     assert_eq!(cli.json(&["status", &id])["version"], 1, "nothing was written");
     assert!(anonymous(&["status", &id]).status.success(), "a read needs no actor");
+}
+
+/// The smaller items of the rep's day: a date where a time goes, valid values listed when one
+/// is unknown, "1 onboarding", and `golive demo` from any directory (the journeys are built in).
+#[test]
+fn dates_known_values_plurals_and_the_demo_from_anywhere() {
+    let cli = Cli::new();
+    let id = cli
+        .ok(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"])
+        .trim()
+        .to_owned();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let page = cli.json(&["audit", "--since", &today, "--until", &today]);
+    assert_eq!(page["events"][0]["integration_id"], id.as_str(), "today's events, by date alone: {page}");
+    let (code, err) = cli.fails(&["audit", "--type", "probe"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("probe_result_recorded") && err.contains("stage_entered"), "{err}");
+    let (code, err) = cli.fails(&["audit", "--since", "29/11/2026"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(cli.ok(&["insights"]).contains("1 onboarding (log position"));
+    // A hint names the flag the command has.
+    let empty = cli.file("empty.token", "\n");
+    let h = headers(&cli, "push", "Push Hook", "[REDACTED]", "1");
+    let push = gitlab_payload("push");
+    let (code, err) = cli.fails(&[
+        "webhook",
+        "replay",
+        &id,
+        "--headers",
+        h.to_str().unwrap(),
+        "--body",
+        push.to_str().unwrap(),
+        "--token-file",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--token-file FILE") && !err.contains("--secret-file"), "{err}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let demo =
+        Command::cargo_bin("golive").unwrap().current_dir(elsewhere.path()).args(["demo", "--json"]).output().unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let rows: Value = serde_json::from_slice(&demo.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4, "{rows}");
 }

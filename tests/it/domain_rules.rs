@@ -712,3 +712,24 @@ fn diagnose_notices_a_silent_webhook_while_live() {
     assert_eq!(finding.message, "No delivery for 6 days while live");
     assert!(finding.advice.contains("secret token"));
 }
+
+/// Times still to run round up, elapsed times round down: a 14-day window that began a minute
+/// ago is announced as 14 days, not 13.
+#[test]
+fn remaining_times_round_up_and_elapsed_times_round_down() {
+    use chrono::Duration;
+    use golive::domain::{describe_duration, describe_remaining};
+    let cases = [
+        (Duration::days(14) - Duration::minutes(1), "14 days", "13 days"),
+        (Duration::days(1), "1 day", "1 day"),
+        (Duration::days(1) + Duration::seconds(1), "2 days", "1 day"),
+        (Duration::minutes(90), "2 hours", "1 hour"),
+        (Duration::minutes(1), "1 hour", "0 hours"),
+        (Duration::zero(), "0 hours", "0 hours"),
+        (Duration::hours(-3), "0 hours", "0 hours"),
+    ];
+    for (duration, remaining, elapsed) in cases {
+        assert_eq!(describe_remaining(duration), remaining, "{duration}");
+        assert_eq!(describe_duration(duration), elapsed, "{duration}");
+    }
+}

@@ -645,6 +645,8 @@ pub struct IntegrationSummary {
     #[schema(format = Uuid)]
     pub id: String,
     pub customer: String,
+    /// The instance of record.
+    pub gitlab_url: String,
     pub owner: Option<String>,
     pub stage: Stage,
     pub version: u64,
