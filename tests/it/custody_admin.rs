@@ -329,7 +329,7 @@ fn the_cli_registers_lists_shows_and_opens_from_playbooks() {
         "--customer",
         "Acme",
         "--gitlab-url",
-        "https://gitlab.acme.example",
+        "https://gitlab.acme-two.example",
         "--playbook",
         "no-such-playbook",
     ]);

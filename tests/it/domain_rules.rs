@@ -733,3 +733,12 @@ fn remaining_times_round_up_and_elapsed_times_round_down() {
         assert_eq!(describe_duration(duration), elapsed, "{duration}");
     }
 }
+
+/// A credential's name in texts is its name on the wire and in the log.
+#[test]
+fn a_credential_s_name_is_its_wire_name() {
+    use golive::domain::Credential;
+    for credential in [Credential::ApplicationSecret, Credential::AccessToken, Credential::WebhookToken] {
+        assert_eq!(serde_json::to_value(credential).unwrap(), credential.as_str());
+    }
+}
