@@ -412,6 +412,7 @@ fn needs_no_actor(command: &Command) -> bool {
             | Command::Export { .. }
             | Command::Integration(IntegrationCommand::Show { .. } | IntegrationCommand::List { .. })
             | Command::Playbook(PlaybookCommand::List | PlaybookCommand::Show { .. })
+            | Command::Feedback(verbs::Feedback::List { .. })
             | Command::Token(_)
             | Command::Import { .. }
     )
@@ -691,8 +692,12 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             let (id, body) = verbs::validate(verb.clone());
             command_result(client.execute(&id, body).await?);
         }
+        Command::Feedback(verbs::Feedback::List { id, all }) => {
+            let state = client.state(id).await?;
+            output::feedback(&state["feedback"], *all, json_out);
+        }
         Command::Feedback(verb) => {
-            let (id, body) = verbs::feedback(verb.clone());
+            let (id, body) = verbs::feedback(verb.clone()).expect("list is handled above");
             command_result(client.execute(&id, body).await?);
         }
         Command::Launch(verb) => {

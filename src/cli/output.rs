@@ -67,6 +67,36 @@ pub fn list(list: &Value, json: bool) {
     println!("{t}");
 }
 
+/// An integration's feedback items: open ones first (oldest first), then, with `all`, the
+/// resolved ones.
+pub fn feedback(items: &Value, all: bool, json: bool) {
+    let items: Vec<&Value> = items.as_array().into_iter().flatten().collect();
+    let is_open = |item: &&Value| item["resolved_at"].is_null();
+    let mut shown: Vec<&Value> = items.iter().copied().filter(is_open).collect();
+    if all {
+        shown.extend(items.iter().copied().filter(|item| !is_open(item)));
+    }
+    if json {
+        return print_json(&Value::Array(shown.into_iter().cloned().collect()));
+    }
+    if shown.is_empty() {
+        println!("{}", if all { "no feedback items" } else { "no open feedback items (--all for the resolved ones)" });
+        return;
+    }
+    let mut t = table(&["FEEDBACK ID", "STATE", "REPORTED", "SCENARIO", "SUMMARY", "RESOLUTION"]);
+    for item in shown {
+        t.add_row(vec![
+            text(&item["id"]),
+            if is_open(&item) { "open".to_owned() } else { "resolved".to_owned() },
+            text(&item["reported_at"]),
+            text(&item["scenario"]),
+            text(&item["summary"]),
+            text(&item["resolution"]),
+        ]);
+    }
+    println!("{t}");
+}
+
 pub fn status(state: &Value, diagnosis: &Value, json: bool) {
     if json {
         let mut out = state.clone();

@@ -226,6 +226,14 @@ pub struct Validate {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Feedback {
+    /// List an integration's feedback items, open ones first (--all for the resolved too).
+    List {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+        /// Also the resolved items.
+        #[arg(long)]
+        all: bool,
+    },
     /// Report a feedback item (report_feedback).
     Report {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
@@ -361,13 +369,15 @@ pub fn validate(verb: Validate) -> (String, Value) {
     (verb.id, body)
 }
 
-pub fn feedback(verb: Feedback) -> (String, Value) {
-    match verb {
+/// The command a feedback verb sends; `None` for `list`, which only reads.
+pub fn feedback(verb: Feedback) -> Option<(String, Value)> {
+    Some(match verb {
+        Feedback::List { .. } => return None,
         Feedback::Report { id, summary } => (id, json!({"type": "report_feedback", "summary": summary})),
         Feedback::Resolve { id, feedback_id, resolution } => {
             (id, json!({"type": "resolve_feedback", "feedback_id": feedback_id, "resolution": resolution}))
         }
-    }
+    })
 }
 
 pub fn launch(verb: Launch) -> (String, Value) {

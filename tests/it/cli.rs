@@ -788,3 +788,25 @@ fn dates_known_values_plurals_and_the_demo_from_anywhere() {
     let rows: Value = serde_json::from_slice(&demo.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 4, "{rows}");
 }
+
+/// `feedback list`: the open items first, the resolved ones with --all.
+#[test]
+fn feedback_items_are_listed_open_first() {
+    let cli = Cli::new();
+    cli.ok(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"]);
+    assert!(cli.ok(&["feedback", "list", "hooli"]).contains("no open feedback items"));
+    cli.ok(&["feedback", "report", "hooli", "--summary", "The Droid answered in the wrong thread"]);
+    cli.ok(&["feedback", "report", "hooli", "--summary", "Pipeline comment arrived twice"]);
+    let open = cli.json(&["feedback", "list", "hooli"]);
+    assert_eq!(open.as_array().unwrap().len(), 2, "{open}");
+    let first = open[0]["id"].as_str().unwrap().to_owned();
+    cli.ok(&["feedback", "resolve", "hooli", "--feedback-id", &first, "--resolution", "Fixed in the Droid's prompt"]);
+    let open = cli.json(&["feedback", "list", "hooli"]);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open[0]["summary"], "Pipeline comment arrived twice");
+    let all = cli.json(&["feedback", "list", "hooli", "--all"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[1]["id"], first.as_str(), "resolved items come after the open ones");
+    let table = cli.ok(&["feedback", "list", "hooli", "--all"]);
+    assert!(table.contains("resolved") && table.contains("open"), "{table}");
+}
