@@ -753,7 +753,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                     let diagnosis = json!({"findings": [], "missing": []});
                     output::status(&state, &diagnosis, json_out);
                 }
-                None => output::events(&client.history(id, *after, *limit).await?, json_out),
+                None => output::events(&client.history(id, *after, *limit).await?, json_out, false),
             }
         }
         Command::Audit { actor, event_type, since, until, after, limit } => {
@@ -779,7 +779,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             if json_out {
                 output::print_json(&page);
             } else {
-                output::events(&page["events"], false);
+                output::events(&page["events"], false, true);
                 if let Some(next) = page["next_after"].as_u64() {
                     println!("more: --after {next}");
                 }

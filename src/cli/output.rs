@@ -200,20 +200,34 @@ pub fn insights(insights: &Value, json: bool) {
     println!("{t}");
 }
 
-pub fn events(events: &Value, json: bool) {
+/// A page of events: when (to the second, UTC), who, and what each recorded in words; the
+/// integration too where the page spans several (audit).
+pub fn events(events: &Value, json: bool, with_integration: bool) {
     if json {
         return print_json(events);
     }
-    let mut t = table(&["POS", "VERSION", "RECORDED AT", "ACTOR", "TYPE", "INTEGRATION"]);
+    let mut header = vec!["POS", "VERSION", "RECORDED (UTC)", "ACTOR", "EVENT"];
+    if with_integration {
+        header.push("INTEGRATION");
+    }
+    let mut t = table(&header);
     for e in events.as_array().into_iter().flatten() {
-        t.add_row(vec![
+        let recorded = e["recorded_at"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| text(&e["recorded_at"]));
+        let mut row = vec![
             text(&e["position"]),
             text(&e["version"]),
-            text(&e["recorded_at"]),
+            recorded,
             text(&e["actor"]),
-            text(&e["type"]),
-            text(&e["integration_id"]),
-        ]);
+            crate::views::describe_event(e["type"].as_str().unwrap_or_default(), &e["data"]),
+        ];
+        if with_integration {
+            row.push(text(&e["integration_id"]));
+        }
+        t.add_row(row);
     }
     println!("{t}");
 }

@@ -810,3 +810,26 @@ fn feedback_items_are_listed_open_first() {
     let table = cli.ok(&["feedback", "list", "hooli", "--all"]);
     assert!(table.contains("resolved") && table.contains("open"), "{table}");
 }
+
+/// `history` reads like a log a person keeps: times to the second, who, and what in words.
+#[test]
+fn history_is_readable() {
+    let cli = Cli::new();
+    cli.ok(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"]);
+    cli.ok(&["note", "hooli", "--text", "kick-off booked for Tuesday"]);
+    let table = cli.ok(&["history", "hooli"]);
+    assert!(table.contains("Opened for Hooli (https://gitlab.hooli.example)"), "{table}");
+    assert!(table.contains("Note: kick-off booked for Tuesday"), "{table}");
+    assert!(table.contains("dana.reyes"), "{table}");
+    // Seconds, no fractions, no integration column for one integration's history.
+    let time = regex_free_time(&table);
+    assert_eq!(time.len(), "2026-11-29 09:30:00".len(), "{table}");
+    assert!(!table.contains("INTEGRATION"), "{table}");
+    assert!(cli.ok(&["audit"]).contains("INTEGRATION"));
+}
+
+/// The first `YYYY-MM-DD HH:MM:SS...` run in `text`, up to the next column separator.
+fn regex_free_time(text: &str) -> String {
+    let start = text.find("20").expect("a year");
+    text[start..].split(['│', '┆', '|']).next().unwrap().trim().to_owned()
+}

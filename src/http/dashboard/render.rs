@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{html, Markup};
-use serde_json::Value;
 
-use crate::domain::{BlockCategory, Stage};
+use crate::domain::BlockCategory;
 use crate::store::StoredEvent;
+use crate::views;
+pub use crate::views::{humanize, stage_label};
 
 /// Every event type, so the live script can listen for each named SSE event.
 pub const EVENT_TYPES: [&str; 35] = [
@@ -47,19 +48,6 @@ pub const EVENT_TYPES: [&str; 35] = [
     "intake_redeemed",
 ];
 
-pub fn stage_label(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Created => "Created",
-        Stage::InfoGathered => "Info gathered",
-        Stage::NetworkEstablished => "Network established",
-        Stage::WebhookLive => "Webhook live",
-        Stage::Tested => "Tested",
-        Stage::Validated => "Validated",
-        Stage::Live => "Live",
-        Stage::Cancelled => "Cancelled",
-    }
-}
-
 pub fn category_label(category: BlockCategory) -> &'static str {
     match category {
         BlockCategory::ApiFailure => "API failure",
@@ -98,80 +86,9 @@ pub fn form_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-fn text(data: &Value, key: &str) -> String {
-    match data.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// One line saying what an event recorded, without secrets.
+/// One line saying what an event recorded, without secrets (see [`views::describe_event`]).
 pub fn describe(event: &StoredEvent) -> String {
-    let d = &event.data;
-    match event.event_type.as_str() {
-        "integration_opened" => format!("Opened for {} ({})", text(d, "customer"), text(d, "gitlab_url")),
-        "application_registered" => format!("Application registered (ID {})", text(d, "application_id")),
-        "application_secret_provided" => "Application secret received (sealed)".to_owned(),
-        "access_token_provided" => {
-            format!("Access token received (sealed), admin: {}", if d["admin"] == true { "yes" } else { "no" })
-        }
-        "instance_url_set" => format!("Instance URL set to {}", text(d, "gitlab_url")),
-        "stage_entered" => format!("Entered {}", stage_name(&text(d, "stage"))),
-        "stage_regressed" => {
-            format!("Fell back from {} to {}", stage_name(&text(d, "from")), stage_name(&text(d, "to")))
-        }
-        "integration_blocked" => format!("Blocked ({}): {}", text(d, "category"), text(d, "detail")),
-        "integration_unblocked" => format!("Unblocked: {}", text(d, "resolution")),
-        "note_added" => format!("Note: {}", text(d, "text")),
-        "owner_assigned" => format!("Owner set to {}", text(d, "owner")),
-        "integration_cancelled" => format!("Cancelled: {}", text(d, "reason")),
-        "go_live_scheduled" => format!("Go-live scheduled for {}", text(d, "date")),
-        "feedback_reported" => format!("Feedback: {}", text(d, "summary")),
-        "feedback_resolved" => format!("Feedback resolved: {}", text(d, "resolution")),
-        "webhook_delivery_recorded" => {
-            format!("Webhook delivery: {} {}", text(d, "event"), text(d, "action")).trim_end().to_owned()
-        }
-        "probe_result_recorded" => {
-            if d["api_reachable"] == true {
-                "Probe: API reachable".to_owned()
-            } else {
-                format!("Probe failed: {}", text(d, "category"))
-            }
-        }
-        "manual_test_recorded" => {
-            format!("Manual test {}: {}", text(d, "scenario"), if d["passed"] == true { "passed" } else { "failed" })
-        }
-        "response_validated" => format!(
-            "Response to {} {}",
-            text(d, "scenario"),
-            if d["correct"] == true { "correct" } else { "incorrect" }
-        ),
-        "credential_rotated" => format!("Credential rotated: {}", text(d, "credential")),
-        "secret_revealed" => format!("Secret revealed: {}", text(d, "kind")),
-        "intake_link_issued" => format!("Customer intake link issued, expires {}", text(d, "expires_at")),
-        "intake_redeemed" => "Customer submitted the intake form".to_owned(),
-        other => humanize(other),
-    }
-}
-
-fn stage_name(name: &str) -> &'static str {
-    Stage::ORDERED
-        .into_iter()
-        .chain([Stage::Cancelled])
-        .find(|s| s.as_str() == name)
-        .map(stage_label)
-        .unwrap_or("an unknown stage")
-}
-
-/// `webhook_created` → "Webhook created".
-pub fn humanize(snake: &str) -> String {
-    let spaced = snake.replace('_', " ");
-    let mut chars = spaced.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    views::describe_event(&event.event_type, &event.data)
 }
 
 pub fn block_badge(category: BlockCategory) -> Markup {
