@@ -1,7 +1,9 @@
-//! The JSON shapes clients see (HTTP responses, `--json` output), built from domain states.
+//! The JSON shapes clients see (HTTP responses, `--json` output), built from domain states, and
+//! the words people read for them (stage labels, one line per event).
 //!
-//! One place for them, so the CLI in local mode and the HTTP API answer alike. No secret
-//! reaches a view: sealed values appear only as their fingerprints.
+//! One place for them, so the CLI in local mode, the HTTP API and the dashboard say alike. No
+//! secret reaches a view: sealed values appear only as their fingerprints, and an event's line
+//! says a secret was "received", never what it was.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
