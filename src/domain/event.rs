@@ -306,14 +306,19 @@ pub enum Event {
     },
 }
 
-/// Every event type's name (the envelope's `type`), as the event's JSON Schema lists them.
-pub fn event_type_names() -> Vec<String> {
-    let schema = schemars::schema_for!(Event);
-    let variants = schema.as_value().get("oneOf").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-    variants
-        .iter()
-        .filter_map(|variant| variant.pointer("/properties/type/const").and_then(|t| t.as_str()).map(str::to_owned))
-        .collect()
+/// Every event type's name (the envelope's `type`), in declaration order, as the event's JSON
+/// Schema lists them: one list for the CLI's `--type` check and the dashboard's filters.
+/// Computed once.
+pub fn event_type_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let schema = schemars::schema_for!(Event);
+        let variants = schema.as_value().get("oneOf").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        variants
+            .iter()
+            .filter_map(|variant| variant.pointer("/properties/type/const").and_then(|t| t.as_str()).map(str::to_owned))
+            .collect()
+    })
 }
 
 impl Event {

@@ -186,7 +186,7 @@ pub async fn audit_page(State(state): State<AppState>, Query(params): Params, re
             label for="audit-type" { "Event type" }
             select id="audit-type" name="type" {
                 option value="" { "Any" }
-                @for t in render::EVENT_TYPES { option value=(t) selected[get("type") == Some(t)] { (t) } }
+                @for t in crate::domain::event_type_names() { option value=(t) selected[get("type") == Some(t.as_str())] { (t) } }
             }
             label for="audit-integration" { "Integration id" }
             input id="audit-integration" name="integration" value=(value("integration"));

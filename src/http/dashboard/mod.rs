@@ -175,7 +175,7 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, live: Option<Live>,
             }
             body data-live-after=[live.as_ref().map(|l| l.after)]
                 data-live-integration=[live.as_ref().and_then(|l| l.integration.clone())]
-                data-event-types=(crate::http::dashboard::render::EVENT_TYPES.join(" ")) {
+                data-event-types=(crate::domain::event_type_names().join(" ")) {
                 a class="skip" href="#main" { "Skip to content" }
                 header class="top" {
                     p class="brand" { a href="/" { "golive" } }

@@ -9,45 +9,6 @@ use crate::store::StoredEvent;
 use crate::views;
 pub use crate::views::{humanize, stage_label};
 
-/// Every event type, so the live script can listen for each named SSE event.
-pub const EVENT_TYPES: [&str; 35] = [
-    "integration_opened",
-    "prerequisites_confirmed",
-    "application_registered",
-    "application_secret_provided",
-    "instance_url_set",
-    "access_token_provided",
-    "information_submitted",
-    "network_policy_evaluated",
-    "vpc_peering_established",
-    "vpn_established",
-    "firewall_configured",
-    "webhook_credentials_issued",
-    "webhook_created",
-    "webhook_delivery_recorded",
-    "api_check_recorded",
-    "probe_result_recorded",
-    "manual_test_recorded",
-    "response_validated",
-    "feedback_reported",
-    "feedback_resolved",
-    "go_live_scheduled",
-    "stage_entered",
-    "stage_regressed",
-    "monitoring_started",
-    "monitoring_completed",
-    "owner_assigned",
-    "note_added",
-    "integration_blocked",
-    "integration_unblocked",
-    "credential_rotated",
-    "integration_cancelled",
-    "secret_revealed",
-    "secrets_shredded",
-    "intake_link_issued",
-    "intake_redeemed",
-];
-
 pub fn category_label(category: BlockCategory) -> &'static str {
     match category {
         BlockCategory::ApiFailure => "API failure",
