@@ -48,10 +48,16 @@ pub struct Cli {
     /// actor is the token's name.
     #[arg(long = "as", global = true, env = "GOLIVE_ACTOR")]
     pub actor: Option<String>,
-    /// golive's public URL (webhook and redirect URLs derive from it). Default: the listen
-    /// address for `serve`, http://127.0.0.1:8080 otherwise.
+    /// Where customers' GitLab reaches golive (the redirect URI, webhook URLs and intake links
+    /// derive from it). This flag, then GOLIVE_PUBLIC_URL, then the URL stored by
+    /// `golive init --public-url URL`; else the listen address for `serve`,
+    /// http://127.0.0.1:8080 otherwise. An integration keeps the URL it was opened with.
     #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Let golive give customers a loopback or plain-http URL (a trial on one machine, tests);
+    /// it still warns. `serve --demo` implies it.
+    #[arg(long, global = true, env = "GOLIVE_ALLOW_LOCAL_URLS")]
+    pub allow_local_urls: bool,
     /// Where the log lives: `sled` (the embedded default, in --data-dir) or a PostgreSQL URL
     /// (postgres://…) shared by several replicas.
     #[arg(long, global = true, env = "GOLIVE_STORE")]
@@ -122,6 +128,9 @@ pub enum Command {
     /// Go-live: schedule, go, complete monitoring.
     #[command(subcommand)]
     Launch(verbs::Launch),
+    /// The customer's intake link: create one, list them.
+    #[command(subcommand)]
+    Intake(verbs::Intake),
     /// Assign the owner.
     Assign {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
@@ -413,12 +422,44 @@ fn needs_no_actor(command: &Command) -> bool {
             | Command::Integration(IntegrationCommand::Show { .. } | IntegrationCommand::List { .. })
             | Command::Playbook(PlaybookCommand::List | PlaybookCommand::Show { .. })
             | Command::Feedback(verbs::Feedback::List { .. })
+            | Command::Intake(verbs::Intake::List { .. })
             | Command::Token(_)
             | Command::Import { .. }
     )
 }
 
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+/// Whether a URL given to a customer would work only on this machine or travel in the clear:
+/// plain http, or a loopback host.
+pub(crate) fn is_local_url(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return true };
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Ipv4(address)) => address.is_loopback() || address.is_unspecified(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback() || address.is_unspecified(),
+        None => true,
+    };
+    parsed.scheme() != "https" || loopback
+}
+
+/// The rule for URLs golive gives customers: a loopback or http URL needs `--allow-local-urls`
+/// (refused, exit 2, otherwise) and, allowed, still warns.
+pub(crate) fn check_customer_url(url: &str, allowed: bool, what: &str) -> Result<(), CliError> {
+    if !is_local_url(url) {
+        return Ok(());
+    }
+    if !allowed {
+        return Err(CliError::Usage(format!(
+            "{what} would give the customer {url}, which is plain http or loopback: set golive's public URL once with \
+             `golive init --public-url https://golive.example.com` (or GOLIVE_PUBLIC_URL), or pass --allow-local-urls for a trial"
+        )));
+    }
+    eprintln!(
+        "golive: warning: {what} gives the customer {url}, which works only on this machine or travels in the clear"
+    );
+    Ok(())
+}
 
 /// Where `--store` and `--data-dir` say the log lives.
 pub(crate) fn store_location(cli: &Cli) -> Result<crate::engine::StoreLocation, CliError> {
@@ -429,6 +470,8 @@ async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
     let public_url = cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL);
     let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let mut config = EngineConfig::new(public_url, None);
+    // Without a flag or GOLIVE_PUBLIC_URL, the URL stored with the store wins over the default.
+    config.public_url_is_fallback = cli.public_url.is_none();
     config.probe_egress = crate::gitlab::egress::EgressPolicy::allowing(cli.probe_allow.clone());
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let (engine, warnings) = Engine::open_location(&store_location(cli)?, config, options).await?;
@@ -537,6 +580,16 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     result.and(closed)
 }
 
+/// Checks the public URL an integration's customer-facing URLs derive from (the one it recorded
+/// when it opened; for older integrations, this process's) by [`check_customer_url`]. Only in
+/// local mode: a server checked its own public URL when it started, and a rep's client could not
+/// change it anyway.
+async fn check_customer_url_of(client: &dyn Client, state: &Value, allowed: bool, what: &str) -> Result<(), CliError> {
+    let Some(process_url) = client.public_url().await? else { return Ok(()) };
+    let url = state["public_url"].as_str().map(str::to_owned).unwrap_or(process_url);
+    check_customer_url(&url, allowed, what)
+}
+
 /// A second open (not cancelled) integration for one instance is most often a mistake (a rep
 /// who did not find the first): refused unless `--force`, naming the one that exists. The
 /// HTTP API keeps the design's semantics and opens it.
@@ -563,9 +616,13 @@ async fn refuse_a_second_onboarding_of(client: &dyn Client, gitlab_url: &str) ->
 
 async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
     let json_out = cli.json;
-    let command_result = |value: Value| output::command_result(&value, json_out);
+    let command_result = |reference: &str, value: Value| output::command_result(&value, reference, json_out);
     match &cli.command {
         Command::Init => {
+            if let Some(url) = &cli.public_url {
+                check_customer_url(url, cli.allow_local_urls, "this public URL")?;
+                client.store_public_url(url).await?;
+            }
             let head = client.verify(None).await?;
             if json_out {
                 output::print_json(&json!({"data_dir": cli.data_dir, "events": head["events_checked"]}));
@@ -575,6 +632,9 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                     cli.data_dir.display(),
                     head["events_checked"]
                 );
+                if let Some(url) = &cli.public_url {
+                    println!("public URL stored: {url} (integrations opened from now on give customers URLs under it)");
+                }
             }
         }
         Command::Integration(IntegrationCommand::Create {
@@ -587,6 +647,9 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             ca_file,
             force,
         }) => {
+            if let Some(url) = client.public_url().await? {
+                check_customer_url(&url, cli.allow_local_urls, "this integration's URLs (redirect URI, webhook URL)")?;
+            }
             if !force {
                 refuse_a_second_onboarding_of(client, gitlab_url).await?;
             }
@@ -626,30 +689,30 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         Command::Integration(IntegrationCommand::Show { id }) | Command::Status { id } => {
             let state = client.state(id).await?;
             let diagnosis = client.diagnose(id).await?;
-            output::status(&state, &diagnosis, json_out);
+            output::status(&state, &diagnosis, id, json_out);
         }
         Command::Prerequisites(verb) => {
             let (id, body) = verbs::prerequisites(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::App(verb) => {
             let (id, body) = verbs::app(verb.clone())?;
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Instance(verb) => {
             let (id, body) = verbs::instance(verb.clone())?;
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::AccessToken(verb) => {
             let (id, body) = verbs::access_token(verb.clone())?;
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Info(verbs::Info::Submit { id }) => {
-            command_result(client.execute(id, json!({"type": "submit_information"})).await?)
+            command_result(id, client.execute(id, json!({"type": "submit_information"})).await?)
         }
         Command::Network(verb) => {
             let (id, body) = verbs::network(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Webhook(verbs::Webhook::Issue { id, signing }) => {
             // Issuing again would void the token GitLab holds (and block a live integration);
@@ -665,9 +728,14 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                     ),
                 ));
             }
-            command_result(client.execute(id, json!({"type": "issue_webhook_credentials", "signing": signing})).await?)
+            check_customer_url_of(client, &state, cli.allow_local_urls, "this webhook URL").await?;
+            command_result(
+                id,
+                client.execute(id, json!({"type": "issue_webhook_credentials", "signing": signing})).await?,
+            )
         }
         Command::Webhook(verbs::Webhook::Create { id, url, triggers }) => command_result(
+            id,
             client.execute(id, json!({"type": "create_webhook", "url": url, "triggers": triggers})).await?,
         ),
         Command::Webhook(verbs::Webhook::Replay { id, headers, body, token_file }) => {
@@ -682,15 +750,15 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 parsed.token = Some(input::read_secret("webhook secret token", "--token-file", token_file.as_deref())?);
             }
             let body = read_file(body, "--body")?;
-            command_result(client.webhook_replay(id, &parsed, &body).await?);
+            command_result(id, client.webhook_replay(id, &parsed, &body).await?);
         }
         Command::Test(verb) => {
             let (id, body) = verbs::test(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Validate(verb) => {
             let (id, body) = verbs::validate(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Feedback(verbs::Feedback::List { id, all }) => {
             let state = client.state(id).await?;
@@ -698,25 +766,46 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         }
         Command::Feedback(verb) => {
             let (id, body) = verbs::feedback(verb.clone()).expect("list is handled above");
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
+        }
+        Command::Intake(verbs::Intake::Create { id, expires_in_hours }) => {
+            let state = client.state(id).await?;
+            check_customer_url_of(client, &state, cli.allow_local_urls, "this intake link").await?;
+            let issued = client.intake_create(id, *expires_in_hours).await?;
+            if json_out {
+                output::print_json(&issued);
+            } else {
+                println!("intake link (shown once; send it to the customer over a channel you trust):");
+                println!("{}", issued["url"].as_str().unwrap_or_default());
+                println!("works once, until {}", output::utc_time(&issued["expires_at"]));
+            }
+        }
+        Command::Intake(verbs::Intake::List { id }) => {
+            let state = client.state(id).await?;
+            output::intake_links(&state["intake_links"], json_out);
         }
         Command::Launch(verb) => {
             let (id, body) = verbs::launch(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Assign { id, owner } => {
-            command_result(client.execute(id, json!({"type": "assign_owner", "owner": owner})).await?)
+            command_result(id, client.execute(id, json!({"type": "assign_owner", "owner": owner})).await?)
         }
         Command::Note { id, text } => {
-            command_result(client.execute(id, json!({"type": "add_note", "text": text})).await?)
+            command_result(id, client.execute(id, json!({"type": "add_note", "text": text})).await?)
         }
-        Command::Block { id, category, detail } => {
-            command_result(client.execute(id, json!({"type": "block", "category": category, "detail": detail})).await?)
-        }
+        Command::Block { id, category, detail } => command_result(
+            id,
+            client.execute(id, json!({"type": "block", "category": category, "detail": detail})).await?,
+        ),
         Command::Unblock { id, resolution } => {
-            command_result(client.execute(id, json!({"type": "unblock", "resolution": resolution})).await?)
+            command_result(id, client.execute(id, json!({"type": "unblock", "resolution": resolution})).await?)
         }
         Command::Rotate { id, credential, secret_file, admin } => {
+            if credential == "webhook_token" {
+                let state = client.state(id).await?;
+                check_customer_url_of(client, &state, cli.allow_local_urls, "this webhook URL").await?;
+            }
             let mut body = json!({"type": "rotate_credential", "credential": credential});
             if let Some(path) = secret_file {
                 body["secret"] = json!(input::read_secret("new secret", "--secret-file", Some(path))?);
@@ -724,18 +813,18 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             if let Some(admin) = admin {
                 body["admin"] = json!(admin);
             }
-            command_result(client.execute(id, body).await?);
+            command_result(id, client.execute(id, body).await?);
         }
         Command::Cancel { id, reason, yes } => {
             if !yes {
                 input::confirm(&format!("Cancel {id} for good? Nothing can be recorded for it afterwards."))?;
             }
-            command_result(client.execute(id, json!({"type": "cancel", "reason": reason})).await?)
+            command_result(id, client.execute(id, json!({"type": "cancel", "reason": reason})).await?)
         }
         Command::Command { id, file } => {
             let body: Value = serde_json::from_slice(&read_file(file, "command file")?)
                 .map_err(|e| CliError::Usage(format!("command file: malformed JSON: {e}")))?;
-            command_result(client.execute(id, body).await?);
+            command_result(id, client.execute(id, body).await?);
         }
         Command::Board => output::board(&client.board().await?, json_out),
         Command::Calendar => output::calendar(&client.calendar().await?, json_out),
@@ -751,7 +840,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 Some(moment) => {
                     let state = client.state_at(id, moment).await?;
                     let diagnosis = json!({"findings": [], "missing": []});
-                    output::status(&state, &diagnosis, json_out);
+                    output::status(&state, &diagnosis, id, json_out);
                 }
                 None => output::events(&client.history(id, *after, *limit).await?, json_out, false),
             }

@@ -253,6 +253,26 @@ pub enum Feedback {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum Intake {
+    /// Issue a one-time link to the customer's intake form (the guide's "securely send"
+    /// step): the customer registers the application and pastes the Application Secret and an
+    /// admin token there, over HTTPS, and nobody copies secrets through chat. Shown once.
+    Create {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+        /// How long the link works, in hours (1 to 336).
+        #[arg(long, value_name = "HOURS", default_value_t = 72,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::domain::INTAKE_LINK_MAX_HOURS)))]
+        expires_in_hours: u32,
+    },
+    /// An integration's intake links: issued, expiry, open, redeemed or expired (never the link).
+    List {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum Launch {
     /// Schedule the go-live date, YYYY-MM-DD, UTC (schedule_go_live).
     Schedule {
