@@ -39,40 +39,40 @@ by a running server (use --server), 7 not authenticated or not allowed, 8 verifi
 #[command(name = "golive", version, about = "The system of record for self-hosted GitLab onboardings", after_help = AFTER_HELP)]
 pub struct Cli {
     /// The data directory of the embedded store.
-    #[arg(long, global = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
     pub data_dir: PathBuf,
     /// Talk to a running golive server instead of opening the data directory (with GOLIVE_TOKEN).
-    #[arg(long, global = true, env = "GOLIVE_SERVER")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_SERVER")]
     pub server: Option<String>,
     /// Who you are, in local mode (default: your OS user). Refused with --server: there the
     /// actor is the token's name.
-    #[arg(long = "as", global = true, env = "GOLIVE_ACTOR")]
+    #[arg(long = "as", global = true, hide = true, env = "GOLIVE_ACTOR")]
     pub actor: Option<String>,
     /// Where customers' GitLab reaches golive (the redirect URI, webhook URLs and intake links
     /// derive from it). This flag, then GOLIVE_PUBLIC_URL, then the URL stored by
     /// `golive init --public-url URL`; else the listen address for `serve`,
     /// http://127.0.0.1:8080 otherwise. An integration keeps the URL it was opened with.
-    #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Let golive give customers a loopback or plain-http URL (a trial on one machine, tests);
     /// it still warns. `serve --demo` implies it.
-    #[arg(long, global = true, env = "GOLIVE_ALLOW_LOCAL_URLS")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_ALLOW_LOCAL_URLS")]
     pub allow_local_urls: bool,
     /// Where the log lives: `sled` (the embedded default, in --data-dir) or a PostgreSQL URL
     /// (postgres://…) shared by several replicas.
-    #[arg(long, global = true, env = "GOLIVE_STORE")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_STORE")]
     pub store: Option<String>,
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
-    #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// Lets the probe reach addresses golive otherwise refuses (loopback, link-local,
     /// unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies where this
     /// process probes (`serve`, and `probe` without --server).
-    #[arg(long = "probe-allow", global = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
+    #[arg(long = "probe-allow", global = true, hide = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
           value_name = "CIDR", value_parser = crate::gitlab::egress::parse_allowance)]
     pub probe_allow: Vec<ipnet::IpNet>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, hide = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -82,6 +82,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (API, webhook receiver, event stream) on the data directory.
     Serve {
+        /// The address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// The OAuth redirect URI of the default playbook (default {public_url}/oauth/gitlab/callback).
@@ -135,6 +136,7 @@ pub enum Command {
     Assign {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// The new owner.
         #[arg(long)]
         owner: String,
     },
@@ -142,6 +144,7 @@ pub enum Command {
     Note {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// The note.
         #[arg(long)]
         text: String,
     },
@@ -149,8 +152,10 @@ pub enum Command {
     Block {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// api_failure, permission_denied, webhook_not_received or other.
         #[arg(long)]
         category: String,
+        /// What is blocking, in a sentence.
         #[arg(long)]
         detail: String,
     },
@@ -158,6 +163,7 @@ pub enum Command {
     Unblock {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// How the block was resolved.
         #[arg(long)]
         resolution: String,
     },
@@ -166,10 +172,13 @@ pub enum Command {
     Rotate {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// application_secret, access_token or webhook_token.
         #[arg(long)]
         credential: String,
+        /// A file holding the new secret, or - for stdin (for application_secret and access_token).
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// For access_token: whether the new token belongs to a GitLab admin.
         #[arg(long)]
         admin: Option<bool>,
     },
@@ -188,6 +197,7 @@ pub enum Command {
     Command {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// A JSON file holding one v1 command, or - for stdin.
         file: PathBuf,
     },
     /// Stage, owner, days in stage, checklist, next steps, block and advice.
@@ -211,8 +221,10 @@ pub enum Command {
         at: Option<String>,
         #[arg(long)]
         version: Option<u64>,
+        /// Start after this version (for paging).
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// At most this many events.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
@@ -230,8 +242,10 @@ pub enum Command {
         /// Up to this moment: a date (UTC, to its end) or an RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        /// Start after this log position (for paging).
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -248,11 +262,15 @@ pub enum Command {
     },
     /// Write the log as JSON Lines with hashes (to a file or stdout).
     Export {
+        /// Write to this file (default: stdout).
         #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Import JSON Lines into an empty store, verifying the chain.
-    Import { file: PathBuf },
+    Import {
+        /// A JSON Lines file written by `golive export`.
+        file: PathBuf,
+    },
     /// Copy a whole store to another backend (sled directory ⇄ postgres:// URL), then verify
     /// the copy's chain and compare every integration's state. The target must be empty.
     Migrate {
@@ -277,6 +295,7 @@ pub enum Command {
     Reveal {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// application_secret, access_token or webhook_signing_key.
         #[arg(long)]
         secret: String,
     },
@@ -305,6 +324,7 @@ pub enum IntegrationCommand {
         /// playbook allows http).
         #[arg(long)]
         gitlab_url: String,
+        /// The rep who owns the onboarding (default: none; `golive assign` sets it later).
         #[arg(long)]
         owner: Option<String>,
         /// A registered playbook's id (default: the server's default playbook).
@@ -325,18 +345,22 @@ pub enum IntegrationCommand {
     },
     /// List integrations.
     List {
+        /// Only this stage: created, info_gathered, network_established, webhook_live, tested, validated, live, cancelled.
         #[arg(long)]
         stage: Option<String>,
+        /// Only this owner's integrations.
         #[arg(long)]
         owner: Option<String>,
         /// Only blocked (true) or only unblocked (false).
         #[arg(long)]
         blocked: Option<bool>,
+        /// Only integrations without progress for at least this many days.
         #[arg(long)]
         stalled_days: Option<u32>,
     },
     /// Show an integration's state.
     Show {
+        /// The playbook's id.
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
     },
@@ -345,12 +369,17 @@ pub enum IntegrationCommand {
 #[derive(Debug, Subcommand)]
 pub enum PlaybookCommand {
     /// Register a playbook version from a JSON file (admin); a registered version never changes.
-    Add { file: PathBuf },
+    Add {
+        /// A playbook as a JSON file.
+        file: PathBuf,
+    },
     /// List the default playbook and every registered version.
     List,
     /// Show a registered playbook (its latest version unless --version).
     Show {
+        /// The playbook's id.
         id: String,
+        /// The version (default: the latest).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         version: Option<u32>,
     },
@@ -360,22 +389,67 @@ pub enum PlaybookCommand {
 pub enum TokenCommand {
     /// Create a token; prints only the token.
     Create {
+        /// viewer, rep or admin.
         #[arg(long)]
         role: String,
+        /// The token's name: it becomes the actor of what the token records.
         #[arg(long)]
         name: String,
     },
     /// List tokens (never the tokens themselves).
     List,
     /// Revoke a token by name.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+/// The command line as clap defines it, with the global options shown once, in
+/// `golive --help`. clap repeats global options in every subcommand's help; here they are
+/// declared hidden, listed once in the root's help (from their own definitions, so the list
+/// cannot drift), and every subcommand's help says where they are.
+pub fn command_definition() -> clap::Command {
+    fn point_to_root(mut command: clap::Command) -> clap::Command {
+        if command.get_after_help().is_none() {
+            command =
+                command.after_help("Global options (--data-dir, --server, --as, --json, ...): see `golive --help`.");
+        }
+        let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+        for name in names {
+            command = command.mut_subcommand(name, point_to_root);
+        }
+        command
+    }
+    let mut root = <Cli as clap::CommandFactory>::command();
+    let mut listed = String::from("Global options (any command):\n");
+    for arg in root.get_arguments().filter(|arg| arg.is_global_set()) {
+        let Some(long) = arg.get_long() else { continue };
+        let value = match arg.get_value_names() {
+            Some(names) if arg.get_action().takes_values() => format!(" <{}>", names.join(" ")),
+            _ => String::new(),
+        };
+        let env = arg.get_env().map(|name| format!(" [env: {}]", name.to_string_lossy())).unwrap_or_default();
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        listed.push_str(&format!("  --{long}{value}{env}\n          {help}\n"));
+    }
+    root = root.after_help(format!("{listed}\n{AFTER_HELP}"));
+    let names: Vec<String> = root.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+    for name in names {
+        root = root.mut_subcommand(name, point_to_root);
+    }
+    root
 }
 
 /// Runs the CLI with the process arguments.
 pub fn run() -> ExitCode {
     // Every file golive creates, sled's later snapshots and blobs included, is its owner's only.
     crate::store::owner_only::set_process_umask();
-    let cli = Cli::parse();
+    let matches = command_definition().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -1073,5 +1147,51 @@ mod tests {
         assert_eq!(output::shell_quote("Acme Robotics"), "'Acme Robotics'");
         assert_eq!(output::shell_quote("O'Reilly"), "'O'\\''Reilly'");
         assert_eq!(output::shell_quote(""), "''");
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    /// Every flag and argument of every command, with the path to it, that has no help text.
+    fn without_help(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_has_help_text() {
+        let mut missing = Vec::new();
+        without_help(&super::command_definition(), "golive", &mut missing);
+        assert!(missing.is_empty(), "flags without help:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn global_options_are_listed_once_in_the_root_help() {
+        let mut root = super::command_definition();
+        let root_help = root.render_long_help().to_string();
+        for flag in ["--data-dir", "--server", "--as", "--public-url", "--allow-local-urls", "--json", "--probe-allow"]
+        {
+            // Each option's own line is indented two spaces; wrapped help lines, ten.
+            let listed = root_help
+                .lines()
+                .filter(|line| line.starts_with(&format!("  {flag} ")) || line.trim_end() == format!("  {flag}"))
+                .count();
+            assert_eq!(listed, 1, "{flag} in:\n{root_help}");
+        }
+        let mut app = super::command_definition();
+        let sub_help =
+            app.find_subcommand_mut("app").unwrap().find_subcommand_mut("register").unwrap().render_help().to_string();
+        assert!(!sub_help.lines().any(|line| line.trim_start().starts_with("--data-dir")), "{sub_help}");
+        assert!(sub_help.contains("see `golive --help`"), "{sub_help}");
     }
 }

@@ -326,6 +326,7 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
     limited
         .arg(format!("--fsize={limit}"))
         .arg(bin)
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
         .env_remove("GOLIVE_MASTER_KEY")
         .env_remove("GOLIVE_STORE")
         .arg("--data-dir")

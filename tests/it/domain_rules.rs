@@ -946,3 +946,47 @@ fn a_credential_s_name_is_its_wire_name() {
         assert_eq!(serde_json::to_value(credential).unwrap(), credential.as_str());
     }
 }
+
+#[test]
+fn a_probe_failure_that_later_evidence_superseded_is_no_longer_a_finding() {
+    use golive::domain::{DeliverySignals, FindingCategory};
+    // Given a probe that could not resolve the instance.
+    let mut bench = Bench::at_stage(Stage::WebhookLive);
+    bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "DNS lookup failed"}));
+    let categories = |bench: &Bench| -> Vec<FindingCategory> {
+        bench.state.diagnose(bench.now, &DeliverySignals::default()).findings.iter().map(|f| f.category).collect()
+    };
+    assert!(categories(&bench).contains(&FindingCategory::ApiFailure));
+    assert!(!bench.is_met("testing.api_connectivity"));
+    // When an API check succeeds afterwards.
+    bench.advance(Duration::hours(1));
+    bench.ok(json!({"type": "record_api_check", "ok": true, "detail": "curl from the bastion"}));
+    // Then the checklist says verified and no finding says otherwise.
+    assert!(bench.is_met("testing.api_connectivity"));
+    assert!(!categories(&bench).contains(&FindingCategory::ApiFailure), "{:?}", categories(&bench));
+}
+
+#[test]
+fn one_finding_per_cause_and_no_advice_twice() {
+    use golive::domain::DeliverySignals;
+    // Given Initech's day: an application without scopes, a probe that reached the API with a
+    // token of a non-admin lacking a scope, and the rep's block for it.
+    let mut bench = Bench::opened();
+    bench.ok(json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect_uri(), "application_id": "app-1", "scopes": ["api", "read_user"]}));
+    bench.ok(json!({"type": "provide_access_token", "token": "glpat-initech-token-1", "admin": true}));
+    bench.ok(json!({"type": "record_probe_result", "api_reachable": true, "ssh_reachable": false, "category": "permission_denied", "token_active": true, "token_scopes": ["read_api"], "admin": false, "detail": "not an admin"}));
+    bench.ok(json!({"type": "block", "category": "permission_denied", "detail": "waiting for the customer's admin"}));
+    // When diagnosed.
+    let diagnosis = bench.state.diagnose(bench.now, &DeliverySignals::default());
+    // Then the probe is one finding (the token's problems in it), and no advice repeats.
+    let probe_findings: Vec<_> = diagnosis.findings.iter().filter(|f| f.message.contains("probe")).collect();
+    assert_eq!(probe_findings.len(), 1, "{:#?}", diagnosis.findings);
+    assert!(probe_findings[0].message.contains("reached GitLab's API"), "{}", probe_findings[0].message);
+    assert!(
+        probe_findings[0].message.contains("not a GitLab admin")
+            && probe_findings[0].message.contains("lacks the scopes api")
+    );
+    let advice: std::collections::BTreeSet<_> = diagnosis.findings.iter().map(|f| f.advice.clone()).collect();
+    assert_eq!(advice.len(), diagnosis.findings.len(), "{:#?}", diagnosis.findings);
+    assert_eq!(diagnosis.findings.len(), 3, "the block, the probe, the application: {:#?}", diagnosis.findings);
+}
