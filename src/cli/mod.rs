@@ -358,6 +358,16 @@ pub enum IntegrationCommand {
         #[arg(long)]
         stalled_days: Option<u32>,
     },
+    /// Change where golive is reached from outside for one integration (audited): later webhook
+    /// URLs and intake links derive from the new URL, and a redirect URI golive derived from the
+    /// old one follows it (the customer must update the application; the checklist says so).
+    PublicUrl {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+        /// The new public URL, e.g. https://golive.example.com.
+        #[arg(value_name = "URL")]
+        url: String,
+    },
     /// Show an integration's state.
     Show {
         /// The playbook's id.
@@ -759,6 +769,10 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             };
             let filter = ListFilter { stage, owner: owner.clone(), blocked: *blocked, stalled_days: *stalled_days };
             output::list(&client.list(&filter).await?, json_out);
+        }
+        Command::Integration(IntegrationCommand::PublicUrl { id, url }) => {
+            check_customer_url(url, cli.allow_local_urls, "this public URL")?;
+            command_result(id, client.execute(id, json!({"type": "change_public_url", "public_url": url})).await?)
         }
         Command::Integration(IntegrationCommand::Show { id }) | Command::Status { id } => {
             let state = client.state(id).await?;

@@ -28,6 +28,8 @@ pub enum Step {
     EstablishVpn,
     ConfigureFirewall,
     IssueWebhookCredentials,
+    /// Credentials exist but their URL is no longer golive's: a rotation issues new ones.
+    RotateWebhookToken,
     CreateWebhook,
     /// A delivery arrives by itself when someone presses Test in GitLab; a rep can also record
     /// one copied from GitLab's "Recent events" (not a v1 command: it goes through the receiver).
@@ -196,9 +198,13 @@ impl Integration {
                 "Open the firewall: outbound HTTPS and SSH, and golive's webhook endpoint reachable from GitLab".into(),
                 Step::ConfigureFirewall,
             ),
-            Requirement::WebhookCredentialsIssued => {
-                one("Issue the webhook URL and secret token".into(), Step::IssueWebhookCredentials)
-            }
+            Requirement::WebhookCredentialsIssued => match &self.facts.webhook_credentials {
+                Some(_) => one(
+                    "Rotate the webhook token: golive issues a URL under its new public URL and a new token".into(),
+                    Step::RotateWebhookToken,
+                ),
+                None => one("Issue the webhook URL and secret token".into(), Step::IssueWebhookCredentials),
+            },
             Requirement::WebhookCreatedWithIssuedUrl | Requirement::WebhookTriggers => one(
                 format!(
                     "Have the customer create the webhook in GitLab with the issued URL and the triggers {}, then record it",

@@ -283,6 +283,7 @@ pub enum CommandRequest {
     Unblock { resolution: LongText },
     RotateCredential { credential: Credential, secret: Option<PlaintextSecret>, admin: Option<bool> },
     Cancel { reason: LongText },
+    ChangePublicUrl { public_url: HttpUrl },
     RecordWebhookDelivery(WebhookDelivery),
     RecordProbeResult(ProbeResult),
 }
@@ -347,6 +348,12 @@ pub enum Command {
     Cancel {
         reason: LongText,
     },
+    /// Where golive is reached from outside for this integration changes: later webhook URLs
+    /// and intake links derive from the new one, and a redirect URI derived from the old one
+    /// follows it.
+    ChangePublicUrl {
+        public_url: HttpUrl,
+    },
     RecordWebhookDelivery(WebhookDelivery),
     RecordProbeResult(ProbeResult),
     /// Engine-made: an explicit reveal of a sealed secret, recorded before the plaintext leaves.
@@ -376,7 +383,7 @@ pub enum Origin {
 }
 
 /// The command names of vocabulary v1, public ones first.
-pub const PUBLIC_COMMAND_TYPES: [&str; 26] = [
+pub const PUBLIC_COMMAND_TYPES: [&str; 27] = [
     "confirm_prerequisites",
     "register_application",
     "provide_application_secret",
@@ -403,6 +410,7 @@ pub const PUBLIC_COMMAND_TYPES: [&str; 26] = [
     "unblock",
     "rotate_credential",
     "cancel",
+    "change_public_url",
 ];
 
 /// Inputs only golive itself produces.
@@ -540,6 +548,12 @@ struct ReasonFields {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PublicUrlFields {
+    public_url: HttpUrl,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RegisterFields {
     name: ShortText,
     redirect_uri: HttpUrl,
@@ -662,6 +676,10 @@ pub fn parse_request(body: Value, origin: Origin) -> Result<CommandRequest, Reje
             let f: ReasonFields = parse_fields(rest)?;
             CommandRequest::Cancel { reason: f.reason }
         }
+        "change_public_url" => {
+            let f: PublicUrlFields = parse_fields(rest)?;
+            CommandRequest::ChangePublicUrl { public_url: f.public_url }
+        }
         "record_webhook_delivery" => CommandRequest::RecordWebhookDelivery(parse_fields(rest)?),
         "record_probe_result" => CommandRequest::RecordProbeResult(parse_fields(rest)?),
         other => {
@@ -768,6 +786,7 @@ impl CommandRequest {
                 Command::RotateCredential(rotation)
             }
             CommandRequest::Cancel { reason } => Command::Cancel { reason },
+            CommandRequest::ChangePublicUrl { public_url } => Command::ChangePublicUrl { public_url },
             CommandRequest::RecordWebhookDelivery(d) => Command::RecordWebhookDelivery(d),
             CommandRequest::RecordProbeResult(p) => Command::RecordProbeResult(p),
         }
@@ -804,6 +823,7 @@ impl Command {
             Command::Unblock { .. } => "unblock",
             Command::RotateCredential(_) => "rotate_credential",
             Command::Cancel { .. } => "cancel",
+            Command::ChangePublicUrl { .. } => "change_public_url",
             Command::RecordWebhookDelivery(_) => "record_webhook_delivery",
             Command::RecordProbeResult(_) => "record_probe_result",
             Command::RecordSecretReveal { .. } => "record_secret_reveal",

@@ -234,6 +234,20 @@ impl Integration {
                 }
             },
             Command::Cancel { reason } => Event::IntegrationCancelled { reason: reason.clone() },
+            Command::ChangePublicUrl { public_url } => {
+                if self.public_url.as_ref() == Some(public_url) {
+                    return Err(Rejection::invalid("public_url", "is already this integration's public URL"));
+                }
+                // A redirect URI golive derived from the old public URL follows the new one (and
+                // the application registered with the old one no longer matches: the checklist
+                // says so); a redirect URI the playbook set on its own stays.
+                let derived = self.public_url.as_ref().map(Playbook::derived_redirect_uri);
+                let follows = derived.as_ref() == Some(&self.playbook.redirect_uri);
+                Event::PublicUrlChanged {
+                    public_url: public_url.clone(),
+                    redirect_uri: follows.then(|| Playbook::derived_redirect_uri(public_url)),
+                }
+            }
             Command::RecordSecretReveal { kind, fingerprint } => {
                 Event::SecretRevealed { kind: *kind, fingerprint: fingerprint.clone() }
             }

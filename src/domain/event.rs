@@ -293,6 +293,15 @@ pub enum Event {
     IntegrationCancelled {
         reason: LongText,
     },
+    /// Where golive is reached from outside for this integration changed (explicitly, by a
+    /// person): later webhook URLs and intake links derive from `public_url`. `redirect_uri`
+    /// is the playbook's new redirect URI when it was derived from the old public URL and so
+    /// follows it; absent when the playbook's own stays.
+    PublicUrlChanged {
+        public_url: HttpUrl,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        redirect_uri: Option<HttpUrl>,
+    },
     /// A sealed secret was revealed in plaintext to the actor (audited, explicit).
     SecretRevealed {
         kind: SecretKind,
@@ -362,6 +371,7 @@ impl Event {
             Event::IntegrationUnblocked { .. } => "integration_unblocked",
             Event::CredentialRotated(_) => "credential_rotated",
             Event::IntegrationCancelled { .. } => "integration_cancelled",
+            Event::PublicUrlChanged { .. } => "public_url_changed",
             Event::SecretRevealed { .. } => "secret_revealed",
             Event::SecretsShredded {} => "secrets_shredded",
             Event::IntakeLinkIssued { .. } => "intake_link_issued",

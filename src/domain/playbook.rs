@@ -124,6 +124,13 @@ fn scopes(names: &[&str]) -> BTreeSet<Scope> {
 }
 
 impl Playbook {
+    /// The redirect URI golive derives from its public URL when none is configured:
+    /// `{public_url}/oauth/gitlab/callback`.
+    pub fn derived_redirect_uri(public_url: &HttpUrl) -> HttpUrl {
+        HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str().trim_end_matches('/')))
+            .expect("a path on a valid URL is a valid URL")
+    }
+
     /// The guide as Factory wrote it, with the redirect URI the server was configured with.
     pub fn guide_default(redirect_uri: HttpUrl) -> Self {
         Self {

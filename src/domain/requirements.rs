@@ -229,7 +229,10 @@ impl Integration {
             Requirement::WebhookEndpointReachable => {
                 facts.firewall.as_ref().is_some_and(|f| f.webhook_endpoint_reachable)
             }
-            Requirement::WebhookCredentialsIssued => facts.webhook_credentials.is_some(),
+            Requirement::WebhookCredentialsIssued => facts
+                .webhook_credentials
+                .as_ref()
+                .is_some_and(|issued| self.issued_under_public_url(&issued.webhook_url)),
             Requirement::WebhookCreatedWithIssuedUrl => match (&facts.webhook, &facts.webhook_credentials) {
                 (Some(hook), Some(issued)) => hook.url == issued.webhook_url,
                 _ => false,
@@ -467,7 +470,13 @@ impl Integration {
             Requirement::WebhookEndpointReachable => facts.firewall.as_ref().map_or_else(nothing, |_| {
                 differs("the webhook endpoint was recorded as not reachable from GitLab".into())
             }),
-            Requirement::WebhookCredentialsIssued => nothing(),
+            Requirement::WebhookCredentialsIssued => match (&facts.webhook_credentials, &self.public_url) {
+                (Some(issued), Some(public_url)) => differs(format!(
+                    "the webhook URL {} was issued before golive's public URL became {public_url}",
+                    issued.webhook_url
+                )),
+                _ => nothing(),
+            },
             Requirement::WebhookCreatedWithIssuedUrl => match (&facts.webhook, &facts.webhook_credentials) {
                 (Some(hook), Some(issued)) => differs(format!(
                     "the webhook URL recorded is {}, the issued URL is {}",
@@ -506,6 +515,15 @@ impl Integration {
                 _ => nothing(),
             },
         }
+    }
+
+    /// Whether an issued webhook URL is under this integration's public URL (always, for
+    /// integrations opened before golive recorded one).
+    fn issued_under_public_url(&self, webhook_url: &super::values::HttpUrl) -> bool {
+        self.public_url.as_ref().is_none_or(|public_url| {
+            let base = public_url.as_str().trim_end_matches('/');
+            webhook_url.as_str().strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 
     /// The checklist: every requirement, its label, its stage and whether it holds.

@@ -461,6 +461,12 @@ impl Integration {
                     facts.webhook_credentials = Some(issued.clone());
                 }
             },
+            Event::PublicUrlChanged { public_url, redirect_uri } => {
+                self.public_url = Some(public_url.clone());
+                if let Some(redirect_uri) = redirect_uri {
+                    self.playbook.redirect_uri = redirect_uri.clone();
+                }
+            }
             Event::IntegrationCancelled { reason } => {
                 self.cancellation = Some(Cancellation { reason: reason.clone(), at, from_stage: self.stage });
                 self.stage = Stage::Cancelled;

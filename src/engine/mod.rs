@@ -107,7 +107,7 @@ impl EngineConfig {
 
     /// The redirect URI golive derives from a public URL when none is configured.
     pub fn derived_redirect_uri(public_url: &HttpUrl) -> HttpUrl {
-        HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str())).expect("a path on a valid URL")
+        Playbook::derived_redirect_uri(public_url)
     }
 
     /// Replaces the public URL, and the default playbook's redirect URI with it when that was

@@ -155,6 +155,10 @@ fn words_for(state: &Integration, step: Step) -> (String, Value) {
             body(json!({"outbound_https": true, "outbound_ssh": true, "webhook_endpoint_reachable": true})),
         ),
         Step::IssueWebhookCredentials => (Line::new("webhook issue", &id).finish(), body(json!({}))),
+        Step::RotateWebhookToken => (
+            Line::new("rotate", &id).flag("--credential", "webhook_token").finish(),
+            body(json!({"credential": "webhook_token"})),
+        ),
         Step::CreateWebhook => {
             let triggers: Vec<&str> = playbook.required_triggers.iter().map(|t| t.as_str()).collect();
             let url = facts.webhook_credentials.as_ref().map(|c| c.webhook_url.to_string());
@@ -223,6 +227,7 @@ pub fn command_type(step: Step) -> Option<&'static str> {
         Step::EstablishVpn => "establish_vpn",
         Step::ConfigureFirewall => "configure_firewall",
         Step::IssueWebhookCredentials => "issue_webhook_credentials",
+        Step::RotateWebhookToken => "rotate_credential",
         Step::CreateWebhook => "create_webhook",
         Step::RecordDelivery | Step::Probe => return None,
         Step::RecordApiCheck => "record_api_check",

@@ -255,6 +255,7 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
         "note_added" => format!("Note: {}", text(d, "text")),
         "owner_assigned" => format!("Owner set to {}", text(d, "owner")),
         "integration_cancelled" => format!("Cancelled: {}", text(d, "reason")),
+        "public_url_changed" => format!("Public URL changed to {}", text(d, "public_url")),
         "go_live_scheduled" => format!("Go-live scheduled for {}", text(d, "date")),
         "feedback_reported" => format!("Feedback: {}", text(d, "summary")),
         "feedback_resolved" => format!("Feedback resolved: {}", text(d, "resolution")),

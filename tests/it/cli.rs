@@ -1054,6 +1054,27 @@ fn one_public_url_set_once_and_recorded_by_each_integration() {
     // The intake links are listed without their secret.
     let list = cli.ok(&["intake", "list", "hooli"]);
     assert!(list.contains("open") && !list.contains("/intake/"), "{list}");
+    // Changing one integration's public URL is an explicit, audited command; the next steps
+    // say what to redo (the application's callback, a webhook URL under the new address).
+    let (code, stdout, stderr) = strict(&["integration", "public-url", "hooli", "https://golive-new.example.com"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("recorded: public_url_changed"), "{stdout}");
+    assert!(stdout.contains("next: golive app register hooli"), "{stdout}");
+    let state = cli.json(&["status", "hooli"]);
+    assert_eq!(state["public_url"], "https://golive-new.example.com");
+    assert_eq!(state["redirect_uri"], "https://golive-new.example.com/oauth/gitlab/callback");
+    let issued = state["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "webhook.credentials_issued")
+        .unwrap()
+        .clone();
+    assert_eq!(issued["met"], false);
+    assert!(issued["reason"].as_str().unwrap().contains("https://golive-new.example.com"), "{issued}");
+    assert!(cli.ok(&["history", "hooli"]).contains("Public URL changed to https://golive-new.example.com"));
+    let (code, _, _) = strict(&["integration", "public-url", "hooli", "http://127.0.0.1:9"]);
+    assert_eq!(code, 2, "a loopback public URL needs --allow-local-urls");
     // With --allow-local-urls, a loopback URL is given, with a warning.
     let out = cli
         .command()

@@ -990,3 +990,36 @@ fn one_finding_per_cause_and_no_advice_twice() {
     assert_eq!(advice.len(), diagnosis.findings.len(), "{:#?}", diagnosis.findings);
     assert_eq!(diagnosis.findings.len(), 3, "the block, the probe, the application: {:#?}", diagnosis.findings);
 }
+
+#[test]
+fn changing_the_public_url_moves_every_url_golive_gives_and_the_checklist_says_what_to_redo() {
+    use golive::domain::{Rejection, Step};
+    // Given an integration with its webhook live under the recorded public URL.
+    let mut bench = Bench::at_stage(Stage::WebhookLive);
+    assert_eq!(bench.state.public_url.as_ref().map(|u| u.as_str().to_owned()), Some(public_url().as_str().to_owned()));
+    // When the public URL changes, explicitly.
+    let types = bench.ok(json!({"type": "change_public_url", "public_url": "https://golive-eu.factory.example"}));
+    // Then the redirect URI derived from it follows, the stage falls back, and the checklist
+    // says what to redo: the application's callback, and a webhook URL under the new address.
+    assert_eq!(types[0], "public_url_changed");
+    assert!(types.contains(&"stage_regressed"), "{types:?}");
+    assert_eq!(bench.state.playbook.redirect_uri.as_str(), "https://golive-eu.factory.example/oauth/gitlab/callback");
+    let item = |bench: &Bench, id: &str| bench.state.checklist().into_iter().find(|i| i.id == id).unwrap();
+    assert!(item(&bench, "info.application_registered")
+        .reason
+        .unwrap()
+        .contains("https://golive-eu.factory.example/oauth/gitlab/callback"));
+    let issued = item(&bench, "webhook.credentials_issued");
+    assert!(issued.differs && issued.reason.unwrap().contains("https://golive-eu.factory.example"));
+    // The same URL again is refused and writes nothing.
+    let refused = bench.when(json!({"type": "change_public_url", "public_url": "https://golive-eu.factory.example"}));
+    assert!(matches!(refused, Err(Rejection::InvalidField { .. })), "{refused:?}");
+    // Rotating the webhook token issues its URL under the new public URL.
+    let steps: Vec<Step> = bench.state.next_actions(bench.now).iter().map(|a| a.step).collect();
+    assert!(steps.contains(&Step::RegisterApplication), "{steps:?}");
+    bench.ok(json!({"type": "rotate_credential", "credential": "webhook_token"}));
+    let url = bench.state.facts.webhook_credentials.as_ref().unwrap().webhook_url.as_str().to_owned();
+    assert_eq!(url, format!("https://golive-eu.factory.example/hooks/gitlab/{}", bench.state.id));
+    assert!(bench.is_met("webhook.credentials_issued"));
+    assert!(!bench.is_met("webhook.created_with_issued_url"), "GitLab still has the old URL");
+}

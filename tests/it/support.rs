@@ -86,7 +86,8 @@ impl Bench {
     }
 
     pub fn prepare(&mut self, request: domain::CommandRequest) -> Command {
-        let public = public_url();
+        // As the engine does: URLs derive from the integration's recorded public URL.
+        let public = self.state.public_url.clone().unwrap_or_else(public_url);
         let mut sealer = IntegrationSealer::new(&self.key, self.state.id, &public);
         let command = request.prepare(&mut sealer);
         self.last_shown = sealer.into_shown();

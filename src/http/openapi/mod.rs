@@ -81,6 +81,7 @@ use crate::error_kind::ERROR_TABLE;
         schemas::Unblock,
         schemas::RotateCredential,
         schemas::Cancel,
+        schemas::ChangePublicUrl,
     ))
 )]
 struct ApiDoc;

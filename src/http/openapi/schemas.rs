@@ -405,9 +405,18 @@ command!(
     }
 );
 
+command!(
+    /// `change_public_url`: where golive is reached from outside for this integration (later
+    /// webhook URLs and intake links derive from it; a derived redirect URI follows it).
+    ChangePublicUrl {
+        #[schema(pattern = "@https_url")]
+        pub public_url: String,
+    }
+);
+
 /// The command names and the schema of each command's fields, in vocabulary order. The
 /// document gives each command schema its `type` property from this table.
-pub const COMMANDS: [(&str, &str); 26] = [
+pub const COMMANDS: [(&str, &str); 27] = [
     ("confirm_prerequisites", "ConfirmPrerequisites"),
     ("register_application", "RegisterApplication"),
     ("provide_application_secret", "ProvideApplicationSecret"),
@@ -434,6 +443,7 @@ pub const COMMANDS: [(&str, &str); 26] = [
     ("unblock", "Unblock"),
     ("rotate_credential", "RotateCredential"),
     ("cancel", "Cancel"),
+    ("change_public_url", "ChangePublicUrl"),
 ];
 
 /// `POST /api/v1/tokens`.
