@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -164,8 +165,11 @@ async fn assert_tab_reaches_every_control(client: &Client, page: &str) {
     let count = client
         .execute(
             "const controls = Array.from(document.querySelectorAll(
-                 'a[href], button, input:not([type=hidden]), select, textarea, [tabindex]:not([tabindex=\"-1\"])'))
-               .filter(el => !el.disabled && el.getClientRects().length > 0);
+                 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])'))
+               .filter(el => !el.disabled && el.getClientRects().length > 0)
+               // A closed <details> keeps its content laid out but out of the Tab order.
+               .filter(el => el.tagName === 'SUMMARY' ? !el.parentElement.closest('details:not([open])')
+                                                      : !el.closest('details:not([open])'));
              controls.forEach((el, i) => el.setAttribute('data-tab-id', String(i)));
              document.activeElement && document.activeElement.blur();
              window.scrollTo(0, 0);
@@ -183,7 +187,12 @@ async fn assert_tab_reaches_every_control(client: &Client, page: &str) {
         if reached.len() == count {
             break;
         }
-        client.active_element().await.unwrap().send_keys(&Key::Tab.to_string()).await.unwrap();
+        // A key press as a keyboard makes it, to whatever has focus: sending keys to the
+        // focused element instead would let the driver click it first (toggling a <summary>).
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: char::from(Key::Tab) })
+            .then(KeyAction::Up { value: char::from(Key::Tab) });
+        client.perform_actions(tab).await.unwrap();
         let id = client
             .execute("const a = document.activeElement; return a ? a.getAttribute('data-tab-id') : null;", vec![])
             .await
@@ -219,7 +228,7 @@ async fn screenshot(client: &Client, name: &str) {
 async fn screenshot_for_docs(client: &Client, name: &str) {
     let (width, height) = client.get_window_size().await.unwrap();
     let page_height = client.execute("return document.documentElement.scrollHeight;", vec![]).await.unwrap();
-    let page_height = page_height.as_u64().unwrap_or(u64::from(height as u32)).clamp(600, 5000) as u32;
+    let page_height = page_height.as_u64().unwrap_or(u64::from(height as u32)).clamp(600, 2800) as u32;
     client.set_window_size(width as u32, page_height + 120).await.unwrap();
     let png = client.screenshot().await.unwrap();
     client.set_window_size(width as u32, height as u32).await.unwrap();
@@ -523,6 +532,7 @@ async fn a_rep_takes_an_onboarding_to_webhook_live_through_the_forms_in_chromium
     client.goto(&app.url(&format!("/integrations/{id}"))).await.unwrap();
     assert_eq!(stage_shown(client).await, "Created");
     assert_accessible(client, "an integration page with a rep's forms").await;
+    assert_tab_reaches_every_control(client, "an integration page with a rep's forms").await;
 
     // A next step's button opens the form that records it.
     client.find(Locator::Css("#next-steps a[data-form=confirm_prerequisites]")).await.unwrap().click().await.unwrap();
@@ -606,7 +616,6 @@ async fn a_rep_takes_an_onboarding_to_webhook_live_through_the_forms_in_chromium
     assert!(timeline.contains("Entered Webhook live"), "{timeline}");
     screenshot_for_docs(client, "integration.png").await;
     assert_accessible(client, "an integration page at webhook live").await;
-    assert_tab_reaches_every_control(client, "an integration page with a rep's forms").await;
 
     // A viewer: no forms, and a post (with the viewer's own CSRF token) is refused.
     client.find(Locator::Css(".who button")).await.unwrap().click().await.unwrap();

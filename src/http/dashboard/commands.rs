@@ -885,12 +885,15 @@ fn shown_once(session: &Session, executed: &Executed, before: u64) -> Response {
 
 /// The commands a next step names, in the order it names them: the words in brackets that are
 /// command types, as in `(confirm_prerequisites)` or `(provide_access_token or
-/// rotate_credential)`. Only bracketed words count, so "the api_failure block" names no command.
+/// rotate_credential)`, and the probe. Only bracketed words count, so "the api_failure block"
+/// names no command.
 pub fn commands_named_in(step: &str) -> Vec<&'static str> {
     let mut named = Vec::new();
     for bracketed in step.split('(').skip(1).filter_map(|rest| rest.split(')').next()) {
         for word in bracketed.split(|c: char| !(c.is_ascii_lowercase() || c == '_')) {
-            if let Some(kind) = crate::domain::PUBLIC_COMMAND_TYPES.iter().find(|kind| **kind == word) {
+            let probe = [PROBE];
+            let mut known = crate::domain::PUBLIC_COMMAND_TYPES.iter().chain(probe.iter());
+            if let Some(kind) = known.find(|kind| **kind == word) {
                 if !named.contains(kind) {
                     named.push(*kind);
                 }

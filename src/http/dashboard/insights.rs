@@ -146,12 +146,14 @@ fn weekly_chart(insights: &Insights) -> String {
     let max = axis_max(most, step);
     let (left, top, plot_height) = (48.0, 30.0, 130.0);
     let bottom = top + plot_height;
-    let column = 34.0;
-    let plot_width = (weeks.len() as f64 * column).max(200.0);
+    // A fixed plot width, so the chart's text is drawn at one size whatever the number of weeks.
+    let plot_width = 600.0;
+    let column = plot_width / weeks.len().max(1) as f64;
+    let bar = (column * 0.36).min(22.0);
     let width = left + plot_width + 20.0;
     let height = bottom + 78.0;
-    // Rotated labels need about 14px each; thin them when the columns are narrower.
-    let every = ((14.0 / column).ceil() as usize).max(1);
+    // Rotated labels need about 16px each; thin them when the columns are narrower.
+    let every = ((16.0 / column).ceil() as usize).max(1);
     let mut svg = format!(
         r##"<svg class="chart" role="img" aria-labelledby="weekly-title" viewBox="0 0 {width:.0} {height:.0}" xmlns="http://www.w3.org/2000/svg"><title id="weekly-title">Onboardings opened and gone live per week (count per ISO week, starting Monday, UTC)</title>"##
     );
@@ -180,17 +182,17 @@ fn weekly_chart(insights: &Insights) -> String {
         mid = top + plot_height / 2.0
     ));
     for (i, week) in weeks.iter().enumerate() {
-        let x = left + i as f64 * column + 4.0;
-        for (offset, value, fill) in [(0.0, week.opened, "#4e79a7"), (13.0, week.went_live, "#2f8f5b")] {
+        let centre = left + (i as f64 + 0.5) * column;
+        for (offset, value, fill) in [(-bar - 0.5, week.opened, "#4e79a7"), (0.5, week.went_live, "#2f8f5b")] {
             let h = f64::from(value) / max * plot_height;
             svg.push_str(&format!(
-                r##"<rect x="{x:.1}" y="{y:.1}" width="12" height="{h:.1}" fill="{fill}"/>"##,
-                x = x + offset,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{bar:.1}" height="{h:.1}" fill="{fill}"/>"##,
+                x = centre + offset,
                 y = bottom - h
             ));
         }
         if i % every == 0 || i + 1 == weeks.len() {
-            let cx = x + 12.5;
+            let cx = centre + 4.0;
             svg.push_str(&format!(
                 r##"<text transform="translate({cx:.1} {ty:.1}) rotate(-45)" text-anchor="end" class="tick">{label}</text>"##,
                 ty = bottom + 14.0,
