@@ -89,6 +89,7 @@ fn opened_event(id: Uuid) -> NewEvent {
             golive::domain::HttpUrl::parse("https://golive.bench.example/oauth/gitlab/callback").unwrap(),
         ),
         ca_certificate_pem: None,
+        public_url: Some(golive::domain::HttpUrl::parse("https://golive.bench.example").unwrap()),
     };
     encode(&event, Uuid::new_v4(), Utc::now(), "bench")
 }

@@ -267,7 +267,8 @@ pub fn replay_in_memory(
     let opened_at = fixture.opened_at(now)?;
     let request = domain::parse_open_request(fixture.open.clone()).map_err(|e| refused(0, e.to_string()))?;
     let ctx = Context { now: opened_at, actor: actor(0, &fixture.opened_by)?, ids };
-    let opened = domain::open(request, default_playbook, &ctx).map_err(|e| refused(0, e.to_string()))?;
+    let opened =
+        domain::open(request, default_playbook, public_url.clone(), &ctx).map_err(|e| refused(0, e.to_string()))?;
     let mut state = Integration::from_opened(&opened[0], opened_at).expect("open yields integration_opened");
     let mut events: Vec<_> = opened.into_iter().map(|e| (e, opened_at, fixture.opened_by.clone())).collect();
 

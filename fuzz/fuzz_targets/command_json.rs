@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let public = HttpUrl::parse("https://golive.example").unwrap();
     let playbook = Playbook::guide_default(HttpUrl::parse("https://golive.example/oauth/gitlab/callback").unwrap());
     let open = domain::parse_open_request(serde_json::json!({"customer": "Fuzz", "gitlab_url": "https://gitlab.fuzz.example"})).unwrap();
-    let opened = domain::open(open, playbook, &ctx).unwrap();
+    let opened = domain::open(open, playbook, public.clone(), &ctx).unwrap();
     let state = Integration::from_opened(&opened[0], now).unwrap();
     for origin in [Origin::Public, Origin::Internal] {
         let Ok(request) = domain::parse_request(value.clone(), origin) else { continue };

@@ -141,6 +141,13 @@ pub trait Client: Send + Sync {
         lines: Box<dyn Iterator<Item = std::io::Result<String>> + Send>,
         progress: Box<dyn FnMut(u64) + Send>,
     ) -> Result<Value, CliError>;
+    /// The public URL an integration opened now would record: this process's for the local
+    /// engine; `None` against a server (which checked its own when it started).
+    async fn public_url(&self) -> Result<Option<String>, CliError>;
+    /// Stores the public URL with the store (`golive init --public-url`); local only.
+    async fn store_public_url(&self, url: &str) -> Result<(), CliError>;
+    /// Issues a one-time customer intake link: `{url, link_id, expires_at, version}`.
+    async fn intake_create(&self, id: &str, expires_in_hours: u32) -> Result<Value, CliError>;
     async fn close(&self) -> Result<(), CliError>;
 }
 
@@ -233,6 +240,20 @@ impl Client for LocalClient {
 
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {
         Ok(self.engine.reveal(parse_id(id)?, kind, &self.actor).await?)
+    }
+
+    async fn public_url(&self) -> Result<Option<String>, CliError> {
+        Ok(Some(self.engine.config().public_url.to_string()))
+    }
+
+    async fn store_public_url(&self, url: &str) -> Result<(), CliError> {
+        let url = crate::domain::HttpUrl::parse(url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
+        Ok(self.engine.store_public_url(&url).await?)
+    }
+
+    async fn intake_create(&self, id: &str, expires_in_hours: u32) -> Result<Value, CliError> {
+        let issued = self.engine.issue_intake_link(parse_id(id)?, expires_in_hours, &self.actor).await?;
+        Ok(crate::views::intake_link_issued(&issued))
     }
 
     async fn playbook_add(&self, body: Value) -> Result<Value, CliError> {

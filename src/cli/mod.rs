@@ -39,34 +39,40 @@ by a running server (use --server), 7 not authenticated or not allowed, 8 verifi
 #[command(name = "golive", version, about = "The system of record for self-hosted GitLab onboardings", after_help = AFTER_HELP)]
 pub struct Cli {
     /// The data directory of the embedded store.
-    #[arg(long, global = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
     pub data_dir: PathBuf,
     /// Talk to a running golive server instead of opening the data directory (with GOLIVE_TOKEN).
-    #[arg(long, global = true, env = "GOLIVE_SERVER")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_SERVER")]
     pub server: Option<String>,
     /// Who you are, in local mode (default: your OS user). Refused with --server: there the
     /// actor is the token's name.
-    #[arg(long = "as", global = true, env = "GOLIVE_ACTOR")]
+    #[arg(long = "as", global = true, hide = true, env = "GOLIVE_ACTOR")]
     pub actor: Option<String>,
-    /// golive's public URL (webhook and redirect URLs derive from it). Default: the listen
-    /// address for `serve`, http://127.0.0.1:8080 otherwise.
-    #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL")]
+    /// Where customers' GitLab reaches golive (the redirect URI, webhook URLs and intake links
+    /// derive from it). This flag, then GOLIVE_PUBLIC_URL, then the URL stored by
+    /// `golive init --public-url URL`; else the listen address for `serve`,
+    /// http://127.0.0.1:8080 otherwise. An integration keeps the URL it was opened with.
+    #[arg(long, global = true, hide = true, env = "GOLIVE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Let golive give customers a loopback or plain-http URL (a trial on one machine, tests);
+    /// it still warns. `serve --demo` implies it.
+    #[arg(long, global = true, hide = true, env = "GOLIVE_ALLOW_LOCAL_URLS")]
+    pub allow_local_urls: bool,
     /// Where the log lives: `sled` (the embedded default, in --data-dir) or a PostgreSQL URL
     /// (postgres://…) shared by several replicas.
-    #[arg(long, global = true, env = "GOLIVE_STORE")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_STORE")]
     pub store: Option<String>,
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
-    #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
+    #[arg(long, global = true, hide = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// Lets the probe reach addresses golive otherwise refuses (loopback, link-local,
     /// unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies where this
     /// process probes (`serve`, and `probe` without --server).
-    #[arg(long = "probe-allow", global = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
+    #[arg(long = "probe-allow", global = true, hide = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
           value_name = "CIDR", value_parser = crate::gitlab::egress::parse_allowance)]
     pub probe_allow: Vec<ipnet::IpNet>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, hide = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -76,6 +82,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (API, webhook receiver, event stream) on the data directory.
     Serve {
+        /// The address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// The OAuth redirect URI of the default playbook (default {public_url}/oauth/gitlab/callback).
@@ -122,10 +129,14 @@ pub enum Command {
     /// Go-live: schedule, go, complete monitoring.
     #[command(subcommand)]
     Launch(verbs::Launch),
+    /// The customer's intake link: create one, list them.
+    #[command(subcommand)]
+    Intake(verbs::Intake),
     /// Assign the owner.
     Assign {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// The new owner.
         #[arg(long)]
         owner: String,
     },
@@ -133,6 +144,7 @@ pub enum Command {
     Note {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// The note.
         #[arg(long)]
         text: String,
     },
@@ -140,8 +152,10 @@ pub enum Command {
     Block {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// api_failure, permission_denied, webhook_not_received or other.
         #[arg(long)]
         category: String,
+        /// What is blocking, in a sentence.
         #[arg(long)]
         detail: String,
     },
@@ -149,6 +163,7 @@ pub enum Command {
     Unblock {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// How the block was resolved.
         #[arg(long)]
         resolution: String,
     },
@@ -157,10 +172,13 @@ pub enum Command {
     Rotate {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// application_secret, access_token or webhook_token.
         #[arg(long)]
         credential: String,
+        /// A file holding the new secret, or - for stdin (for application_secret and access_token).
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// For access_token: whether the new token belongs to a GitLab admin.
         #[arg(long)]
         admin: Option<bool>,
     },
@@ -179,6 +197,7 @@ pub enum Command {
     Command {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// A JSON file holding one v1 command, or - for stdin.
         file: PathBuf,
     },
     /// Stage, owner, days in stage, checklist, next steps, block and advice.
@@ -202,8 +221,10 @@ pub enum Command {
         at: Option<String>,
         #[arg(long)]
         version: Option<u64>,
+        /// Start after this version (for paging).
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// At most this many events.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
@@ -221,8 +242,10 @@ pub enum Command {
         /// Up to this moment: a date (UTC, to its end) or an RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        /// Start after this log position (for paging).
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -239,11 +262,15 @@ pub enum Command {
     },
     /// Write the log as JSON Lines with hashes (to a file or stdout).
     Export {
+        /// Write to this file (default: stdout).
         #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Import JSON Lines into an empty store, verifying the chain.
-    Import { file: PathBuf },
+    Import {
+        /// A JSON Lines file written by `golive export`.
+        file: PathBuf,
+    },
     /// Copy a whole store to another backend (sled directory ⇄ postgres:// URL), then verify
     /// the copy's chain and compare every integration's state. The target must be empty.
     Migrate {
@@ -268,6 +295,7 @@ pub enum Command {
     Reveal {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
+        /// application_secret, access_token or webhook_signing_key.
         #[arg(long)]
         secret: String,
     },
@@ -296,6 +324,7 @@ pub enum IntegrationCommand {
         /// playbook allows http).
         #[arg(long)]
         gitlab_url: String,
+        /// The rep who owns the onboarding (default: none; `golive assign` sets it later).
         #[arg(long)]
         owner: Option<String>,
         /// A registered playbook's id (default: the server's default playbook).
@@ -316,18 +345,22 @@ pub enum IntegrationCommand {
     },
     /// List integrations.
     List {
+        /// Only this stage: created, info_gathered, network_established, webhook_live, tested, validated, live, cancelled.
         #[arg(long)]
         stage: Option<String>,
+        /// Only this owner's integrations.
         #[arg(long)]
         owner: Option<String>,
         /// Only blocked (true) or only unblocked (false).
         #[arg(long)]
         blocked: Option<bool>,
+        /// Only integrations without progress for at least this many days.
         #[arg(long)]
         stalled_days: Option<u32>,
     },
     /// Show an integration's state.
     Show {
+        /// The playbook's id.
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
     },
@@ -336,12 +369,17 @@ pub enum IntegrationCommand {
 #[derive(Debug, Subcommand)]
 pub enum PlaybookCommand {
     /// Register a playbook version from a JSON file (admin); a registered version never changes.
-    Add { file: PathBuf },
+    Add {
+        /// A playbook as a JSON file.
+        file: PathBuf,
+    },
     /// List the default playbook and every registered version.
     List,
     /// Show a registered playbook (its latest version unless --version).
     Show {
+        /// The playbook's id.
         id: String,
+        /// The version (default: the latest).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         version: Option<u32>,
     },
@@ -351,22 +389,67 @@ pub enum PlaybookCommand {
 pub enum TokenCommand {
     /// Create a token; prints only the token.
     Create {
+        /// viewer, rep or admin.
         #[arg(long)]
         role: String,
+        /// The token's name: it becomes the actor of what the token records.
         #[arg(long)]
         name: String,
     },
     /// List tokens (never the tokens themselves).
     List,
     /// Revoke a token by name.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+/// The command line as clap defines it, with the global options shown once, in
+/// `golive --help`. clap repeats global options in every subcommand's help; here they are
+/// declared hidden, listed once in the root's help (from their own definitions, so the list
+/// cannot drift), and every subcommand's help says where they are.
+pub fn command_definition() -> clap::Command {
+    fn point_to_root(mut command: clap::Command) -> clap::Command {
+        if command.get_after_help().is_none() {
+            command =
+                command.after_help("Global options (--data-dir, --server, --as, --json, ...): see `golive --help`.");
+        }
+        let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+        for name in names {
+            command = command.mut_subcommand(name, point_to_root);
+        }
+        command
+    }
+    let mut root = <Cli as clap::CommandFactory>::command();
+    let mut listed = String::from("Global options (any command):\n");
+    for arg in root.get_arguments().filter(|arg| arg.is_global_set()) {
+        let Some(long) = arg.get_long() else { continue };
+        let value = match arg.get_value_names() {
+            Some(names) if arg.get_action().takes_values() => format!(" <{}>", names.join(" ")),
+            _ => String::new(),
+        };
+        let env = arg.get_env().map(|name| format!(" [env: {}]", name.to_string_lossy())).unwrap_or_default();
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        listed.push_str(&format!("  --{long}{value}{env}\n          {help}\n"));
+    }
+    root = root.after_help(format!("{listed}\n{AFTER_HELP}"));
+    let names: Vec<String> = root.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+    for name in names {
+        root = root.mut_subcommand(name, point_to_root);
+    }
+    root
 }
 
 /// Runs the CLI with the process arguments.
 pub fn run() -> ExitCode {
     // Every file golive creates, sled's later snapshots and blobs included, is its owner's only.
     crate::store::owner_only::set_process_umask();
-    let cli = Cli::parse();
+    let matches = command_definition().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -413,12 +496,44 @@ fn needs_no_actor(command: &Command) -> bool {
             | Command::Integration(IntegrationCommand::Show { .. } | IntegrationCommand::List { .. })
             | Command::Playbook(PlaybookCommand::List | PlaybookCommand::Show { .. })
             | Command::Feedback(verbs::Feedback::List { .. })
+            | Command::Intake(verbs::Intake::List { .. })
             | Command::Token(_)
             | Command::Import { .. }
     )
 }
 
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+/// Whether a URL given to a customer would work only on this machine or travel in the clear:
+/// plain http, or a loopback host.
+pub(crate) fn is_local_url(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return true };
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Ipv4(address)) => address.is_loopback() || address.is_unspecified(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback() || address.is_unspecified(),
+        None => true,
+    };
+    parsed.scheme() != "https" || loopback
+}
+
+/// The rule for URLs golive gives customers: a loopback or http URL needs `--allow-local-urls`
+/// (refused, exit 2, otherwise) and, allowed, still warns.
+pub(crate) fn check_customer_url(url: &str, allowed: bool, what: &str) -> Result<(), CliError> {
+    if !is_local_url(url) {
+        return Ok(());
+    }
+    if !allowed {
+        return Err(CliError::Usage(format!(
+            "{what} would give the customer {url}, which is plain http or loopback: set golive's public URL once with \
+             `golive init --public-url https://golive.example.com` (or GOLIVE_PUBLIC_URL), or pass --allow-local-urls for a trial"
+        )));
+    }
+    eprintln!(
+        "golive: warning: {what} gives the customer {url}, which works only on this machine or travels in the clear"
+    );
+    Ok(())
+}
 
 /// Where `--store` and `--data-dir` say the log lives.
 pub(crate) fn store_location(cli: &Cli) -> Result<crate::engine::StoreLocation, CliError> {
@@ -429,6 +544,8 @@ async fn local_engine(cli: &Cli) -> Result<Engine, CliError> {
     let public_url = cli.public_url.as_deref().unwrap_or(DEFAULT_PUBLIC_URL);
     let public_url = HttpUrl::parse(public_url).map_err(|e| CliError::Usage(format!("--public-url: {e}")))?;
     let mut config = EngineConfig::new(public_url, None);
+    // Without a flag or GOLIVE_PUBLIC_URL, the URL stored with the store wins over the default.
+    config.public_url_is_fallback = cli.public_url.is_none();
     config.probe_egress = crate::gitlab::egress::EgressPolicy::allowing(cli.probe_allow.clone());
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let (engine, warnings) = Engine::open_location(&store_location(cli)?, config, options).await?;
@@ -537,6 +654,16 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     result.and(closed)
 }
 
+/// Checks the public URL an integration's customer-facing URLs derive from (the one it recorded
+/// when it opened; for older integrations, this process's) by [`check_customer_url`]. Only in
+/// local mode: a server checked its own public URL when it started, and a rep's client could not
+/// change it anyway.
+async fn check_customer_url_of(client: &dyn Client, state: &Value, allowed: bool, what: &str) -> Result<(), CliError> {
+    let Some(process_url) = client.public_url().await? else { return Ok(()) };
+    let url = state["public_url"].as_str().map(str::to_owned).unwrap_or(process_url);
+    check_customer_url(&url, allowed, what)
+}
+
 /// A second open (not cancelled) integration for one instance is most often a mistake (a rep
 /// who did not find the first): refused unless `--force`, naming the one that exists. The
 /// HTTP API keeps the design's semantics and opens it.
@@ -563,9 +690,13 @@ async fn refuse_a_second_onboarding_of(client: &dyn Client, gitlab_url: &str) ->
 
 async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
     let json_out = cli.json;
-    let command_result = |value: Value| output::command_result(&value, json_out);
+    let command_result = |reference: &str, value: Value| output::command_result(&value, reference, json_out);
     match &cli.command {
         Command::Init => {
+            if let Some(url) = &cli.public_url {
+                check_customer_url(url, cli.allow_local_urls, "this public URL")?;
+                client.store_public_url(url).await?;
+            }
             let head = client.verify(None).await?;
             if json_out {
                 output::print_json(&json!({"data_dir": cli.data_dir, "events": head["events_checked"]}));
@@ -575,6 +706,9 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                     cli.data_dir.display(),
                     head["events_checked"]
                 );
+                if let Some(url) = &cli.public_url {
+                    println!("public URL stored: {url} (integrations opened from now on give customers URLs under it)");
+                }
             }
         }
         Command::Integration(IntegrationCommand::Create {
@@ -587,6 +721,9 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             ca_file,
             force,
         }) => {
+            if let Some(url) = client.public_url().await? {
+                check_customer_url(&url, cli.allow_local_urls, "this integration's URLs (redirect URI, webhook URL)")?;
+            }
             if !force {
                 refuse_a_second_onboarding_of(client, gitlab_url).await?;
             }
@@ -626,30 +763,30 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         Command::Integration(IntegrationCommand::Show { id }) | Command::Status { id } => {
             let state = client.state(id).await?;
             let diagnosis = client.diagnose(id).await?;
-            output::status(&state, &diagnosis, json_out);
+            output::status(&state, &diagnosis, id, json_out);
         }
         Command::Prerequisites(verb) => {
             let (id, body) = verbs::prerequisites(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::App(verb) => {
             let (id, body) = verbs::app(verb.clone())?;
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Instance(verb) => {
             let (id, body) = verbs::instance(verb.clone())?;
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::AccessToken(verb) => {
             let (id, body) = verbs::access_token(verb.clone())?;
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Info(verbs::Info::Submit { id }) => {
-            command_result(client.execute(id, json!({"type": "submit_information"})).await?)
+            command_result(id, client.execute(id, json!({"type": "submit_information"})).await?)
         }
         Command::Network(verb) => {
             let (id, body) = verbs::network(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Webhook(verbs::Webhook::Issue { id, signing }) => {
             // Issuing again would void the token GitLab holds (and block a live integration);
@@ -665,9 +802,14 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                     ),
                 ));
             }
-            command_result(client.execute(id, json!({"type": "issue_webhook_credentials", "signing": signing})).await?)
+            check_customer_url_of(client, &state, cli.allow_local_urls, "this webhook URL").await?;
+            command_result(
+                id,
+                client.execute(id, json!({"type": "issue_webhook_credentials", "signing": signing})).await?,
+            )
         }
         Command::Webhook(verbs::Webhook::Create { id, url, triggers }) => command_result(
+            id,
             client.execute(id, json!({"type": "create_webhook", "url": url, "triggers": triggers})).await?,
         ),
         Command::Webhook(verbs::Webhook::Replay { id, headers, body, token_file }) => {
@@ -682,15 +824,15 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 parsed.token = Some(input::read_secret("webhook secret token", "--token-file", token_file.as_deref())?);
             }
             let body = read_file(body, "--body")?;
-            command_result(client.webhook_replay(id, &parsed, &body).await?);
+            command_result(id, client.webhook_replay(id, &parsed, &body).await?);
         }
         Command::Test(verb) => {
             let (id, body) = verbs::test(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Validate(verb) => {
             let (id, body) = verbs::validate(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Feedback(verbs::Feedback::List { id, all }) => {
             let state = client.state(id).await?;
@@ -698,25 +840,46 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
         }
         Command::Feedback(verb) => {
             let (id, body) = verbs::feedback(verb.clone()).expect("list is handled above");
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
+        }
+        Command::Intake(verbs::Intake::Create { id, expires_in_hours }) => {
+            let state = client.state(id).await?;
+            check_customer_url_of(client, &state, cli.allow_local_urls, "this intake link").await?;
+            let issued = client.intake_create(id, *expires_in_hours).await?;
+            if json_out {
+                output::print_json(&issued);
+            } else {
+                println!("intake link (shown once; send it to the customer over a channel you trust):");
+                println!("{}", issued["url"].as_str().unwrap_or_default());
+                println!("works once, until {}", output::utc_time(&issued["expires_at"]));
+            }
+        }
+        Command::Intake(verbs::Intake::List { id }) => {
+            let state = client.state(id).await?;
+            output::intake_links(&state["intake_links"], json_out);
         }
         Command::Launch(verb) => {
             let (id, body) = verbs::launch(verb.clone());
-            command_result(client.execute(&id, body).await?);
+            command_result(&id, client.execute(&id, body).await?);
         }
         Command::Assign { id, owner } => {
-            command_result(client.execute(id, json!({"type": "assign_owner", "owner": owner})).await?)
+            command_result(id, client.execute(id, json!({"type": "assign_owner", "owner": owner})).await?)
         }
         Command::Note { id, text } => {
-            command_result(client.execute(id, json!({"type": "add_note", "text": text})).await?)
+            command_result(id, client.execute(id, json!({"type": "add_note", "text": text})).await?)
         }
-        Command::Block { id, category, detail } => {
-            command_result(client.execute(id, json!({"type": "block", "category": category, "detail": detail})).await?)
-        }
+        Command::Block { id, category, detail } => command_result(
+            id,
+            client.execute(id, json!({"type": "block", "category": category, "detail": detail})).await?,
+        ),
         Command::Unblock { id, resolution } => {
-            command_result(client.execute(id, json!({"type": "unblock", "resolution": resolution})).await?)
+            command_result(id, client.execute(id, json!({"type": "unblock", "resolution": resolution})).await?)
         }
         Command::Rotate { id, credential, secret_file, admin } => {
+            if credential == "webhook_token" {
+                let state = client.state(id).await?;
+                check_customer_url_of(client, &state, cli.allow_local_urls, "this webhook URL").await?;
+            }
             let mut body = json!({"type": "rotate_credential", "credential": credential});
             if let Some(path) = secret_file {
                 body["secret"] = json!(input::read_secret("new secret", "--secret-file", Some(path))?);
@@ -724,18 +887,18 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             if let Some(admin) = admin {
                 body["admin"] = json!(admin);
             }
-            command_result(client.execute(id, body).await?);
+            command_result(id, client.execute(id, body).await?);
         }
         Command::Cancel { id, reason, yes } => {
             if !yes {
                 input::confirm(&format!("Cancel {id} for good? Nothing can be recorded for it afterwards."))?;
             }
-            command_result(client.execute(id, json!({"type": "cancel", "reason": reason})).await?)
+            command_result(id, client.execute(id, json!({"type": "cancel", "reason": reason})).await?)
         }
         Command::Command { id, file } => {
             let body: Value = serde_json::from_slice(&read_file(file, "command file")?)
                 .map_err(|e| CliError::Usage(format!("command file: malformed JSON: {e}")))?;
-            command_result(client.execute(id, body).await?);
+            command_result(id, client.execute(id, body).await?);
         }
         Command::Board => output::board(&client.board().await?, json_out),
         Command::Calendar => output::calendar(&client.calendar().await?, json_out),
@@ -751,7 +914,7 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 Some(moment) => {
                     let state = client.state_at(id, moment).await?;
                     let diagnosis = json!({"findings": [], "missing": []});
-                    output::status(&state, &diagnosis, json_out);
+                    output::status(&state, &diagnosis, id, json_out);
                 }
                 None => output::events(&client.history(id, *after, *limit).await?, json_out, false),
             }
@@ -984,5 +1147,51 @@ mod tests {
         assert_eq!(output::shell_quote("Acme Robotics"), "'Acme Robotics'");
         assert_eq!(output::shell_quote("O'Reilly"), "'O'\\''Reilly'");
         assert_eq!(output::shell_quote(""), "''");
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    /// Every flag and argument of every command, with the path to it, that has no help text.
+    fn without_help(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_has_help_text() {
+        let mut missing = Vec::new();
+        without_help(&super::command_definition(), "golive", &mut missing);
+        assert!(missing.is_empty(), "flags without help:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn global_options_are_listed_once_in_the_root_help() {
+        let mut root = super::command_definition();
+        let root_help = root.render_long_help().to_string();
+        for flag in ["--data-dir", "--server", "--as", "--public-url", "--allow-local-urls", "--json", "--probe-allow"]
+        {
+            // Each option's own line is indented two spaces; wrapped help lines, ten.
+            let listed = root_help
+                .lines()
+                .filter(|line| line.starts_with(&format!("  {flag} ")) || line.trim_end() == format!("  {flag}"))
+                .count();
+            assert_eq!(listed, 1, "{flag} in:\n{root_help}");
+        }
+        let mut app = super::command_definition();
+        let sub_help =
+            app.find_subcommand_mut("app").unwrap().find_subcommand_mut("register").unwrap().render_help().to_string();
+        assert!(!sub_help.lines().any(|line| line.trim_start().starts_with("--data-dir")), "{sub_help}");
+        assert!(sub_help.contains("see `golive --help`"), "{sub_help}");
     }
 }

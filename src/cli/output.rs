@@ -21,8 +21,33 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-/// After a command: the new stage, the stages entered, and any credentials shown once.
-pub fn command_result(result: &Value, json: bool) {
+/// The `next:` lines of a state: each a command the rep can run as it stands (the reference as
+/// they typed it), its label below. At most `limit` of them, then how many more.
+fn next_lines(state: &Value, reference: &str, limit: usize) {
+    let full_id = state["id"].as_str().unwrap_or_default();
+    let actions: Vec<&Value> = state["next_actions"].as_array().into_iter().flatten().collect();
+    for action in actions.iter().take(limit) {
+        let cli = action["cli"].as_str().unwrap_or_default();
+        println!("next: {}", crate::views::actions::with_reference(cli, full_id, reference));
+        println!("      {}", text(&action["label"]));
+    }
+    if actions.len() > limit {
+        println!("({} more: golive status {})", actions.len() - limit, shell_quote(reference));
+    }
+}
+
+/// The unmet checklist items whose record differs from what the guide expects, with the reason.
+fn differences(state: &Value) {
+    for item in state["checklist"].as_array().into_iter().flatten() {
+        if item["met"] == Value::Bool(false) && item["differs"] == Value::Bool(true) {
+            println!("unmet: {} — {}", text(&item["label"]), text(&item["reason"]));
+        }
+    }
+}
+
+/// After a command: what was recorded, the new stage, any credentials shown once, what the
+/// record leaves unmet and why, and the next commands (the reference as the rep typed it).
+pub fn command_result(result: &Value, reference: &str, json: bool) {
     if json {
         print_json(result);
         return;
@@ -42,9 +67,8 @@ pub fn command_result(result: &Value, json: bool) {
             println!("signing key (shown once): {key}");
         }
     }
-    if let Some(next) = state["next_steps"].as_array().and_then(|s| s.first()) {
-        println!("next: {}", text(next));
-    }
+    differences(state);
+    next_lines(state, reference, 3);
 }
 
 pub fn list(list: &Value, json: bool) {
@@ -97,7 +121,7 @@ pub fn feedback(items: &Value, all: bool, json: bool) {
     println!("{t}");
 }
 
-pub fn status(state: &Value, diagnosis: &Value, json: bool) {
+pub fn status(state: &Value, diagnosis: &Value, reference: &str, json: bool) {
     if json {
         let mut out = state.clone();
         out["diagnosis"] = diagnosis.clone();
@@ -114,15 +138,22 @@ pub fn status(state: &Value, diagnosis: &Value, json: bool) {
     if let Some(block) = state["blocked"].as_object() {
         println!("BLOCKED ({}): {}", text(&block["category"]), text(&block["detail"]));
     }
-    let mut t = table(&["", "REQUIREMENT", "ID"]);
+    let recorded: Vec<&Value> = state["recorded"].as_array().into_iter().flatten().collect();
+    if !recorded.is_empty() {
+        let mut t = table(&["RECORDED", "VALUE"]);
+        for row in recorded {
+            t.add_row(vec![text(&row["item"]), text(&row["value"])]);
+        }
+        println!("{t}");
+    }
+    let mut t = table(&["", "REQUIREMENT", "WHY UNMET", "ID"]);
     for item in state["checklist"].as_array().into_iter().flatten() {
-        let mark = if item["met"] == Value::Bool(true) { "✓" } else { "✗" };
-        t.add_row(vec![mark.to_owned(), text(&item["label"]), text(&item["id"])]);
+        let met = item["met"] == Value::Bool(true);
+        let why = if met { String::new() } else { text(&item["reason"]) };
+        t.add_row(vec![if met { "✓" } else { "✗" }.to_owned(), text(&item["label"]), why, text(&item["id"])]);
     }
     println!("{t}");
-    for step in state["next_steps"].as_array().into_iter().flatten() {
-        println!("next: {}", text(step));
-    }
+    next_lines(state, reference, usize::MAX);
     for finding in diagnosis["findings"].as_array().into_iter().flatten() {
         println!("{}: {} — {}", text(&finding["category"]), text(&finding["message"]), text(&finding["advice"]));
     }
@@ -212,11 +243,7 @@ pub fn events(events: &Value, json: bool, with_integration: bool) {
     }
     let mut t = table(&header);
     for e in events.as_array().into_iter().flatten() {
-        let recorded = e["recorded_at"]
-            .as_str()
-            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-            .map(|at| at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_else(|| text(&e["recorded_at"]));
+        let recorded = utc_time(&e["recorded_at"]).trim_end_matches(" UTC").to_owned();
         let mut row = vec![
             text(&e["position"]),
             text(&e["version"]),
@@ -272,17 +299,37 @@ pub fn progress(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// `text` as one word for a POSIX shell: as it is when it holds only characters no shell treats
-/// specially, otherwise in single quotes (a quote inside written `'\''`). For the commands golive
-/// suggests, which a rep pastes.
-pub fn shell_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '%' | '+' | ',')
-        });
-    if plain {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
+pub use crate::views::actions::shell_quote;
+
+/// An RFC 3339 time as people read it: `2026-11-30 14:05:09 UTC`, to the second.
+pub fn utc_time(value: &Value) -> String {
+    value
+        .as_str()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| text(value))
+}
+
+/// An integration's intake links, newest first; never the link itself (golive keeps only its
+/// digest).
+pub fn intake_links(links: &Value, json: bool) {
+    if json {
+        return print_json(links);
     }
+    let mut links: Vec<&Value> = links.as_array().into_iter().flatten().collect();
+    if links.is_empty() {
+        println!("no intake links (golive intake create REF issues one)");
+        return;
+    }
+    links.reverse();
+    let mut t = table(&["LINK ID", "ISSUED", "EXPIRES", "STATUS"]);
+    for link in links {
+        t.add_row(vec![
+            text(&link["link_id"]),
+            utc_time(&link["issued_at"]),
+            utc_time(&link["expires_at"]),
+            text(&link["status"]),
+        ]);
+    }
+    println!("{t}");
 }

@@ -205,6 +205,15 @@ impl Client for ResolvingClient {
     ) -> Result<Value, CliError> {
         self.inner.import(lines, progress).await
     }
+    async fn public_url(&self) -> Result<Option<String>, CliError> {
+        self.inner.public_url().await
+    }
+    async fn store_public_url(&self, url: &str) -> Result<(), CliError> {
+        self.inner.store_public_url(url).await
+    }
+    async fn intake_create(&self, id: &str, expires_in_hours: u32) -> Result<Value, CliError> {
+        self.inner.intake_create(&self.id(id).await?, expires_in_hours).await
+    }
     async fn close(&self) -> Result<(), CliError> {
         self.inner.close().await
     }

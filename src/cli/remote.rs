@@ -206,6 +206,19 @@ impl Client for RemoteClient {
     async fn probe(&self, id: &str) -> Result<Value, CliError> {
         self.call(Method::POST, &format!("/api/v1/integrations/{id}/probe"), None).await
     }
+    async fn public_url(&self) -> Result<Option<String>, CliError> {
+        Ok(None)
+    }
+    async fn store_public_url(&self, _url: &str) -> Result<(), CliError> {
+        Err(CliError::Usage(
+            "golive init --public-url stores the URL with the store: run it where the store is (without --server)"
+                .into(),
+        ))
+    }
+    async fn intake_create(&self, id: &str, expires_in_hours: u32) -> Result<Value, CliError> {
+        let body = json!({"expires_in_hours": expires_in_hours});
+        self.call(Method::POST, &format!("/api/v1/integrations/{id}/intake-links"), Some(&body)).await
+    }
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {
         let answer = self
             .call(Method::POST, &format!("/api/v1/integrations/{id}/reveal"), Some(&json!({"secret": kind})))

@@ -23,10 +23,21 @@ pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool
         None => None,
     };
     let mut config = EngineConfig::new(public_url, redirect);
+    // Without a flag or GOLIVE_PUBLIC_URL, the URL stored with the store wins over the listen
+    // address.
+    config.public_url_is_fallback = cli.public_url.is_none();
     config.probe_egress = crate::gitlab::egress::EgressPolicy::allowing(cli.probe_allow.clone());
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let location = super::store_location(cli)?;
     let (engine, warnings) = Engine::open_location(&location, config, options).await?;
+    // The server gives customers URLs (webhook URLs, intake links) for every integration opened
+    // through it: a loopback or http one is refused before it listens, unless allowed.
+    if let Err(refused) =
+        super::check_customer_url(engine.config().public_url.as_str(), cli.allow_local_urls || demo, "this server")
+    {
+        engine.close().await?;
+        return Err(refused);
+    }
     tracing::info!(store = %location.describe(), "store opened");
     for warning in warnings {
         tracing::warn!("{warning}");

@@ -18,10 +18,13 @@ pub enum Prerequisites {
     Confirm {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// Whether the customer has GitLab admin access (true or false).
         #[arg(long)]
         gitlab_admin_access: Flag,
+        /// Whether network access between GitLab and Factory's AWS VPC is possible (true or false).
         #[arg(long)]
         network_access: Flag,
+        /// Whether the customer has a Factory account with admin privileges (true or false).
         #[arg(long)]
         factory_admin_account: Flag,
     },
@@ -33,10 +36,13 @@ pub enum App {
     Register {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The application's name as registered in GitLab (compared exactly with the guide's).
         #[arg(long)]
         name: String,
+        /// The redirect (callback) URI registered in GitLab.
         #[arg(long)]
         redirect_uri: String,
+        /// The Application ID GitLab showed for the application.
         #[arg(long)]
         application_id: String,
         /// Comma-separated, e.g. api,read_user,read_repository.
@@ -48,6 +54,7 @@ pub enum App {
     Secret {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// A file holding the Application Secret, or - for stdin (default: a hidden prompt).
         #[arg(long)]
         secret_file: Option<PathBuf>,
     },
@@ -59,11 +66,13 @@ pub enum Instance {
     Set {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The instance's URL, e.g. https://gitlab.example.com.
         #[arg(long)]
         gitlab_url: String,
         /// PEM file of the internal CA that signed the instance's certificate.
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        /// The instance's SSH port, when not 22.
         #[arg(long)]
         ssh_port: Option<u32>,
     },
@@ -78,6 +87,7 @@ pub enum AccessToken {
         /// Whether the token belongs to a GitLab admin.
         #[arg(long)]
         admin: Flag,
+        /// A file holding the access token, or - for stdin (default: a hidden prompt).
         #[arg(long)]
         secret_file: Option<PathBuf>,
     },
@@ -101,6 +111,7 @@ pub enum Network {
         /// A barrier found (repeat for several; none at all is fine).
         #[arg(long = "barrier")]
         barriers: Vec<String>,
+        /// Notes on the evaluation.
         #[arg(long)]
         notes: Option<String>,
     },
@@ -108,12 +119,16 @@ pub enum Network {
     Peering {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The VPC peering connection's id, pcx-....
         #[arg(long)]
         peering_id: String,
+        /// The customer's VPC id, vpc-....
         #[arg(long)]
         customer_vpc_id: String,
+        /// Factory's VPC id, vpc-....
         #[arg(long)]
         factory_vpc_id: String,
+        /// Whether both sides' route tables route to the peer (true or false).
         #[arg(long)]
         route_tables_configured: Flag,
     },
@@ -121,10 +136,13 @@ pub enum Network {
     Vpn {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// Whether the VPN tunnel is up (true or false).
         #[arg(long)]
         tunnel_established: Flag,
+        /// Whether the IPsec settings are compatible (true or false).
         #[arg(long)]
         ipsec_compatible: Flag,
+        /// Notes on the VPN (provider, tunnel ids).
         #[arg(long)]
         notes: Option<String>,
     },
@@ -132,10 +150,13 @@ pub enum Network {
     Firewall {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// Whether the firewall allows outbound HTTPS (true or false).
         #[arg(long)]
         outbound_https: Flag,
+        /// Whether the firewall allows outbound SSH (true or false).
         #[arg(long)]
         outbound_ssh: Flag,
+        /// Whether golive's webhook endpoint is reachable from GitLab (true or false).
         #[arg(long)]
         webhook_endpoint_reachable: Flag,
     },
@@ -155,6 +176,7 @@ pub enum Webhook {
     Create {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The webhook's URL as created in GitLab (golive issued it with `webhook issue`).
         #[arg(long)]
         url: String,
         /// Comma-separated: push, tag_push, comments, merge_requests, issues, ci_cd, jobs, deployments, releases.
@@ -187,8 +209,10 @@ pub enum Test {
     Api {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// Whether the API check succeeded (true or false).
         #[arg(long)]
         ok: Flag,
+        /// What was checked, e.g. the call and where from.
         #[arg(long)]
         detail: Option<String>,
     },
@@ -199,8 +223,10 @@ pub enum Test {
         /// The scenario tested: merge_request_created, code_pushed, issue_opened, pipeline_ran.
         #[arg(long)]
         scenario: String,
+        /// Whether the test passed (true or false).
         #[arg(long)]
         passed: Flag,
+        /// What was done and seen.
         #[arg(long)]
         note: String,
     },
@@ -238,6 +264,7 @@ pub enum Feedback {
     Report {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// What went wrong, in a sentence.
         #[arg(long)]
         summary: String,
     },
@@ -245,10 +272,32 @@ pub enum Feedback {
     Resolve {
         #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
         id: String,
+        /// The feedback item's id (golive feedback list shows them).
         #[arg(long)]
         feedback_id: String,
+        /// How it was resolved.
         #[arg(long)]
         resolution: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Intake {
+    /// Issue a one-time link to the customer's intake form (the guide's "securely send"
+    /// step): the customer registers the application and pastes the Application Secret and an
+    /// admin token there, over HTTPS, and nobody copies secrets through chat. Shown once.
+    Create {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
+        /// How long the link works, in hours (1 to 336).
+        #[arg(long, value_name = "HOURS", default_value_t = 72,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::domain::INTAKE_LINK_MAX_HOURS)))]
+        expires_in_hours: u32,
+    },
+    /// An integration's intake links: issued, expiry, open, redeemed or expired (never the link).
+    List {
+        #[arg(value_name = "REF", help = super::INTEGRATION_REFERENCE)]
+        id: String,
     },
 }
 

@@ -50,8 +50,14 @@ fn text(value: &str) -> LongText {
     LongText::parse(value).expect("built-in texts are valid")
 }
 
-/// Opens a new integration with `playbook` (the caller's, or the server's default).
-pub fn open(request: OpenIntegration, default_playbook: Playbook, ctx: &Context<'_>) -> Result<Vec<Event>, Rejection> {
+/// Opens a new integration with `playbook` (the caller's, or the server's default), recording
+/// `public_url`, where golive is reached from outside, for the URLs it will give the customer.
+pub fn open(
+    request: OpenIntegration,
+    default_playbook: Playbook,
+    public_url: HttpUrl,
+    ctx: &Context<'_>,
+) -> Result<Vec<Event>, Rejection> {
     let playbook = request.playbook.unwrap_or(default_playbook);
     playbook.check().map_err(|(field, error)| Rejection::invalid(field, error.0))?;
     check_scheme("gitlab_url", &request.gitlab_url, &playbook)?;
@@ -62,6 +68,7 @@ pub fn open(request: OpenIntegration, default_playbook: Playbook, ctx: &Context<
         owner: request.owner,
         playbook,
         ca_certificate_pem: request.ca_certificate_pem,
+        public_url: Some(public_url),
     }])
 }
 
@@ -362,61 +369,6 @@ impl Integration {
             events.push(entered);
         }
         events
-    }
-
-    /// What to do next, in plain words, most urgent first.
-    pub fn next_steps(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut steps = Vec::new();
-        if self.is_cancelled() {
-            return steps;
-        }
-        if let Some(block) = &self.block {
-            steps.push(format!(
-                "Resolve the {} block ({}), then record it (unblock)",
-                block.category.as_str(),
-                block.category_advice()
-            ));
-        }
-        match self.stage {
-            Stage::Live => {
-                if let Some(m) = &self.monitoring {
-                    if m.completed_at.is_none() {
-                        if now >= m.ends_at {
-                            steps.push("The monitoring window has passed: complete it (complete_monitoring)".into());
-                        } else {
-                            steps.push(format!(
-                                "Monitor until {} (webhook deliveries and probes)",
-                                m.ends_at.format("%Y-%m-%d")
-                            ));
-                        }
-                    }
-                }
-            }
-            Stage::Validated => {
-                for item in self.open_feedback() {
-                    steps.push(format!("Resolve feedback: {} (resolve_feedback {})", item.summary, item.id));
-                }
-                match self.go_live_date {
-                    None => steps.push("Schedule the go-live date (schedule_go_live)".into()),
-                    Some(date) if date.naive() > now.date_naive() => steps.push(format!("Go live on {date} (go_live)")),
-                    Some(_) => steps.push("Go live now (go_live)".into()),
-                }
-            }
-            _ => {
-                let mut seen = std::collections::BTreeSet::new();
-                let target = self.stage.next().unwrap_or(Stage::Validated);
-                for requirement in self.unmet_through(target) {
-                    let action = self.action(requirement);
-                    if seen.insert(action.clone()) {
-                        steps.push(action);
-                    }
-                }
-                for item in self.open_feedback() {
-                    steps.push(format!("Resolve feedback: {} (resolve_feedback {})", item.summary, item.id));
-                }
-            }
-        }
-        steps
     }
 }
 

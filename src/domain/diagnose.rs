@@ -106,42 +106,56 @@ impl Integration {
                 ),
             ));
         }
+        // One finding per cause. The latest probe is one cause, and what it found about the
+        // token belongs to it; a probe failure that later evidence superseded (a successful API
+        // check since) is history, not a finding, so the checklist and the findings agree.
+        let token_problems = self.token_problems();
+        let mut token_reported = false;
         if let Some(probe) = &self.facts.latest_probe {
-            if let Some(category) = probe.result.category {
-                let detail = probe.result.detail.as_ref().map(|d| d.as_str()).unwrap_or("no detail");
+            let superseded = self.facts.api_connectivity.as_ref().is_some_and(|e| e.ok && e.at > probe.at);
+            if let (Some(category), false) = (probe.result.category, superseded) {
                 let streak = self.facts.consecutive_probe_failures;
                 let streak = if streak > 1 { format!(" ({streak} failed probes in a row)") } else { String::new() };
-                findings
-                    .push(finding(category, format!("The last probe, {}, failed{streak}: {detail}", day(probe.at))));
+                let same_probe = self.facts.token_finding.as_ref().is_some_and(|t| t.at == probe.at);
+                if probe.result.api_reachable && same_probe && !token_problems.is_empty() {
+                    token_reported = true;
+                    findings.push(Finding {
+                        category,
+                        message: format!(
+                            "The last probe, {}, reached GitLab's API and found that {}{streak}",
+                            day(probe.at),
+                            token_problems.join("; ")
+                        ),
+                        advice: self.token_advice(),
+                    });
+                } else {
+                    let detail = probe.result.detail.as_ref().map(|d| d.as_str()).unwrap_or("no detail");
+                    let what = if probe.result.api_reachable { "reached GitLab's API but failed" } else { "failed" };
+                    findings.push(finding(
+                        category,
+                        format!("The last probe, {}, {what}{streak}: {detail}", day(probe.at)),
+                    ));
+                }
             }
         }
-        if let Some(token) = &self.facts.token_finding {
-            let mut problems = Vec::new();
-            if token.active == Some(false) {
-                problems.push("the access token is inactive, expired or revoked".to_owned());
-            }
-            if token.admin == Some(false) {
-                problems.push("the access token's user is not a GitLab admin".to_owned());
-            }
-            if !token.missing_scopes.is_empty() {
-                let names: Vec<&str> = token.missing_scopes.iter().map(|s| s.as_str()).collect();
-                problems.push(format!("the access token lacks the scopes {}", names.join(", ")));
-            }
-            if !problems.is_empty() {
-                findings.push(finding(
-                    FindingCategory::PermissionDenied,
-                    format!("The probe of {} found that {}", day(token.at), problems.join("; ")),
-                ));
+        if let (Some(token), false) = (&self.facts.token_finding, token_reported) {
+            if !token_problems.is_empty() {
+                findings.push(Finding {
+                    category: FindingCategory::PermissionDenied,
+                    message: format!("The probe of {} found that {}", day(token.at), token_problems.join("; ")),
+                    advice: self.token_advice(),
+                });
             }
         }
         if let Some(app) = &self.facts.application {
             let lacking: Vec<&str> =
                 self.playbook.required_scopes.difference(&app.scopes).map(|s| s.as_str()).collect();
             if !lacking.is_empty() {
-                findings.push(finding(
-                    FindingCategory::PermissionDenied,
-                    format!("The GitLab application lacks the scopes {}", lacking.join(", ")),
-                ));
+                findings.push(Finding {
+                    category: FindingCategory::PermissionDenied,
+                    message: format!("The GitLab application was recorded without the scopes {}", lacking.join(", ")),
+                    advice: "add the scopes to the application in GitLab (Admin Area > Applications) and record the application again".to_owned(),
+                });
             }
         }
         if let Some(evidence) = &self.facts.api_connectivity {
@@ -183,6 +197,28 @@ impl Integration {
             since: b.since,
         });
         Diagnosis { stage: self.stage, blocked, missing, findings }
+    }
+
+    /// What the probe found wrong with the current access token, in golive's words.
+    fn token_problems(&self) -> Vec<String> {
+        let Some(token) = &self.facts.token_finding else { return Vec::new() };
+        let mut problems = Vec::new();
+        if token.active == Some(false) {
+            problems.push("the access token is inactive, expired or revoked".to_owned());
+        }
+        if token.admin == Some(false) {
+            problems.push("the access token's user is not a GitLab admin".to_owned());
+        }
+        if !token.missing_scopes.is_empty() {
+            let names: Vec<&str> = token.missing_scopes.iter().map(|s| s.as_str()).collect();
+            problems.push(format!("the access token lacks the scopes {}", names.join(", ")));
+        }
+        problems
+    }
+
+    fn token_advice(&self) -> String {
+        let scopes: Vec<&str> = self.playbook.required_token_scopes.iter().map(|s| s.as_str()).collect();
+        format!("have a GitLab admin create an access token with the scopes {} and provide it again", scopes.join(", "))
     }
 
     fn delivery_silence_findings(&self, now: DateTime<Utc>, findings: &mut Vec<Finding>) {

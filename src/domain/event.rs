@@ -210,6 +210,12 @@ pub enum Event {
         owner: Option<ShortText>,
         playbook: Playbook,
         ca_certificate_pem: Option<CaCertificatePem>,
+        /// Where golive is reached from outside, recorded when the integration opened: its
+        /// webhook URL and intake links derive from this, never from the flags of the process
+        /// at hand. Absent in logs written before 2026-11-30 (those derive from the server's
+        /// configured public URL).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_url: Option<HttpUrl>,
     },
     PrerequisitesConfirmed(PrerequisitesConfirmed),
     ApplicationRegistered(ApplicationRegistered),

@@ -8,6 +8,7 @@
 //! seals its secrets into a [`Command`]; [`Integration::decide`] turns it into [`Event`]s or a
 //! [`Rejection`]; [`Integration::apply`] folds events into state.
 
+mod actions;
 mod binding;
 mod command;
 mod decide;
@@ -24,6 +25,7 @@ mod stage;
 mod state;
 mod values;
 
+pub use actions::{NextAction, Step};
 pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use command::{
     parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,
@@ -46,7 +48,7 @@ pub use intake::INTAKE_LINK_MAX_HOURS;
 pub use open::{parse_open_request, parse_open_request_with_reference, playbook_fields_in, PLAYBOOK_FIELDS};
 pub use playbook::{Playbook, PlaybookId, PlaybookRef, Scenario, Trigger, MONITORING_DAYS_MAX, PLAYBOOK_ID_MAX_CHARS};
 pub use rejection::{IntakeRefusal, Rejection, Unmet};
-pub use requirements::{ChecklistItem, Requirement};
+pub use requirements::{ChecklistItem, Requirement, UnmetReason};
 pub use secret::{
     IssuedWebhookCredentials, PlaintextSecret, SealedSecret, Sealer, SecretKind, TokenDigest, SECRET_MAX_BYTES,
 };

@@ -134,6 +134,24 @@ impl Requirement {
     }
 }
 
+/// Why a requirement is unmet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnmetReason {
+    /// Nothing has been recorded for it yet.
+    NothingRecorded,
+    /// Something was recorded, and this says what differs from what the guide expects.
+    Differs(String),
+}
+
+impl UnmetReason {
+    pub fn into_text(self) -> String {
+        match self {
+            UnmetReason::NothingRecorded => "nothing recorded yet".to_owned(),
+            UnmetReason::Differs(text) => text,
+        }
+    }
+}
+
 /// One line of the checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChecklistItem {
@@ -141,6 +159,11 @@ pub struct ChecklistItem {
     pub label: String,
     pub stage: Stage,
     pub met: bool,
+    /// Why an unmet item is unmet, naming what differs (expected vs recorded); `None` when met.
+    pub reason: Option<String>,
+    /// Whether something was recorded for this item that differs from what the guide expects
+    /// (rather than nothing recorded yet): what a rep who just recorded it must hear about.
+    pub differs: bool,
 }
 
 fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
@@ -317,33 +340,89 @@ impl Integration {
         }
     }
 
-    /// What to do to meet a requirement, naming the command that records it.
-    pub fn action(&self, requirement: Requirement) -> String {
+    /// Why a requirement is unmet, in golive's words (recorded values golive itself validated,
+    /// never a probed server's words); `None` when it is met.
+    pub fn unmet_reason(&self, requirement: Requirement) -> Option<UnmetReason> {
+        if self.is_met(requirement) {
+            return None;
+        }
+        let facts = &self.facts;
         let playbook = &self.playbook;
+        let nothing = || Some(UnmetReason::NothingRecorded);
+        let differs = |text: String| Some(UnmetReason::Differs(text));
         match requirement {
-            Requirement::PrerequisitesConfirmed => {
-                "Confirm the three prerequisites with the customer (confirm_prerequisites)".into()
-            }
-            Requirement::ApplicationRegistered => format!(
-                "Have the customer register the GitLab application \"{}\" with redirect URI {} (register_application)",
-                playbook.application_name, playbook.redirect_uri
-            ),
-            Requirement::ApplicationScopes => {
-                let have = self.facts.application.as_ref().map(|a| a.scopes.clone()).unwrap_or_default();
-                let missing: Vec<_> = playbook.required_scopes.difference(&have).collect();
-                format!("Add the application scopes {} in GitLab and record them (register_application)", list(missing))
-            }
-            Requirement::ApplicationSecretProvided => {
-                "Collect the Application Secret (provide_application_secret)".into()
-            }
-            Requirement::InstanceUrl => "Set an https instance URL (set_instance_url)".into(),
-            Requirement::AccessTokenProvided => {
-                "Collect an access token from a GitLab admin (provide_access_token)".into()
-            }
+            Requirement::PrerequisitesConfirmed => match &facts.prerequisites {
+                None => nothing(),
+                Some(p) => {
+                    let mut missing = Vec::new();
+                    if !p.gitlab_admin_access {
+                        missing.push("GitLab admin access");
+                    }
+                    if !p.network_access {
+                        missing.push("network access");
+                    }
+                    if !p.factory_admin_account {
+                        missing.push("a Factory admin account");
+                    }
+                    differs(format!("recorded as not confirmed: {}", missing.join(", ")))
+                }
+            },
+            Requirement::ApplicationRegistered => match &facts.application {
+                None => nothing(),
+                Some(a) => {
+                    let mut what = Vec::new();
+                    if a.name != playbook.application_name {
+                        let case = if a.name.as_str().eq_ignore_ascii_case(playbook.application_name.as_str()) {
+                            " (names are compared exactly, case included)"
+                        } else {
+                            ""
+                        };
+                        what.push(format!(
+                            "the name recorded is \"{}\", the guide expects \"{}\"{case}",
+                            a.name, playbook.application_name
+                        ));
+                    }
+                    if a.redirect_uri != playbook.redirect_uri {
+                        what.push(format!(
+                            "the redirect URI recorded is {}, the guide expects {}",
+                            a.redirect_uri, playbook.redirect_uri
+                        ));
+                    }
+                    differs(what.join("; "))
+                }
+            },
+            Requirement::ApplicationScopes => match &facts.application {
+                None => nothing(),
+                Some(a) => differs(format!(
+                    "the application was recorded without the scopes {}",
+                    list(playbook.required_scopes.difference(&a.scopes))
+                )),
+            },
+            Requirement::ApplicationSecretProvided => match &facts.application_secret {
+                None => nothing(),
+                Some(s) => differs(format!(
+                    "the secret on record was given for {}, not for the instance of record",
+                    s.bound_to.describe()
+                )),
+            },
+            Requirement::InstanceUrl => differs(format!(
+                "the instance URL recorded is {}, and this playbook requires https",
+                facts.instance.gitlab_url
+            )),
+            Requirement::AccessTokenProvided => match &facts.access_token {
+                None => nothing(),
+                Some(t) => differs(format!(
+                    "the token on record was given for {}, not for the instance of record",
+                    t.bound_to.describe()
+                )),
+            },
             Requirement::AccessTokenAdmin => {
-                let finding = self.facts.token_finding.as_ref();
+                let Some(token) = self.usable_access_token() else { return nothing() };
                 let mut why = Vec::new();
-                if let Some(f) = finding {
+                if !token.admin {
+                    why.push("the token was recorded as not an admin's".to_owned());
+                }
+                if let Some(f) = &facts.token_finding {
                     if f.active == Some(false) {
                         why.push("the probe found the token inactive, expired or revoked".to_owned());
                     }
@@ -351,56 +430,98 @@ impl Integration {
                         why.push("the probe found the token's user is not an admin".to_owned());
                     }
                     if !f.missing_scopes.is_empty() {
-                        why.push(format!("the token lacks the scopes {}", list(&f.missing_scopes)));
+                        why.push(format!("the probe found the token lacks the scopes {}", list(&f.missing_scopes)));
+                    }
+                    if f.denied && why.is_empty() {
+                        why.push("the probe was refused permission with this token".to_owned());
                     }
                 }
-                let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) };
-                format!(
-                    "Get an access token of a GitLab admin with the scopes {}{why} (provide_access_token or rotate_credential)",
-                    list(&playbook.required_token_scopes)
-                )
+                differs(why.join("; "))
             }
-            Requirement::InformationSubmitted => {
-                "Submit the collected information (submit_information)".into()
-            }
-            Requirement::NetworkPolicyEvaluated => {
-                "Evaluate the customer's network policy and record any barriers (evaluate_network_policy)".into()
-            }
-            Requirement::Connectivity => {
-                "Establish VPC peering with route tables, or a VPN with compatible IPsec settings (establish_vpc_peering or establish_vpn)".into()
-            }
-            Requirement::FirewallOutboundHttps
-            | Requirement::FirewallOutboundSsh
-            | Requirement::WebhookEndpointReachable => {
-                "Open the firewall: outbound HTTPS and SSH, and the webhook endpoint reachable (configure_firewall)".into()
-            }
-            Requirement::WebhookCredentialsIssued => {
-                "Issue the webhook URL and secret token (issue_webhook_credentials)".into()
-            }
-            Requirement::WebhookCreatedWithIssuedUrl | Requirement::WebhookTriggers => format!(
-                "Create the webhook in GitLab with the issued URL and the triggers {} (create_webhook)",
-                list(&playbook.required_triggers)
-            ),
+            Requirement::InformationSubmitted => nothing(),
+            Requirement::NetworkPolicyEvaluated => nothing(),
+            Requirement::Connectivity => match &facts.connectivity {
+                None => nothing(),
+                Some(Connectivity::VpcPeering(_)) => {
+                    differs("the VPC peering was recorded without its route tables configured".into())
+                }
+                Some(Connectivity::Vpn(v)) => {
+                    let mut what = Vec::new();
+                    if !v.tunnel_established {
+                        what.push("its tunnel not established");
+                    }
+                    if !v.ipsec_compatible {
+                        what.push("IPsec settings that are not compatible");
+                    }
+                    differs(format!("the VPN was recorded with {}", what.join(" and ")))
+                }
+            },
+            Requirement::FirewallOutboundHttps => facts
+                .firewall
+                .as_ref()
+                .map_or_else(nothing, |_| differs("the firewall was recorded as blocking outbound HTTPS".into())),
+            Requirement::FirewallOutboundSsh => facts
+                .firewall
+                .as_ref()
+                .map_or_else(nothing, |_| differs("the firewall was recorded as blocking outbound SSH".into())),
+            Requirement::WebhookEndpointReachable => facts.firewall.as_ref().map_or_else(nothing, |_| {
+                differs("the webhook endpoint was recorded as not reachable from GitLab".into())
+            }),
+            Requirement::WebhookCredentialsIssued => nothing(),
+            Requirement::WebhookCreatedWithIssuedUrl => match (&facts.webhook, &facts.webhook_credentials) {
+                (Some(hook), Some(issued)) => differs(format!(
+                    "the webhook URL recorded is {}, the issued URL is {}",
+                    hook.url, issued.webhook_url
+                )),
+                (Some(_), None) => differs("a webhook was recorded but no webhook credentials are issued".into()),
+                _ => nothing(),
+            },
+            Requirement::WebhookTriggers => match &facts.webhook {
+                None => nothing(),
+                Some(w) => differs(format!(
+                    "the webhook was recorded without the triggers {}",
+                    list(playbook.required_triggers.difference(&w.triggers))
+                )),
+            },
             Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => {
-                "Press Test on the webhook in GitLab so a delivery arrives with the current secret token".into()
+                if facts.deliveries.recorded > 0 {
+                    differs("no delivery has been verified with the current secret token since it was issued".into())
+                } else {
+                    nothing()
+                }
             }
-            Requirement::ApiConnectivity => {
-                "Run the probe, or record a successful API check (probe or record_api_check)".into()
-            }
-            Requirement::ScenarioObserved(s) => format!(
-                "Make GitLab show that {} (a webhook delivery), or record a manual test (record_manual_test {s})",
-                s.description()
-            ),
-            Requirement::ResponseValidated(s) => {
-                format!("Check the Droid's response to {s} and record it (validate_response {s})")
-            }
+            Requirement::ApiConnectivity => match &facts.api_connectivity {
+                None => nothing(),
+                Some(e) => differs(format!(
+                    "the latest {} failed",
+                    match e.source {
+                        super::state::EvidenceSource::Probe => "probe",
+                        super::state::EvidenceSource::ApiCheck => "API check",
+                    }
+                )),
+            },
+            Requirement::ScenarioObserved(_) => nothing(),
+            Requirement::ResponseValidated(s) => match facts.validations.get(&s) {
+                Some(false) => differs("the response was recorded as incorrect".into()),
+                _ => nothing(),
+            },
         }
     }
 
     /// The checklist: every requirement, its label, its stage and whether it holds.
     pub fn checklist(&self) -> Vec<ChecklistItem> {
         self.requirements()
-            .map(|r| ChecklistItem { id: r.id(), label: self.label(r), stage: r.stage(), met: self.is_met(r) })
+            .map(|r| {
+                let unmet = self.unmet_reason(r);
+                ChecklistItem {
+                    id: r.id(),
+                    label: self.label(r),
+                    stage: r.stage(),
+                    met: unmet.is_none(),
+                    differs: matches!(unmet, Some(UnmetReason::Differs(_))),
+                    reason: unmet.map(UnmetReason::into_text),
+                }
+            })
             .collect()
     }
 }

@@ -15,7 +15,7 @@ use super::playbook::{Playbook, Scenario};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult};
 use super::stage::Stage;
-use super::values::{Date, IntegrationId, LongText, Scope, ShortText};
+use super::values::{Date, HttpUrl, IntegrationId, LongText, Scope, ShortText};
 
 /// One issued link, as folded into the state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +201,10 @@ pub struct Integration {
     pub customer: ShortText,
     pub owner: Option<ShortText>,
     pub playbook: Playbook,
+    /// Where golive is reached from outside for this integration, as recorded when it opened
+    /// (`None` for integrations opened before golive recorded it).
+    #[serde(default)]
+    pub public_url: Option<HttpUrl>,
     pub stage: Stage,
     /// The number of events folded (1 after `integration_opened`).
     pub version: u64,
@@ -234,8 +238,15 @@ impl Integration {
 
     /// The state right after `integration_opened`; `None` for any other event.
     pub fn from_opened(event: &Event, at: DateTime<Utc>) -> Option<Integration> {
-        let Event::IntegrationOpened { integration_id, customer, gitlab_url, owner, playbook, ca_certificate_pem } =
-            event
+        let Event::IntegrationOpened {
+            integration_id,
+            customer,
+            gitlab_url,
+            owner,
+            playbook,
+            ca_certificate_pem,
+            public_url,
+        } = event
         else {
             return None;
         };
@@ -244,6 +255,7 @@ impl Integration {
             customer: customer.clone(),
             owner: owner.clone(),
             playbook: playbook.clone(),
+            public_url: public_url.clone(),
             stage: Stage::Created,
             version: 1,
             opened_at: at,

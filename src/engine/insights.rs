@@ -296,6 +296,7 @@ mod tests {
             owner: None,
             playbook: Playbook::guide_default(url),
             ca_certificate_pem: None,
+            public_url: None,
         }
     }
 

@@ -24,8 +24,10 @@ pub struct IssuedIntakeLink {
     pub executed: Executed,
     pub link_id: Uuid,
     pub expires_at: DateTime<Utc>,
-    /// `/intake/{integration}/{secret}`: relative, so the caller prefixes its public URL.
+    /// `/intake/{integration}/{secret}`, relative.
     pub path: String,
+    /// The whole link to send the customer: the integration's recorded public URL and `path`.
+    pub url: String,
 }
 
 /// What the intake page shows the customer before they submit: nothing secret.
@@ -40,6 +42,9 @@ pub struct IntakeInvitation {
     /// form so that a change in between refuses the submission instead of rebinding it.
     pub gitlab_url: HttpUrl,
     pub instance: domain::CredentialBinding,
+    /// Where golive is reached from outside for this integration (recorded when it opened).
+    #[serde(skip)]
+    pub public_url: HttpUrl,
 }
 
 /// The customer's form, as typed. Parsed and sealed by [`Engine::redeem_intake`].
@@ -100,6 +105,12 @@ fn customer_actor() -> Actor {
 }
 
 impl Engine {
+    /// Where golive is reached from outside for `state`: the public URL recorded when it opened,
+    /// or, for integrations opened before golive recorded it, the configured one.
+    pub fn public_url_of(&self, state: &domain::Integration) -> HttpUrl {
+        state.public_url.clone().unwrap_or_else(|| self.config().public_url.clone())
+    }
+
     /// Issues a one-time intake link for `id`, open for `expires_in_hours`.
     pub async fn issue_intake_link(
         &self,
@@ -118,7 +129,9 @@ impl Engine {
             })?;
         let command = Command::IssueIntakeLink { link_id, token_digest: secrets::token_digest(&secret), expires_at };
         let executed = self.writes().execute_internal(id, command, actor).await?;
-        Ok(IssuedIntakeLink { executed, link_id, expires_at, path: format!("/intake/{id}/{secret}") })
+        let path = format!("/intake/{id}/{secret}");
+        let url = format!("{}{path}", self.public_url_of(&executed.state).as_str().trim_end_matches('/'));
+        Ok(IssuedIntakeLink { executed, link_id, expires_at, path, url })
     }
 
     /// What the customer is asked for, when `secret` opens a usable link of `id`.
@@ -141,6 +154,7 @@ impl Engine {
             expires_at: link.expires_at,
             gitlab_url: state.facts.instance.gitlab_url.clone(),
             instance: domain::CredentialBinding::of(&state.facts.instance),
+            public_url: self.public_url_of(&state),
         })
     }
 
@@ -158,7 +172,9 @@ impl Engine {
         let (registration, application_secret, access_token) =
             parse_intake(form, &invitation.application_name, &invitation.redirect_uri)?;
         let key = self.keystore().data_key(id).await?;
-        let mut sealer = IntegrationSealer::new(&key, id, &self.config().public_url);
+        // The intake never issues a webhook URL, but the sealer is the integration's all the same.
+        let public_url = invitation.public_url.clone();
+        let mut sealer = IntegrationSealer::new(&key, id, &public_url);
         let submission = IntakeSubmission {
             presented: secrets::token_digest(secret),
             application: registration,

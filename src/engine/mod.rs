@@ -81,15 +81,17 @@ pub struct EngineConfig {
     /// `/readyz` answers 503 when the read model is further behind the log than this many
     /// positions (or its projector is down).
     pub projector_max_lag: u64,
+    /// Whether `public_url` is only a fallback: when true, a public URL stored with the store
+    /// (`golive init --public-url`, [`Engine::store_public_url`]) replaces it at start. The CLI
+    /// sets it when neither `--public-url` nor `GOLIVE_PUBLIC_URL` gave one.
+    pub public_url_is_fallback: bool,
 }
 
 impl EngineConfig {
     /// The defaults for `public_url`, with the redirect URI `{public_url}/oauth/gitlab/callback`
     /// unless one is given.
     pub fn new(public_url: HttpUrl, redirect_uri: Option<HttpUrl>) -> Self {
-        let redirect = redirect_uri.unwrap_or_else(|| {
-            HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str())).expect("a path on a valid URL")
-        });
+        let redirect = redirect_uri.unwrap_or_else(|| Self::derived_redirect_uri(&public_url));
         EngineConfig {
             public_url,
             default_playbook: Playbook::guide_default(redirect),
@@ -99,9 +101,29 @@ impl EngineConfig {
             read_model_save_every: 10_000,
             probe_egress: Default::default(),
             projector_max_lag: 10_000,
+            public_url_is_fallback: false,
         }
     }
+
+    /// The redirect URI golive derives from a public URL when none is configured.
+    pub fn derived_redirect_uri(public_url: &HttpUrl) -> HttpUrl {
+        HttpUrl::parse(format!("{}/oauth/gitlab/callback", public_url.as_str())).expect("a path on a valid URL")
+    }
+
+    /// Replaces the public URL, and the default playbook's redirect URI with it when that was
+    /// derived from the old one (a redirect URI configured on its own stays).
+    pub fn replace_public_url(&mut self, public_url: HttpUrl) {
+        if self.default_playbook.redirect_uri == Self::derived_redirect_uri(&self.public_url) {
+            self.default_playbook.redirect_uri = Self::derived_redirect_uri(&public_url);
+        }
+        self.public_url = public_url;
+    }
 }
+
+/// The aux key of the public URL stored with the store (`golive init --public-url`): in the
+/// data directory for sled, in the database for PostgreSQL replicas, so every process on one
+/// store gives customers the same URLs.
+pub const STORED_PUBLIC_URL_KEY: &str = "settings/public_url";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -319,6 +341,12 @@ impl Engine {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
     ) -> Result<Engine, EngineError> {
+        let mut config = config;
+        if config.public_url_is_fallback {
+            if let Some(stored) = stored_public_url(store.as_ref()).await? {
+                config.replace_public_url(stored);
+            }
+        }
         let projection = Projection::open(store.clone(), config.read_model_save_every).await?;
         monitoring::split_legacy_signals(store.as_ref()).await?;
         let states = StateCache::new(store.clone(), config.cache_capacity, config.snapshot_every);
@@ -334,6 +362,13 @@ impl Engine {
         });
         inner.projection.start();
         Ok(Engine { inner })
+    }
+
+    /// Stores the public URL with the store, for every process on it that is given none
+    /// (see [`EngineConfig::public_url_is_fallback`]). Integrations already open keep theirs.
+    pub async fn store_public_url(&self, public_url: &HttpUrl) -> Result<(), EngineError> {
+        self.inner.store.put_aux(STORED_PUBLIC_URL_KEY, public_url.as_str().as_bytes().to_vec()).await?;
+        Ok(())
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -392,4 +427,15 @@ impl Engine {
             config: &self.inner.config,
         }
     }
+}
+
+/// The public URL stored with the store, if any. A stored value that no longer parses is an
+/// error rather than silently ignored: customers would be given other URLs.
+pub async fn stored_public_url(store: &dyn EventStore) -> Result<Option<HttpUrl>, EngineError> {
+    let Some(bytes) = store.get_aux(STORED_PUBLIC_URL_KEY).await? else { return Ok(None) };
+    let text =
+        String::from_utf8(bytes).map_err(|_| StoreError::Storage(format!("{STORED_PUBLIC_URL_KEY} is not UTF-8")))?;
+    HttpUrl::parse(text)
+        .map(Some)
+        .map_err(|e| EngineError::Store(StoreError::Storage(format!("{STORED_PUBLIC_URL_KEY}: {e}"))))
 }

@@ -123,7 +123,7 @@ impl WritePath<'_> {
             Some(reference) => playbooks::resolve(self.store, &self.config.default_playbook, reference).await?,
             None => self.config.default_playbook.clone(),
         };
-        let events = domain::open(request, playbook, &ctx)?;
+        let events = domain::open(request, playbook, self.config.public_url.clone(), &ctx)?;
         let Event::IntegrationOpened { integration_id, .. } = &events[0] else {
             unreachable!("open yields integration_opened first")
         };
@@ -198,7 +198,7 @@ impl WritePath<'_> {
                     return Err(EngineError::VersionMismatch { integration: id, expected, actual: state.version });
                 }
             }
-            let (command, shown) = self.prepare(id, parsed.clone()).await?;
+            let (command, shown) = self.prepare(&state, parsed.clone()).await?;
             let now = request.recorded_at.unwrap_or_else(|| self.clock.now());
             let ctx = Context { now, actor: request.actor.clone(), ids: self.ids };
             let events = state.decide(&command, &ctx)?;
@@ -250,12 +250,20 @@ impl WritePath<'_> {
         }
     }
 
-    async fn prepare(&self, id: IntegrationId, parsed: CommandRequest) -> Result<(Command, ShownOnce), EngineError> {
+    /// Seals the command's secrets; webhook URLs derive from the integration's recorded public
+    /// URL (the configured one only for integrations opened before golive recorded it).
+    async fn prepare(
+        &self,
+        state: &domain::Integration,
+        parsed: CommandRequest,
+    ) -> Result<(Command, ShownOnce), EngineError> {
         if !parsed.needs_sealer() {
             return Ok((parsed.prepare(&mut NoSecrets), ShownOnce::default()));
         }
+        let id = state.id;
         let key = self.keystore.data_key(id).await?;
-        let mut sealer = IntegrationSealer::new(&key, id, &self.config.public_url);
+        let public_url = state.public_url.as_ref().unwrap_or(&self.config.public_url);
+        let mut sealer = IntegrationSealer::new(&key, id, public_url);
         let command = parsed.prepare(&mut sealer);
         Ok((command, sealer.into_shown()))
     }

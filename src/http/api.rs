@@ -252,6 +252,45 @@ pub async fn reveal(
     Ok(response)
 }
 
+/// `POST /api/v1/integrations/{id}/intake-links` (rep): a one-time link for the customer's
+/// intake form, `{url, link_id, expires_at, version}`; the URL is shown only in this answer.
+pub async fn create_intake_link(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, Problem> {
+    principal.require(Role::Rep)?;
+    let id = integration_id(&id)?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let hours = match body.get("expires_in_hours") {
+        None | Some(Value::Null) => DEFAULT_INTAKE_LINK_HOURS,
+        Some(value) => value
+            .as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .filter(|h| (1..=crate::domain::INTAKE_LINK_MAX_HOURS).contains(h))
+            .ok_or_else(|| {
+                Problem::new(
+                    ErrorKind::InvalidField,
+                    format!(
+                        "expires_in_hours: a whole number of hours from 1 to {}",
+                        crate::domain::INTAKE_LINK_MAX_HOURS
+                    ),
+                )
+                .with(json!({"field": "expires_in_hours"}))
+            })?,
+    };
+    let issued = state.engine.issue_intake_link(id, hours, &principal.actor).await?;
+    let mut response = (StatusCode::CREATED, Json(crate::views::intake_link_issued(&issued))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::ETAG, etag(issued.executed.state.version));
+    Ok(response)
+}
+
+/// The lifetime of an intake link when the caller names none: three days, a customer's
+/// working week end to end without leaving a link open for long.
+pub const DEFAULT_INTAKE_LINK_HOURS: u32 = 72;
+
 pub async fn board(State(state): State<AppState>, _who: Principal) -> Result<Response, Problem> {
     Ok(Json(json!(state.engine.board().await?)).into_response())
 }

@@ -21,6 +21,8 @@ impl Cli {
         let mut command = Command::cargo_bin("golive").unwrap();
         command.arg("--data-dir").arg(self.dir.path().join("data")).args(["--as", "dana.reyes"]);
         command.env_remove("GOLIVE_SERVER").env_remove("GOLIVE_MASTER_KEY");
+        // Tests run on loopback: the URLs golive gives there are local by nature.
+        command.env("GOLIVE_ALLOW_LOCAL_URLS", "true");
         command
     }
 
@@ -410,7 +412,12 @@ fn the_readme_transcript_is_true() {
             *id = out.trim().to_owned();
             return;
         }
-        let actual: Vec<String> = out.lines().map(|l| l.replace(id.as_str(), "<id>")).collect();
+        let data_dir = cli.dir.path().join("data").display().to_string();
+        let actual: Vec<String> = out
+            .lines()
+            .map(|l| if id.is_empty() { l.to_owned() } else { l.replace(id.as_str(), "<id>") })
+            .map(|l| l.replace(&data_dir, "./golive-data"))
+            .collect();
         assert_eq!(actual, expected, "README transcript: {command}");
     };
     for line in block.lines().skip(1) {
@@ -596,6 +603,7 @@ fn the_same_script_gives_the_same_json_locally_and_against_a_server() {
     let server_side = Cli::new();
     let token = server_side.ok(&["token", "create", "--role", "rep", "--name", "richard"]).trim().to_owned();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
         .arg("--data-dir")
         .arg(server_side.dir.path().join("data"))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -623,6 +631,7 @@ fn the_same_script_gives_the_same_json_locally_and_against_a_server() {
     let local = |args: &[&str]| -> Value {
         let out = Command::cargo_bin("golive")
             .unwrap()
+            .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
             .arg("--data-dir")
             .arg(local_side.dir.path().join("data"))
             .args(["--as", "richard", "--public-url", &address])
@@ -732,7 +741,7 @@ fn a_local_write_without_a_known_actor_is_refused() {
         .to_owned();
     let anonymous = |args: &[&str]| {
         let mut command = Command::cargo_bin("golive").unwrap();
-        command.arg("--data-dir").arg(cli.dir.path().join("data")).args(args);
+        command.arg("--data-dir").arg(cli.dir.path().join("data")).args(args).env("GOLIVE_ALLOW_LOCAL_URLS", "true");
         for name in ["USER", "LOGNAME", "USERNAME", "GOLIVE_ACTOR", "GOLIVE_SERVER"] {
             command.env_remove(name);
         }
@@ -832,4 +841,234 @@ fn history_is_readable() {
 fn regex_free_time(text: &str) -> String {
     let start = text.find("20").expect("a year");
     text[start..].split(['│', '┆', '|']).next().unwrap().trim().to_owned()
+}
+
+/// Splits a line as a POSIX shell would for the words golive quotes: single quotes keep what
+/// they hold, a backslash outside them keeps the next character.
+fn posix_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                let word = current.get_or_insert_with(String::new);
+                for inner in chars.by_ref() {
+                    if inner == '\'' {
+                        break;
+                    }
+                    word.push(inner);
+                }
+            }
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    current.get_or_insert_with(String::new).push(next);
+                }
+            }
+            ' ' => {
+                if let Some(word) = current.take() {
+                    words.push(word);
+                }
+            }
+            c => current.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(current);
+    words
+}
+
+#[test]
+fn posix_words_read_what_golive_quotes() {
+    assert_eq!(
+        posix_words("golive note 'acme robotics' --text 'it'\\''s done'"),
+        ["golive", "note", "acme robotics", "--text", "it's done"]
+    );
+}
+
+#[test]
+fn following_the_next_lines_alone_takes_an_onboarding_live() {
+    // Given a new onboarding referred to by its customer's name, in another case.
+    let cli = Cli::new();
+    cli.ok(&["init"]);
+    let instance = "https://gitlab.acme-robotics.example";
+    cli.ok(&["integration", "create", "--customer", "Acme Robotics", "--gitlab-url", instance]);
+    let reference = "acme robotics";
+    let secret = cli.file("secret.txt", "gloas-next-lines-secret-1\n");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let deliveries = [("note", "Note Hook"), ("push", "Push Hook"), ("merge_request_open", "Merge Request Hook")];
+    let mut delivered = 0;
+    let mut secret_token = String::new();
+    let mut ran = std::collections::BTreeSet::new();
+    // When the rep runs, each time, the first suggested line that does not reach the network
+    // (the probe would ask the customer's GitLab), with the placeholders filled.
+    for round in 0..60 {
+        let status = cli.ok(&["status", reference]);
+        let lines: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix("next: ")).collect();
+        if status.contains("stage: live") {
+            assert!(round > 15, "live after {round} rounds");
+            assert!(lines.iter().all(|l| l.starts_with("golive probe 'acme robotics'")), "{lines:?}");
+            // Then every kind of step was run from a suggested line.
+            for verb in
+                ["prerequisites", "app", "access-token", "info", "network", "webhook", "test", "validate", "launch"]
+            {
+                assert!(ran.contains(verb), "no suggested {verb} line was run: {ran:?}");
+            }
+            return;
+        }
+        let line = lines
+            .iter()
+            .find(|l| !l.starts_with("golive probe "))
+            .unwrap_or_else(|| panic!("no runnable next line in:\n{status}"));
+        assert!(line.starts_with("golive ") && line.contains("'acme robotics'"), "{line}");
+        let mut words = posix_words(line);
+        assert_eq!(words.remove(0), "golive");
+        ran.insert(words[0].clone());
+        let mut fill = |placeholder: &str| -> String {
+            match placeholder {
+                "FILE" => secret.to_str().unwrap().to_owned(),
+                "APPLICATION_ID" => "app-42".into(),
+                "URL" => instance.into(),
+                "PEERING_ID" => "pcx-0a1b2c3d".into(),
+                "CUSTOMER_VPC_ID" => "vpc-0123abcd".into(),
+                "FACTORY_VPC_ID" => "vpc-0fedcba987654321a".into(),
+                "TEXT" => "done on the call".into(),
+                "YYYY-MM-DD" => today.clone(),
+                "HEADERS_FILE" => {
+                    let (name, event) = deliveries[delivered];
+                    headers(&cli, name, event, &secret_token, &(delivered + 1).to_string()).to_str().unwrap().to_owned()
+                }
+                "BODY_FILE" => {
+                    let path = gitlab_payload(deliveries[delivered].0);
+                    delivered += 1;
+                    path.to_str().unwrap().to_owned()
+                }
+                other => other.to_owned(),
+            }
+        };
+        let args: Vec<String> = words.iter().map(|w| fill(w)).collect();
+        for word in &args {
+            let known = golive::views::actions::PLACEHOLDERS.iter().any(|(p, _)| p == word);
+            assert!(!known, "placeholder {word} left in {line}");
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cli.ok(&args);
+        if let Some(token) = out.lines().find_map(|l| l.split_once("(shown once, paste it into GitLab now): ")) {
+            secret_token = token.1.to_owned();
+        }
+        // A command's answer suggests runnable lines too.
+        assert!(out.lines().filter_map(|l| l.strip_prefix("next: ")).all(|l| l.starts_with("golive ")), "{out}");
+    }
+    panic!("not live after 60 rounds:\n{}", cli.ok(&["status", reference]));
+}
+
+#[test]
+fn a_step_recorded_wrong_says_what_differs_and_status_shows_what_was_recorded() {
+    let cli = Cli::new();
+    cli.ok(&["init"]);
+    cli.ok(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"]);
+    // When the application is recorded with its name in another case.
+    let out = cli.ok(&[
+        "app",
+        "register",
+        "hooli",
+        "--name",
+        "factory integration",
+        "--redirect-uri",
+        "http://127.0.0.1:8080/oauth/gitlab/callback",
+        "--application-id",
+        "app-7",
+        "--scopes",
+        "api",
+    ]);
+    // Then the answer names the difference, and the next line corrects it, keeping the id.
+    assert!(out.contains("unmet: GitLab application registered"), "{out}");
+    assert!(out.contains("the name recorded is \"factory integration\", the guide expects \"Factory Integration\" (names are compared exactly, case included)"), "{out}");
+    assert!(out.contains("the application was recorded without the scopes read_registry"), "{out}");
+    assert!(out.contains("next: golive app register hooli --name 'Factory Integration'"), "{out}");
+    assert!(out.contains("--application-id app-7"), "{out}");
+    // And status shows the values recorded, the secret as "provided" only.
+    let secret = cli.file("s.txt", "gloas-very-secret-value-1");
+    cli.ok(&["app", "secret", "hooli", "--secret-file", secret.to_str().unwrap()]);
+    let status = cli.ok(&["status", "hooli"]);
+    assert!(status.contains("Application name") && status.contains("factory integration"), "{status}");
+    assert!(status.contains("Application Secret") && status.contains("provided"), "{status}");
+    assert!(!status.contains("gloas-very-secret-value-1"));
+    assert!(status.contains("WHY UNMET") && status.contains("nothing recorded yet"), "{status}");
+}
+
+#[test]
+fn one_public_url_set_once_and_recorded_by_each_integration() {
+    let cli = Cli::new();
+    let strict = |args: &[&str]| {
+        let out = cli.command().env_remove("GOLIVE_ALLOW_LOCAL_URLS").args(args).output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Given no public URL: opening an integration would give customers a loopback URL.
+    let (code, _, stderr) =
+        strict(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("golive init --public-url") && stderr.contains("--allow-local-urls"), "{stderr}");
+    assert!(cli.json(&["integration", "list"]).as_array().unwrap().is_empty(), "a refused open writes nothing");
+    // A plain-http URL is refused as the stored one too.
+    let (code, _, stderr) = strict(&["init", "--public-url", "http://golive.example.com"]);
+    assert_eq!(code, 2, "{stderr}");
+    // When it is set once with init.
+    let (code, stdout, stderr) = strict(&["init", "--public-url", "https://golive.example.com"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("public URL stored: https://golive.example.com"), "{stdout}");
+    // Then an integration opened later records it, and every URL it gives derives from it.
+    let (code, stdout, stderr) =
+        strict(&["integration", "create", "--customer", "Hooli", "--gitlab-url", "https://gitlab.hooli.example"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = stdout.trim().to_owned();
+    let state = cli.json(&["status", "hooli"]);
+    assert_eq!(state["public_url"], "https://golive.example.com");
+    assert_eq!(state["redirect_uri"], "https://golive.example.com/oauth/gitlab/callback");
+    // Even when the process at hand is given another public URL, flag or environment.
+    let (code, stdout, stderr) = strict(&["--public-url", "https://elsewhere.example", "webhook", "issue", "hooli"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("webhook URL: https://golive.example.com/hooks/gitlab/{id}")), "{stdout}");
+    let out = cli
+        .command()
+        .env_remove("GOLIVE_ALLOW_LOCAL_URLS")
+        .env("GOLIVE_PUBLIC_URL", "https://elsewhere.example")
+        .args(["intake", "create", "hooli"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("https://golive.example.com/intake/{id}/")), "{stdout}");
+    // The environment wins over the stored URL for integrations opened under it.
+    let out = cli
+        .command()
+        .env_remove("GOLIVE_ALLOW_LOCAL_URLS")
+        .env("GOLIVE_PUBLIC_URL", "https://golive-eu.example.com")
+        .args(["integration", "create", "--customer", "Pied Piper", "--gitlab-url", "https://gitlab.piedpiper.example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cli.json(&["status", "pied piper"])["public_url"], "https://golive-eu.example.com");
+    // The intake links are listed without their secret.
+    let list = cli.ok(&["intake", "list", "hooli"]);
+    assert!(list.contains("open") && !list.contains("/intake/"), "{list}");
+    // With --allow-local-urls, a loopback URL is given, with a warning.
+    let out = cli
+        .command()
+        .args([
+            "--public-url",
+            "http://127.0.0.1:8080",
+            "integration",
+            "create",
+            "--customer",
+            "Initech",
+            "--gitlab-url",
+            "https://gitlab.initech.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning"), "{}", String::from_utf8_lossy(&out.stderr));
 }

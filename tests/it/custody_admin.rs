@@ -551,7 +551,12 @@ fn the_binary_keeps_every_file_owner_only_whatever_the_umask() {
         std::fs::set_permissions(data.join("left-over"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let run = |args: &[&str]| {
             let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("golive"));
-            command.arg("--data-dir").arg(&data).args(["--as", "dana.reyes"]).args(args);
+            command
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["--as", "dana.reyes"])
+                .args(args)
+                .env("GOLIVE_ALLOW_LOCAL_URLS", "true");
             command.env_remove("GOLIVE_SERVER").env_remove("GOLIVE_MASTER_KEY");
             // SAFETY: umask is async-signal-safe and touches nothing but the child's mask.
             unsafe {

@@ -308,7 +308,13 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
     let bin = env!("CARGO_BIN_EXE_golive");
     let golive = |args: &[&str]| {
         let mut command = std::process::Command::new(bin);
-        command.env_remove("GOLIVE_MASTER_KEY").env_remove("GOLIVE_STORE").arg("--data-dir").arg(dir.path()).args(args);
+        command
+            .env_remove("GOLIVE_MASTER_KEY")
+            .env_remove("GOLIVE_STORE")
+            .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args);
         command
     };
     let token = golive(&["token", "create", "--role", "rep", "--name", "disk"]).output().unwrap();
@@ -320,6 +326,7 @@ async fn a_full_disk_stops_writes_clearly_and_a_restart_recovers() {
     limited
         .arg(format!("--fsize={limit}"))
         .arg(bin)
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
         .env_remove("GOLIVE_MASTER_KEY")
         .env_remove("GOLIVE_STORE")
         .arg("--data-dir")

@@ -667,14 +667,218 @@ fn the_checklist_names_every_requirement_with_a_label() {
 }
 
 #[test]
-fn next_steps_name_the_command_that_records_them() {
-    let bench = Bench::opened();
-    let steps = bench.state.next_steps(bench.now);
-    assert!(steps[0].contains("confirm_prerequisites"), "{steps:?}");
-    let mut bench = Bench::at_stage(Stage::Validated);
-    assert_eq!(bench.state.next_steps(bench.now), ["Schedule the go-live date (schedule_go_live)"]);
+fn next_steps_are_plain_words_that_name_no_internal_command() {
+    let mut bench = Bench::opened();
+    for (_, body) in happy_path() {
+        for step in bench.state.next_steps(bench.now) {
+            for internal in
+                golive::domain::PUBLIC_COMMAND_TYPES.iter().chain(golive::domain::INTERNAL_COMMAND_TYPES.iter())
+            {
+                assert!(!step.contains(internal), "{step:?} names {internal}");
+            }
+        }
+        bench.ok(body);
+    }
+    assert_eq!(bench.state.next_steps(bench.now), ["Schedule the go-live date"]);
     bench.ok(json!({"type": "schedule_go_live", "date": "2026-03-09"}));
-    assert_eq!(bench.state.next_steps(bench.now), ["Go live on 2026-03-09 (go_live)"]);
+    assert_eq!(bench.state.next_steps(bench.now), ["Go live on 2026-03-09"]);
+    bench.now = "2026-03-09T08:00:00Z".parse().unwrap();
+    assert_eq!(bench.state.next_steps(bench.now), ["Go live now"]);
+}
+
+#[test]
+fn next_actions_carry_every_requirement_they_meet_and_offer_the_guide_s_choices() {
+    use golive::domain::{Requirement, Step};
+    // Given a new integration.
+    let bench = Bench::opened();
+    // When asked what to do next.
+    let actions = bench.state.next_actions(bench.now);
+    // Then the first is the prerequisites, the application carries its name and its scopes,
+    // and the token carries "provided" and "admin".
+    assert_eq!(actions[0].step, Step::ConfirmPrerequisites);
+    assert_eq!(actions[0].requirements, [Requirement::PrerequisitesConfirmed]);
+    let find =
+        |step: Step| actions.iter().find(|a| a.step == step).unwrap_or_else(|| panic!("{step:?} in {actions:?}"));
+    assert_eq!(
+        find(Step::RegisterApplication).requirements,
+        [Requirement::ApplicationRegistered, Requirement::ApplicationScopes]
+    );
+    assert_eq!(
+        find(Step::ProvideAccessToken).requirements,
+        [Requirement::AccessTokenProvided, Requirement::AccessTokenAdmin]
+    );
+    assert!(find(Step::RegisterApplication).label.contains("\"Factory Integration\""));
+    // The steps of the next stage only: nothing of the network yet.
+    assert!(actions.iter().all(|a| a.requirements.iter().all(|r| r.stage() == Stage::InfoGathered)));
+
+    // Given the network stage: peering or VPN, until one is chosen.
+    let mut bench = Bench::at_stage(Stage::InfoGathered);
+    let steps: Vec<Step> = bench.state.next_actions(bench.now).into_iter().map(|a| a.step).collect();
+    assert!(steps.contains(&Step::EstablishVpcPeering) && steps.contains(&Step::EstablishVpn), "{steps:?}");
+    bench.ok(json!({"type": "establish_vpn", "tunnel_established": true, "ipsec_compatible": false}));
+    let steps: Vec<Step> = bench.state.next_actions(bench.now).into_iter().map(|a| a.step).collect();
+    assert!(steps.contains(&Step::EstablishVpn) && !steps.contains(&Step::EstablishVpcPeering), "{steps:?}");
+
+    // Given testing: the probe or an API check, both meeting API connectivity.
+    let bench = Bench::at_stage(Stage::WebhookLive);
+    let actions = bench.state.next_actions(bench.now);
+    assert_eq!(find_in(&actions, Step::Probe).requirements, [Requirement::ApiConnectivity]);
+    assert_eq!(find_in(&actions, Step::RecordApiCheck).requirements, [Requirement::ApiConnectivity]);
+}
+
+fn find_in(actions: &[golive::domain::NextAction], step: golive::domain::Step) -> &golive::domain::NextAction {
+    actions.iter().find(|a| a.step == step).unwrap_or_else(|| panic!("{step:?} in {actions:?}"))
+}
+
+#[test]
+fn a_block_comes_first_and_live_integrations_are_monitored_then_completed() {
+    use golive::domain::Step;
+    let mut bench = Bench::at_stage(Stage::NetworkEstablished);
+    bench.ok(json!({"type": "block", "category": "api_failure", "detail": "the customer's proxy drops us"}));
+    let first = &bench.state.next_actions(bench.now)[0];
+    assert_eq!(first.step, Step::Unblock);
+    assert!(first.label.starts_with("Resolve the api_failure block"), "{}", first.label);
+
+    let mut bench = Bench::at_stage(Stage::Live);
+    let actions = bench.state.next_actions(bench.now);
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].step, Step::Probe);
+    assert!(actions[0].label.starts_with("Monitor until "), "{}", actions[0].label);
+    bench.advance(Duration::days(i64::from(bench.state.playbook.monitoring_days)));
+    assert_eq!(bench.state.next_actions(bench.now)[0].step, Step::CompleteMonitoring);
+    bench.ok(json!({"type": "complete_monitoring"}));
+    assert!(bench.state.next_actions(bench.now).is_empty());
+}
+
+#[test]
+fn open_feedback_is_an_action_with_its_id() {
+    use golive::domain::Step;
+    let mut bench = Bench::at_stage(Stage::Validated);
+    bench.ok(json!({"type": "report_feedback", "summary": "the Droid missed a review"}));
+    let id = bench.state.feedback[0].id;
+    let actions = bench.state.next_actions(bench.now);
+    assert_eq!(actions[0].step, Step::ResolveFeedback(id));
+    assert_eq!(actions[0].label, "Resolve feedback: the Droid missed a review");
+    assert_eq!(actions[1].step, Step::ScheduleGoLive);
+}
+
+/// What only a rep knows, for the fields a next action's command leaves out.
+fn fill_what_only_the_rep_knows(command: &mut Value) {
+    let rep_knows = [
+        ("register_application", "application_id", json!("app-123")),
+        ("provide_application_secret", "secret", json!("gloas-test-application-secret-1")),
+        ("provide_access_token", "token", json!("glpat-test-access-token-1")),
+        ("establish_vpc_peering", "peering_id", json!("pcx-0a1b2c3d")),
+        ("establish_vpc_peering", "customer_vpc_id", json!("vpc-0123abcd")),
+        ("establish_vpc_peering", "factory_vpc_id", json!("vpc-0fedcba987654321a")),
+        ("record_manual_test", "note", json!("done on the call")),
+        ("validate_response", "evidence", json!("looked right")),
+        ("schedule_go_live", "date", json!("2026-03-09")),
+        ("unblock", "resolution", json!("fixed")),
+    ];
+    let command_type = command["type"].as_str().unwrap().to_owned();
+    for (type_name, field, value) in rep_knows {
+        if type_name == command_type && command.get(field).is_none() {
+            command[field] = value;
+        }
+    }
+}
+
+#[test]
+fn following_the_next_actions_alone_takes_an_integration_live() {
+    // Given a new integration, when a rep does only what the first next action with a command
+    // says (filling in what only they know), and lets GitLab's deliveries arrive where the
+    // action is a delivery, then it goes live in as many steps as the guide has.
+    let mut bench = Bench::opened();
+    let deliveries =
+        [note_delivery(), push_delivery(), merge_request_open_delivery(), issue_open_delivery(), pipeline_delivery()];
+    let mut next_delivery = 0;
+    for round in 0..60 {
+        if bench.state.stage == Stage::Live {
+            assert!(round > 15, "{round} rounds is too few for the guide");
+            return;
+        }
+        let state = &bench.state;
+        let actions = state.next_actions(bench.now);
+        let first = actions.first().unwrap_or_else(|| panic!("no next action in {}", state.stage));
+        let views: Vec<Value> = actions.iter().map(|a| golive::views::actions::action(state, a)).collect();
+        assert!(views.iter().all(|v| v["cli"].as_str().unwrap().starts_with("golive ")), "{views:?}");
+        match views.iter().find(|v| !v["command"].is_null()) {
+            Some(view) if first.step != golive::domain::Step::RecordDelivery => {
+                let mut command = view["command"].clone();
+                fill_what_only_the_rep_knows(&mut command);
+                if command["type"] == "schedule_go_live" {
+                    bench.now = "2026-03-09T08:00:00Z".parse().unwrap();
+                }
+                bench.ok(command);
+            }
+            _ => {
+                bench.ok(deliveries[next_delivery].clone());
+                next_delivery += 1;
+            }
+        }
+    }
+    panic!("not live after 60 rounds: {:?}", bench.state.next_steps(bench.now));
+}
+
+#[test]
+fn an_unmet_item_says_what_differs_from_the_guide() {
+    let reason = |bench: &Bench, id: &str| {
+        let item = bench.state.checklist().into_iter().find(|i| i.id == id).unwrap();
+        (item.reason, item.differs)
+    };
+    // Given nothing recorded: the reason says so and nothing differs.
+    let mut bench = Bench::opened();
+    assert_eq!(reason(&bench, "info.application_registered"), (Some("nothing recorded yet".into()), false));
+    // When the application is recorded with its name in another case and another redirect URI.
+    bench.ok(json!({"type": "register_application", "name": "factory integration", "redirect_uri": "https://elsewhere.example/cb", "application_id": "app-1", "scopes": ["api"]}));
+    // Then both differences are named, the case rule too, and the missing scopes.
+    let (text, differs) = reason(&bench, "info.application_registered");
+    let text = text.unwrap();
+    assert!(differs);
+    assert!(text.contains("\"factory integration\"") && text.contains("\"Factory Integration\""), "{text}");
+    assert!(text.contains("case included"), "{text}");
+    assert!(text.contains("https://elsewhere.example/cb") && text.contains(&redirect_uri()), "{text}");
+    let (scopes, _) = reason(&bench, "info.application_scopes");
+    assert!(scopes
+        .unwrap()
+        .ends_with("without the scopes read_registry, read_repository, read_user, sudo, write_repository"));
+
+    // Given a webhook recorded without ci_cd and with another URL.
+    let mut bench = Bench::at_stage(Stage::NetworkEstablished);
+    bench.ok(json!({"type": "issue_webhook_credentials"}));
+    bench.ok(json!({"type": "create_webhook", "url": "https://example.org/hook", "triggers": ["push", "comments", "merge_requests", "issues"]}));
+    let (triggers, differs) = reason(&bench, "webhook.triggers");
+    assert!(differs);
+    assert_eq!(triggers.unwrap(), "the webhook was recorded without the triggers ci_cd");
+    let (url, _) = reason(&bench, "webhook.created_with_issued_url");
+    assert_eq!(
+        url.unwrap(),
+        format!("the webhook URL recorded is https://example.org/hook, the issued URL is {}", bench.webhook_url())
+    );
+    // A met item has no reason.
+    assert_eq!(reason(&bench, "network.policy_evaluated"), (None, false));
+
+    // Given a VPN recorded without compatible IPsec, and a response recorded as incorrect.
+    let mut bench = Bench::at_stage(Stage::InfoGathered);
+    bench.ok(json!({"type": "establish_vpn", "tunnel_established": true, "ipsec_compatible": false}));
+    assert_eq!(
+        reason(&bench, "network.connectivity").0.unwrap(),
+        "the VPN was recorded with IPsec settings that are not compatible"
+    );
+    let mut bench = Bench::at_stage(Stage::Tested);
+    bench.ok(json!({"type": "validate_response", "scenario": "code_pushed", "correct": false, "note": "wrong file"}));
+    assert_eq!(
+        reason(&bench, "validation.response_correct.code_pushed"),
+        (Some("the response was recorded as incorrect".into()), true)
+    );
+    // The token: recorded as not an admin's.
+    let mut bench = Bench::opened();
+    bench.ok(json!({"type": "provide_access_token", "token": "glpat-x-1234567890", "admin": false}));
+    assert_eq!(
+        reason(&bench, "info.access_token_admin"),
+        (Some("the token was recorded as not an admin's".into()), true)
+    );
 }
 
 #[test]
@@ -741,4 +945,48 @@ fn a_credential_s_name_is_its_wire_name() {
     for credential in [Credential::ApplicationSecret, Credential::AccessToken, Credential::WebhookToken] {
         assert_eq!(serde_json::to_value(credential).unwrap(), credential.as_str());
     }
+}
+
+#[test]
+fn a_probe_failure_that_later_evidence_superseded_is_no_longer_a_finding() {
+    use golive::domain::{DeliverySignals, FindingCategory};
+    // Given a probe that could not resolve the instance.
+    let mut bench = Bench::at_stage(Stage::WebhookLive);
+    bench.ok(json!({"type": "record_probe_result", "api_reachable": false, "category": "api_failure", "detail": "DNS lookup failed"}));
+    let categories = |bench: &Bench| -> Vec<FindingCategory> {
+        bench.state.diagnose(bench.now, &DeliverySignals::default()).findings.iter().map(|f| f.category).collect()
+    };
+    assert!(categories(&bench).contains(&FindingCategory::ApiFailure));
+    assert!(!bench.is_met("testing.api_connectivity"));
+    // When an API check succeeds afterwards.
+    bench.advance(Duration::hours(1));
+    bench.ok(json!({"type": "record_api_check", "ok": true, "detail": "curl from the bastion"}));
+    // Then the checklist says verified and no finding says otherwise.
+    assert!(bench.is_met("testing.api_connectivity"));
+    assert!(!categories(&bench).contains(&FindingCategory::ApiFailure), "{:?}", categories(&bench));
+}
+
+#[test]
+fn one_finding_per_cause_and_no_advice_twice() {
+    use golive::domain::DeliverySignals;
+    // Given Initech's day: an application without scopes, a probe that reached the API with a
+    // token of a non-admin lacking a scope, and the rep's block for it.
+    let mut bench = Bench::opened();
+    bench.ok(json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect_uri(), "application_id": "app-1", "scopes": ["api", "read_user"]}));
+    bench.ok(json!({"type": "provide_access_token", "token": "glpat-initech-token-1", "admin": true}));
+    bench.ok(json!({"type": "record_probe_result", "api_reachable": true, "ssh_reachable": false, "category": "permission_denied", "token_active": true, "token_scopes": ["read_api"], "admin": false, "detail": "not an admin"}));
+    bench.ok(json!({"type": "block", "category": "permission_denied", "detail": "waiting for the customer's admin"}));
+    // When diagnosed.
+    let diagnosis = bench.state.diagnose(bench.now, &DeliverySignals::default());
+    // Then the probe is one finding (the token's problems in it), and no advice repeats.
+    let probe_findings: Vec<_> = diagnosis.findings.iter().filter(|f| f.message.contains("probe")).collect();
+    assert_eq!(probe_findings.len(), 1, "{:#?}", diagnosis.findings);
+    assert!(probe_findings[0].message.contains("reached GitLab's API"), "{}", probe_findings[0].message);
+    assert!(
+        probe_findings[0].message.contains("not a GitLab admin")
+            && probe_findings[0].message.contains("lacks the scopes api")
+    );
+    let advice: std::collections::BTreeSet<_> = diagnosis.findings.iter().map(|f| f.advice.clone()).collect();
+    assert_eq!(advice.len(), diagnosis.findings.len(), "{:#?}", diagnosis.findings);
+    assert_eq!(diagnosis.findings.len(), 3, "the block, the probe, the application: {:#?}", diagnosis.findings);
 }

@@ -132,6 +132,7 @@ fn golive(data: &std::path::Path) -> Command {
     let mut command = Command::cargo_bin("golive").unwrap();
     command.arg("--data-dir").arg(data).args(["--as", "dana.reyes"]);
     command.env_remove("GOLIVE_SERVER").env_remove("GOLIVE_MASTER_KEY").env_remove("GOLIVE_PROBE_ALLOW");
+    command.env("GOLIVE_ALLOW_LOCAL_URLS", "true");
     command
 }
 
@@ -206,7 +207,11 @@ fn serve_applies_probe_allow() {
     let serve = |allow: Option<&str>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_golive"));
         command.arg("--data-dir").arg(&data).args(["serve", "--listen", "127.0.0.1:0"]);
-        command.env("GOLIVE_LOG", "warn").env_remove("GOLIVE_PROBE_ALLOW").env_remove("GOLIVE_MASTER_KEY");
+        command
+            .env("GOLIVE_LOG", "warn")
+            .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
+            .env_remove("GOLIVE_PROBE_ALLOW")
+            .env_remove("GOLIVE_MASTER_KEY");
         if let Some(allow) = allow {
             command.args(["--probe-allow", allow]);
         }

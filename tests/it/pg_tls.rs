@@ -266,6 +266,7 @@ async fn postgres_over_tls_connects_only_as_the_sslmode_says() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_golive"))
+            .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
             .env_remove("GOLIVE_STORE")
             .args(["--as", "tls.tester", "--store", store, "--data-dir"])
             .arg(dir.path())

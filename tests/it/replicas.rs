@@ -32,6 +32,7 @@ impl Drop for Replica {
 pub fn golive(url: &str, dir: &std::path::Path) -> Command {
     let mut command = Command::new(BIN);
     command
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
         .env_remove("GOLIVE_MASTER_KEY")
         .env_remove("GOLIVE_SERVER")
         .env_remove("GOLIVE_STORE")

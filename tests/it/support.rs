@@ -49,7 +49,7 @@ impl Bench {
         let now = t0();
         let request = domain::parse_open_request(open).expect("valid open request");
         let ctx = Context { now, actor: Actor::parse("rep").unwrap(), ids: &ids };
-        let events = domain::open(request, default_playbook(), &ctx).expect("opened");
+        let events = domain::open(request, default_playbook(), public_url(), &ctx).expect("opened");
         let state = Integration::from_opened(&events[0], now).unwrap();
         let history = events.into_iter().map(|e| (e, now)).collect();
         Bench { state, history, now, ids, key: DataKey::from_bytes([7; 32]), last_shown: ShownOnce::default() }

@@ -59,7 +59,7 @@ pub async fn create_link(State(state): State<AppState>, Path(id): Path<String>, 
     };
     match state.engine.issue_intake_link(id, hours, &session.principal.actor).await {
         Ok(issued) => {
-            let url = format!("{}{}", state.engine.config().public_url.as_str().trim_end_matches('/'), issued.path);
+            let url = issued.url.clone();
             let content = html! {
                 h1 { "Intake link for " (issued.executed.state.customer) }
                 p { "Send this link to the customer over a channel you trust. It works once and expires at " (time(issued.expires_at)) ". It is shown only now: golive keeps only its digest." }

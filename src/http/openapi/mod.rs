@@ -32,6 +32,7 @@ use crate::error_kind::ERROR_TABLE;
         paths::state_at,
         paths::diagnose,
         paths::probe,
+        paths::create_intake_link,
         paths::shred,
         paths::reveal,
         paths::board,

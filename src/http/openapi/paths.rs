@@ -100,6 +100,17 @@ fn probe() {}
         (status = 409, description = "Integration cancelled")))]
 fn shred() {}
 
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/intake-links", tag = "integrations",
+    summary = "Issue a one-time customer intake link (rep); the URL is shown only in this answer",
+    params(("id" = uuid::Uuid, Path, description = INTEGRATION_ID)),
+    request_body = schemas::IntakeLinkRequest,
+    responses((status = 201, description = "The link", body = schemas::IntakeLinkIssued,
+        headers(("ETag" = String, description = "\"<version>\""))),
+        (status = 400, description = "Invalid field"), (status = 403, description = "Role too low"),
+        (status = 404, description = "Unknown id"), (status = 409, description = "Integration cancelled"),
+        (status = 413, description = "Body too large"), (status = 415, description = "Not JSON")))]
+fn create_intake_link() {}
+
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/reveal", tag = "integrations", summary = "Reveal a secret (admin, audited)",
     params(("id" = uuid::Uuid, Path, description = INTEGRATION_ID)),
     request_body = schemas::RevealRequest,

@@ -446,6 +446,47 @@ pub struct CreateToken {
     pub role: Role,
 }
 
+/// `POST /api/v1/integrations/{id}/intake-links` (rep).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct IntakeLinkRequest {
+    /// How long the link works, in hours (default 72).
+    #[schema(minimum = 1, maximum = 336)]
+    pub expires_in_hours: Option<u32>,
+}
+
+/// A one-time intake link, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct IntakeLinkIssued {
+    /// The whole link to send the customer (the integration's public URL and a secret path).
+    pub url: String,
+    #[schema(format = Uuid)]
+    pub link_id: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(minimum = 1)]
+    pub version: u64,
+}
+
+/// An intake link as the state lists it (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct IntakeLinkView {
+    #[schema(format = Uuid)]
+    pub link_id: String,
+    #[schema(format = DateTime)]
+    pub issued_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub status: IntakeLinkStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeLinkStatus {
+    Open,
+    Redeemed,
+    Expired,
+}
+
 /// `POST /api/v1/integrations/{id}/reveal` (admin, audited).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RevealRequest {
@@ -461,6 +502,32 @@ pub struct ChecklistItem {
     pub label: String,
     pub stage: Stage,
     pub met: bool,
+    /// Why an unmet item is unmet, naming what differs from the guide ("nothing recorded yet"
+    /// when nothing was); null when met.
+    pub reason: Option<String>,
+    /// Whether something was recorded that differs from what the guide expects.
+    pub differs: bool,
+}
+
+/// A next action (contract): what to do, the requirements it meets, the command line to run
+/// (full id, no global options, upper-case placeholders for what only the rep knows), and the
+/// v1 command with the fields golive can fill, or null when it is not a v1 command.
+#[derive(Serialize, ToSchema)]
+pub struct NextAction {
+    pub label: String,
+    pub requirement_ids: Vec<String>,
+    #[schema(pattern = "^golive ")]
+    pub cli: String,
+    /// `{type, ...fields}`.
+    #[schema(value_type = Option<Object>)]
+    pub command: Option<serde_json::Value>,
+}
+
+/// A value recorded for the checklist, as a rep reads it (secrets as "provided" only).
+#[derive(Serialize, ToSchema)]
+pub struct RecordedValue {
+    pub item: String,
+    pub value: String,
 }
 
 /// A requirement not met, as named in `unmet` and `missing`.
@@ -567,6 +634,8 @@ pub struct IntegrationState {
     pub blocked: Option<Blocked>,
     pub checklist: Vec<ChecklistItem>,
     pub next_steps: Vec<String>,
+    pub next_actions: Vec<NextAction>,
+    pub recorded: Vec<RecordedValue>,
     pub feedback: Vec<FeedbackItem>,
     pub monitoring: Option<Monitoring>,
     #[schema(format = DateTime)]
@@ -583,6 +652,10 @@ pub struct IntegrationState {
     pub secrets: SecretsView,
     pub webhook: WebhookView,
     pub latest_probe: Option<LatestProbe>,
+    /// Where golive is reached from outside for this integration, recorded when it opened
+    /// (null for integrations opened before golive recorded it).
+    pub public_url: Option<String>,
+    pub intake_links: Vec<IntakeLinkView>,
 }
 
 /// The latest probe result, as recorded, and when.

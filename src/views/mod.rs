@@ -5,6 +5,8 @@
 //! secret reaches a view: sealed values appear only as their fingerprints, and an event's line
 //! says a secret was "received", never what it was.
 
+pub mod actions;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -32,6 +34,8 @@ pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
         })),
         "checklist": state.checklist(),
         "next_steps": state.next_steps(now),
+        "next_actions": state.next_actions(now).iter().map(|a| actions::action(state, a)).collect::<Vec<_>>(),
+        "recorded": recorded(state),
         "feedback": state.feedback,
         "monitoring": state.monitoring.as_ref().map(|m| json!({
             "started_at": m.started_at,
@@ -69,6 +73,124 @@ pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
             "verified_delivery_at": facts.verified_delivery_at,
         },
         "latest_probe": facts.latest_probe,
+        "public_url": state.public_url,
+        "intake_links": state.intake_links.iter().map(|link| json!({
+            "link_id": link.link_id,
+            "issued_at": link.issued_at,
+            "expires_at": link.expires_at,
+            "status": link.status(now),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The values recorded for the checklist, as a rep reads them: `[{item, value}]` in guide
+/// order, only what has been recorded. Secrets appear as "provided" only.
+pub fn recorded(state: &Integration) -> Value {
+    let facts = &state.facts;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let list = |items: Vec<String>| if items.is_empty() { "none".to_owned() } else { items.join(", ") };
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    if let Some(p) = &facts.prerequisites {
+        rows.push((
+            "Prerequisites",
+            format!(
+                "GitLab admin access: {}, network access: {}, Factory admin account: {}",
+                yes_no(p.gitlab_admin_access),
+                yes_no(p.network_access),
+                yes_no(p.factory_admin_account)
+            ),
+        ));
+    }
+    if let Some(a) = &facts.application {
+        rows.push(("Application name", a.name.to_string()));
+        rows.push(("Application redirect URI", a.redirect_uri.to_string()));
+        rows.push(("Application ID", a.application_id.to_string()));
+        rows.push(("Application scopes", list(a.scopes.iter().map(|s| s.to_string()).collect())));
+    }
+    if facts.application_secret.is_some() {
+        let usable = if state.usable_application_secret().is_some() { "" } else { " (for another instance)" };
+        rows.push(("Application Secret", format!("provided{usable}")));
+    }
+    rows.push(("Instance URL", facts.instance.gitlab_url.to_string()));
+    if let Some(t) = &facts.access_token {
+        let usable = if state.usable_access_token().is_some() { "" } else { " (for another instance)" };
+        rows.push(("Access token", format!("provided{usable}, admin: {}", yes_no(t.admin))));
+    }
+    if facts.information_submitted {
+        rows.push(("Information", "submitted".to_owned()));
+    }
+    if let Some(p) = &facts.network_policy {
+        rows.push(("Network barriers", list(p.barriers.iter().map(|b| b.to_string()).collect())));
+    }
+    match &facts.connectivity {
+        Some(crate::domain::Connectivity::VpcPeering(p)) => rows.push((
+            "VPC peering",
+            format!(
+                "{} between {} and {}, route tables configured: {}",
+                p.peering_id.as_str(),
+                p.customer_vpc_id.as_str(),
+                p.factory_vpc_id.as_str(),
+                yes_no(p.route_tables_configured)
+            ),
+        )),
+        Some(crate::domain::Connectivity::Vpn(v)) => rows.push((
+            "VPN",
+            format!(
+                "tunnel established: {}, IPsec compatible: {}",
+                yes_no(v.tunnel_established),
+                yes_no(v.ipsec_compatible)
+            ),
+        )),
+        None => {}
+    }
+    if let Some(f) = &facts.firewall {
+        rows.push((
+            "Firewall",
+            format!(
+                "outbound HTTPS: {}, outbound SSH: {}, webhook endpoint reachable: {}",
+                yes_no(f.outbound_https),
+                yes_no(f.outbound_ssh),
+                yes_no(f.webhook_endpoint_reachable)
+            ),
+        ));
+    }
+    if let Some(c) = &facts.webhook_credentials {
+        rows.push(("Webhook URL issued", c.webhook_url.to_string()));
+    }
+    if let Some(w) = &facts.webhook {
+        rows.push(("Webhook URL in GitLab", w.url.to_string()));
+        rows.push(("Webhook triggers", list(w.triggers.iter().map(|t| t.as_str().to_owned()).collect())));
+    }
+    if let Some(e) = &facts.api_connectivity {
+        let source = match e.source {
+            crate::domain::EvidenceSource::Probe => "probe",
+            crate::domain::EvidenceSource::ApiCheck => "API check",
+        };
+        rows.push((
+            "API connectivity",
+            format!(
+                "{} by {source} at {}",
+                if e.ok { "verified" } else { "failed" },
+                e.at.format("%Y-%m-%d %H:%M UTC")
+            ),
+        ));
+    }
+    for (scenario, at) in &facts.scenarios_observed {
+        rows.push(("Scenario observed", format!("{scenario} at {}", at.format("%Y-%m-%d %H:%M UTC"))));
+    }
+    for (scenario, correct) in &facts.validations {
+        rows.push(("Response validated", format!("{scenario}: {}", if *correct { "correct" } else { "incorrect" })));
+    }
+    Value::Array(rows.into_iter().map(|(item, value)| json!({"item": item, "value": value})).collect())
+}
+
+/// A freshly issued intake link, shown once: `{url, link_id, expires_at, version}`.
+pub fn intake_link_issued(issued: &crate::engine::IssuedIntakeLink) -> Value {
+    json!({
+        "url": issued.url,
+        "link_id": issued.link_id,
+        "expires_at": issued.expires_at,
+        "version": issued.executed.state.version,
     })
 }
 

@@ -1,0 +1,230 @@
+//! What to do next, as actions: a plain-English label, the requirements the action would meet,
+//! and the step of the guide it is (which v1 command records it, or that it is not a command,
+//! such as running the probe).
+//!
+//! The domain says *what* to do; the words a client types for it (the CLI line, the command
+//! body with the fields golive can fill) are the views' (`views::actions`), so that the labels
+//! here never name an internal command type.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::playbook::Scenario;
+use super::requirements::Requirement;
+use super::stage::Stage;
+use super::state::{Connectivity, Integration};
+
+/// A step of the guide a rep can take next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    ConfirmPrerequisites,
+    RegisterApplication,
+    ProvideApplicationSecret,
+    SetInstanceUrl,
+    ProvideAccessToken,
+    SubmitInformation,
+    EvaluateNetworkPolicy,
+    EstablishVpcPeering,
+    EstablishVpn,
+    ConfigureFirewall,
+    IssueWebhookCredentials,
+    CreateWebhook,
+    /// A delivery arrives by itself when someone presses Test in GitLab; a rep can also record
+    /// one copied from GitLab's "Recent events" (not a v1 command: it goes through the receiver).
+    RecordDelivery,
+    /// The probe (not a v1 command: golive asks GitLab itself).
+    Probe,
+    RecordApiCheck,
+    RecordManualTest(Scenario),
+    ValidateResponse(Scenario),
+    ResolveFeedback(Uuid),
+    Unblock,
+    ScheduleGoLive,
+    GoLive,
+    CompleteMonitoring,
+}
+
+/// One thing to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextAction {
+    /// What to do, in plain words.
+    pub label: String,
+    /// The requirements this action would meet (none for go-live steps and feedback).
+    pub requirements: Vec<Requirement>,
+    pub step: Step,
+}
+
+fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
+    items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl Integration {
+    /// What to do next, most urgent first: a block, then the unmet requirements up to the next
+    /// stage (one action per step, carrying every requirement it meets), then open feedback.
+    pub fn next_actions(&self, now: DateTime<Utc>) -> Vec<NextAction> {
+        let mut actions: Vec<NextAction> = Vec::new();
+        if self.is_cancelled() {
+            return actions;
+        }
+        if let Some(block) = &self.block {
+            actions.push(NextAction {
+                label: format!(
+                    "Resolve the {} block ({}), then record how",
+                    block.category.as_str(),
+                    block.category_advice()
+                ),
+                requirements: Vec::new(),
+                step: Step::Unblock,
+            });
+        }
+        match self.stage {
+            Stage::Live => {
+                if let Some(monitoring) = self.monitoring.as_ref().filter(|m| m.completed_at.is_none()) {
+                    let (label, step) = if now >= monitoring.ends_at {
+                        ("The monitoring window has passed: complete it".to_owned(), Step::CompleteMonitoring)
+                    } else {
+                        (
+                            format!(
+                                "Monitor until {} (webhook deliveries and probes)",
+                                monitoring.ends_at.format("%Y-%m-%d")
+                            ),
+                            Step::Probe,
+                        )
+                    };
+                    actions.push(NextAction { label, requirements: Vec::new(), step });
+                }
+            }
+            Stage::Validated => {
+                self.push_feedback(&mut actions);
+                let (label, step) = match self.go_live_date {
+                    None => ("Schedule the go-live date".to_owned(), Step::ScheduleGoLive),
+                    Some(date) if date.naive() > now.date_naive() => (format!("Go live on {date}"), Step::GoLive),
+                    Some(_) => ("Go live now".to_owned(), Step::GoLive),
+                };
+                actions.push(NextAction { label, requirements: Vec::new(), step });
+            }
+            _ => {
+                let target = self.stage.next().unwrap_or(Stage::Validated);
+                for requirement in self.unmet_through(target) {
+                    for (label, step) in self.steps_meeting(requirement) {
+                        match actions.iter_mut().find(|a| a.step == step) {
+                            Some(existing) => existing.requirements.push(requirement),
+                            None => actions.push(NextAction { label, requirements: vec![requirement], step }),
+                        }
+                    }
+                }
+                self.push_feedback(&mut actions);
+            }
+        }
+        actions
+    }
+
+    /// The plain-English next steps: the labels of [`Integration::next_actions`].
+    pub fn next_steps(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.next_actions(now).into_iter().map(|action| action.label).collect()
+    }
+
+    fn push_feedback(&self, actions: &mut Vec<NextAction>) {
+        for item in self.open_feedback() {
+            actions.push(NextAction {
+                label: format!("Resolve feedback: {}", item.summary),
+                requirements: Vec::new(),
+                step: Step::ResolveFeedback(item.id),
+            });
+        }
+    }
+
+    /// The steps that would meet `requirement`, with their labels; more than one when the guide
+    /// offers a choice (peering or VPN; the probe or a recorded API check).
+    fn steps_meeting(&self, requirement: Requirement) -> Vec<(String, Step)> {
+        let playbook = &self.playbook;
+        let one = |label: String, step: Step| vec![(label, step)];
+        match requirement {
+            Requirement::PrerequisitesConfirmed => {
+                one("Confirm the three prerequisites with the customer".into(), Step::ConfirmPrerequisites)
+            }
+            Requirement::ApplicationRegistered | Requirement::ApplicationScopes => one(
+                format!(
+                    "Have the customer register the GitLab application \"{}\" with redirect URI {} and the scopes {}, then record it",
+                    playbook.application_name,
+                    playbook.redirect_uri,
+                    list(&playbook.required_scopes)
+                ),
+                Step::RegisterApplication,
+            ),
+            Requirement::ApplicationSecretProvided => {
+                one("Collect the Application Secret from the customer".into(), Step::ProvideApplicationSecret)
+            }
+            Requirement::InstanceUrl => one(
+                if playbook.allow_http {
+                    "Set the instance URL".into()
+                } else {
+                    "Set an https instance URL (this playbook does not allow http)".into()
+                },
+                Step::SetInstanceUrl,
+            ),
+            Requirement::AccessTokenProvided | Requirement::AccessTokenAdmin => one(
+                format!(
+                    "Collect an access token of a GitLab admin with the scopes {}",
+                    list(&playbook.required_token_scopes)
+                ),
+                Step::ProvideAccessToken,
+            ),
+            Requirement::InformationSubmitted => {
+                one("Submit the collected information".into(), Step::SubmitInformation)
+            }
+            Requirement::NetworkPolicyEvaluated => one(
+                "Evaluate the customer's network policy and record any barriers (none is fine)".into(),
+                Step::EvaluateNetworkPolicy,
+            ),
+            Requirement::Connectivity => {
+                // A connection already chosen is completed, not offered again beside the other.
+                let peering = ("Record the VPC peering with its route tables configured".to_owned(), Step::EstablishVpcPeering);
+                let vpn = (
+                    "Record the VPN: tunnel established with compatible IPsec settings".to_owned(),
+                    Step::EstablishVpn,
+                );
+                match &self.facts.connectivity {
+                    Some(Connectivity::VpcPeering(_)) => vec![peering],
+                    Some(Connectivity::Vpn(_)) => vec![vpn],
+                    None => vec![peering, vpn],
+                }
+            }
+            Requirement::FirewallOutboundHttps
+            | Requirement::FirewallOutboundSsh
+            | Requirement::WebhookEndpointReachable => one(
+                "Open the firewall: outbound HTTPS and SSH, and golive's webhook endpoint reachable from GitLab".into(),
+                Step::ConfigureFirewall,
+            ),
+            Requirement::WebhookCredentialsIssued => {
+                one("Issue the webhook URL and secret token".into(), Step::IssueWebhookCredentials)
+            }
+            Requirement::WebhookCreatedWithIssuedUrl | Requirement::WebhookTriggers => one(
+                format!(
+                    "Have the customer create the webhook in GitLab with the issued URL and the triggers {}, then record it",
+                    list(&playbook.required_triggers)
+                ),
+                Step::CreateWebhook,
+            ),
+            Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => one(
+                "Press Test on the webhook in GitLab so a delivery arrives with the current secret token, or record one copied from GitLab's Recent events".into(),
+                Step::RecordDelivery,
+            ),
+            Requirement::ApiConnectivity => vec![
+                ("Run the probe against the instance's API".to_owned(), Step::Probe),
+                ("Or record an API check you ran yourself".to_owned(), Step::RecordApiCheck),
+            ],
+            Requirement::ScenarioObserved(scenario) => one(
+                format!(
+                    "Make GitLab show that {} (a webhook delivery), or record a manual test of {scenario}",
+                    scenario.description()
+                ),
+                Step::RecordManualTest(scenario),
+            ),
+            Requirement::ResponseValidated(scenario) => one(
+                format!("Check the Droid's response to {scenario} and record whether it was correct"),
+                Step::ValidateResponse(scenario),
+            ),
+        }
+    }
+}
