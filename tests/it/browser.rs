@@ -5,8 +5,11 @@
 //! stream while a marker set at page load survives (no reload) and the server counts an open
 //! stream; the audit query; refusal without a session; a whole customer intake through its
 //! link and the link refused on reuse; the insights figures against the hand computation;
-//! axe-core on every page (no serious or critical issue); every control reachable by Tab; and
-//! screenshots of the board and an integration page (written under target/tmp/screenshots).
+//! a rep taking an onboarding from created to webhook live through the integration page's
+//! forms (a refused command showing its reason and writing nothing; a viewer seeing no form and
+//! refused on a post); axe-core on every page (no serious or critical issue); every control
+//! reachable by Tab; and screenshots of the board, an integration page as a rep, the audit and
+//! the insights (docs/screenshots; others under target/tmp/screenshots).
 //!
 //! Without Chromium, chromedriver or axe-core (tests/browser/node_modules) these tests print
 //! SKIPPED loudly; with CI=true they fail instead, so CI cannot skip them silently.
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -161,8 +165,11 @@ async fn assert_tab_reaches_every_control(client: &Client, page: &str) {
     let count = client
         .execute(
             "const controls = Array.from(document.querySelectorAll(
-                 'a[href], button, input:not([type=hidden]), select, textarea, [tabindex]:not([tabindex=\"-1\"])'))
-               .filter(el => !el.disabled && el.getClientRects().length > 0);
+                 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])'))
+               .filter(el => !el.disabled && el.getClientRects().length > 0)
+               // A closed <details> keeps its content laid out but out of the Tab order.
+               .filter(el => el.tagName === 'SUMMARY' ? !el.parentElement.closest('details:not([open])')
+                                                      : !el.closest('details:not([open])'));
              controls.forEach((el, i) => el.setAttribute('data-tab-id', String(i)));
              document.activeElement && document.activeElement.blur();
              window.scrollTo(0, 0);
@@ -180,7 +187,12 @@ async fn assert_tab_reaches_every_control(client: &Client, page: &str) {
         if reached.len() == count {
             break;
         }
-        client.active_element().await.unwrap().send_keys(&Key::Tab.to_string()).await.unwrap();
+        // A key press as a keyboard makes it, to whatever has focus: sending keys to the
+        // focused element instead would let the driver click it first (toggling a <summary>).
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: char::from(Key::Tab) })
+            .then(KeyAction::Up { value: char::from(Key::Tab) });
+        client.perform_actions(tab).await.unwrap();
         let id = client
             .execute("const a = document.activeElement; return a ? a.getAttribute('data-tab-id') : null;", vec![])
             .await
@@ -209,6 +221,22 @@ async fn screenshot(client: &Client, name: &str) {
     let path = screenshot_dir().join(name);
     std::fs::write(&path, png).unwrap();
     eprintln!("screenshot: {}", path.display());
+}
+
+/// A screenshot of the whole page (the window grown to its height, then restored) into
+/// docs/screenshots, where the README and reviewers see it.
+async fn screenshot_for_docs(client: &Client, name: &str) {
+    let (width, height) = client.get_window_size().await.unwrap();
+    let page_height = client.execute("return document.documentElement.scrollHeight;", vec![]).await.unwrap();
+    let page_height = page_height.as_u64().unwrap_or(u64::from(height as u32)).clamp(600, 2800) as u32;
+    client.set_window_size(width as u32, page_height + 120).await.unwrap();
+    let png = client.screenshot().await.unwrap();
+    client.set_window_size(width as u32, height as u32).await.unwrap();
+    assert!(png.len() > 10_000, "a real picture, not a blank page");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+    eprintln!("screenshot: docs/screenshots/{name}");
 }
 
 async fn open_streams(app: &TestApp) -> u64 {
@@ -252,7 +280,7 @@ async fn the_dashboard_in_chromium() {
     assert_eq!(text_of(client, ".count[data-stage=live]").await, "1");
     assert!(text_of(client, ".card-stalled").await.contains("Initech"), "Initech is highlighted as stalled");
     assert!(text_of(client, ".card-blocked").await.contains("Permission denied"));
-    screenshot(client, "board.png").await;
+    screenshot_for_docs(client, "board.png").await;
     assert_accessible(client, "the board").await;
     assert_tab_reaches_every_control(client, "the board").await;
     // The owner filter.
@@ -308,7 +336,7 @@ async fn the_dashboard_in_chromium() {
     assert_eq!(marker, json!("set-at-load"), "the page was updated in place, not reloaded");
     let version = answer["state"]["version"].as_u64().unwrap().to_string();
     assert_eq!(text_of(client, "#version").await, version);
-    screenshot(client, "integration.png").await;
+    screenshot(client, "integration-viewer.png").await;
     assert_accessible(client, "an integration page").await;
     assert_tab_reaches_every_control(client, "an integration page").await;
 
@@ -338,7 +366,7 @@ async fn the_dashboard_in_chromium() {
         .unwrap();
     let types = client
         .execute(
-            "return Array.from(document.querySelectorAll('#audit-results td.type')).map(td => td.textContent);",
+            "return Array.from(document.querySelectorAll('#audit-results td.type')).map(td => td.dataset.type);",
             vec![],
         )
         .await
@@ -347,6 +375,8 @@ async fn the_dashboard_in_chromium() {
     assert!(!actors.is_empty(), "the query finds Acme's stage entries");
     assert!(actors.iter().all(|a| a == "dana.reyes"), "{actors:?}");
     assert!(types.as_array().unwrap().iter().all(|t| t == "stage_entered"), "{types}");
+    client.goto(&app.url("/audit")).await.unwrap();
+    screenshot_for_docs(client, "audit.png").await;
     assert_accessible(client, "the audit page").await;
     assert_tab_reaches_every_control(client, "the audit page").await;
 
@@ -356,8 +386,8 @@ async fn the_dashboard_in_chromium() {
     for (stage, finished, median, p90) in &expected.stage_times {
         let cell = |class: &str| format!("#stage-times tr[data-stage={stage}] td.{class}");
         assert_eq!(text_of(client, &cell("finished")).await, finished.to_string(), "{stage}");
-        assert_eq!(text_of(client, &cell("median")).await, format!("{median:.2}"), "{stage} median");
-        assert_eq!(text_of(client, &cell("p90")).await, format!("{p90:.2}"), "{stage} p90");
+        assert_eq!(text_of(client, &cell("median")).await, format!("{median:.1}"), "{stage} median");
+        assert_eq!(text_of(client, &cell("p90")).await, format!("{p90:.1}"), "{stage} p90");
     }
     let weekly = text_of(client, "#weekly").await;
     for (week, opened, live) in &expected.weeks {
@@ -368,7 +398,7 @@ async fn the_dashboard_in_chromium() {
         client.find(Locator::Css("svg[aria-labelledby=flow-title] polygon")).await.is_ok(),
         "the flow chart is drawn"
     );
-    screenshot(client, "insights.png").await;
+    screenshot_for_docs(client, "insights.png").await;
     assert_accessible(client, "the insights page").await;
     assert_tab_reaches_every_control(client, "the insights page").await;
 
@@ -434,5 +464,180 @@ async fn a_customer_intake_in_chromium() {
     assert!(!html.contains("gloas-browser-typed-secret") && !html.contains("glpat-browser-typed-token"));
     let timeline = text_of(client, "#timeline").await;
     assert!(timeline.contains("customer") && timeline.contains("Customer submitted the intake form"), "{timeline}");
+    browser.client.clone().close().await.unwrap();
+}
+
+/// Fills and submits the form of command `kind` on the integration page: `texts` typed into
+/// its named fields, `ticks` the checkboxes wanted ticked (others untouched), `choices` select
+/// values. Waits for the answer page to load.
+async fn submit_form(client: &Client, kind: &str, texts: &[(&str, &str)], ticks: &[&str], choices: &[(&str, &str)]) {
+    let form = format!("#form-{kind}");
+    // Through the page's own link behaviour: the group opens and the form scrolls into view.
+    client.execute(&format!("location.hash = '{}'; return true;", form), vec![]).await.unwrap();
+    wait_for(
+        client,
+        &format!("{kind}'s group to open"),
+        &format!("return document.querySelector('{form}').closest('details').open === true;"),
+        Duration::from_secs(5),
+    )
+    .await;
+    for (name, value) in texts {
+        let input = client.find(Locator::Css(&format!("{form} [name={name}]"))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    for name in ticks {
+        let checked = client
+            .execute(&format!("return document.querySelector('{form} [name={name}]').checked;"), vec![])
+            .await
+            .unwrap();
+        if checked != json!(true) {
+            client.find(Locator::Css(&format!("{form} [name={name}]"))).await.unwrap().click().await.unwrap();
+        }
+    }
+    for (name, value) in choices {
+        client
+            .find(Locator::Css(&format!("{form} select[name={name}] option[value='{value}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    client.execute("window.goliveSubmitted = true; return true;", vec![]).await.unwrap();
+    client.find(Locator::Css(&format!("{form} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    wait_for(
+        client,
+        &format!("the answer to {kind}"),
+        "return window.goliveSubmitted === undefined && document.readyState === 'complete';",
+        Duration::from_secs(15),
+    )
+    .await;
+}
+
+async fn stage_shown(client: &Client) -> String {
+    text_of(client, "#stage").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_takes_an_onboarding_to_webhook_live_through_the_forms_in_chromium() {
+    let Some(browser) = browser("a_rep_takes_an_onboarding_to_webhook_live_through_the_forms_in_chromium").await else {
+        return;
+    };
+    let client = &browser.client;
+    let app = spawn_app().await;
+    let id = app.open().await;
+    let integration = golive::domain::IntegrationId::parse(&id).unwrap();
+    sign_in(client, &app, &app.rep).await;
+    client.goto(&app.url(&format!("/integrations/{id}"))).await.unwrap();
+    assert_eq!(stage_shown(client).await, "Created");
+    assert_accessible(client, "an integration page with a rep's forms").await;
+    assert_tab_reaches_every_control(client, "an integration page with a rep's forms").await;
+
+    // A next step's button opens the form that records it.
+    client.find(Locator::Css("#next-steps a[data-form=confirm_prerequisites]")).await.unwrap().click().await.unwrap();
+    wait_for(
+        client,
+        "the information group to be open",
+        "return document.querySelector('#form-confirm_prerequisites').closest('details').open;",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Information.
+    submit_form(
+        client,
+        "confirm_prerequisites",
+        &[],
+        &["gitlab_admin_access", "network_access", "factory_admin_account"],
+        &[],
+    )
+    .await;
+    assert!(text_of(client, "#flash").await.contains("Prerequisites confirmed"), "the flash says what was recorded");
+    submit_form(client, "register_application", &[("application_id", "4f7c1d9e2b")], &[], &[]).await;
+    submit_form(client, "provide_application_secret", &[("secret", "gloas-browser-form-secret")], &[], &[]).await;
+    submit_form(client, "provide_access_token", &[("token", "glpat-browser-form-token")], &["admin"], &[]).await;
+    submit_form(client, "submit_information", &[], &[], &[]).await;
+    assert_eq!(stage_shown(client).await, "Info gathered");
+    let html = client.source().await.unwrap();
+    assert!(!html.contains("gloas-browser-form-secret") && !html.contains("glpat-browser-form-token"));
+
+    // A refused command: its reason on the page, nothing written.
+    let before = app.engine.state(integration).await.unwrap().version;
+    submit_form(client, "go_live", &[], &[], &[]).await;
+    let refusal = text_of(client, "#command-error").await;
+    assert!(refusal.contains("Go live: refused") && refusal.contains("Nothing was recorded"), "{refusal}");
+    assert_eq!(app.engine.state(integration).await.unwrap().version, before, "a refused command writes nothing");
+    assert_accessible(client, "an integration page showing a refusal").await;
+
+    // Network.
+    client.goto(&app.url(&format!("/integrations/{id}"))).await.unwrap();
+    submit_form(client, "evaluate_network_policy", &[("notes", "No proxy in the way")], &[], &[]).await;
+    submit_form(
+        client,
+        "establish_vpc_peering",
+        &[("peering_id", "pcx-1a2b3c4d"), ("customer_vpc_id", "vpc-0a1b2c3d"), ("factory_vpc_id", "vpc-4e5f6a7b")],
+        &["route_tables_configured"],
+        &[],
+    )
+    .await;
+    submit_form(
+        client,
+        "configure_firewall",
+        &[],
+        &["outbound_https", "outbound_ssh", "webhook_endpoint_reachable"],
+        &[],
+    )
+    .await;
+    assert_eq!(stage_shown(client).await, "Network established");
+
+    // Webhook: the credentials shown once, the webhook recorded, GitLab's test delivery.
+    submit_form(client, "issue_webhook_credentials", &[], &[], &[]).await;
+    let url = client.find(Locator::Id("webhook-url")).await.unwrap().prop("value").await.unwrap().unwrap();
+    let token = client.find(Locator::Id("secret-token")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert_eq!(url, app.url(&format!("/hooks/gitlab/{id}")));
+    assert!(!client.current_url().await.unwrap().as_str().contains(&token), "no secret in a URL");
+    assert_accessible(client, "the webhook credentials page").await;
+    client.find(Locator::LinkText("Back to the integration")).await.unwrap().click().await.unwrap();
+    wait_for(
+        client,
+        "the integration page",
+        "return document.querySelector('#stage') !== null",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!client.source().await.unwrap().contains(&token), "the token is shown once only");
+    submit_form(client, "create_webhook", &[], &[], &[]).await;
+    let response = app.deliver(&id, "Note Hook", &crate::http::payload("note"), Some(&token), "browser-test").await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    client.goto(&app.url(&format!("/integrations/{id}"))).await.unwrap();
+    assert_eq!(stage_shown(client).await, "Webhook live");
+    let timeline = text_of(client, "#timeline").await;
+    assert!(timeline.contains("Entered Webhook live"), "{timeline}");
+    screenshot_for_docs(client, "integration.png").await;
+    assert_accessible(client, "an integration page at webhook live").await;
+
+    // A viewer: no forms, and a post (with the viewer's own CSRF token) is refused.
+    client.find(Locator::Css(".who button")).await.unwrap().click().await.unwrap();
+    wait_for(client, "the sign-in page", "return location.pathname === '/signin'", Duration::from_secs(10)).await;
+    sign_in(client, &app, &app.viewer).await;
+    client.goto(&app.url(&format!("/integrations/{id}"))).await.unwrap();
+    assert!(client.find(Locator::Css("form.command")).await.is_err(), "a viewer sees no command form");
+    assert!(text_of(client, "#read-only").await.contains("rep or an admin"));
+    let before = app.engine.state(integration).await.unwrap().version;
+    let status = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const csrf = document.querySelector('input[name=csrf]').value;
+             const body = new URLSearchParams({ csrf, type: 'add_note', text: 'from a viewer',
+                                                expected_version: String(arguments[1]) });
+             fetch(arguments[0], { method: 'POST', body, redirect: 'manual' })
+               .then(r => done(r.status)).catch(e => done(String(e)));",
+            vec![json!(format!("/integrations/{id}/commands")), json!(before)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+    assert_eq!(app.engine.state(integration).await.unwrap().version, before, "the viewer's post wrote nothing");
     browser.client.clone().close().await.unwrap();
 }

@@ -341,6 +341,216 @@ async fn an_expired_link_is_refused() {
     engine.close().await.unwrap();
 }
 
+/// Posts one command form of the integration page as `cookie`'s session, from `origin`.
+async fn post_command(
+    app: &TestApp,
+    cookie: &str,
+    id: &str,
+    origin: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let response = client()
+        .post(app.url(&format!("/integrations/{id}/commands")))
+        .header("cookie", format!("golive_session={cookie}"))
+        .header("origin", origin)
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+async fn version_of(app: &TestApp, id: &str) -> u64 {
+    app.engine.state(golive::domain::IntegrationId::parse(id).unwrap()).await.unwrap().version
+}
+
+#[tokio::test]
+async fn command_forms_record_through_the_engine_and_refuse_forgeries_viewers_and_stale_pages() {
+    let app = spawn_app().await;
+    let id = app.open().await;
+    let rep = sign_in(&app, &app.rep).await;
+    let (status, _, html) = page(&app, &rep, &format!("/integrations/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for kind in [
+        "confirm_prerequisites",
+        "register_application",
+        "provide_application_secret",
+        "set_instance_url",
+        "provide_access_token",
+        "submit_information",
+        "evaluate_network_policy",
+        "establish_vpc_peering",
+        "establish_vpn",
+        "configure_firewall",
+        "issue_webhook_credentials",
+        "create_webhook",
+        "probe",
+        "record_api_check",
+        "record_manual_test",
+        "validate_response",
+        "report_feedback",
+        "schedule_go_live",
+        "go_live",
+        "complete_monitoring",
+        "assign_owner",
+        "add_note",
+        "block",
+        "unblock",
+        "rotate_credential",
+        "cancel",
+    ] {
+        assert!(html.contains(&format!("id=\"form-{kind}\"")), "the rep's page has a form for {kind}");
+    }
+    // The intake link comes before the facts and the forms.
+    assert!(html.find("intake-heading").unwrap() < html.find("id=\"stage\"").unwrap());
+    let csrf = csrf_of(&html);
+    let origin = app.address.clone();
+
+    // Recorded: 303 back to the page, which says what was recorded.
+    let note =
+        [("csrf", csrf.as_str()), ("type", "add_note"), ("expected_version", "1"), ("text", "Kick-off call held")];
+    let (status, headers, _) = post_command(&app, &rep, &id, &origin, &note).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/integrations/{id}?recorded=1-2"));
+    let (_, _, html) = page(&app, &rep, &location).await;
+    assert!(
+        html.contains("id=\"flash\"") && html.contains("Note: Kick-off call held"),
+        "the flash says what was recorded"
+    );
+    let events = app.engine.history(golive::domain::IntegrationId::parse(&id).unwrap(), 0, 10).await.unwrap();
+    assert!(events[1].actor.starts_with("rep-"), "the session's actor: {}", events[1].actor);
+
+    // A cross-origin post, or one without the session's CSRF token: refused, nothing written.
+    let forged = [("csrf", csrf.as_str()), ("type", "add_note"), ("expected_version", "2"), ("text", "forged")];
+    let (status, _, _) = post_command(&app, &rep, &id, "https://evil.example", &forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let no_token = [("csrf", "not-the-token"), ("type", "add_note"), ("expected_version", "2"), ("text", "forged")];
+    let (status, _, _) = post_command(&app, &rep, &id, &origin, &no_token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(version_of(&app, &id).await, 2, "refused posts write nothing");
+
+    // A viewer sees no form and is refused with its own valid CSRF token.
+    let viewer = sign_in(&app, &app.viewer).await;
+    let (_, _, html) = page(&app, &viewer, &format!("/integrations/{id}")).await;
+    assert!(!html.contains("form-add_note") && !html.contains("/commands\""), "no command form for a viewer");
+    let viewer_csrf = csrf_of(&html);
+    let as_viewer =
+        [("csrf", viewer_csrf.as_str()), ("type", "add_note"), ("expected_version", "2"), ("text", "viewer")];
+    let (status, _, _) = post_command(&app, &viewer, &id, &origin, &as_viewer).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(version_of(&app, &id).await, 2);
+
+    // A form filled in on a stale page (version 1) is refused, with a clear message.
+    let stale = [("csrf", csrf.as_str()), ("type", "add_note"), ("expected_version", "1"), ("text", "stale")];
+    let (status, _, html) = post_command(&app, &rep, &id, &origin, &stale).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("id=\"command-error\"") && html.contains("now at version 2"), "{html}");
+    assert_eq!(version_of(&app, &id).await, 2, "a stale form writes nothing");
+
+    // The domain's rejection, re-rendered on the page; nothing written.
+    let go_live = [("csrf", csrf.as_str()), ("type", "go_live"), ("expected_version", "2")];
+    let (status, _, html) = post_command(&app, &rep, &id, &origin, &go_live).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Go live: refused") && html.contains("Nothing was recorded"), "{html}");
+    let bad_date = [("csrf", csrf.as_str()), ("type", "schedule_go_live"), ("expected_version", "2"), ("date", "soon")];
+    let (status, _, html) = post_command(&app, &rep, &id, &origin, &bad_date).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("Schedule the go-live date: refused"), "{html}");
+    assert_eq!(version_of(&app, &id).await, 2);
+
+    // A secret goes in, and never comes back out: not in the redirect, not on the page.
+    let secret = "gloas-dashboard-typed-secret-789";
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("type", "provide_application_secret"),
+        ("expected_version", "2"),
+        ("secret", secret),
+    ];
+    let (status, headers, body) = post_command(&app, &rep, &id, &origin, &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert!(!location.contains(secret));
+    let (_, _, html) = page(&app, &rep, &location).await;
+    assert!(!html.contains(secret) && html.contains("Application secret received (sealed)"));
+
+    // Webhook credentials: the token shown once; a second issue is refused, pointing to rotation.
+    let issue = [("csrf", csrf.as_str()), ("type", "issue_webhook_credentials"), ("expected_version", "3")];
+    let (status, headers, html) = post_command(&app, &rep, &id, &origin, &issue).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(html.contains("id=\"secret-token\"") && html.contains(&format!("/hooks/gitlab/{id}")));
+    let marker = "id=\"secret-token\" class=\"wide\" readonly value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let token = html[start..].split('"').next().unwrap().to_owned();
+    assert!(token.len() >= 32, "a real token: {token}");
+    let (_, _, html) = page(&app, &rep, &format!("/integrations/{id}")).await;
+    assert!(!html.contains(&token), "the token is shown once only");
+    assert!(html.contains("rotate the webhook token"));
+    let again = [("csrf", csrf.as_str()), ("type", "issue_webhook_credentials"), ("expected_version", "4")];
+    let (status, _, html) = post_command(&app, &rep, &id, &origin, &again).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("Rotate a credential"), "{html}");
+    assert_eq!(version_of(&app, &id).await, 4);
+
+    // Cancelling needs the customer's name typed.
+    let cancel = [
+        ("csrf", csrf.as_str()),
+        ("type", "cancel"),
+        ("expected_version", "4"),
+        ("reason", "Went elsewhere"),
+        ("confirm_customer", "Acme"),
+    ];
+    let (status, _, html) = post_command(&app, &rep, &id, &origin, &cancel).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("Type the customer&#39;s name") || html.contains("Type the customer's name"), "{html}");
+    assert_eq!(version_of(&app, &id).await, 4);
+    let cancel = [
+        ("csrf", csrf.as_str()),
+        ("type", "cancel"),
+        ("expected_version", "4"),
+        ("reason", "Went elsewhere"),
+        ("confirm_customer", "acme robotics"),
+    ];
+    let (status, _, _) = post_command(&app, &rep, &id, &origin, &cancel).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = page(&app, &rep, &format!("/integrations/{id}")).await;
+    assert!(!html.contains("id=\"form-add_note\""), "a cancelled integration takes no more commands");
+}
+
+#[tokio::test]
+async fn the_audit_page_is_newest_first_names_customers_and_reads_utc_times() {
+    let app = spawn_app().await;
+    let now = load_demo(&app).await;
+    let cookie = sign_in(&app, &app.viewer).await;
+    let (status, _, html) = page(&app, &cookie, "/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    let positions: Vec<u64> =
+        html.split("data-position=\"").skip(1).map(|rest| rest.split('"').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(positions.len(), 50, "a full page");
+    assert!(positions.windows(2).all(|pair| pair[0] > pair[1]), "newest first: {positions:?}");
+    let head = app.engine.store().head().await.unwrap().position;
+    assert_eq!(positions[0], head);
+    assert!(html.contains(">Acme Robotics</a>") || html.contains(">Globex Corporation</a>"), "customers by name");
+    assert!(html.contains("title=\"Integration "), "the full id on hover");
+    assert!(html.contains(">Stage entered<"), "event types in words");
+    // The next page continues below the last position shown, with no gap and no repeat.
+    let (_, _, older) = page(&app, &cookie, &format!("/audit?before={}", positions[49])).await;
+    let first_older: u64 = older.split("data-position=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    assert_eq!(first_older, positions[49] - 1);
+    // The time fields take the format they show (UTC, with Z), and a date alone.
+    let until = (now - Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (status, _, html) = page(&app, &cookie, &format!("/audit?until={until}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let (status, _, _) = page(&app, &cookie, &format!("/audit?since={}", now.format("%Y-%m-%d"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, html) = page(&app, &cookie, "/audit?since=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("is not a UTC time"));
+}
+
 fn monday_of(date: NaiveDate) -> NaiveDate {
     date - Duration::days(i64::from(date.weekday().num_days_from_monday()))
 }

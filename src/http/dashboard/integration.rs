@@ -1,5 +1,7 @@
-//! The integration page: checklist, next steps, diagnosis and advice, delivery and probe health,
-//! intake links, the timeline with actor and time, and the state as of a chosen time.
+//! The integration page: the customer intake link, facts, checklist, next steps (each a button
+//! to the form that records it), diagnosis and advice, the rep's command forms (see
+//! [`super::commands`]), delivery and probe health, the timeline with actor and time, and the
+//! state as of a chosen UTC time.
 
 use std::collections::HashMap;
 
@@ -8,6 +10,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
+use super::commands;
 use super::render::{self, block_badge, stage_label, time};
 use super::{error_page, layout, require_session, Live, Page};
 use crate::auth::Role;
@@ -31,84 +34,158 @@ pub async fn integration_page(
         Ok(session) => session,
         Err(page) => return page,
     };
-    let not_found = || error_page(Some(&session), StatusCode::NOT_FOUND, &format!("There is no integration {id:?}."));
-    let Ok(id) = IntegrationId::parse(&id) else { return not_found() };
+    let Ok(id) = IntegrationId::parse(&id) else {
+        return error_page(Some(&session), StatusCode::NOT_FOUND, &format!("There is no integration {id:?}."));
+    };
     let at_text = params.get("at").map(|t| t.trim()).filter(|t| !t.is_empty());
-    let at = match at_text.map(render::parse_form_time) {
+    let at = match at_text.map(|text| render::parse_utc(text, true)) {
         Some(None) => {
             return error_page(
                 Some(&session),
                 StatusCode::BAD_REQUEST,
-                &format!("{:?} is not a date and time; use YYYY-MM-DDTHH:MM (UTC).", at_text.unwrap_or("")),
+                &format!("{:?} is not a UTC time; use {}.", at_text.unwrap_or(""), render::UTC_FORMAT_HINT),
             )
         }
         Some(Some(at)) => Some(at),
         None => None,
     };
+    let notice = match params.get("recorded").and_then(|r| commands::recorded_range(r)) {
+        Some((from, to)) if at.is_none() => Notice::Recorded { from, to },
+        _ => Notice::None,
+    };
+    render(&state, &session, id, at, notice, StatusCode::OK).await
+}
+
+/// What the page says above everything else: what a form just recorded, or why it was refused.
+pub enum Notice<'a> {
+    None,
+    /// The events from version `from` (exclusive) to `to` (inclusive) were just recorded.
+    Recorded {
+        from: u64,
+        to: u64,
+    },
+    /// A form of kind `kind` was refused: nothing was recorded.
+    Refused {
+        kind: &'a str,
+        message: &'a str,
+    },
+}
+
+/// The integration page, now or as of `at`, with `notice` on top.
+pub async fn render(
+    state: &AppState,
+    session: &Session,
+    id: IntegrationId,
+    at: Option<DateTime<Utc>>,
+    notice: Notice<'_>,
+    status: StatusCode,
+) -> Page {
+    let not_found = || error_page(Some(session), StatusCode::NOT_FOUND, &format!("There is no integration {id}."));
     let now = state.engine.now();
     let current = match state.engine.state(id).await {
         Ok(current) => current,
         Err(EngineError::NotFound(_)) => return not_found(),
-        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
     let (shown, as_of) = match at {
         Some(at) if at < current.opened_at => {
             return error_page(
-                Some(&session),
+                Some(session),
                 StatusCode::BAD_REQUEST,
                 &format!(
                     "The integration was opened at {}; choose a later time.",
-                    current.opened_at.format("%Y-%m-%d %H:%M UTC")
+                    render::utc_form_value(current.opened_at)
                 ),
             )
         }
         Some(at) if at < now => match state.engine.state_at(id, At::Time(at)).await {
             Ok(past) => (past, Some(at)),
-            Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+            Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
         },
         _ => ((*current).clone(), None),
     };
     let history = match state.engine.history(id, shown.version.saturating_sub(TIMELINE_MAX as u64), TIMELINE_MAX).await
     {
         Ok(history) => history,
-        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
     let head = match state.engine.store().head().await {
         Ok(head) => head.position,
-        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
     let moment = as_of.unwrap_or(now);
     let signals = match state.engine.delivery_signals(id).await {
         Ok(signals) => signals,
-        Err(error) => return error_page(Some(&session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
     let diagnosis = shown.diagnose(moment, &signals);
     let refused = signals.refused_deliveries;
+    // Forms act on the present only, for those who may act, while commands are still taken.
+    let can_act = as_of.is_none() && session.principal.role >= Role::Rep && !shown.is_cancelled();
+    let refused_kind = match &notice {
+        Notice::Refused { kind, .. } => Some(*kind),
+        _ => None,
+    };
     let content = html! {
-        (heading(&shown, as_of))
+        h1 { (shown.customer) }
+        (notice_line(&notice, &history))
+        @if let Some(at) = as_of {
+            p class="notice" role="note" { "As it was at " (time(at)) " (version " (shown.version) "). " a href={ "/integrations/" (shown.id) } { "Back to now" } }
+        }
+        (intake_section(session, &shown, moment, as_of.is_none()))
+        (facts(&shown))
         (as_of_form(&shown, as_of))
         div class="grid" {
             (checklist(&shown))
             div {
-                (next_steps(&shown, moment))
+                (next_actions(&shown, moment, can_act))
                 (diagnosis_section(&diagnosis))
             }
         }
+        @if can_act {
+            (commands::Forms { session, state: &shown, refused_kind }.render())
+        } @else if as_of.is_none() && !shown.is_cancelled() {
+            p class="notice" id="read-only" { "You can read this integration; a rep or an admin records its steps here." }
+        }
         (health(&shown, refused))
-        (intake_section(&session, &shown, moment, as_of.is_none()))
         (timeline(&history))
     };
-    // The past does not change: only the present view follows the event stream.
-    let live = as_of.is_none().then(|| Live { after: head, integration: Some(id.to_string()) });
-    Page::Html(StatusCode::OK, layout(shown.customer.as_str(), Some(&session), live, content))
+    // The past does not change: only the present view follows the event stream. Neither does
+    // the answer to a refused form: its address is the form's, which a refresh cannot fetch.
+    let refused_form = matches!(notice, Notice::Refused { .. });
+    let live = (as_of.is_none() && !refused_form).then(|| Live { after: head, integration: Some(id.to_string()) });
+    Page::Html(status, layout(shown.customer.as_str(), Some(session), live, content))
 }
 
-fn heading(state: &Integration, as_of: Option<DateTime<Utc>>) -> Markup {
-    html! {
-        h1 { (state.customer) }
-        @if let Some(at) = as_of {
-            p class="notice" role="note" { "As it was at " (time(at)) " (version " (state.version) "). " a href={ "/integrations/" (state.id) } { "Back to now" } }
+/// The flash line after a form: what was recorded (in the timeline's words, never a secret),
+/// or why nothing was.
+fn notice_line(notice: &Notice<'_>, history: &[StoredEvent]) -> Markup {
+    match notice {
+        Notice::None => html! {},
+        Notice::Recorded { from, to } => {
+            let lines: Vec<String> =
+                history.iter().filter(|e| e.version > *from && e.version <= *to).map(render::describe).collect();
+            html! {
+                @if !lines.is_empty() {
+                    div class="flash" id="flash" role="status" {
+                        p { strong { "Recorded:" } }
+                        ul { @for line in &lines { li { (line) } } }
+                    }
+                }
+            }
         }
+        Notice::Refused { kind, message } => html! {
+            div class="error" id="command-error" role="alert" {
+                p { (message) }
+                p { "Nothing was recorded. "
+                    @if commands::is_form_kind(kind) { a href={ "#" (commands::form_anchor(kind)) } { "Back to the form" } } }
+            }
+        },
+    }
+}
+
+fn facts(state: &Integration) -> Markup {
+    html! {
         dl class="facts" {
             dt { "Stage" } dd id="stage" data-stage=(state.stage) { (stage_label(state.stage)) }
             dt { "Owner" } dd { (state.owner.as_ref().map(|o| o.as_str()).unwrap_or("unassigned")) }
@@ -133,7 +210,10 @@ fn as_of_form(state: &Integration, as_of: Option<DateTime<Utc>>) -> Markup {
     html! {
         form method="get" action={ "/integrations/" (state.id) } class="filters" aria-label="Show the state as of a time" {
             label for="as-of" { "State as of (UTC)" }
-            input id="as-of" name="at" type="datetime-local" step="1" value=[as_of.map(render::form_time)];
+            input id="as-of" name="at" type="text" inputmode="numeric" autocomplete="off" size="22"
+                placeholder=(render::UTC_PLACEHOLDER) aria-describedby="as-of-hint"
+                value=[as_of.map(render::utc_form_value)];
+            span id="as-of-hint" class="hint" { (render::UTC_FORMAT_HINT) }
             button type="submit" { "Show" }
         }
     }
@@ -161,13 +241,64 @@ fn checklist(state: &Integration) -> Markup {
     }
 }
 
-fn next_steps(state: &Integration, now: DateTime<Utc>) -> Markup {
+/// The next steps as buttons that jump to (and open) the form that records each.
+///
+/// Uses the state's `next_actions` (`{label, requirement_ids, cli, command}`, the contract's
+/// shape, from [`crate::views::state`]) when the views provide them: an action with a command
+/// becomes a button that opens its form and fills in what golive already knows (the command's
+/// fields, carried in `data-prefill`). Otherwise it reads the domain's `next_steps` lines, each
+/// naming its command in brackets.
+fn next_actions(state: &Integration, now: DateTime<Utc>, can_act: bool) -> Markup {
+    let view = crate::views::state(state, now);
+    if let Some(actions) = view.get("next_actions").and_then(|a| a.as_array()) {
+        return html! {
+            section aria-labelledby="next-heading" {
+                h2 id="next-heading" { "Next steps" }
+                @if actions.is_empty() { p { "Nothing to do." } }
+                @else {
+                    ol id="next-steps" {
+                        @for action in actions {
+                            li {
+                                (action.get("label").and_then(|l| l.as_str()).unwrap_or(""))
+                                @if let (true, Some(command)) = (can_act, action.get("command").filter(|c| c.is_object())) {
+                                    @let kind = command.get("type").and_then(|t| t.as_str()).unwrap_or("");
+                                    @if commands::is_form_kind(kind) {
+                                        " " span class="actions" { (commands::prefilled_button(kind, command)) }
+                                    }
+                                } @else if can_act && action.get("cli").and_then(|c| c.as_str()).is_some_and(|c| c.starts_with("golive probe ")) {
+                                    // The probe is no v1 command (its action has none), but it has a form here.
+                                    " " span class="actions" { (commands::jump_to_form(commands::PROBE)) }
+                                }
+                                @if let Some(cli) = action.get("cli").and_then(|c| c.as_str()) {
+                                    br; code class="cli" { (cli) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+    }
     let steps = state.next_steps(now);
     html! {
         section aria-labelledby="next-heading" {
             h2 id="next-heading" { "Next steps" }
             @if steps.is_empty() { p { "Nothing to do." } }
-            @else { ol id="next-steps" { @for step in &steps { li { (step) } } } }
+            @else {
+                ol id="next-steps" {
+                    @for step in &steps {
+                        li {
+                            (step)
+                            @if can_act {
+                                @let kinds = commands::commands_named_in(step);
+                                @if !kinds.is_empty() {
+                                    " " span class="actions" { @for kind in kinds { (commands::jump_to_form(kind)) " " } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

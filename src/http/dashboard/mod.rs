@@ -1,5 +1,7 @@
 //! The web dashboard and the customer intake: server-rendered HTML (maud) with one small
-//! vanilla script for live updates, both embedded in the binary — no front-end build.
+//! vanilla script for live updates, both embedded in the binary — no front-end build. Reps do
+//! their day here: every v1 command is a form on the integration page ([`commands`]), run
+//! through the engine exactly as the JSON API runs it.
 //!
 //! Security: every page carries a strict Content-Security-Policy (no inline script or style,
 //! nothing from other origins), `frame-ancestors 'none'`, `Referrer-Policy: same-origin` (an
@@ -10,6 +12,7 @@
 //! renders a secret: sealed values appear only as "received" with their fingerprint.
 
 mod board;
+mod commands;
 mod insights;
 pub(crate) mod intake;
 mod integration;
@@ -45,6 +48,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/signout", post(sign_out))
         .route("/integrations/{id}", get(integration::integration_page))
         .route("/integrations/{id}/intake-links", post(intake::create_link))
+        .route("/integrations/{id}/commands", post(commands::submit))
         .route("/audit", get(board::audit_page))
         .route("/insights", get(insights::insights_page))
         .route("/intake/{id}/{secret}", get(intake::intake_page).post(intake::intake_submit))
