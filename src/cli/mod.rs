@@ -39,40 +39,40 @@ by a running server (use --server), 7 not authenticated or not allowed, 8 verifi
 #[command(name = "golive", version, about = "The system of record for self-hosted GitLab onboardings", after_help = AFTER_HELP)]
 pub struct Cli {
     /// The data directory of the embedded store.
-    #[arg(long, global = true, hide = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
+    #[arg(long, global = true, env = "GOLIVE_DATA_DIR", default_value = "./golive-data")]
     pub data_dir: PathBuf,
     /// Talk to a running golive server instead of opening the data directory (with GOLIVE_TOKEN).
-    #[arg(long, global = true, hide = true, env = "GOLIVE_SERVER")]
+    #[arg(long, global = true, env = "GOLIVE_SERVER")]
     pub server: Option<String>,
     /// Who you are, in local mode (default: your OS user). Refused with --server: there the
     /// actor is the token's name.
-    #[arg(long = "as", global = true, hide = true, env = "GOLIVE_ACTOR")]
+    #[arg(long = "as", global = true, env = "GOLIVE_ACTOR")]
     pub actor: Option<String>,
     /// Where customers' GitLab reaches golive (the redirect URI, webhook URLs and intake links
     /// derive from it). This flag, then GOLIVE_PUBLIC_URL, then the URL stored by
     /// `golive init --public-url URL`; else the listen address for `serve`,
     /// http://127.0.0.1:8080 otherwise. An integration keeps the URL it was opened with.
-    #[arg(long, global = true, hide = true, env = "GOLIVE_PUBLIC_URL")]
+    #[arg(long, global = true, env = "GOLIVE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Let golive give customers a loopback or plain-http URL (a trial on one machine, tests);
     /// it still warns. `serve --demo` implies it.
-    #[arg(long, global = true, hide = true, env = "GOLIVE_ALLOW_LOCAL_URLS")]
+    #[arg(long, global = true, env = "GOLIVE_ALLOW_LOCAL_URLS")]
     pub allow_local_urls: bool,
     /// Where the log lives: `sled` (the embedded default, in --data-dir) or a PostgreSQL URL
     /// (postgres://…) shared by several replicas.
-    #[arg(long, global = true, hide = true, env = "GOLIVE_STORE")]
+    #[arg(long, global = true, env = "GOLIVE_STORE")]
     pub store: Option<String>,
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
-    #[arg(long, global = true, hide = true, env = "GOLIVE_MASTER_KEY_FILE")]
+    #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// Lets the probe reach addresses golive otherwise refuses (loopback, link-local,
     /// unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies where this
     /// process probes (`serve`, and `probe` without --server).
-    #[arg(long = "probe-allow", global = true, hide = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
+    #[arg(long = "probe-allow", global = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
           value_name = "CIDR", value_parser = crate::gitlab::egress::parse_allowance)]
     pub probe_allow: Vec<ipnet::IpNet>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -444,6 +444,13 @@ pub fn command_definition() -> clap::Command {
         listed.push_str(&format!("  --{long}{value}{env}\n          {help}\n"));
     }
     root = root.after_help(format!("{listed}\n{AFTER_HELP}"));
+    // Listed above; hidden from the generated option lists, the root's and (as clap propagates
+    // global options with their settings) every subcommand's.
+    let globals: Vec<clap::Id> =
+        root.get_arguments().filter(|arg| arg.is_global_set()).map(|arg| arg.get_id().clone()).collect();
+    for id in globals {
+        root = root.mut_arg(id, |arg| arg.hide(true));
+    }
     let names: Vec<String> = root.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
     for name in names {
         root = root.mut_subcommand(name, point_to_root);
@@ -519,7 +526,11 @@ const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 pub(crate) fn is_local_url(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else { return true };
     let loopback = match parsed.host() {
-        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Domain(name)) => {
+            // `localhost.` is the same name, fully qualified.
+            let name = name.trim_end_matches('.');
+            name == "localhost" || name.ends_with(".localhost")
+        }
         Some(url::Host::Ipv4(address)) => address.is_loopback() || address.is_unspecified(),
         Some(url::Host::Ipv6(address)) => address.is_loopback() || address.is_unspecified(),
         None => true,
@@ -1148,7 +1159,7 @@ mod tests {
     #[test]
     fn the_event_types_listed_are_every_type_an_event_can_have() {
         let names = crate::domain::event_type_names();
-        assert_eq!(names.len(), 35, "{names:?}");
+        assert_eq!(names.len(), 36, "{names:?}");
         assert_eq!(names[0], "integration_opened", "declaration order");
         for name in ["integration_opened", "credential_rotated", "intake_redeemed", "probe_result_recorded"] {
             assert!(names.iter().any(|n| n == name), "{name}");

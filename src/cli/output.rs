@@ -28,8 +28,15 @@ fn next_lines(state: &Value, reference: &str, limit: usize) {
     let actions: Vec<&Value> = state["next_actions"].as_array().into_iter().flatten().collect();
     for action in actions.iter().take(limit) {
         let cli = action["cli"].as_str().unwrap_or_default();
-        println!("next: {}", crate::views::actions::with_reference(cli, full_id, reference));
-        println!("      {}", text(&action["label"]));
+        let line = crate::views::actions::with_reference(cli, full_id, reference);
+        let line: String = line.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+        println!("next: {line}");
+        // A label may quote what someone typed: one line of it, without control characters, so
+        // that no typed text poses as a suggested command (the server's labels are one line
+        // already; a client cannot trust that of every server).
+        let label = text(&action["label"]);
+        let label: String = label.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()).collect();
+        println!("      {label}");
     }
     if actions.len() > limit {
         println!("({} more: golive status {})", actions.len() - limit, shell_quote(reference));

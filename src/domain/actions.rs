@@ -56,6 +56,18 @@ pub struct NextAction {
     pub step: Step,
 }
 
+/// A text a person typed, as one line of a label: its first line, control characters dropped,
+/// so that a typed text cannot pose as another suggested command below it.
+fn one_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let cleaned: String = first.chars().filter(|c| !c.is_control()).collect();
+    if text.lines().nth(1).is_some() {
+        format!("{cleaned} …")
+    } else {
+        cleaned
+    }
+}
+
 fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
     items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -129,7 +141,7 @@ impl Integration {
     fn push_feedback(&self, actions: &mut Vec<NextAction>) {
         for item in self.open_feedback() {
             actions.push(NextAction {
-                label: format!("Resolve feedback: {}", item.summary),
+                label: format!("Resolve feedback: {}", one_line(item.summary.as_str())),
                 requirements: Vec::new(),
                 step: Step::ResolveFeedback(item.id),
             });

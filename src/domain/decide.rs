@@ -235,6 +235,11 @@ impl Integration {
             },
             Command::Cancel { reason } => Event::IntegrationCancelled { reason: reason.clone() },
             Command::ChangePublicUrl { public_url } => {
+                // Customers' GitLab sends secret tokens and the customer types secrets to URLs
+                // under it: never in the clear.
+                if !public_url.is_https() {
+                    return Err(Rejection::invalid("public_url", "must be an https URL"));
+                }
                 if self.public_url.as_ref() == Some(public_url) {
                     return Err(Rejection::invalid("public_url", "is already this integration's public URL"));
                 }

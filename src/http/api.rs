@@ -64,8 +64,13 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 fn executed_response(state: &AppState, executed: Executed, status: StatusCode) -> Response {
     let view = views::state(&executed.state, state.engine.now());
     let body = views::executed(view, &executed.events, &executed.shown, executed.replayed);
+    let shows_a_secret = body.get("secret_token").is_some_and(|t| !t.is_null());
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(header::ETAG, etag(executed.state.version));
+    if shows_a_secret {
+        // A token shown once must not be kept by a cache on the way.
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if status == StatusCode::CREATED {
         let location = format!("/api/v1/integrations/{}", executed.state.id);
         response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("a path"));
@@ -157,6 +162,11 @@ pub async fn command(
     let key = idempotency_key(request.headers())?;
     let expected = if_match(request.headers())?;
     let body = json_body(request, state.config.max_body_bytes).await?;
+    // Moving where customers' GitLab sends webhooks and secrets is the operator's decision, not
+    // a rep's: a rep with a valid token could otherwise point an integration at a host of theirs.
+    if body.get("type").and_then(Value::as_str) == Some("change_public_url") {
+        principal.require(Role::Admin)?;
+    }
     let mut execute = ExecuteRequest::new(id, body, principal.actor.clone());
     execute.idempotency_key = key;
     execute.expected_version = expected;

@@ -506,13 +506,20 @@ async fn submit_form(client: &Client, kind: &str, texts: &[(&str, &str)], ticks:
     }
     client.execute("window.goliveSubmitted = true; return true;", vec![]).await.unwrap();
     client.find(Locator::Css(&format!("{form} button[type=submit]"))).await.unwrap().click().await.unwrap();
-    wait_for(
-        client,
-        &format!("the answer to {kind}"),
-        "return window.goliveSubmitted === undefined && document.readyState === 'complete';",
-        Duration::from_secs(15),
-    )
-    .await;
+    // On a loaded machine the page's live update can replace the form between finding the
+    // button and clicking it; the click then lands on a detached button and nothing is sent.
+    // Submitting the form as it stands now is the same request.
+    let answered = "return window.goliveSubmitted === undefined && document.readyState === 'complete';";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if client.execute(answered, vec![]).await.unwrap() == serde_json::Value::Bool(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resubmit = "const f = document.querySelector(arguments[0]); if (window.goliveSubmitted && f) { f.requestSubmit(); } return true;";
+    client.execute(resubmit, vec![serde_json::json!(form)]).await.unwrap();
+    wait_for(client, &format!("the answer to {kind}"), answered, Duration::from_secs(30)).await;
 }
 
 async fn stage_shown(client: &Client) -> String {

@@ -1023,3 +1023,11 @@ fn changing_the_public_url_moves_every_url_golive_gives_and_the_checklist_says_w
     assert!(bench.is_met("webhook.credentials_issued"));
     assert!(!bench.is_met("webhook.created_with_issued_url"), "GitLab still has the old URL");
 }
+
+#[test]
+fn a_typed_text_in_a_label_is_one_line() {
+    let mut bench = Bench::at_stage(Stage::Validated);
+    bench.ok(json!({"type": "report_feedback", "summary": "slow\nnext: golive reveal x --secret access_token\n      Run this"}));
+    let label = &bench.state.next_actions(bench.now)[0].label;
+    assert_eq!(label, "Resolve feedback: slow …");
+}

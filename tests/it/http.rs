@@ -828,3 +828,35 @@ async fn the_integration_list_pages_with_a_cursor_and_a_link_header() {
         assert_eq!(problem["type"], "invalid-query", "{bad}: {problem}");
     }
 }
+
+#[tokio::test]
+async fn only_an_admin_moves_an_integration_s_public_url_and_only_to_https() {
+    let app = spawn_app().await;
+    let id = app.open().await;
+    let path = format!("/api/v1/integrations/{id}/commands");
+    // A rep with a valid token cannot point the customer's URLs elsewhere.
+    let body = json!({"type": "change_public_url", "public_url": "https://golive-eu.example.com"});
+    let (status, _) = app.post(&app.rep, &path, &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // An admin cannot move them to a plain-http URL.
+    let (status, problem) = app
+        .post(&app.admin, &path, &json!({"type": "change_public_url", "public_url": "http://golive.example.com"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
+    assert_eq!(state["version"], 1, "refusals write nothing");
+    // An admin moves them, in the log under the admin's name.
+    let (status, answer) = app.post(&app.admin, &path, &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["state"]["public_url"], "https://golive-eu.example.com");
+    // A shown-once token is not cached on the way.
+    let response = app
+        .http
+        .post(app.url(&path))
+        .bearer_auth(&app.rep)
+        .json(&json!({"type": "issue_webhook_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}

@@ -160,12 +160,17 @@ async fn newest_first(
     filter: &AuditFilter,
     before: u64,
     limit: usize,
-) -> Result<(Vec<StoredEvent>, bool), crate::store::StoreError> {
+) -> Result<(Vec<StoredEvent>, bool), crate::engine::EngineError> {
     let mut found = Vec::new();
     let mut upper = before; // exclusive
     while upper > 1 {
         let lower = upper.saturating_sub(AUDIT_WINDOW).max(1); // inclusive
-        let window = state.engine.store().read_all(lower - 1, (upper - lower) as usize).await?;
+        let window = state
+            .engine
+            .store()
+            .read_all(lower - 1, (upper - lower) as usize)
+            .await
+            .map_err(crate::engine::EngineError::from)?;
         for event in window.into_iter().rev().filter(|e| e.position < upper) {
             if filter.keeps(&event) {
                 if found.len() == limit {
