@@ -462,6 +462,12 @@ pub fn command_definition() -> clap::Command {
 pub fn run() -> ExitCode {
     // Every file golive creates, sled's later snapshots and blobs included, is its owner's only.
     crate::store::owner_only::set_process_umask();
+    // `golive status hooli | head`: a closed pipe ends the process quietly, as it does any
+    // Unix tool, instead of a panic on the next write.
+    // SAFETY: setting a signal's disposition to the default at start, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let matches = command_definition().get_matches();
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -92,7 +92,7 @@ pub fn resolve(reference: &str, candidates: &[Candidate]) -> Result<String, CliE
                 ErrorKind::NotFound,
                 format!(
                     "no integration matches {reference:?}: give a customer name, a full id or an id prefix{hint}; \
-                     `golive list` shows them"
+                     `golive integration list` shows them"
                 ),
             ))
         }

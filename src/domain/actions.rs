@@ -93,6 +93,9 @@ impl Integration {
         }
         match self.stage {
             Stage::Live => {
+                // A live integration whose requirements were voided (a changed URL, a rotated
+                // token) is told how to meet them again, as before going live.
+                self.push_steps_for_unmet(Stage::Validated, &mut actions);
                 if let Some(monitoring) = self.monitoring.as_ref().filter(|m| m.completed_at.is_none()) {
                     let (label, step) = if now >= monitoring.ends_at {
                         ("The monitoring window has passed: complete it".to_owned(), Step::CompleteMonitoring)
@@ -119,14 +122,7 @@ impl Integration {
             }
             _ => {
                 let target = self.stage.next().unwrap_or(Stage::Validated);
-                for requirement in self.unmet_through(target) {
-                    for (label, step) in self.steps_meeting(requirement) {
-                        match actions.iter_mut().find(|a| a.step == step) {
-                            Some(existing) => existing.requirements.push(requirement),
-                            None => actions.push(NextAction { label, requirements: vec![requirement], step }),
-                        }
-                    }
-                }
+                self.push_steps_for_unmet(target, &mut actions);
                 self.push_feedback(&mut actions);
             }
         }
@@ -136,6 +132,19 @@ impl Integration {
     /// The plain-English next steps: the labels of [`Integration::next_actions`].
     pub fn next_steps(&self, now: DateTime<Utc>) -> Vec<String> {
         self.next_actions(now).into_iter().map(|action| action.label).collect()
+    }
+
+    /// One action per step that meets an unmet requirement of `through` or an earlier stage,
+    /// carrying every requirement it meets.
+    fn push_steps_for_unmet(&self, through: Stage, actions: &mut Vec<NextAction>) {
+        for requirement in self.unmet_through(through) {
+            for (label, step) in self.steps_meeting(requirement) {
+                match actions.iter_mut().find(|a| a.step == step) {
+                    Some(existing) => existing.requirements.push(requirement),
+                    None => actions.push(NextAction { label, requirements: vec![requirement], step }),
+                }
+            }
+        }
     }
 
     fn push_feedback(&self, actions: &mut Vec<NextAction>) {

@@ -1031,3 +1031,16 @@ fn a_typed_text_in_a_label_is_one_line() {
     let label = &bench.state.next_actions(bench.now)[0].label;
     assert_eq!(label, "Resolve feedback: slow …");
 }
+
+#[test]
+fn a_live_integration_whose_requirements_were_voided_is_told_how_to_meet_them_again() {
+    use golive::domain::Step;
+    // Given a live integration, when its public URL moves.
+    let mut bench = Bench::at_stage(Stage::Live);
+    bench.ok(json!({"type": "change_public_url", "public_url": "https://golive-eu.factory.example"}));
+    // Then beside the block, the next actions say how to meet what the move voided.
+    let steps: Vec<Step> = bench.state.next_actions(bench.now).iter().map(|a| a.step).collect();
+    assert_eq!(steps[0], Step::Unblock, "{steps:?}");
+    assert!(steps.contains(&Step::RegisterApplication), "{steps:?}");
+    assert!(steps.contains(&Step::RotateWebhookToken), "{steps:?}");
+}
