@@ -20,6 +20,9 @@ use super::secret::TokenDigest;
 use super::state::{IntakeLink, IntakeLinkStatus, Integration};
 
 /// The longest an intake link may stay open.
+/// The most intake links of one integration open at once.
+pub const INTAKE_LINKS_OPEN_MAX: usize = 3;
+
 pub const INTAKE_LINK_MAX_HOURS: u32 = 14 * 24;
 
 /// Compares two digests in time independent of where they differ.
@@ -63,6 +66,15 @@ impl Integration {
             return Err(Rejection::invalid(
                 "expires_in_hours",
                 format!("must be at most {INTAKE_LINK_MAX_HOURS} hours: a link should not outlive the onboarding week"),
+            ));
+        }
+        // Each open link is a bearer URL that takes the customer's secrets: a few at a time is
+        // enough for a resend, and a hostile caller cannot scatter them.
+        let open = self.intake_links.iter().filter(|l| l.status(now) == super::state::IntakeLinkStatus::Open).count();
+        if open >= INTAKE_LINKS_OPEN_MAX {
+            return Err(Rejection::invalid(
+                "expires_in_hours",
+                format!("{open} intake links are open already (at most {INTAKE_LINKS_OPEN_MAX}): wait until one is used or expires"),
             ));
         }
         if self.intake_links.iter().any(|l| l.link_id == link_id || same_digest(&l.token_digest, token_digest)) {

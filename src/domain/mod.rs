@@ -44,7 +44,7 @@ pub use event::{
     ManualTestRecorded, NetworkPolicyEvaluated, PrerequisitesConfirmed, ResponseValidated, VpcPeeringEstablished,
     VpnEstablished, WebhookCreated, EVENT_SCHEMA_VERSION,
 };
-pub use intake::INTAKE_LINK_MAX_HOURS;
+pub use intake::{INTAKE_LINKS_OPEN_MAX, INTAKE_LINK_MAX_HOURS};
 pub use open::{parse_open_request, parse_open_request_with_reference, playbook_fields_in, PLAYBOOK_FIELDS};
 pub use playbook::{Playbook, PlaybookId, PlaybookRef, Scenario, Trigger, MONITORING_DAYS_MAX, PLAYBOOK_ID_MAX_CHARS};
 pub use rejection::{IntakeRefusal, Rejection, Unmet};

@@ -273,6 +273,18 @@ pub async fn create_intake_link(
     principal.require(Role::Rep)?;
     let id = integration_id(&id)?;
     let body = json_body(request, state.config.max_body_bytes).await?;
+    let Some(fields) = body.as_object() else {
+        return Err(Problem::new(
+            ErrorKind::MalformedJson,
+            "the body must be a JSON object, e.g. {\"expires_in_hours\": 72}",
+        ));
+    };
+    // As for commands: a field golive does not know is refused, never silently ignored.
+    if let Some(unknown) = fields.keys().find(|k| *k != "expires_in_hours") {
+        return Err(
+            Problem::new(ErrorKind::InvalidField, format!("{unknown}: unknown field")).with(json!({"field": unknown}))
+        );
+    }
     let hours = match body.get("expires_in_hours") {
         None | Some(Value::Null) => DEFAULT_INTAKE_LINK_HOURS,
         Some(value) => value

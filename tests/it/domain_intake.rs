@@ -185,3 +185,20 @@ fn given_the_instance_changed_after_the_page_was_shown_when_the_customer_submits
     apply(&mut bench, events);
     assert_eq!(bench.state.usable_access_token().unwrap().bound_to.origin, "https://attacker.example");
 }
+
+#[test]
+fn at_most_three_links_are_open_at_once() {
+    // Given three open links.
+    let mut bench = Bench::opened();
+    for secret in ["first-secret", "second-secret", "third-secret"] {
+        let command = issue(&bench, secret, 24);
+        let events = bench.decide_command(&command).unwrap();
+        apply(&mut bench, events);
+    }
+    // When a fourth is asked for, it is refused, naming the limit.
+    let refused = bench.decide_command(&issue(&bench, "fourth-secret", 24)).unwrap_err();
+    assert!(refused.to_string().contains(&format!("at most {}", golive::domain::INTAKE_LINKS_OPEN_MAX)), "{refused}");
+    // Then once they expire, a new one is issued.
+    bench.advance(Duration::hours(25));
+    assert!(bench.decide_command(&issue(&bench, "fourth-secret", 24)).is_ok());
+}

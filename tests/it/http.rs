@@ -860,3 +860,22 @@ async fn only_an_admin_moves_an_integration_s_public_url_and_only_to_https() {
         .unwrap();
     assert_eq!(response.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn an_intake_link_request_with_an_unknown_field_is_refused_and_the_link_shown_once() {
+    let app = spawn_app().await;
+    let id = app.open().await;
+    let path = format!("/api/v1/integrations/{id}/intake-links");
+    let (status, problem) = app.post(&app.rep, &path, &json!({"expires_in_hours": 24, "expires_in_days": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "expires_in_days");
+    let (status, _) = app.post(&app.viewer, &path, &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, issued) = app.post(&app.rep, &path, &json!({"expires_in_hours": 24})).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let url = issued["url"].as_str().unwrap();
+    assert!(url.contains(&format!("/intake/{id}/")), "{url}");
+    let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
+    assert_eq!(state["intake_links"][0]["status"], "open");
+    assert!(!state.to_string().contains(url.rsplit('/').next().unwrap()), "the link's secret is shown once");
+}
