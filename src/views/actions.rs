@@ -51,8 +51,15 @@ impl Line {
         Line(words)
     }
     fn flag(mut self, name: &str, value: impl AsRef<str>) -> Self {
-        self.0.push(name.to_owned());
-        self.0.push(shell_quote(value.as_ref()));
+        let value = value.as_ref();
+        if value.starts_with('-') {
+            // A recorded value such as an Application ID `-x` would read as a flag of its own;
+            // joined to its flag it stays the flag's value.
+            self.0.push(format!("{name}={}", shell_quote(value)));
+        } else {
+            self.0.push(name.to_owned());
+            self.0.push(shell_quote(value));
+        }
         self
     }
     fn finish(self) -> String {
@@ -267,4 +274,25 @@ pub fn with_reference(cli: &str, full_id: &str, reference: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_looks_like_a_flag_stays_its_flag_s_value() {
+        let line = Line::new("app register", "id").flag("--application-id", "--server=http://x").flag("--name", "a b");
+        assert_eq!(line.finish(), "golive app register id --application-id=--server=http://x --name 'a b'");
+    }
+
+    #[test]
+    fn only_the_word_that_is_the_id_takes_the_reference() {
+        let id = "4fe4ae68-eb80-4c14-a532-2bc372c2e81d";
+        let cli = format!("golive webhook create {id} --url https://g.example/hooks/gitlab/{id}");
+        assert_eq!(
+            with_reference(&cli, id, "acme robotics"),
+            format!("golive webhook create 'acme robotics' --url https://g.example/hooks/gitlab/{id}")
+        );
+    }
 }
