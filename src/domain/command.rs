@@ -371,6 +371,8 @@ pub enum Command {
     },
     /// Engine-made: the customer submitted the intake form through a link.
     RedeemIntake(Box<IntakeSubmission>),
+    /// Engine-made: a run of checks through GitLab's API recorded its progress or a finding.
+    RecordCheck(super::checks::CheckRecord),
 }
 
 /// Where a command comes from: the public endpoint may not send internal inputs.
@@ -830,6 +832,7 @@ impl Command {
             Command::RecordSecretsShredded => "record_secrets_shredded",
             Command::IssueIntakeLink { .. } => "issue_intake_link",
             Command::RedeemIntake(_) => "redeem_intake",
+            Command::RecordCheck(_) => "record_gitlab_check",
         }
     }
 }

@@ -261,8 +261,57 @@ impl Integration {
                 return self.issue_intake_link(*link_id, token_digest, *expires_at, ctx.now);
             }
             Command::RedeemIntake(submission) => return self.redeem_intake(submission, ctx.now),
+            Command::RecordCheck(record) => self.check_event(record)?,
         };
         Ok(vec![event])
+    }
+
+    /// The event a check run's record becomes. A run starts when none is under way (its
+    /// requested test deliveries are told apart from the next run's); its findings and its end
+    /// belong to the run under way.
+    fn check_event(&self, record: &super::checks::CheckRecord) -> Result<Event, Rejection> {
+        use super::checks::CheckRecord;
+        let running = self.check_under_way();
+        let belongs = |check_id: &uuid::Uuid| {
+            if running.is_some_and(|run| run.check_id == *check_id) {
+                Ok(())
+            } else {
+                Err(Rejection::invalid("check_id", "no run of checks with this id is under way"))
+            }
+        };
+        Ok(match record {
+            CheckRecord::Started(started) => {
+                if started.checks.is_empty() {
+                    return Err(Rejection::invalid("checks", "name at least one check"));
+                }
+                if running.is_some() {
+                    return Err(Rejection::GuardRejected {
+                        command: "check",
+                        unmet: vec![super::rejection::Unmet {
+                            id: "check.none_under_way".into(),
+                            label: "No other run of checks is under way for this integration".into(),
+                        }],
+                    });
+                }
+                Event::GitlabCheckStarted(started.clone())
+            }
+            CheckRecord::Application(checked) => {
+                belongs(&checked.check_id)?;
+                Event::ApplicationChecked(checked.clone())
+            }
+            CheckRecord::Webhook(checked) => {
+                belongs(&checked.check_id)?;
+                Event::WebhookChecked(checked.clone())
+            }
+            CheckRecord::TestDelivery(requested) => {
+                belongs(&requested.check_id)?;
+                Event::TestDeliveryRequested(requested.clone())
+            }
+            CheckRecord::Finished(finished) => {
+                belongs(&finished.check_id)?;
+                Event::GitlabCheckFinished(finished.clone())
+            }
+        })
     }
 
     fn check_scenario(&self, scenario: super::playbook::Scenario) -> Result<(), Rejection> {

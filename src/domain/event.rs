@@ -19,6 +19,7 @@ use uuid::Uuid;
 use std::collections::BTreeSet;
 
 use super::binding::CredentialBinding;
+use super::checks::{ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, TestDeliveryRequested, WebhookChecked};
 use super::playbook::{Playbook, Scenario, Trigger};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};
@@ -319,6 +320,16 @@ pub enum Event {
     IntakeRedeemed {
         link_id: Uuid,
     },
+    /// golive began a run of checks through GitLab's API (announcing the writes it will make).
+    GitlabCheckStarted(GitlabCheckStarted),
+    /// What GitLab's applications API showed of the application with the recorded id.
+    ApplicationChecked(ApplicationChecked),
+    /// Where the hook with the issued URL lives in GitLab, its triggers and SSL verification.
+    WebhookChecked(WebhookChecked),
+    /// golive asked GitLab to send a test delivery for one trigger, and what GitLab answered.
+    TestDeliveryRequested(TestDeliveryRequested),
+    /// A run of checks ended.
+    GitlabCheckFinished(GitlabCheckFinished),
 }
 
 /// Every event type's name (the envelope's `type`), in declaration order, as the event's JSON
@@ -376,6 +387,11 @@ impl Event {
             Event::SecretsShredded {} => "secrets_shredded",
             Event::IntakeLinkIssued { .. } => "intake_link_issued",
             Event::IntakeRedeemed { .. } => "intake_redeemed",
+            Event::GitlabCheckStarted(_) => "gitlab_check_started",
+            Event::ApplicationChecked(_) => "application_checked",
+            Event::WebhookChecked(_) => "webhook_checked",
+            Event::TestDeliveryRequested(_) => "test_delivery_requested",
+            Event::GitlabCheckFinished(_) => "gitlab_check_finished",
         }
     }
 }

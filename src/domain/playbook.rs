@@ -114,6 +114,25 @@ pub struct Playbook {
     pub monitoring_days: u32,
     pub probe_interval_minutes: u32,
     pub allow_http: bool,
+    /// Whether the GitLab application must be confidential (compared by the application check;
+    /// absent: not compared, as in playbooks recorded before golive checked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_confidential: Option<bool>,
+    /// Items only GitLab's API may meet: a person's word is not enough for them (absent in
+    /// playbooks recorded before golive could check).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub api_evidence_required: BTreeSet<ApiEvidenceItem>,
+}
+
+/// A checklist item a playbook may require GitLab's API to have checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum ApiEvidenceItem {
+    #[serde(rename = "info.application_registered")]
+    ApplicationRegistered,
+    #[serde(rename = "webhook.created_with_issued_url")]
+    WebhookCreatedWithIssuedUrl,
+    #[serde(rename = "webhook.triggers")]
+    WebhookTriggers,
 }
 
 /// The largest monitoring window a playbook may ask for.
@@ -160,6 +179,8 @@ impl Playbook {
             monitoring_days: 14,
             probe_interval_minutes: 60,
             allow_http: false,
+            application_confidential: Some(true),
+            api_evidence_required: BTreeSet::new(),
         }
     }
 

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::playbook::Scenario;
+use super::checks::{ApplicationFinding, Evidence, WebhookFinding};
+use super::playbook::{ApiEvidenceItem, Scenario, Trigger};
 use super::stage::Stage;
 use super::state::{Connectivity, Integration};
 
@@ -134,6 +135,10 @@ impl Requirement {
     }
 }
 
+/// Why an item a playbook reserves for GitLab's API is unmet while a person's record matches.
+const API_EVIDENCE_REQUIRED: &str =
+    "this playbook requires GitLab's API to confirm it (a person's record is not enough): run golive check";
+
 /// Why a requirement is unmet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnmetReason {
@@ -164,6 +169,9 @@ pub struct ChecklistItem {
     /// Whether something was recorded for this item that differs from what the guide expects
     /// (rather than nothing recorded yet): what a rep who just recorded it must hear about.
     pub differs: bool,
+    /// What the item rests on (the rep's word, the customer's intake, GitLab's API or a
+    /// delivery), with the event and time that supplied it; `None` while nothing is recorded.
+    pub evidence: Option<Evidence>,
 }
 
 fn list(items: impl IntoIterator<Item = impl ToString>) -> String {
@@ -203,10 +211,15 @@ impl Integration {
                 .prerequisites
                 .as_ref()
                 .is_some_and(|p| p.gitlab_admin_access && p.network_access && p.factory_admin_account),
-            Requirement::ApplicationRegistered => facts
-                .application
-                .as_ref()
-                .is_some_and(|a| a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri),
+            Requirement::ApplicationRegistered if self.rests_on_api(requirement) => {
+                self.api_application_problems().is_some_and(|problems| problems.is_empty())
+            }
+            Requirement::ApplicationRegistered => {
+                !self.api_evidence_required(requirement)
+                    && facts.application.as_ref().is_some_and(|a| {
+                        a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri
+                    })
+            }
             Requirement::ApplicationScopes => {
                 facts.application.as_ref().is_some_and(|a| a.scopes.is_superset(&playbook.required_scopes))
             }
@@ -233,12 +246,22 @@ impl Integration {
                 .webhook_credentials
                 .as_ref()
                 .is_some_and(|issued| self.issued_under_public_url(&issued.webhook_url)),
-            Requirement::WebhookCreatedWithIssuedUrl => match (&facts.webhook, &facts.webhook_credentials) {
-                (Some(hook), Some(issued)) => hook.url == issued.webhook_url,
-                _ => false,
-            },
+            Requirement::WebhookCreatedWithIssuedUrl if self.rests_on_api(requirement) => {
+                self.api_webhook_url_problems().is_some_and(|problems| problems.is_empty())
+            }
+            Requirement::WebhookCreatedWithIssuedUrl => {
+                !self.api_evidence_required(requirement)
+                    && match (&facts.webhook, &facts.webhook_credentials) {
+                        (Some(hook), Some(issued)) => hook.url == issued.webhook_url,
+                        _ => false,
+                    }
+            }
+            Requirement::WebhookTriggers if self.rests_on_api(requirement) => {
+                self.api_webhook_triggers_missing().is_some_and(|missing| missing.is_empty())
+            }
             Requirement::WebhookTriggers => {
-                facts.webhook.as_ref().is_some_and(|w| w.triggers.is_superset(&playbook.required_triggers))
+                !self.api_evidence_required(requirement)
+                    && facts.webhook.as_ref().is_some_and(|w| w.triggers.is_superset(&playbook.required_triggers))
             }
             Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => {
                 facts.verified_delivery_at.is_some()
@@ -370,6 +393,12 @@ impl Integration {
                     differs(format!("recorded as not confirmed: {}", missing.join(", ")))
                 }
             },
+            Requirement::ApplicationRegistered if self.rests_on_api(requirement) => {
+                differs(self.api_application_problems().unwrap_or_default().join("; "))
+            }
+            Requirement::ApplicationRegistered if self.api_evidence_required(requirement) && self.rep_application_matches() => {
+                differs(API_EVIDENCE_REQUIRED.to_owned())
+            }
             Requirement::ApplicationRegistered => match &facts.application {
                 None => nothing(),
                 Some(a) => {
@@ -477,6 +506,15 @@ impl Integration {
                 )),
                 _ => nothing(),
             },
+            Requirement::WebhookCreatedWithIssuedUrl if self.rests_on_api(requirement) => {
+                differs(self.api_webhook_url_problems().unwrap_or_default().join("; "))
+            }
+            Requirement::WebhookCreatedWithIssuedUrl
+                if self.api_evidence_required(requirement)
+                    && matches!((&facts.webhook, &facts.webhook_credentials), (Some(h), Some(i)) if h.url == i.webhook_url) =>
+            {
+                differs(API_EVIDENCE_REQUIRED.to_owned())
+            }
             Requirement::WebhookCreatedWithIssuedUrl => match (&facts.webhook, &facts.webhook_credentials) {
                 (Some(hook), Some(issued)) => differs(format!(
                     "the webhook URL recorded is {}, the issued URL is {}",
@@ -485,6 +523,34 @@ impl Integration {
                 (Some(_), None) => differs("a webhook was recorded but no webhook credentials are issued".into()),
                 _ => nothing(),
             },
+            Requirement::WebhookTriggers if self.rests_on_api(requirement) => {
+                let location = match facts.webhook_check.as_ref().map(|(c, _)| &c.finding) {
+                    Some(WebhookFinding::Found { location, .. }) => Some(*location),
+                    _ => None,
+                };
+                match self.api_webhook_triggers_missing() {
+                    None => differs("GitLab's API found no hook with the issued URL, so no triggers".into()),
+                    Some(missing) => {
+                        let unsendable: Vec<&Trigger> =
+                            missing.iter().filter(|t| location.is_some_and(|l| !l.can_send(**t))).collect();
+                        let mut text =
+                            format!("the hook GitLab's API found does not send the triggers {}", list(&missing));
+                        if !unsendable.is_empty() {
+                            text.push_str(&format!(
+                                "; a system hook cannot send {} events at all: create a group or project hook instead",
+                                list(unsendable)
+                            ));
+                        }
+                        differs(text)
+                    }
+                }
+            }
+            Requirement::WebhookTriggers
+                if self.api_evidence_required(requirement)
+                    && facts.webhook.as_ref().is_some_and(|w| w.triggers.is_superset(&playbook.required_triggers)) =>
+            {
+                differs(API_EVIDENCE_REQUIRED.to_owned())
+            }
             Requirement::WebhookTriggers => match &facts.webhook {
                 None => nothing(),
                 Some(w) => differs(format!(
@@ -509,11 +575,117 @@ impl Integration {
                     }
                 )),
             },
+            Requirement::ScenarioObserved(s) if facts.provoked_only.contains(&s) => differs(
+                "only a test delivery golive asked GitLab for arrived (GitLab's sample data proves the delivery path, not the scenario): perform the scenario, or record a manual test".into(),
+            ),
             Requirement::ScenarioObserved(_) => nothing(),
             Requirement::ResponseValidated(s) => match facts.validations.get(&s) {
                 Some(false) => differs("the response was recorded as incorrect".into()),
                 _ => nothing(),
             },
+        }
+    }
+
+    /// Whether the playbook says only GitLab's API may meet `requirement`.
+    fn api_evidence_required(&self, requirement: Requirement) -> bool {
+        let item = match requirement {
+            Requirement::ApplicationRegistered => ApiEvidenceItem::ApplicationRegistered,
+            Requirement::WebhookCreatedWithIssuedUrl => ApiEvidenceItem::WebhookCreatedWithIssuedUrl,
+            Requirement::WebhookTriggers => ApiEvidenceItem::WebhookTriggers,
+            _ => return false,
+        };
+        self.playbook.api_evidence_required.contains(&item)
+    }
+
+    fn rep_application_matches(&self) -> bool {
+        self.facts
+            .application
+            .as_ref()
+            .is_some_and(|a| a.name == self.playbook.application_name && a.redirect_uri == self.playbook.redirect_uri)
+    }
+
+    /// What the latest application check found wrong, in golive's words (empty: nothing);
+    /// `None` without a check that looked.
+    fn api_application_problems(&self) -> Option<Vec<String>> {
+        let (checked, _) = self.facts.application_check.as_ref()?;
+        let recorded = self.facts.application.as_ref().map(|a| &a.application_id);
+        if recorded != Some(&checked.application_id) {
+            return Some(vec![
+                "GitLab's API was checked for another Application ID than the one recorded now: run the application check again".into(),
+            ]);
+        }
+        Some(match &checked.finding {
+            ApplicationFinding::Found { name_matches, callback_url_matches, confidential } => {
+                let mut problems = Vec::new();
+                if !name_matches {
+                    problems.push(format!(
+                        "the application's name in GitLab is not \"{}\" (names are compared exactly, case included)",
+                        self.playbook.application_name
+                    ));
+                }
+                if !callback_url_matches {
+                    problems.push(format!(
+                        "the callback URL registered in GitLab is not the redirect URI {}",
+                        self.playbook.redirect_uri
+                    ));
+                }
+                if let Some(expected) = self.playbook.application_confidential.filter(|e| e != confidential) {
+                    problems.push(if expected {
+                        "the application is not confidential in GitLab; the guide registers a confidential one".into()
+                    } else {
+                        "the application is confidential in GitLab; the guide registers a public one".into()
+                    });
+                }
+                problems
+            }
+            ApplicationFinding::NotFound => vec![format!(
+                "GitLab's API lists no application with the Application ID {} recorded",
+                checked.application_id
+            )],
+            ApplicationFinding::Failed(_) => return None,
+        })
+    }
+
+    /// What the latest webhook check found wrong about the hook's URL and SSL verification.
+    fn api_webhook_url_problems(&self) -> Option<Vec<String>> {
+        let (checked, _) = self.facts.webhook_check.as_ref()?;
+        let issued = self.facts.webhook_credentials.as_ref().map(|c| &c.webhook_url);
+        if issued != Some(&checked.url) {
+            return Some(vec![
+                "GitLab's API was checked for another webhook URL than the one issued now: run the webhook check again".into(),
+            ]);
+        }
+        Some(match &checked.finding {
+            WebhookFinding::Found { ssl_verification, location, .. } => {
+                let mut problems = Vec::new();
+                if !ssl_verification && checked.url.is_https() {
+                    problems.push(format!(
+                        "SSL verification is off on {} in GitLab: turn it on so the secret token only goes to golive",
+                        location.describe()
+                    ));
+                }
+                problems
+            }
+            WebhookFinding::NotFound { searched, complete } => {
+                let places = searched.iter().map(|l| l.describe()).collect::<Vec<_>>().join(", ");
+                let mut text = format!("GitLab's API shows no hook with the issued URL {} (searched: {places})", checked.url);
+                if !complete {
+                    text.push_str("; the search stopped at its page limit: name the group or project");
+                }
+                vec![text]
+            }
+            WebhookFinding::Failed(_) => return None,
+        })
+    }
+
+    /// The playbook's triggers the hook GitLab's API found lacks; `None` when no hook was found.
+    fn api_webhook_triggers_missing(&self) -> Option<Vec<Trigger>> {
+        let (checked, _) = self.facts.webhook_check.as_ref()?;
+        match &checked.finding {
+            WebhookFinding::Found { triggers, .. } => {
+                Some(self.playbook.required_triggers.difference(triggers).copied().collect())
+            }
+            _ => None,
         }
     }
 
@@ -537,6 +709,10 @@ impl Integration {
                     stage: r.stage(),
                     met: unmet.is_none(),
                     differs: matches!(unmet, Some(UnmetReason::Differs(_))),
+                    evidence: match unmet {
+                        Some(UnmetReason::NothingRecorded) => None,
+                        _ => self.evidence_of(r).cloned(),
+                    },
                     reason: unmet.map(UnmetReason::into_text),
                 }
             })

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::binding::CredentialBinding;
+use super::checks::{
+    trigger_of, ApplicationChecked, ApplicationFinding, CheckRun, Evidence, EvidenceOrigin, TestDeliveryProgress,
+    WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
+};
+use super::playbook::Trigger;
+use super::requirements::Requirement;
 use super::event::{
     ApplicationRegistered, Cause, CredentialRotated, Event, FirewallConfigured, InstanceUrlSet, NetworkPolicyEvaluated,
     PrerequisitesConfirmed, VpcPeeringEstablished, VpnEstablished, WebhookCreated,
@@ -192,6 +198,21 @@ pub struct Facts {
     pub notes: u64,
     pub secrets_revealed: u64,
     pub secrets_shredded_at: Option<DateTime<Utc>>,
+    /// The latest check of the application that found it or found it missing, and when.
+    #[serde(default)]
+    pub application_check: Option<(ApplicationChecked, DateTime<Utc>)>,
+    /// The latest check of the webhook that found it or found it missing, and when.
+    #[serde(default)]
+    pub webhook_check: Option<(WebhookChecked, DateTime<Utc>)>,
+    /// The test deliveries of the latest run that requested them, per trigger.
+    #[serde(default)]
+    pub test_deliveries: BTreeMap<Trigger, TestDeliveryProgress>,
+    /// Scenarios for which only deliveries golive provoked (GitLab's sample data) arrived.
+    #[serde(default)]
+    pub provoked_only: BTreeSet<Scenario>,
+    /// Per requirement id: the event that supplied the fact the item rests on.
+    #[serde(default)]
+    pub evidence: BTreeMap<String, Evidence>,
 }
 
 /// One integration's state: a pure fold of its events.
@@ -222,6 +243,10 @@ pub struct Integration {
     /// Customer intake links issued for this integration, oldest first.
     #[serde(default)]
     pub intake_links: Vec<IntakeLink>,
+    /// The latest runs of checks through GitLab's API, oldest first (at most
+    /// [`CHECK_RUNS_KEPT`]).
+    #[serde(default)]
+    pub check_runs: Vec<CheckRun>,
 }
 
 impl Integration {
@@ -268,6 +293,7 @@ impl Integration {
             monitoring: None,
             feedback: Vec::new(),
             intake_links: Vec::new(),
+            check_runs: Vec::new(),
             facts: Facts {
                 prerequisites: None,
                 application: None,
@@ -295,6 +321,11 @@ impl Integration {
                 notes: 0,
                 secrets_revealed: 0,
                 secrets_shredded_at: None,
+                application_check: None,
+                webhook_check: None,
+                test_deliveries: BTreeMap::new(),
+                provoked_only: BTreeSet::new(),
+                evidence: BTreeMap::new(),
             },
         })
     }
@@ -361,8 +392,39 @@ impl Integration {
                 facts.deliveries.recorded += 1;
                 facts.deliveries.last_at = Some(at);
                 facts.verified_delivery_at = Some(at);
-                if let Some(scenario) = delivery.scenario_evidence() {
-                    facts.scenarios_observed.entry(scenario).or_insert(at);
+                // A delivery answering a test golive asked for, while its run is under way,
+                // proves the delivery path; it carries GitLab's sample data, so it is no
+                // scenario evidence.
+                let running = self.check_runs.last().filter(|r| r.finished_at.is_none()).map(|r| r.check_id);
+                let provoked = running.and_then(|check_id| {
+                    let answered = |p: &&mut TestDeliveryProgress| {
+                        p.check_id == check_id
+                            && p.received_at.is_none()
+                            && matches!(p.outcome, super::checks::TestRequestOutcome::Sent)
+                    };
+                    match trigger_of(delivery.event) {
+                        Some(trigger) => facts.test_deliveries.get_mut(&trigger).filter(answered),
+                        // A system hook's test arrives as a System Hook, whatever was asked.
+                        None => facts
+                            .test_deliveries
+                            .values_mut()
+                            .find(|p| matches!(p.location, super::checks::HookLocation::System) && answered(p)),
+                    }
+                });
+                match provoked {
+                    Some(progress) => {
+                        progress.received_at = Some(at);
+                        if let Some(scenario) = delivery.scenario_evidence() {
+                            if !facts.scenarios_observed.contains_key(&scenario) {
+                                facts.provoked_only.insert(scenario);
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(scenario) = delivery.scenario_evidence() {
+                            facts.scenarios_observed.entry(scenario).or_insert(at);
+                        }
+                    }
                 }
             }
             Event::ApiCheckRecorded(check) => {
@@ -486,10 +548,147 @@ impl Integration {
                     link.redeemed_at = Some(at);
                 }
             }
+            Event::GitlabCheckStarted(started) => {
+                self.check_runs.push(CheckRun {
+                    check_id: started.check_id,
+                    checks: started.checks.clone(),
+                    started_at: at,
+                    finished_at: None,
+                    unmet: Vec::new(),
+                    deliveries_missing: BTreeSet::new(),
+                });
+                let excess = self.check_runs.len().saturating_sub(CHECK_RUNS_KEPT);
+                self.check_runs.drain(..excess);
+                if started.checks.contains(&super::checks::CheckKind::TestDeliveries) {
+                    facts.test_deliveries.clear();
+                }
+            }
+            Event::ApplicationChecked(checked) => {
+                if !matches!(checked.finding, ApplicationFinding::Failed(_)) {
+                    facts.application_check = Some((checked.clone(), at));
+                }
+            }
+            Event::WebhookChecked(checked) => {
+                if !matches!(checked.finding, WebhookFinding::Failed(_)) {
+                    facts.webhook_check = Some((checked.clone(), at));
+                }
+            }
+            Event::TestDeliveryRequested(requested) => {
+                facts.test_deliveries.insert(
+                    requested.trigger,
+                    TestDeliveryProgress {
+                        check_id: requested.check_id,
+                        location: requested.location,
+                        outcome: requested.outcome.clone(),
+                        requested_at: at,
+                        received_at: None,
+                    },
+                );
+            }
+            Event::GitlabCheckFinished(finished) => {
+                if let Some(run) = self.check_runs.iter_mut().find(|r| r.check_id == finished.check_id) {
+                    run.finished_at = Some(at);
+                    run.unmet = finished.unmet.clone();
+                    run.deliveries_missing = finished.deliveries_missing.clone();
+                }
+            }
         }
+        self.note_evidence(event, at);
         if self.met_requirement_count() > met_before {
             self.last_progress_at = at;
         }
+    }
+
+    /// Records, per requirement, the event that supplied the fact it rests on now.
+    fn note_evidence(&mut self, event: &Event, at: DateTime<Utc>) {
+        use Requirement as R;
+        let person = EvidenceOrigin::Rep;
+        let (source, supplied): (EvidenceOrigin, Vec<Requirement>) = match event {
+            Event::PrerequisitesConfirmed(_) => (person, vec![R::PrerequisitesConfirmed]),
+            Event::ApplicationRegistered(_) => (person, vec![R::ApplicationRegistered, R::ApplicationScopes]),
+            Event::ApplicationSecretProvided { .. } => (person, vec![R::ApplicationSecretProvided]),
+            Event::InstanceUrlSet(_) => (person, vec![R::InstanceUrl]),
+            Event::AccessTokenProvided { .. } => (person, vec![R::AccessTokenProvided, R::AccessTokenAdmin]),
+            Event::InformationSubmitted {} => (person, vec![R::InformationSubmitted]),
+            Event::NetworkPolicyEvaluated(_) => (person, vec![R::NetworkPolicyEvaluated]),
+            Event::VpcPeeringEstablished(_) | Event::VpnEstablished(_) => (person, vec![R::Connectivity]),
+            Event::FirewallConfigured(_) => {
+                (person, vec![R::FirewallOutboundHttps, R::FirewallOutboundSsh, R::WebhookEndpointReachable])
+            }
+            Event::WebhookCredentialsIssued(_) => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
+            Event::WebhookCreated(_) => (person, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers]),
+            Event::WebhookDeliveryRecorded(delivery) => {
+                let mut supplied = vec![R::WebhookDeliveryVerified, R::WebhookFunctional];
+                if let Some(scenario) = delivery.scenario_evidence() {
+                    // Only the first observation is the evidence (later ones change nothing).
+                    if self.facts.scenarios_observed.get(&scenario) == Some(&at)
+                        && !self.facts.evidence.contains_key(&R::ScenarioObserved(scenario).id())
+                    {
+                        supplied.push(R::ScenarioObserved(scenario));
+                    }
+                }
+                (EvidenceOrigin::GitlabDelivery, supplied)
+            }
+            Event::ApiCheckRecorded(_) => (person, vec![R::ApiConnectivity]),
+            Event::ProbeResultRecorded(result) if result.is_evidence() => {
+                let mut supplied = vec![R::ApiConnectivity];
+                if result.api_reachable {
+                    supplied.push(R::AccessTokenAdmin);
+                }
+                (EvidenceOrigin::GitlabApi, supplied)
+            }
+            Event::ManualTestRecorded(test) if test.passed => {
+                if self.facts.evidence.contains_key(&R::ScenarioObserved(test.scenario).id()) {
+                    (person, vec![])
+                } else {
+                    (person, vec![R::ScenarioObserved(test.scenario)])
+                }
+            }
+            Event::ResponseValidated(v) => (person, vec![R::ResponseValidated(v.scenario)]),
+            Event::CredentialRotated(rotated) => match rotated {
+                CredentialRotated::ApplicationSecret { .. } => (person, vec![R::ApplicationSecretProvided]),
+                CredentialRotated::AccessToken { .. } => (person, vec![R::AccessTokenProvided, R::AccessTokenAdmin]),
+                CredentialRotated::WebhookToken { .. } => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
+            },
+            Event::ApplicationChecked(checked) if !matches!(checked.finding, ApplicationFinding::Failed(_)) => {
+                (EvidenceOrigin::GitlabApi, vec![R::ApplicationRegistered])
+            }
+            Event::WebhookChecked(checked) if !matches!(checked.finding, WebhookFinding::Failed(_)) => {
+                (EvidenceOrigin::GitlabApi, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers])
+            }
+            Event::IntakeRedeemed { .. } => {
+                // The customer's submission is recorded in the same append, just before this
+                // event: what those events supplied came from the customer's intake.
+                for evidence in self.facts.evidence.values_mut() {
+                    if evidence.at == at && evidence.source == EvidenceOrigin::Rep {
+                        evidence.source = EvidenceOrigin::CustomerIntake;
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        for requirement in supplied {
+            self.facts.evidence.insert(
+                requirement.id(),
+                Evidence { source, event: event.type_name().to_owned(), version: self.version, at },
+            );
+        }
+    }
+
+    /// The run of checks under way, if one is.
+    pub fn check_under_way(&self) -> Option<&CheckRun> {
+        self.check_runs.last().filter(|r| r.finished_at.is_none())
+    }
+
+    /// The event that supplied the fact `requirement` rests on now.
+    pub fn evidence_of(&self, requirement: Requirement) -> Option<&Evidence> {
+        self.facts.evidence.get(&requirement.id())
+    }
+
+    /// Whether the latest fact `requirement` rests on came from GitLab's API.
+    pub fn rests_on_api(&self, requirement: Requirement) -> bool {
+        self.evidence_of(requirement).is_some_and(|e| e.source == EvidenceOrigin::GitlabApi)
     }
 
     /// The access token on record, if it was given for the instance of record (origin and CA).

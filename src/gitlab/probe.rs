@@ -64,22 +64,22 @@ impl std::fmt::Debug for ProbeTarget {
 }
 
 /// One failed call, classified.
-struct Failure {
-    category: FindingCategory,
-    detail: String,
+pub(super) struct Failure {
+    pub(super) category: FindingCategory,
+    pub(super) detail: String,
     token_active: Option<bool>,
     /// GitLab answered (with an error status): the API is reachable, the token is the problem.
     answered: bool,
 }
 
-fn failure(category: FindingCategory, detail: impl Into<String>) -> Failure {
+pub(super) fn failure(category: FindingCategory, detail: impl Into<String>) -> Failure {
     Failure { category, detail: detail.into(), token_active: None, answered: false }
 }
 
 /// The instance as configured (golive's own facts: never taken from an answer).
-struct Origin {
-    host: String,
-    port: u16,
+pub(super) struct Origin {
+    pub(super) host: String,
+    pub(super) port: u16,
 }
 
 /// Whether an I/O error of `kind` is somewhere in the error's chain.
@@ -96,7 +96,7 @@ fn has_io_kind(error: &(dyn std::error::Error + 'static), kind: ErrorKind) -> bo
 
 /// Names a transport error the way a person can act on it, in golive's words. The error chain
 /// is read to classify, never copied: it can hold text the server chose (a certificate's names).
-fn classify_transport(error: &reqwest::Error, origin: &Origin) -> Failure {
+pub(super) fn classify_transport(error: &reqwest::Error, origin: &Origin) -> Failure {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -203,7 +203,7 @@ pub fn gitlab_version(text: &str) -> Option<&str> {
     (numeric && suffix_ok).then_some(text)
 }
 
-fn classify_status(call: &str, status: u16, body: &Value) -> Failure {
+pub(super) fn classify_status(call: &str, status: u16, body: &Value) -> Failure {
     let code = error_code(body).map(|c| format!(" {c}")).unwrap_or_default();
     // The description and message are read to classify, never copied.
     let description = body.get("error_description").and_then(Value::as_str).unwrap_or("").to_lowercase();
@@ -249,7 +249,7 @@ fn classify_status(call: &str, status: u16, body: &Value) -> Failure {
     }
 }
 
-fn client(
+pub(super) fn client(
     target: &ProbeTarget,
     config: &ProbeConfig,
     destination: &CheckedDestination,

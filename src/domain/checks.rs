@@ -1,0 +1,282 @@
+//! golive's own checks of the guide through GitLab's API: what each check found, as golive
+//! words it, and where each checklist item's evidence came from.
+//!
+//! A check run (`golive check`, `POST /api/v1/integrations/{id}/checks`, the monitoring timer)
+//! records its progress as events of their own: `gitlab_check_started`, then
+//! `application_checked`, `webhook_checked`, one `test_delivery_requested` per trigger, and
+//! `gitlab_check_finished`. What they hold is golive's classification only — booleans, GitLab's
+//! numeric ids, triggers from golive's own list, fixed sentences — never a string GitLab chose:
+//! the application's name and callback URL are compared, not copied.
+//!
+//! "The latest fact counts": a check that found the application or the webhook is the newest
+//! fact about it, so it decides the item until a person records it again; a failed check (GitLab
+//! unreachable, the token refused) is no fact about the application or the webhook and changes
+//! no item.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::playbook::Trigger;
+use super::signals::{FindingCategory, GitlabEvent};
+use super::values::{HttpUrl, LongText, ShortText};
+
+/// The checks a run may perform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    Application,
+    Webhook,
+    TestDeliveries,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 3] = [CheckKind::Application, CheckKind::Webhook, CheckKind::TestDeliveries];
+
+    /// The checks that only read the customer's GitLab (the monitoring timer re-runs these).
+    pub const READ_ONLY: [CheckKind; 2] = [CheckKind::Application, CheckKind::Webhook];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckKind::Application => "application",
+            CheckKind::Webhook => "webhook",
+            CheckKind::TestDeliveries => "test_deliveries",
+        }
+    }
+}
+
+/// A check that could not look: GitLab unreachable, the token refused, an answer golive cannot
+/// read. Its detail is golive's sentence, never GitLab's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CheckFailure {
+    pub category: FindingCategory,
+    pub detail: LongText,
+}
+
+/// A run of checks began; `writes` announces what it will ask GitLab to do (sending test
+/// deliveries) before it happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GitlabCheckStarted {
+    pub check_id: Uuid,
+    pub checks: BTreeSet<CheckKind>,
+    /// The writes to the customer's GitLab this run will make, in golive's words.
+    #[serde(default)]
+    pub writes: Vec<ShortText>,
+}
+
+/// What `GET /api/v4/applications` said about the application with the recorded Application ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ApplicationFinding {
+    /// Found by its Application ID; each comparison with the playbook as a boolean.
+    Found {
+        name_matches: bool,
+        /// Whether the callback URL registered in GitLab is the playbook's redirect URI.
+        callback_url_matches: bool,
+        confidential: bool,
+    },
+    /// No application in GitLab has the Application ID recorded.
+    NotFound,
+    /// The check could not look.
+    Failed(CheckFailure),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApplicationChecked {
+    pub check_id: Uuid,
+    /// The Application ID looked for (golive's own record, not GitLab's answer).
+    pub application_id: ShortText,
+    pub finding: ApplicationFinding,
+}
+
+/// Where a GitLab webhook lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HookLocation {
+    /// An instance-wide system hook (`GET /api/v4/hooks`).
+    System,
+    Group { group_id: u64 },
+    Project { project_id: u64 },
+}
+
+impl HookLocation {
+    pub fn describe(&self) -> String {
+        match self {
+            HookLocation::System => "a system hook".to_owned(),
+            HookLocation::Group { group_id } => format!("a hook of group {group_id}"),
+            HookLocation::Project { project_id } => format!("a hook of project {project_id}"),
+        }
+    }
+
+    /// The triggers a hook of this kind can send at all: system hooks send push, tag push and
+    /// merge request events only (never issues, comments or pipelines).
+    pub fn can_send(&self, trigger: Trigger) -> bool {
+        match self {
+            HookLocation::System => matches!(trigger, Trigger::Push | Trigger::TagPush | Trigger::MergeRequests),
+            _ => true,
+        }
+    }
+}
+
+/// What golive found of the hook whose URL is the issued webhook URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum WebhookFinding {
+    Found {
+        location: HookLocation,
+        hook_id: u64,
+        /// The hook's enabled events mapped to the playbook's trigger names.
+        triggers: BTreeSet<Trigger>,
+        ssl_verification: bool,
+    },
+    /// No hook with the issued URL where golive looked.
+    NotFound {
+        searched: Vec<HookLocation>,
+        /// False when the search stopped at its page limit before seeing every hook.
+        complete: bool,
+    },
+    Failed(CheckFailure),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookChecked {
+    pub check_id: Uuid,
+    /// The issued webhook URL looked for (golive's own).
+    pub url: HttpUrl,
+    pub finding: WebhookFinding,
+}
+
+/// What GitLab answered when golive asked it to send a test delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TestRequestOutcome {
+    /// GitLab accepted: a delivery should arrive at golive's receiver.
+    Sent,
+    /// This GitLab has no test route for this hook (older versions): the manual Test button is
+    /// the fallback.
+    NotAvailable,
+    /// GitLab's hook-test rate limit: not a failure; retry at the time given.
+    RateLimited { retry_at: DateTime<Utc> },
+    /// The hook's kind cannot send this trigger (a system hook and issues, comments, pipelines).
+    Unsupported,
+    Failed(CheckFailure),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TestDeliveryRequested {
+    pub check_id: Uuid,
+    pub trigger: Trigger,
+    pub location: HookLocation,
+    pub hook_id: u64,
+    pub outcome: TestRequestOutcome,
+}
+
+/// A run of checks ended: which of the guide's items it left unmet, and which requested test
+/// deliveries never arrived within the wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GitlabCheckFinished {
+    pub check_id: Uuid,
+    #[serde(default)]
+    pub unmet: Vec<String>,
+    #[serde(default)]
+    pub deliveries_missing: BTreeSet<Trigger>,
+}
+
+/// The trigger a delivery of this `X-Gitlab-Event` answers (system hooks: none).
+pub fn trigger_of(event: GitlabEvent) -> Option<Trigger> {
+    Some(match event {
+        GitlabEvent::Push => Trigger::Push,
+        GitlabEvent::TagPush => Trigger::TagPush,
+        GitlabEvent::Note | GitlabEvent::ConfidentialNote => Trigger::Comments,
+        GitlabEvent::Issue | GitlabEvent::ConfidentialIssue => Trigger::Issues,
+        GitlabEvent::MergeRequest => Trigger::MergeRequests,
+        GitlabEvent::Pipeline => Trigger::CiCd,
+        GitlabEvent::Job => Trigger::Jobs,
+        GitlabEvent::Deployment => Trigger::Deployments,
+        GitlabEvent::Release => Trigger::Releases,
+        GitlabEvent::WikiPage | GitlabEvent::System => return None,
+    })
+}
+
+/// Where the fact an item rests on came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceOrigin {
+    /// A person recorded it (a rep, an admin, the CLI's user).
+    Rep,
+    /// The customer submitted it through an intake link.
+    CustomerIntake,
+    /// golive read it from GitLab's API (a check or the probe).
+    GitlabApi,
+    /// A verified webhook delivery from GitLab.
+    GitlabDelivery,
+    /// golive did it itself (issued the webhook credentials).
+    Golive,
+}
+
+impl EvidenceOrigin {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            EvidenceOrigin::Rep => "the rep's word",
+            EvidenceOrigin::CustomerIntake => "the customer's intake",
+            EvidenceOrigin::GitlabApi => "GitLab's API",
+            EvidenceOrigin::GitlabDelivery => "a GitLab delivery",
+            EvidenceOrigin::Golive => "golive",
+        }
+    }
+}
+
+/// The event that supplied the fact an item rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Evidence {
+    pub source: EvidenceOrigin,
+    /// The supplying event's type.
+    pub event: String,
+    /// Its version in the integration's stream.
+    pub version: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// A requested test delivery, until its run finishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestDeliveryProgress {
+    pub check_id: Uuid,
+    pub location: HookLocation,
+    pub outcome: TestRequestOutcome,
+    pub requested_at: DateTime<Utc>,
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+impl TestDeliveryProgress {
+    /// Seconds from the request to the delivery's arrival, once it arrived.
+    pub fn round_trip_seconds(&self) -> Option<f64> {
+        self.received_at.map(|received| (received - self.requested_at).num_milliseconds().max(0) as f64 / 1000.0)
+    }
+}
+
+/// One run of checks as folded into the state (the latest few are kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRun {
+    pub check_id: Uuid,
+    pub checks: BTreeSet<CheckKind>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub unmet: Vec<String>,
+    pub deliveries_missing: BTreeSet<Trigger>,
+}
+
+/// How many check runs the state keeps (the log keeps them all).
+pub const CHECK_RUNS_KEPT: usize = 10;
+
+/// What a check run records, one event each (an engine-made command: never accepted from a
+/// caller's JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckRecord {
+    Started(GitlabCheckStarted),
+    Application(ApplicationChecked),
+    Webhook(WebhookChecked),
+    TestDelivery(TestDeliveryRequested),
+    Finished(GitlabCheckFinished),
+}
