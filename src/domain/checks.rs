@@ -267,6 +267,10 @@ pub struct CheckRun {
     pub deliveries_missing: BTreeSet<Trigger>,
 }
 
+/// A run not finished this long after it started was abandoned (its process stopped): another
+/// may start, and its late records are refused.
+pub const CHECK_RUN_ABANDONED_AFTER_MINUTES: i64 = 30;
+
 /// How many check runs the state keeps (the log keeps them all).
 pub const CHECK_RUNS_KEPT: usize = 10;
 

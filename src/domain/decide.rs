@@ -261,7 +261,7 @@ impl Integration {
                 return self.issue_intake_link(*link_id, token_digest, *expires_at, ctx.now);
             }
             Command::RedeemIntake(submission) => return self.redeem_intake(submission, ctx.now),
-            Command::RecordCheck(record) => self.check_event(record)?,
+            Command::RecordCheck(record) => self.check_event(record, ctx.now)?,
         };
         Ok(vec![event])
     }
@@ -269,9 +269,9 @@ impl Integration {
     /// The event a check run's record becomes. A run starts when none is under way (its
     /// requested test deliveries are told apart from the next run's); its findings and its end
     /// belong to the run under way.
-    fn check_event(&self, record: &super::checks::CheckRecord) -> Result<Event, Rejection> {
+    fn check_event(&self, record: &super::checks::CheckRecord, now: DateTime<Utc>) -> Result<Event, Rejection> {
         use super::checks::CheckRecord;
-        let running = self.check_under_way();
+        let running = self.check_under_way(now);
         let belongs = |check_id: &uuid::Uuid| {
             if running.is_some_and(|run| run.check_id == *check_id) {
                 Ok(())

@@ -30,7 +30,7 @@ pub use actions::{NextAction, Step};
 pub use checks::{
     trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRecord, CheckRun, Evidence,
     EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookLocation, TestDeliveryProgress, TestDeliveryRequested,
-    TestRequestOutcome, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
+    TestRequestOutcome, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };
 pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use command::{

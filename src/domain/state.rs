@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::binding::CredentialBinding;
 use super::checks::{
-    trigger_of, ApplicationChecked, ApplicationFinding, CheckRun, Evidence, EvidenceOrigin, TestDeliveryProgress,
+    trigger_of, CHECK_RUN_ABANDONED_AFTER_MINUTES, ApplicationChecked, ApplicationFinding, CheckRun, Evidence, EvidenceOrigin, TestDeliveryProgress,
     WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
 };
 use super::playbook::Trigger;
@@ -395,7 +395,14 @@ impl Integration {
                 // A delivery answering a test golive asked for, while its run is under way,
                 // proves the delivery path; it carries GitLab's sample data, so it is no
                 // scenario evidence.
-                let running = self.check_runs.last().filter(|r| r.finished_at.is_none()).map(|r| r.check_id);
+                let running = self
+                    .check_runs
+                    .last()
+                    .filter(|r| {
+                        r.finished_at.is_none()
+                            && at - r.started_at < Duration::minutes(CHECK_RUN_ABANDONED_AFTER_MINUTES)
+                    })
+                    .map(|r| r.check_id);
                 let provoked = running.and_then(|check_id| {
                     let answered = |p: &&mut TestDeliveryProgress| {
                         p.check_id == check_id
@@ -676,9 +683,13 @@ impl Integration {
         }
     }
 
-    /// The run of checks under way, if one is.
-    pub fn check_under_way(&self) -> Option<&CheckRun> {
-        self.check_runs.last().filter(|r| r.finished_at.is_none())
+    /// The run of checks under way at `now`, if one is: started, not finished, and not
+    /// abandoned (a run whose process stopped never finishes; after
+    /// [`CHECK_RUN_ABANDONED_AFTER_MINUTES`] another may start).
+    pub fn check_under_way(&self, now: DateTime<Utc>) -> Option<&CheckRun> {
+        self.check_runs.last().filter(|r| {
+            r.finished_at.is_none() && now - r.started_at < Duration::minutes(CHECK_RUN_ABANDONED_AFTER_MINUTES)
+        })
     }
 
     /// The event that supplied the fact `requirement` rests on now.

@@ -14,6 +14,7 @@
 //! playbooks, transfer and the choice of backend.
 
 mod backends;
+mod checks;
 mod clock;
 pub mod codec;
 mod insights;
@@ -58,6 +59,7 @@ use crate::error_kind::ErrorKind;
 use crate::secrets::{self, FileKeystore, Keystore, MasterKey, MasterKeySource, SecretsError, ShownOnce};
 use crate::sources::RandomIds;
 use crate::store::{EventStore, SledStore, SledStoreOptions, StoreError, StoredEvent};
+pub use checks::{CheckOutcome, CheckProgress, CheckRequest, CheckSettings};
 use projections::Projection;
 use state_cache::StateCache;
 use write_path::{Turns, WritePath};
@@ -85,6 +87,8 @@ pub struct EngineConfig {
     /// (`golive init --public-url`, [`Engine::store_public_url`]) replaces it at start. The CLI
     /// sets it when neither `--public-url` nor `GOLIVE_PUBLIC_URL` gave one.
     pub public_url_is_fallback: bool,
+    /// How runs of checks through GitLab's API pace, wait and bound their searches.
+    pub checks: CheckSettings,
 }
 
 impl EngineConfig {
@@ -102,6 +106,7 @@ impl EngineConfig {
             probe_egress: Default::default(),
             projector_max_lag: 10_000,
             public_url_is_fallback: false,
+            checks: CheckSettings::default(),
         }
     }
 

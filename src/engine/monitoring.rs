@@ -2,7 +2,8 @@
 //!
 //! The monitoring timer's pass ([`Engine::monitoring_tick`]) probes every integration in its
 //! monitoring window whose last probe is older than its playbook's interval, and completes
-//! monitoring once the window has passed cleanly; a probe ([`Engine::probe`]) unseals the
+//! monitoring once the window has passed cleanly, and re-runs the read-only checks through
+//! GitLab's API (application, webhook) with each probe; a probe ([`Engine::probe`]) unseals the
 //! integration's access token and records what GitLab answered. Refused webhook deliveries are
 //! counted outside the log, in per-integration counters every replica adds to, and feed the
 //! diagnosis of a stuck integration. The projector's health and lag are what `/readyz` and
@@ -14,8 +15,7 @@ use serde_json::{json, Value};
 
 use super::projector::ProjectorStatus;
 use super::{Engine, EngineError, ExecuteRequest, Executed};
-use crate::domain::{self, Actor, DeliverySignals, Diagnosis, IntegrationId, Rejection};
-use crate::secrets::{self, SecretsError};
+use crate::domain::{self, Actor, DeliverySignals, Diagnosis, IntegrationId};
 use crate::store::EventStore;
 
 /// The counter of an integration's refused deliveries (one row or key per integration,
@@ -136,6 +136,8 @@ impl Engine {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TickReport {
     pub probed: Vec<IntegrationId>,
+    /// Integrations whose application and webhook were checked through GitLab's API.
+    pub checked: Vec<IntegrationId>,
     pub completed: Vec<IntegrationId>,
 }
 
@@ -152,29 +154,7 @@ impl Engine {
         actor: &Actor,
     ) -> Result<(Executed, Value), EngineError> {
         let state = self.state(id).await?;
-        // Only a token given for the instance of record may be sent there: a token given for
-        // another origin or CA stays where its owner sent it.
-        let Some(token) = state.usable_access_token() else {
-            let label = match &state.facts.access_token {
-                Some(token) => format!(
-                    "Access token provided for this instance (the probe uses it; the one on record was given for {})",
-                    token.bound_to.describe()
-                ),
-                None => "Access token provided (the probe uses it)".into(),
-            };
-            return Err(EngineError::Rejected(Rejection::GuardRejected {
-                command: "probe",
-                unmet: vec![domain::Unmet { id: "info.access_token_provided".into(), label }],
-            }));
-        };
-        let key = self.keystore().existing_data_key(id).await?.ok_or(SecretsError::Shredded(id))?;
-        let plaintext = secrets::unseal(&key, id, &token.token)?;
-        let target = crate::gitlab::probe::ProbeTarget {
-            gitlab_url: state.facts.instance.gitlab_url.as_str().to_owned(),
-            token: String::from_utf8(plaintext).map_err(|_| SecretsError::Unseal)?,
-            ca_certificate_pem: state.facts.instance.ca_certificate_pem.as_ref().map(|p| p.as_str().to_owned()),
-            ssh_port: state.facts.instance.ssh_port.map(|p| p.get()).unwrap_or(22),
-        };
+        let target = self.gitlab_target(&state, "probe").await?;
         let required = state.playbook.required_token_scopes.iter().map(|s| s.as_str().to_owned()).collect();
         let found = crate::gitlab::probe::probe(&target, &required, config, &self.config().probe_egress).await;
         let request = ExecuteRequest::new(id, found.clone(), actor.clone()).internal();
@@ -207,6 +187,33 @@ impl Engine {
                 match self.probe(state.id, config, &timer).await {
                     Ok(_) => report.probed.push(state.id),
                     Err(error) => tracing::warn!(integration = %state.id, %error, "the monitoring probe failed to run"),
+                }
+                // The read-only checks go with the probe: an application or a webhook changed
+                // in GitLab after go-live shows up (and blocks) within one probe interval.
+                let checks: std::collections::BTreeSet<domain::CheckKind> = domain::CheckKind::READ_ONLY
+                    .into_iter()
+                    .filter(|check| match check {
+                        domain::CheckKind::Application => state.facts.application.is_some(),
+                        _ => state.facts.webhook_credentials.is_some(),
+                    })
+                    .collect();
+                if !checks.is_empty() {
+                    // Where the webhook was last found is where the timer looks, rather than
+                    // searching every group and project each interval.
+                    let hook_place = match state.facts.webhook_check.as_ref().map(|(c, _)| &c.finding) {
+                        Some(domain::WebhookFinding::Found { location: domain::HookLocation::Group { group_id }, .. }) => {
+                            Some(crate::gitlab::checks::HookPlace::Group(*group_id))
+                        }
+                        Some(domain::WebhookFinding::Found {
+                            location: domain::HookLocation::Project { project_id }, ..
+                        }) => Some(crate::gitlab::checks::HookPlace::Project(*project_id)),
+                        _ => None,
+                    };
+                    let request = super::CheckRequest { checks, hook_place };
+                    match self.run_check(state.id, request, &timer, &|_| {}).await {
+                        Ok(_) => report.checked.push(state.id),
+                        Err(error) => tracing::warn!(integration = %state.id, %error, "the monitoring checks failed to run"),
+                    }
                 }
             }
         }

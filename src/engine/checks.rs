@@ -1,0 +1,323 @@
+//! Runs of checks through GitLab's API: the application, the webhook, and test deliveries
+//! golive asks GitLab to send and then waits for at its own receiver.
+//!
+//! A run is recorded as it goes: `gitlab_check_started` first (announcing the writes it will
+//! make to the customer's GitLab), each finding as it comes, `gitlab_check_finished` last.
+//! [`Engine::start_check`] records the start and leaves the rest to a task (the HTTP API's 202);
+//! [`Engine::run_check`] does the whole run (the CLI on a local store, the monitoring timer).
+//! Pacing between test requests and the wait for deliveries are measured with the engine's
+//! clock, so a manual clock drives them in tests.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Engine, EngineError};
+use crate::domain::{
+    self, Actor, ApplicationChecked, CheckKind, CheckRecord, Command, GitlabCheckFinished, GitlabCheckStarted,
+    HookLocation, IntegrationId, Rejection, Requirement, ShortText, TestDeliveryRequested, TestRequestOutcome,
+    WebhookChecked, WebhookFinding,
+};
+use crate::gitlab::checks::{self as api_checks, GitlabApi, HookPlace, SearchLimits};
+use crate::gitlab::probe::{ProbeConfig, ProbeTarget};
+use crate::secrets::{self, SecretsError};
+
+/// How runs of checks behave: one call's limits, the searches' limits, the pause between test
+/// requests and the wait for their deliveries.
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    pub http: ProbeConfig,
+    pub limits: SearchLimits,
+    /// Between two test requests (GitLab limits hook tests to a few per minute).
+    pub test_pacing: Duration,
+    /// How long to wait for requested test deliveries after the last request.
+    pub delivery_wait: Duration,
+    /// How often the wait looks at what arrived.
+    pub poll_interval: Duration,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            http: ProbeConfig::default(),
+            limits: SearchLimits::default(),
+            test_pacing: api_checks::DEFAULT_TEST_PACING,
+            delivery_wait: Duration::from_secs(120),
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What a caller asks a run to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRequest {
+    pub checks: BTreeSet<CheckKind>,
+    /// Where the customer said the webhook lives (else golive searches).
+    pub hook_place: Option<HookPlace>,
+}
+
+impl CheckRequest {
+    /// Every check (none named means all of them).
+    pub fn all() -> Self {
+        CheckRequest { checks: CheckKind::ALL.into_iter().collect(), hook_place: None }
+    }
+}
+
+/// Progress of a run, as it happens (for a spinner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckProgress {
+    Recorded(&'static str),
+    Waiting { triggers: Vec<domain::Trigger>, seconds_left: u64 },
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub check_id: Uuid,
+    pub finished: GitlabCheckFinished,
+    pub state: Arc<domain::Integration>,
+}
+
+impl CheckOutcome {
+    /// Whether the run found every item it looked at met and every delivery it asked for.
+    pub fn all_met(&self) -> bool {
+        self.finished.unmet.is_empty() && self.finished.deliveries_missing.is_empty()
+    }
+}
+
+/// The items each check looks at.
+fn items_of(check: CheckKind) -> &'static [Requirement] {
+    match check {
+        CheckKind::Application => &[Requirement::ApplicationRegistered],
+        CheckKind::Webhook => &[Requirement::WebhookCreatedWithIssuedUrl, Requirement::WebhookTriggers],
+        CheckKind::TestDeliveries => &[Requirement::WebhookDeliveryVerified],
+    }
+}
+
+fn guard(label: &str, id: &str) -> EngineError {
+    EngineError::Rejected(Rejection::GuardRejected {
+        command: "check",
+        unmet: vec![domain::Unmet { id: id.to_owned(), label: label.to_owned() }],
+    })
+}
+
+impl Engine {
+    /// The instance of record and the usable access token, unsealed: what a probe or a check
+    /// sends to GitLab. Refused (nothing recorded) without a token given for this instance.
+    pub(super) async fn gitlab_target(&self, state: &domain::Integration, uses: &str) -> Result<ProbeTarget, EngineError> {
+        // Only a token given for the instance of record may be sent there: a token given for
+        // another origin or CA stays where its owner sent it.
+        let Some(token) = state.usable_access_token() else {
+            let label = match &state.facts.access_token {
+                Some(token) => format!(
+                    "Access token provided for this instance (the {uses} uses it; the one on record was given for {})",
+                    token.bound_to.describe()
+                ),
+                None => format!("Access token provided (the {uses} uses it)"),
+            };
+            return Err(EngineError::Rejected(Rejection::GuardRejected {
+                command: if uses == "probe" { "probe" } else { "check" },
+                unmet: vec![domain::Unmet { id: "info.access_token_provided".into(), label }],
+            }));
+        };
+        let key = self.keystore().existing_data_key(state.id).await?.ok_or(SecretsError::Shredded(state.id))?;
+        let plaintext = secrets::unseal(&key, state.id, &token.token)?;
+        Ok(ProbeTarget {
+            gitlab_url: state.facts.instance.gitlab_url.as_str().to_owned(),
+            token: String::from_utf8(plaintext).map_err(|_| SecretsError::Unseal)?,
+            ca_certificate_pem: state.facts.instance.ca_certificate_pem.as_ref().map(|p| p.as_str().to_owned()),
+            ssh_port: state.facts.instance.ssh_port.map(|p| p.get()).unwrap_or(22),
+        })
+    }
+
+    async fn record_check(&self, id: IntegrationId, record: CheckRecord, actor: &Actor) -> Result<(), EngineError> {
+        self.writes().execute_internal(id, Command::RecordCheck(record), actor).await.map(|_| ())
+    }
+
+    /// Records the start of a run (refused, with nothing written, when the run cannot begin:
+    /// no usable token, nothing to look for, another run under way) and returns its id.
+    async fn begin_check(&self, id: IntegrationId, request: &CheckRequest, actor: &Actor) -> Result<Uuid, EngineError> {
+        let state = self.state(id).await?;
+        if request.checks.is_empty() {
+            return Err(EngineError::Rejected(Rejection::invalid("checks", "name at least one check")));
+        }
+        self.gitlab_target(&state, "check").await?;
+        if request.checks.contains(&CheckKind::Application) && state.facts.application.is_none() {
+            return Err(guard(
+                "An Application ID is recorded (the application check looks for it): register_application first",
+                "info.application_registered",
+            ));
+        }
+        if request.checks.iter().any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries))
+            && state.facts.webhook_credentials.is_none()
+        {
+            return Err(guard(
+                "Webhook credentials are issued (the webhook check looks for the issued URL): issue_webhook_credentials first",
+                "webhook.credentials_issued",
+            ));
+        }
+        let mut writes = Vec::new();
+        if request.checks.contains(&CheckKind::TestDeliveries) {
+            let triggers: Vec<&str> = state.playbook.required_triggers.iter().map(|t| t.as_str()).collect();
+            writes.push(
+                ShortText::parse(format!("ask GitLab to send test deliveries: {}", triggers.join(", ")))
+                    .expect("golive's own words are valid"),
+            );
+        }
+        let check_id = self.ids().next_id();
+        let started = GitlabCheckStarted { check_id, checks: request.checks.clone(), writes };
+        self.record_check(id, CheckRecord::Started(started), actor).await?;
+        Ok(check_id)
+    }
+
+    /// Starts a run and leaves it to a task: returns its id once `gitlab_check_started` is
+    /// recorded. Progress and results arrive as events on the integration's stream.
+    pub async fn start_check(&self, id: IntegrationId, request: CheckRequest, actor: &Actor) -> Result<Uuid, EngineError> {
+        let check_id = self.begin_check(id, &request, actor).await?;
+        let engine = self.clone();
+        let actor = actor.clone();
+        tokio::spawn(async move {
+            if let Err(error) = engine.continue_check(id, check_id, &request, &actor, &|_| {}).await {
+                tracing::warn!(integration = %id, %check_id, %error, "a run of checks stopped early");
+            }
+        });
+        Ok(check_id)
+    }
+
+    /// Runs the checks to the end, telling `progress` as it goes.
+    pub async fn run_check(
+        &self,
+        id: IntegrationId,
+        request: CheckRequest,
+        actor: &Actor,
+        progress: &(dyn Fn(CheckProgress) + Send + Sync),
+    ) -> Result<CheckOutcome, EngineError> {
+        let check_id = self.begin_check(id, &request, actor).await?;
+        self.continue_check(id, check_id, &request, actor, progress).await
+    }
+
+    async fn continue_check(
+        &self,
+        id: IntegrationId,
+        check_id: Uuid,
+        request: &CheckRequest,
+        actor: &Actor,
+        progress: &(dyn Fn(CheckProgress) + Send + Sync),
+    ) -> Result<CheckOutcome, EngineError> {
+        let settings = self.config().checks.clone();
+        let state = self.state(id).await?;
+        let target = self.gitlab_target(&state, "check").await?;
+        let connected = GitlabApi::connect(&target, &settings.http, &self.config().probe_egress).await;
+        drop(target);
+        let mut hook: Option<(HookLocation, u64)> = None;
+        if request.checks.contains(&CheckKind::Application) {
+            let application = state.facts.application.as_ref().expect("begin_check saw an application");
+            let finding = match &connected {
+                Ok(api) => {
+                    api_checks::check_application(
+                        api,
+                        application.application_id.as_str(),
+                        state.playbook.application_name.as_str(),
+                        state.playbook.redirect_uri.as_str(),
+                        &settings.limits,
+                    )
+                    .await
+                }
+                Err(failed) => domain::ApplicationFinding::Failed(failed.clone()),
+            };
+            let checked = ApplicationChecked { check_id, application_id: application.application_id.clone(), finding };
+            self.record_check(id, CheckRecord::Application(checked), actor).await?;
+            progress(CheckProgress::Recorded("application_checked"));
+        }
+        if request.checks.iter().any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries)) {
+            let url = state.facts.webhook_credentials.as_ref().expect("begin_check saw credentials").webhook_url.clone();
+            let finding = match &connected {
+                Ok(api) => api_checks::find_webhook(api, url.as_str(), request.hook_place, &settings.limits).await,
+                Err(failed) => WebhookFinding::Failed(failed.clone()),
+            };
+            if let WebhookFinding::Found { location, hook_id, .. } = &finding {
+                hook = Some((*location, *hook_id));
+            }
+            if request.checks.contains(&CheckKind::Webhook) || !matches!(finding, WebhookFinding::Found { .. }) {
+                self.record_check(id, CheckRecord::Webhook(WebhookChecked { check_id, url, finding }), actor).await?;
+                progress(CheckProgress::Recorded("webhook_checked"));
+            }
+        }
+        let mut sent = BTreeSet::new();
+        if let (true, Some((location, hook_id)), Ok(api)) =
+            (request.checks.contains(&CheckKind::TestDeliveries), hook, &connected)
+        {
+            let mut last_request: Option<chrono::DateTime<chrono::Utc>> = None;
+            for trigger in state.playbook.required_triggers.iter().copied() {
+                if location.can_send(trigger) {
+                    if let Some(last) = last_request {
+                        let pace = chrono::Duration::from_std(settings.test_pacing).unwrap_or_default();
+                        while self.now() < last + pace {
+                            tokio::time::sleep(settings.poll_interval.min(settings.test_pacing)).await;
+                        }
+                    }
+                    last_request = Some(self.now());
+                }
+                let outcome = api_checks::request_test_delivery(api, location, hook_id, trigger, self.now()).await;
+                if outcome == TestRequestOutcome::Sent {
+                    sent.insert(trigger);
+                }
+                let requested = TestDeliveryRequested { check_id, trigger, location, hook_id, outcome };
+                self.record_check(id, CheckRecord::TestDelivery(requested), actor).await?;
+                progress(CheckProgress::Recorded("test_delivery_requested"));
+            }
+        }
+        let deliveries_missing = self.wait_for_deliveries(id, check_id, &sent, &settings, progress).await?;
+        let after = self.state(id).await?;
+        let unmet: Vec<String> = request
+            .checks
+            .iter()
+            .flat_map(|c| items_of(*c).iter())
+            .filter(|r| !after.is_met(**r))
+            .map(Requirement::id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let finished = GitlabCheckFinished { check_id, unmet, deliveries_missing };
+        self.record_check(id, CheckRecord::Finished(finished.clone()), actor).await?;
+        progress(CheckProgress::Recorded("gitlab_check_finished"));
+        Ok(CheckOutcome { check_id, finished, state: self.state(id).await? })
+    }
+
+    /// Waits (by the engine's clock) until every requested delivery arrived or the wait is
+    /// over; returns the triggers whose delivery never came.
+    async fn wait_for_deliveries(
+        &self,
+        id: IntegrationId,
+        check_id: Uuid,
+        sent: &BTreeSet<domain::Trigger>,
+        settings: &CheckSettings,
+        progress: &(dyn Fn(CheckProgress) + Send + Sync),
+    ) -> Result<BTreeSet<domain::Trigger>, EngineError> {
+        if sent.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let deadline = self.now() + chrono::Duration::from_std(settings.delivery_wait).unwrap_or_default();
+        loop {
+            let state = self.state(id).await?;
+            let missing: BTreeSet<domain::Trigger> = sent
+                .iter()
+                .copied()
+                .filter(|t| {
+                    state.facts.test_deliveries.get(t).is_none_or(|p| p.check_id != check_id || p.received_at.is_none())
+                })
+                .collect();
+            let now = self.now();
+            if missing.is_empty() || now >= deadline {
+                return Ok(missing);
+            }
+            progress(CheckProgress::Waiting {
+                triggers: missing.iter().copied().collect(),
+                seconds_left: (deadline - now).num_seconds().max(0) as u64,
+            });
+            tokio::time::sleep(settings.poll_interval).await;
+        }
+    }
+}
