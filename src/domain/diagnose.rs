@@ -69,6 +69,35 @@ fn finding(category: FindingCategory, message: String) -> Finding {
     Finding { category, message, advice: advice(category).to_owned() }
 }
 
+impl Integration {
+    /// What golive's own checks through GitLab's API could not do or did not see arrive.
+    fn check_findings(&self, findings: &mut Vec<Finding>) {
+        for (kind, (failure, at)) in &self.facts.check_failures {
+            findings.push(finding(
+                failure.category,
+                format!("The {} check of {} could not look: {}", kind.as_str().replace('_', " "), day(*at), failure.detail),
+            ));
+        }
+        let Some(run) = self.check_runs.iter().rev().find(|r| r.finished_at.is_some()) else { return };
+        let finished_at = run.finished_at.expect("filtered on finished runs");
+        let arrived_since = self.facts.verified_delivery_at.is_some_and(|at| at > finished_at);
+        if !run.deliveries_missing.is_empty() && !arrived_since {
+            let triggers: Vec<&str> = run.deliveries_missing.iter().map(|t| t.as_str()).collect();
+            findings.push(Finding {
+                category: FindingCategory::WebhookNotReceived,
+                message: format!(
+                    "GitLab accepted golive's test deliveries of {} ({}) but they never arrived at golive",
+                    day(finished_at),
+                    triggers.join(", ")
+                ),
+                advice: "GitLab cannot reach golive: check that the customer's firewall and proxy let GitLab's outbound \
+                         HTTPS reach golive's public URL, then the hook's recent events in GitLab for the error"
+                    .to_owned(),
+            });
+        }
+    }
+}
+
 /// A day as people say it: `Tuesday 2026-11-24`.
 fn day(at: DateTime<Utc>) -> String {
     at.format("%A %Y-%m-%d").to_string()
@@ -177,6 +206,7 @@ impl Integration {
                 ),
             ));
         }
+        self.check_findings(&mut findings);
         self.delivery_silence_findings(now, &mut findings);
         let since_progress = now - self.last_progress_at;
         let stalls = self.stage != Stage::Live && since_progress >= Duration::days(STALLED_AFTER_DAYS);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::binding::CredentialBinding;
 use super::checks::{
-    trigger_of, CHECK_RUN_ABANDONED_AFTER_MINUTES, ApplicationChecked, ApplicationFinding, CheckRun, Evidence, EvidenceOrigin, TestDeliveryProgress,
+    trigger_of, CheckFailure, CheckKind, CHECK_RUN_ABANDONED_AFTER_MINUTES, ApplicationChecked, ApplicationFinding, CheckRun, Evidence, EvidenceOrigin, TestDeliveryProgress,
     WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
 };
 use super::playbook::Trigger;
@@ -213,6 +213,9 @@ pub struct Facts {
     /// Per requirement id: the event that supplied the fact the item rests on.
     #[serde(default)]
     pub evidence: BTreeMap<String, Evidence>,
+    /// The latest check of each kind that could not look (cleared when one looks).
+    #[serde(default)]
+    pub check_failures: BTreeMap<CheckKind, (CheckFailure, DateTime<Utc>)>,
 }
 
 /// One integration's state: a pure fold of its events.
@@ -326,6 +329,7 @@ impl Integration {
                 test_deliveries: BTreeMap::new(),
                 provoked_only: BTreeSet::new(),
                 evidence: BTreeMap::new(),
+                check_failures: BTreeMap::new(),
             },
         })
     }
@@ -570,16 +574,24 @@ impl Integration {
                     facts.test_deliveries.clear();
                 }
             }
-            Event::ApplicationChecked(checked) => {
-                if !matches!(checked.finding, ApplicationFinding::Failed(_)) {
+            Event::ApplicationChecked(checked) => match &checked.finding {
+                ApplicationFinding::Failed(failure) => {
+                    facts.check_failures.insert(CheckKind::Application, (failure.clone(), at));
+                }
+                _ => {
+                    facts.check_failures.remove(&CheckKind::Application);
                     facts.application_check = Some((checked.clone(), at));
                 }
-            }
-            Event::WebhookChecked(checked) => {
-                if !matches!(checked.finding, WebhookFinding::Failed(_)) {
+            },
+            Event::WebhookChecked(checked) => match &checked.finding {
+                WebhookFinding::Failed(failure) => {
+                    facts.check_failures.insert(CheckKind::Webhook, (failure.clone(), at));
+                }
+                _ => {
+                    facts.check_failures.remove(&CheckKind::Webhook);
                     facts.webhook_check = Some((checked.clone(), at));
                 }
-            }
+            },
             Event::TestDeliveryRequested(requested) => {
                 facts.test_deliveries.insert(
                     requested.trigger,

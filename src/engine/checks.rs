@@ -58,10 +58,61 @@ pub struct CheckRequest {
     pub hook_place: Option<HookPlace>,
 }
 
+/// The JSON a caller sends: `{"checks"?: [...], "group_id"?: n, "project_id"?: n}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    #[serde(default)]
+    checks: Option<BTreeSet<String>>,
+    #[serde(default)]
+    group_id: Option<u64>,
+    #[serde(default)]
+    project_id: Option<u64>,
+}
+
 impl CheckRequest {
     /// Every check (none named means all of them).
     pub fn all() -> Self {
         CheckRequest { checks: CheckKind::ALL.into_iter().collect(), hook_place: None }
+    }
+
+    /// Parses a caller's request body; no field, or no `checks`, means every check.
+    pub fn from_json(body: serde_json::Value) -> Result<CheckRequest, Rejection> {
+        if !body.is_object() {
+            return Err(Rejection::Malformed("the body must be a JSON object, e.g. {\"checks\": [\"webhook\"]}".into()));
+        }
+        let body: CheckBody = domain::parse_fields(body)?;
+        let checks = match body.checks {
+            None => CheckKind::ALL.into_iter().collect(),
+            Some(names) if names.is_empty() => return Err(Rejection::invalid("checks", "name at least one check")),
+            Some(names) => {
+                let mut checks = BTreeSet::new();
+                for name in names {
+                    if name == "scenarios" {
+                        return Err(Rejection::invalid(
+                            "checks",
+                            "scenario runs through GitLab's API are not built yet: perform the scenarios in GitLab \
+                             (their deliveries are evidence) or record manual tests",
+                        ));
+                    }
+                    let check = CheckKind::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
+                        Rejection::invalid("checks", format!("{name:?} is not a check; one of application, webhook, test_deliveries"))
+                    })?;
+                    checks.insert(check);
+                }
+                checks
+            }
+        };
+        let hook_place = match (body.group_id, body.project_id) {
+            (Some(_), Some(_)) => {
+                return Err(Rejection::invalid("project_id", "name the group or the project the webhook lives in, not both"))
+            }
+            (Some(0), _) | (_, Some(0)) => return Err(Rejection::invalid("group_id", "GitLab ids start at 1")),
+            (Some(group), None) => Some(HookPlace::Group(group)),
+            (None, Some(project)) => Some(HookPlace::Project(project)),
+            (None, None) => None,
+        };
+        Ok(CheckRequest { checks, hook_place })
     }
 }
 

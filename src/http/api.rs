@@ -239,6 +239,39 @@ pub async fn probe(
     Ok(response)
 }
 
+/// `POST /api/v1/integrations/{id}/checks`: starts a run of checks through GitLab's API and
+/// answers 202 with its id; progress and results arrive as events on the integration's stream.
+pub async fn start_check(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, Problem> {
+    principal.require(Role::Rep)?;
+    let id = integration_id(&id)?;
+    let body = json_body(request, state.config.max_body_bytes).await?;
+    let check = crate::engine::CheckRequest::from_json(body).map_err(crate::engine::EngineError::Rejected)?;
+    let checks: Vec<&str> = check.checks.iter().map(|c| c.as_str()).collect();
+    let checks = json!(checks);
+    let check_id = state.engine.start_check(id, check, &principal.actor).await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "check_id": check_id,
+            "integration_id": id,
+            "checks": checks,
+            "state": format!("/api/v1/integrations/{id}"),
+            "events": format!("/api/v1/integrations/{id}/history"),
+        })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/v1/integrations/{id}")).expect("an id is a valid header value"),
+    );
+    Ok(response)
+}
+
 pub async fn reveal(
     State(state): State<AppState>,
     principal: Principal,

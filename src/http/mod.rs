@@ -106,6 +106,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/api/v1/integrations/{id}/diagnose", get(api::diagnose))
         .route("/api/v1/integrations/{id}/shred", post(api::shred))
         .route("/api/v1/integrations/{id}/probe", post(api::probe))
+        .route("/api/v1/integrations/{id}/checks", post(api::start_check))
         .route("/api/v1/integrations/{id}/intake-links", post(api::create_intake_link))
         .route("/api/v1/integrations/{id}/reveal", post(api::reveal))
         .route("/api/v1/board", get(api::board))

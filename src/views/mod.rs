@@ -73,6 +73,23 @@ pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
             "verified_delivery_at": facts.verified_delivery_at,
         },
         "latest_probe": facts.latest_probe,
+        "check_runs": state.check_runs.iter().rev().map(|run| json!({
+            "check_id": run.check_id,
+            "checks": run.checks,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "under_way": state.check_under_way(now).is_some_and(|r| r.check_id == run.check_id),
+            "unmet": run.unmet,
+            "deliveries_missing": run.deliveries_missing,
+        })).collect::<Vec<_>>(),
+        "test_deliveries": facts.test_deliveries.iter().map(|(trigger, progress)| (trigger.as_str().to_owned(), json!({
+            "check_id": progress.check_id,
+            "hook": progress.location,
+            "outcome": progress.outcome,
+            "requested_at": progress.requested_at,
+            "received_at": progress.received_at,
+            "round_trip_seconds": progress.round_trip_seconds(),
+        }))).collect::<serde_json::Map<String, Value>>(),
         "public_url": state.public_url,
         "intake_links": state.intake_links.iter().map(|link| json!({
             "link_id": link.link_id,

@@ -49,9 +49,25 @@ pub async fn spawn_app_on_postgres_with(url: &str, config: HttpConfig) -> TestAp
 }
 
 async fn spawn_with_store(dir: tempfile::TempDir, config: HttpConfig, postgres: Option<&str>) -> TestApp {
+    spawn_configured(dir, config, postgres, |_| {}).await
+}
+
+/// The app with an engine configuration of the test's making (`configure` sees the defaults,
+/// with the public URL on the app's own address).
+pub async fn spawn_app_with_engine(configure: impl FnOnce(&mut EngineConfig)) -> TestApp {
+    spawn_configured(tempfile::tempdir().unwrap(), HttpConfig::default(), None, configure).await
+}
+
+async fn spawn_configured(
+    dir: tempfile::TempDir,
+    config: HttpConfig,
+    postgres: Option<&str>,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let engine_config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
+    let mut engine_config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
+    configure(&mut engine_config);
     let options = OpenOptions { store: crate::store_conformance::reopen_options(), ..Default::default() };
     let (engine, _) = match postgres {
         Some(url) => Engine::open_postgres(url, dir.path(), engine_config, options).await.unwrap(),

@@ -336,6 +336,12 @@ async fn a_redirect_is_a_finding_and_the_token_goes_nowhere_else() {
 
 /// Serves the fake GitLab over TLS with `cert_pem`/`key_pem`; returns `https://localhost:port`.
 async fn start_tls_gitlab(cert_pem: String, key_pem: String) -> String {
+    serve_tls(Router::new().fallback(get(fake_gitlab)), cert_pem, key_pem).await
+}
+
+/// Serves `app` over TLS with `cert_pem`/`key_pem` on a loopback port; returns
+/// `https://localhost:port`.
+pub async fn serve_tls(app: Router, cert_pem: String, key_pem: String) -> String {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> =
@@ -351,7 +357,6 @@ async fn start_tls_gitlab(cert_pem: String, key_pem: String) -> String {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = Router::new().fallback(get(fake_gitlab));
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else { break };
@@ -369,13 +374,13 @@ async fn start_tls_gitlab(cert_pem: String, key_pem: String) -> String {
     format!("https://localhost:{port}")
 }
 
-struct TestCa {
-    ca_pem: String,
+pub struct TestCa {
+    pub ca_pem: String,
     ca: rcgen::Certificate,
     key: rcgen::KeyPair,
 }
 
-fn test_ca() -> TestCa {
+pub fn test_ca() -> TestCa {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -385,7 +390,7 @@ fn test_ca() -> TestCa {
 }
 
 /// A server certificate for localhost signed by the CA: with a subjectAltName, or CN-only.
-fn leaf(ca: &TestCa, with_san: bool) -> (String, String) {
+pub fn leaf(ca: &TestCa, with_san: bool) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let names = if with_san { vec!["localhost".to_owned()] } else { Vec::new() };
     let mut params = rcgen::CertificateParams::new(names).unwrap();

@@ -1,0 +1,363 @@
+//! golive checks the guide through GitLab's API, against the fake GitLab of `fake_gitlab.rs`
+//! over TLS with an internal CA, through the real HTTP API (`POST .../checks`, 202) and the
+//! real receiver (the fake's test deliveries come back over HTTP).
+
+use std::time::Duration;
+
+use golive::domain::HttpUrl;
+use golive::gitlab::egress::EgressPolicy;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::fake_gitlab::{hook, FakeGitlab, World};
+use crate::http::{spawn_app_with_engine, TestApp};
+
+/// golive's public URL in these tests: a load balancer the fake GitLab knows to reach golive's
+/// loopback address through (nothing resolves or connects to this name).
+const PUBLIC_URL: &str = "https://golive.test";
+const APPLICATION_ID: &str = "5e1f0c3a9d7b2468ace0135792468ace0135792468ace0135792468ace01357";
+const ALL_TRIGGERS: [&str; 5] =
+    ["push_events", "note_events", "merge_requests_events", "issues_events", "pipeline_events"];
+
+async fn app_for_checks(delivery_wait_ms: u64) -> TestApp {
+    spawn_app_with_engine(|config| {
+        config.replace_public_url(HttpUrl::parse(PUBLIC_URL).unwrap());
+        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+        config.checks.test_pacing = Duration::from_millis(30);
+        config.checks.delivery_wait = Duration::from_millis(delivery_wait_ms);
+        config.checks.poll_interval = Duration::from_millis(25);
+    })
+    .await
+}
+
+fn world() -> World {
+    World {
+        admin_token: "glpat-admin-of-the-fake".into(),
+        user_token: Some("glpat-not-an-admin".into()),
+        test_routes: true,
+        deliveries_get_through: true,
+        groups: vec![3],
+        projects: vec![11, 12],
+        ..World::default()
+    }
+}
+
+/// The application as GitLab lists it.
+fn application(callback_url: &str, name: &str, confidential: bool) -> Value {
+    json!({"id": 1, "application_id": APPLICATION_ID, "application_name": name, "callback_url": callback_url, "confidential": confidential})
+}
+
+struct Onboarding {
+    id: String,
+    webhook_url: String,
+    secret_token: String,
+}
+
+/// Opens an integration on the fake instance, records the application and issues the webhook
+/// credentials; `token` is the access token the customer gave.
+async fn onboard(app: &TestApp, fake: &FakeGitlab, token: &str) -> Onboarding {
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.golive_behind = Some((PUBLIC_URL.to_owned(), app.address.clone()));
+    }
+    let (status, opened) = app
+        .post(&app.rep, "/api/v1/integrations", &json!({"customer": "Checked Corp", "gitlab_url": fake.url}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let id = opened["id"].as_str().unwrap().to_owned();
+    app.ok(&id, json!({"type": "set_instance_url", "gitlab_url": fake.url, "ca_certificate_pem": fake.ca_pem})).await;
+    app.ok(&id, json!({"type": "provide_access_token", "token": token, "admin": true})).await;
+    let redirect = format!("{PUBLIC_URL}/oauth/gitlab/callback");
+    app.ok(&id, json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect, "application_id": APPLICATION_ID, "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry", "sudo"]})).await;
+    let issued = app.ok(&id, json!({"type": "issue_webhook_credentials"})).await;
+    Onboarding {
+        id,
+        webhook_url: issued["webhook_url"].as_str().unwrap().to_owned(),
+        secret_token: issued["secret_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Starts a run through the API and waits until its `gitlab_check_finished` is recorded.
+async fn check(app: &TestApp, id: &str, body: Value) -> (Value, Vec<Value>) {
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/integrations/{id}/checks")))
+        .bearer_auth(&app.rep)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let accepted: Value = response.json().await.unwrap();
+    let check_id = accepted["check_id"].as_str().unwrap().to_owned();
+    for _ in 0..400 {
+        let (_, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}/history")).await;
+        let events = history["events"].as_array().unwrap().clone();
+        if events.iter().any(|e| e["type"] == "gitlab_check_finished" && e["data"]["check_id"] == check_id.as_str()) {
+            let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
+            let run: Vec<Value> = events.into_iter().filter(|e| e["data"]["check_id"] == check_id.as_str()).collect();
+            return (state, run);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the run of checks {check_id} did not finish");
+}
+
+fn item<'a>(state: &'a Value, id: &str) -> &'a Value {
+    state["checklist"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("no item {id}"))
+}
+
+fn of_type<'a>(run: &'a [Value], event_type: &str) -> Vec<&'a Value> {
+    run.iter().filter(|e| e["type"] == event_type).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_correct_the_checks_meet_the_items_and_deliveries_prove_the_path_not_the_scenarios() {
+    let mut app = app_for_checks(10_000).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.applications = vec![
+            json!({"id": 9, "application_id": "another", "application_name": "Other", "callback_url": "https://elsewhere.test/cb", "confidential": true}),
+            application(&format!("{PUBLIC_URL}/oauth/gitlab/callback"), "Factory Integration", true),
+        ];
+        world.project_hooks.insert(11, vec![]);
+        world.project_hooks.insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+        world.group_hooks.insert(3, vec![]);
+        world.hook_tokens.insert(77, onboarding.secret_token.clone());
+    }
+    let (state, run) = check(&app, &onboarding.id, json!({})).await;
+
+    // Announced before it happened, recorded after.
+    let started = of_type(&run, "gitlab_check_started");
+    assert_eq!(started.len(), 1);
+    assert!(started[0]["data"]["writes"][0].as_str().unwrap().contains("test deliveries"), "{}", started[0]);
+    assert_eq!(of_type(&run, "application_checked")[0]["data"]["finding"], json!({"outcome": "found", "name_matches": true, "callback_url_matches": true, "confidential": true}));
+    let webhook = &of_type(&run, "webhook_checked")[0]["data"]["finding"];
+    assert_eq!(webhook["outcome"], "found", "{webhook}");
+    assert_eq!(webhook["location"], json!({"kind": "project", "project_id": 12}));
+    assert_eq!(webhook["triggers"], json!(["push", "comments", "merge_requests", "issues", "ci_cd"]));
+    let requested = of_type(&run, "test_delivery_requested");
+    assert_eq!(requested.len(), 5);
+    assert!(requested.iter().all(|r| r["data"]["outcome"] == json!({"outcome": "sent"})), "{requested:?}");
+    let finished = &of_type(&run, "gitlab_check_finished")[0]["data"];
+    assert_eq!(finished["unmet"], json!([]), "{finished}");
+    assert_eq!(finished["deliveries_missing"], json!([]), "{finished}");
+
+    // Each item says what it rests on.
+    for (id, source, event) in [
+        ("info.application_registered", "gitlab_api", "application_checked"),
+        ("info.application_scopes", "rep", "application_registered"),
+        ("webhook.created_with_issued_url", "gitlab_api", "webhook_checked"),
+        ("webhook.triggers", "gitlab_api", "webhook_checked"),
+        ("webhook.credentials_issued", "golive", "webhook_credentials_issued"),
+        ("webhook.delivery_verified", "gitlab_delivery", "webhook_delivery_recorded"),
+        ("info.access_token_provided", "rep", "access_token_provided"),
+    ] {
+        let item = item(&state, id);
+        assert_eq!(item["met"], true, "{item}");
+        assert_eq!((item["evidence"]["source"].as_str(), item["evidence"]["event"].as_str()), (Some(source), Some(event)), "{item}");
+        assert!(item["evidence"]["at"].is_string() && item["evidence"]["version"].is_u64(), "{item}");
+    }
+    // GitLab's sample data proves the delivery path, not the scenarios.
+    for scenario in ["code_pushed", "merge_request_created", "issue_opened", "pipeline_ran"] {
+        let item = item(&state, &format!("testing.scenario_observed.{scenario}"));
+        assert_eq!(item["met"], false, "{item}");
+        assert!(item["reason"].as_str().unwrap().contains("test delivery golive asked GitLab for"), "{item}");
+    }
+    // The round trips are in the state, per trigger.
+    let deliveries = &state["test_deliveries"];
+    for trigger in ["push", "comments", "merge_requests", "issues", "ci_cd"] {
+        assert!(deliveries[trigger]["round_trip_seconds"].is_number(), "{trigger}: {deliveries}");
+    }
+    // Only reads and the five test requests went to GitLab; nothing GitLab chose reached the log.
+    let writes: Vec<String> = fake.calls().into_iter().filter(|c| c.starts_with("POST")).collect();
+    assert_eq!(writes.len(), 5, "{writes:?}");
+    let (_, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{}/history", onboarding.id)).await;
+    let log = history.to_string();
+    for gitlab_said in ["elsewhere.test", "\"Other\"", "glpat-admin-of-the-fake"] {
+        assert!(!log.contains(gitlab_said), "{gitlab_said:?} reached the log");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_registered_with_another_callback_url_is_unmet_even_after_the_rep_recorded_it_right() {
+    let mut app = app_for_checks(1_000).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    let (_, before) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
+    assert_eq!(item(&before, "info.application_registered")["met"], true);
+    assert_eq!(item(&before, "info.application_registered")["evidence"]["source"], "rep");
+    fake.world.lock().unwrap().applications =
+        vec![application("https://evil.example/steal", "Factory integration", false)];
+    let (state, run) = check(&app, &onboarding.id, json!({"checks": ["application"]})).await;
+    let item = item(&state, "info.application_registered");
+    assert_eq!(item["met"], false, "{item}");
+    assert_eq!(item["evidence"]["source"], "gitlab_api");
+    let reason = item["reason"].as_str().unwrap();
+    assert!(reason.contains("the callback URL registered in GitLab is not the redirect URI"), "{reason}");
+    assert!(reason.contains("name in GitLab is not \"Factory Integration\""), "{reason}");
+    assert!(reason.contains("not confidential"), "{reason}");
+    assert_eq!(of_type(&run, "gitlab_check_finished")[0]["data"]["unmet"], json!(["info.application_registered"]));
+    assert!(!serde_json::to_string(&run).unwrap().contains("evil.example"), "GitLab's callback URL is not copied");
+
+    // The rep records it again after fixing it in GitLab: the latest fact counts.
+    let redirect = format!("{PUBLIC_URL}/oauth/gitlab/callback");
+    let again = app.ok(&onboarding.id, json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect, "application_id": APPLICATION_ID, "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry", "sudo"]})).await;
+    let _ = again;
+    let (_, after) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
+    assert_eq!(crate::gitlab_checks::item(&after, "info.application_registered")["evidence"]["source"], "rep");
+    assert_eq!(crate::gitlab_checks::item(&after, "info.application_registered")["met"], true);
+
+    // An application GitLab does not list at all.
+    fake.world.lock().unwrap().applications = vec![];
+    let (state, _) = check(&app, &onboarding.id, json!({"checks": ["application"]})).await;
+    let reason = crate::gitlab_checks::item(&state, "info.application_registered")["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("lists no application with the Application ID"), "{reason}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_findings_missing_wrong_url_missing_triggers_ssl_off_and_a_system_hook() {
+    let mut app = app_for_checks(1_000).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    let webhook_check = |body: Value| {
+        let app = &app;
+        let id = onboarding.id.clone();
+        async move {
+            let (state, run) = check(app, &id, body).await;
+            let finding = of_type(&run, "webhook_checked")[0]["data"]["finding"].clone();
+            let url_item = item(&state, "webhook.created_with_issued_url").clone();
+            let triggers_item = item(&state, "webhook.triggers").clone();
+            (finding, url_item, triggers_item)
+        }
+    };
+    // Missing: nothing anywhere (every group and project searched).
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.group_hooks.insert(3, vec![]);
+        world.project_hooks.insert(11, vec![]);
+        world.project_hooks.insert(12, vec![]);
+    }
+    let (finding, url_item, _) = webhook_check(json!({"checks": ["webhook"]})).await;
+    assert_eq!(finding["outcome"], "not_found", "{finding}");
+    assert_eq!(finding["complete"], true, "{finding}");
+    assert!(url_item["reason"].as_str().unwrap().contains("shows no hook with the issued URL"), "{url_item}");
+
+    // A hook with another URL (a typo) is not the webhook.
+    let typo = onboarding.webhook_url.replace("/hooks/gitlab/", "/hook/gitlab/");
+    fake.world.lock().unwrap().project_hooks.insert(12, vec![hook(5, &typo, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+    let (finding, url_item, _) = webhook_check(json!({"checks": ["webhook"], "project_id": 12})).await;
+    assert_eq!(finding, json!({"outcome": "not_found", "searched": [{"kind": "system"}, {"kind": "project", "project_id": 12}], "complete": true}));
+    assert_eq!(url_item["met"], false);
+
+    // Found, without two triggers and with SSL verification off.
+    fake.world.lock().unwrap().group_hooks.insert(
+        3,
+        vec![hook(6, &onboarding.webhook_url, &["push_events", "merge_requests_events", "issues_events"], false, Some(("group", 3)))],
+    );
+    let (finding, url_item, triggers_item) = webhook_check(json!({"checks": ["webhook"], "group_id": 3})).await;
+    assert_eq!(finding["location"], json!({"kind": "group", "group_id": 3}), "{finding}");
+    assert!(url_item["reason"].as_str().unwrap().contains("SSL verification is off"), "{url_item}");
+    let reason = triggers_item["reason"].as_str().unwrap();
+    assert!(reason.contains("does not send the triggers comments, ci_cd"), "{reason}");
+
+    // Living as a system hook: say what a system hook cannot send.
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.group_hooks.insert(3, vec![]);
+        world.system_hooks = vec![hook(8, &onboarding.webhook_url, &["push_events", "merge_requests_events"], true, None)];
+    }
+    let (finding, url_item, triggers_item) = webhook_check(json!({"checks": ["webhook"]})).await;
+    assert_eq!(finding["location"], json!({"kind": "system"}), "{finding}");
+    assert_eq!(url_item["met"], true, "{url_item}");
+    let reason = triggers_item["reason"].as_str().unwrap();
+    assert!(reason.contains("a system hook cannot send comments, issues, ci_cd events"), "{reason}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
+    let mut app = app_for_checks(600).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.project_hooks.insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+        world.hook_tokens.insert(77, onboarding.secret_token.clone());
+        world.test_routes = false;
+    }
+    // Older GitLab: no test route; recorded as not available, nothing waited for.
+    let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
+    let requested = of_type(&run, "test_delivery_requested");
+    assert!(requested.iter().all(|r| r["data"]["outcome"] == json!({"outcome": "not_available"})), "{requested:?}");
+    assert_eq!(of_type(&run, "gitlab_check_finished")[0]["data"]["deliveries_missing"], json!([]));
+
+    // Rate limited after two: recorded as "retry at", not a failure.
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.test_routes = true;
+        world.tests_before_rate_limit = Some(2);
+    }
+    let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
+    let outcomes: Vec<&str> =
+        of_type(&run, "test_delivery_requested").iter().map(|r| r["data"]["outcome"]["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["sent", "sent", "rate_limited", "rate_limited", "rate_limited"]);
+    let limited = &of_type(&run, "test_delivery_requested")[2]["data"]["outcome"];
+    let requested_at: chrono::DateTime<chrono::Utc> = of_type(&run, "test_delivery_requested")[2]["recorded_at"].as_str().unwrap().parse().unwrap();
+    let retry_at: chrono::DateTime<chrono::Utc> = limited["retry_at"].as_str().unwrap().parse().unwrap();
+    let seconds = (retry_at - requested_at).num_seconds();
+    assert!((43..=46).contains(&seconds), "Retry-After 45 s: {seconds}");
+
+    // A firewall drops the deliveries: the run says which never arrived; diagnose says why.
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.tests_before_rate_limit = None;
+        world.deliveries_get_through = false;
+    }
+    let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
+    let finished = &of_type(&run, "gitlab_check_finished")[0]["data"];
+    assert_eq!(finished["deliveries_missing"], json!(["push", "comments", "merge_requests", "issues", "ci_cd"]), "{finished}");
+    let (_, diagnosis) = app.get(&app.viewer, &format!("/api/v1/integrations/{}/diagnose", onboarding.id)).await;
+    let finding = diagnosis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["category"] == "webhook_not_received")
+        .unwrap_or_else(|| panic!("{diagnosis}"));
+    assert!(finding["message"].as_str().unwrap().contains("never arrived"), "{finding}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_admin_rights_is_a_permission_finding_and_changes_no_item() {
+    let mut app = app_for_checks(500).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-not-an-admin").await;
+    let (state, run) = check(&app, &onboarding.id, json!({"checks": ["application", "webhook"]})).await;
+    let application = &of_type(&run, "application_checked")[0]["data"]["finding"];
+    assert_eq!(application["outcome"], "failed", "{application}");
+    assert_eq!(application["category"], "permission_denied", "{application}");
+    let webhook = &of_type(&run, "webhook_checked")[0]["data"]["finding"];
+    assert_eq!(webhook["category"], "permission_denied", "{webhook}");
+    // A check that could not look is no fact about the application: the rep's record stands.
+    assert_eq!(item(&state, "info.application_registered")["evidence"]["source"], "rep");
+    assert_eq!(item(&state, "info.application_registered")["met"], true);
+    let log = serde_json::to_string(&run).unwrap();
+    assert!(!log.contains("glpat-not-an-admin"), "the token never reaches the record");
+
+    // Refusals write nothing: a viewer, unknown fields, both places, a scenario run.
+    let url = app.url(&format!("/api/v1/integrations/{}/checks", onboarding.id));
+    let viewer = app.http.post(&url).bearer_auth(&app.viewer).json(&json!({})).send().await.unwrap();
+    assert_eq!(viewer.status(), StatusCode::FORBIDDEN);
+    for body in [json!({"checks": ["everything"]}), json!({"group_id": 1, "project_id": 2}), json!({"ssl": false}), json!([1]), json!({"checks": []})] {
+        let refused = app.http.post(&url).bearer_auth(&app.rep).json(&body).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (_, after) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
+    assert_eq!(after["version"], state["version"], "a refused request wrote nothing");
+    app.stop().await;
+}
