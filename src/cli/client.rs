@@ -124,6 +124,9 @@ pub trait Client: Send + Sync {
     async fn export_page(&self, after: u64, limit: usize) -> Result<Vec<Value>, CliError>;
     async fn shred(&self, id: &str) -> Result<Value, CliError>;
     async fn probe(&self, id: &str) -> Result<Value, CliError>;
+    /// Runs checks through GitLab's API (`{checks?, group_id?, project_id?}`) to the end,
+    /// telling `progress` what it is waiting for; answers `{check_id, run, state}`.
+    async fn check(&self, id: &str, body: Value, progress: &(dyn Fn(String) + Send + Sync)) -> Result<Value, CliError>;
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError>;
     /// Registers a playbook version; answers the registered record.
     async fn playbook_add(&self, body: Value) -> Result<Value, CliError>;
@@ -226,6 +229,32 @@ impl Client for LocalClient {
     async fn shred(&self, id: &str) -> Result<Value, CliError> {
         let executed = self.engine.shred(parse_id(id)?, &self.actor).await?;
         Ok(views::executed(views::state(&executed.state, self.engine.now()), &executed.events, &executed.shown, false))
+    }
+
+    async fn check(&self, id: &str, body: Value, progress: &(dyn Fn(String) + Send + Sync)) -> Result<Value, CliError> {
+        let request = crate::engine::CheckRequest::from_json(body).map_err(crate::engine::EngineError::Rejected)?;
+        if request.checks.contains(&crate::domain::CheckKind::TestDeliveries) {
+            return Err(CliError::Usage(
+                "test deliveries come back to golive's receiver, which runs in the server: run this check with \
+                 --server URL (GOLIVE_SERVER), or check --application --webhook here"
+                    .into(),
+            ));
+        }
+        let tell = |step: crate::engine::CheckProgress| match step {
+            crate::engine::CheckProgress::Recorded(event) => progress(format!("recorded {event}")),
+            crate::engine::CheckProgress::Waiting { triggers, seconds_left } => progress(format!(
+                "waiting for the test deliveries of {} ({seconds_left} s left)",
+                triggers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        };
+        let outcome = self.engine.run_check(parse_id(id)?, request, &self.actor, &tell).await?;
+        let state = views::state(&outcome.state, self.engine.now());
+        let run = state["check_runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["check_id"] == json!(outcome.check_id)))
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(json!({"check_id": outcome.check_id, "run": run, "state": state}))
     }
 
     async fn probe(&self, id: &str) -> Result<Value, CliError> {

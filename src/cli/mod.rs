@@ -291,6 +291,31 @@ pub enum Command {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
     },
+    /// Check the guide through GitLab's API with the customer's token, and record what GitLab
+    /// says: the application, the webhook, test deliveries. No flag: every check. Exit 0 when
+    /// every item checked is met, 4 when a check found something unmet.
+    Check {
+        #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
+        id: String,
+        /// Find the application by its Application ID and compare name, callback URL and confidentiality.
+        #[arg(long)]
+        application: bool,
+        /// Find the hook with the issued URL (system, group or project hooks): triggers, SSL verification.
+        #[arg(long)]
+        webhook: bool,
+        /// Ask GitLab to send a test delivery per required trigger and wait for each (needs --server).
+        #[arg(long = "test-deliveries")]
+        test_deliveries: bool,
+        /// Perform the playbook's scenarios through the API in a scratch project (admin only).
+        #[arg(long)]
+        scenarios: bool,
+        /// The GitLab group the webhook lives in (numeric id); default: search.
+        #[arg(long, value_name = "GROUP_ID", conflicts_with = "project")]
+        group: Option<u64>,
+        /// The GitLab project the webhook lives in (numeric id); default: search.
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<u64>,
+    },
     /// Reveal a secret in plaintext (audited): application_secret, access_token, webhook_signing_key.
     Reveal {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
@@ -1038,6 +1063,50 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 if let Some(category) = found["category"].as_str() {
                     println!("{category}: {}", found["detail"].as_str().unwrap_or(""));
                 }
+            }
+        }
+        Command::Check { id, application, webhook, test_deliveries, scenarios, group, project } => {
+            let mut checks = Vec::new();
+            for (wanted, name) in [
+                (*application, "application"),
+                (*webhook, "webhook"),
+                (*test_deliveries, "test_deliveries"),
+                (*scenarios, "scenarios"),
+            ] {
+                if wanted {
+                    checks.push(name);
+                }
+            }
+            let mut body = json!({});
+            if !checks.is_empty() {
+                body["checks"] = json!(checks);
+            } else if cli.server.is_none() {
+                // Without the server nothing receives test deliveries: the read-only checks.
+                body["checks"] = json!(["application", "webhook"]);
+            }
+            if let Some(group) = group {
+                body["group_id"] = json!(group);
+            }
+            if let Some(project) = project {
+                body["project_id"] = json!(project);
+            }
+            let spinner = output::spinner();
+            let shown = spinner.clone();
+            let result = client.check(id, body, &move |message| shown.set_message(message)).await;
+            spinner.finish_and_clear();
+            let result = result?;
+            if json_out {
+                output::print_json(&result);
+            } else {
+                output::check_result(&result);
+            }
+            let unmet = result["run"]["unmet"].as_array().map_or(0, Vec::len);
+            let missing = result["run"]["deliveries_missing"].as_array().map_or(0, Vec::len);
+            if unmet + missing > 0 {
+                return Err(CliError::failed(
+                    crate::error_kind::ErrorKind::GuardRejected,
+                    format!("the checks found {unmet} item(s) unmet and {missing} test delivery(ies) that never arrived"),
+                ));
             }
         }
         Command::Shred { id } => {

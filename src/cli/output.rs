@@ -306,6 +306,58 @@ pub fn progress(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// A spinner on stderr with a message (hidden when stderr is not a terminal).
+pub fn spinner() -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
+}
+
+/// What a run of checks found, item by item, in golive's words; the items it left unmet with
+/// why; the test deliveries and their round trips.
+pub fn check_result(result: &Value) {
+    let run = &result["run"];
+    let state = &result["state"];
+    let checks: Vec<&str> = run["checks"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    println!("check {} ({})", text(&result["check_id"]), checks.join(", ").replace('_', " "));
+    let checked: &[&str] = &[
+        "info.application_registered",
+        "webhook.created_with_issued_url",
+        "webhook.triggers",
+        "webhook.delivery_verified",
+    ];
+    for item in state["checklist"].as_array().into_iter().flatten() {
+        let id = item["id"].as_str().unwrap_or("");
+        if !checked.contains(&id) {
+            continue;
+        }
+        let source = item["evidence"]["source"].as_str().unwrap_or("nothing").replace('_', " ");
+        if item["met"] == true {
+            println!("  met    {} (rests on: {source})", text(&item["label"]));
+        } else {
+            println!("  unmet  {} — {}", text(&item["label"]), text(&item["reason"]));
+        }
+    }
+    let deliveries = state["test_deliveries"].as_object();
+    for (trigger, progress) in deliveries.into_iter().flatten() {
+        if progress["check_id"] != result["check_id"] {
+            continue;
+        }
+        let outcome = progress["outcome"]["outcome"].as_str().unwrap_or("");
+        let line = match outcome {
+            "sent" => match progress["round_trip_seconds"].as_f64() {
+                Some(seconds) => format!("sent, arrived after {seconds:.1} s"),
+                None => "sent, never arrived".to_owned(),
+            },
+            "not_available" => "not available on this GitLab: press Test on the hook in GitLab".to_owned(),
+            "rate_limited" => format!("rate limited by GitLab, retry at {}", utc_time(&progress["outcome"]["retry_at"])),
+            "unsupported" => "this kind of hook cannot send it".to_owned(),
+            _ => format!("failed: {}", text(&progress["outcome"]["detail"])),
+        };
+        println!("  test delivery {trigger}: {line}");
+    }
+}
+
 pub use crate::views::actions::shell_quote;
 
 /// An RFC 3339 time as people read it: `2026-11-30 14:05:09 UTC`, to the second.

@@ -173,6 +173,9 @@ impl Client for ResolvingClient {
     async fn probe(&self, id: &str) -> Result<Value, CliError> {
         self.inner.probe(&self.id(id).await?).await
     }
+    async fn check(&self, id: &str, body: Value, progress: &(dyn Fn(String) + Send + Sync)) -> Result<Value, CliError> {
+        self.inner.check(&self.id(id).await?, body, progress).await
+    }
     async fn reveal(&self, id: &str, kind: SecretKind) -> Result<String, CliError> {
         self.inner.reveal(&self.id(id).await?, kind).await
     }

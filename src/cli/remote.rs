@@ -203,6 +203,46 @@ impl Client for RemoteClient {
     async fn shred(&self, id: &str) -> Result<Value, CliError> {
         self.call(Method::POST, &format!("/api/v1/integrations/{id}/shred"), None).await
     }
+    async fn check(&self, id: &str, body: Value, progress: &(dyn Fn(String) + Send + Sync)) -> Result<Value, CliError> {
+        let accepted = self.call(Method::POST, &format!("/api/v1/integrations/{id}/checks"), Some(&body)).await?;
+        let check_id = accepted["check_id"].clone();
+        // The server runs the checks; their progress and results are in the integration's
+        // state, read until the run is recorded as finished (or abandoned).
+        let started = std::time::Instant::now();
+        loop {
+            let state = self.call(Method::GET, &format!("/api/v1/integrations/{id}"), None).await?;
+            let run = state["check_runs"].as_array().and_then(|runs| runs.iter().find(|r| r["check_id"] == check_id)).cloned();
+            match run {
+                Some(run) if !run["finished_at"].is_null() => {
+                    return Ok(json!({"check_id": check_id, "run": run, "state": state}));
+                }
+                Some(run) if run["under_way"] == false => {
+                    return Err(CliError::Other(format!(
+                        "the run of checks {} stopped before it finished (the server restarted?): run golive check again",
+                        check_id.as_str().unwrap_or("")
+                    )));
+                }
+                _ => {}
+            }
+            let waiting: Vec<String> = state["test_deliveries"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, p)| p["check_id"] == check_id && p["outcome"]["outcome"] == "sent" && p["received_at"].is_null())
+                .map(|(trigger, _)| trigger.clone())
+                .collect();
+            if waiting.is_empty() {
+                progress("checking through GitLab's API".to_owned());
+            } else {
+                progress(format!("waiting for the test deliveries of {}", waiting.join(", ")));
+            }
+            if started.elapsed() > std::time::Duration::from_secs(45 * 60) {
+                return Err(CliError::Other("the run of checks did not finish within 45 minutes".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
     async fn probe(&self, id: &str) -> Result<Value, CliError> {
         self.call(Method::POST, &format!("/api/v1/integrations/{id}/probe"), None).await
     }

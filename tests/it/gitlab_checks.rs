@@ -361,3 +361,55 @@ async fn a_token_without_admin_rights_is_a_permission_finding_and_changes_no_ite
     assert_eq!(after["version"], state["version"], "a refused request wrote nothing");
     app.stop().await;
 }
+
+/// Runs the real binary against the app as the rep (remote mode), off the runtime's threads.
+async fn golive(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let mut command = assert_cmd::Command::cargo_bin("golive").unwrap();
+    command
+        .args(["--server", &app.address])
+        .args(args)
+        .env("GOLIVE_TOKEN", &app.rep)
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
+        .env_remove("GOLIVE_SERVER");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golive_check_in_the_terminal_exits_0_when_all_is_met_and_4_when_a_check_finds_something_unmet() {
+    let mut app = app_for_checks(10_000).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.applications = vec![application(&format!("{PUBLIC_URL}/oauth/gitlab/callback"), "Factory Integration", true)];
+        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
+        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+    }
+    let (code, stdout, stderr) = golive(&app, &["check", "checked corp"]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("(application, webhook, test deliveries)"), "{stdout}");
+    assert!(stdout.contains("met    GitLab application registered") && stdout.contains("(rests on: gitlab api)"), "{stdout}");
+    for trigger in ["push", "comments", "merge_requests", "issues", "ci_cd"] {
+        assert!(stdout.contains(&format!("test delivery {trigger}: sent, arrived after")), "{trigger}: {stdout}");
+    }
+
+    fake.world.lock().unwrap().applications = vec![application("https://gitlab.elsewhere.test/cb", "Factory Integration", true)];
+    let (code, stdout, stderr) = golive(&app, &["check", "checked corp", "--application"]).await;
+    assert_eq!(code, 4, "{stdout}\n{stderr}");
+    assert!(stdout.contains("unmet  GitLab application registered"), "{stdout}");
+    assert!(stdout.contains("the callback URL registered in GitLab is not the redirect URI"), "{stdout}");
+    assert!(stderr.contains("the checks found 1 item(s) unmet"), "{stderr}");
+
+    // --json answers the run and the state.
+    let (code, stdout, _) = golive(&app, &["check", "checked corp", "--webhook", "--group", "3", "--json"]).await;
+    assert_eq!(code, 0);
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["run"]["checks"], json!(["webhook"]));
+    assert_eq!(answer["run"]["unmet"], json!([]));
+    app.stop().await;
+}
