@@ -1105,7 +1105,9 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             if unmet + missing > 0 {
                 return Err(CliError::failed(
                     crate::error_kind::ErrorKind::GuardRejected,
-                    format!("the checks found {unmet} item(s) unmet and {missing} test delivery(ies) that never arrived"),
+                    format!(
+                        "the checks found {unmet} item(s) unmet and {missing} test delivery(ies) that never arrived"
+                    ),
                 ));
             }
         }
@@ -1234,7 +1236,7 @@ mod tests {
     #[test]
     fn the_event_types_listed_are_every_type_an_event_can_have() {
         let names = crate::domain::event_type_names();
-        assert_eq!(names.len(), 36, "{names:?}");
+        assert_eq!(names.len(), 41, "{names:?}");
         assert_eq!(names[0], "integration_opened", "declaration order");
         for name in ["integration_opened", "credential_rotated", "intake_redeemed", "probe_result_recorded"] {
             assert!(names.iter().any(|n| n == name), "{name}");

@@ -350,7 +350,9 @@ pub fn check_result(result: &Value) {
                 None => "sent, never arrived".to_owned(),
             },
             "not_available" => "not available on this GitLab: press Test on the hook in GitLab".to_owned(),
-            "rate_limited" => format!("rate limited by GitLab, retry at {}", utc_time(&progress["outcome"]["retry_at"])),
+            "rate_limited" => {
+                format!("rate limited by GitLab, retry at {}", utc_time(&progress["outcome"]["retry_at"]))
+            }
             "unsupported" => "this kind of hook cannot send it".to_owned(),
             _ => format!("failed: {}", text(&progress["outcome"]["detail"])),
         };

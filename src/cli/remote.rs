@@ -211,7 +211,10 @@ impl Client for RemoteClient {
         let started = std::time::Instant::now();
         loop {
             let state = self.call(Method::GET, &format!("/api/v1/integrations/{id}"), None).await?;
-            let run = state["check_runs"].as_array().and_then(|runs| runs.iter().find(|r| r["check_id"] == check_id)).cloned();
+            let run = state["check_runs"]
+                .as_array()
+                .and_then(|runs| runs.iter().find(|r| r["check_id"] == check_id))
+                .cloned();
             match run {
                 Some(run) if !run["finished_at"].is_null() => {
                     return Ok(json!({"check_id": check_id, "run": run, "state": state}));
@@ -228,7 +231,9 @@ impl Client for RemoteClient {
                 .as_object()
                 .into_iter()
                 .flatten()
-                .filter(|(_, p)| p["check_id"] == check_id && p["outcome"]["outcome"] == "sent" && p["received_at"].is_null())
+                .filter(|(_, p)| {
+                    p["check_id"] == check_id && p["outcome"]["outcome"] == "sent" && p["received_at"].is_null()
+                })
                 .map(|(trigger, _)| trigger.clone())
                 .collect();
             if waiting.is_empty() {

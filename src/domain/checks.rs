@@ -97,8 +97,12 @@ pub struct ApplicationChecked {
 pub enum HookLocation {
     /// An instance-wide system hook (`GET /api/v4/hooks`).
     System,
-    Group { group_id: u64 },
-    Project { project_id: u64 },
+    Group {
+        group_id: u64,
+    },
+    Project {
+        project_id: u64,
+    },
 }
 
 impl HookLocation {
@@ -158,7 +162,9 @@ pub enum TestRequestOutcome {
     /// the fallback.
     NotAvailable,
     /// GitLab's hook-test rate limit: not a failure; retry at the time given.
-    RateLimited { retry_at: DateTime<Utc> },
+    RateLimited {
+        retry_at: DateTime<Utc>,
+    },
     /// The hook's kind cannot send this trigger (a system hook and issues, comments, pipelines).
     Unsupported,
     Failed(CheckFailure),

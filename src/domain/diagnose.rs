@@ -75,7 +75,12 @@ impl Integration {
         for (kind, (failure, at)) in &self.facts.check_failures {
             findings.push(finding(
                 failure.category,
-                format!("The {} check of {} could not look: {}", kind.as_str().replace('_', " "), day(*at), failure.detail),
+                format!(
+                    "The {} check of {} could not look: {}",
+                    kind.as_str().replace('_', " "),
+                    day(*at),
+                    failure.detail
+                ),
             ));
         }
         let Some(run) = self.check_runs.iter().rev().find(|r| r.finished_at.is_some()) else { return };
@@ -90,9 +95,10 @@ impl Integration {
                     day(finished_at),
                     triggers.join(", ")
                 ),
-                advice: "GitLab cannot reach golive: check that the customer's firewall and proxy let GitLab's outbound \
+                advice:
+                    "GitLab cannot reach golive: check that the customer's firewall and proxy let GitLab's outbound \
                          HTTPS reach golive's public URL, then the hook's recent events in GitLab for the error"
-                    .to_owned(),
+                        .to_owned(),
             });
         }
     }

@@ -19,7 +19,9 @@ use uuid::Uuid;
 use std::collections::BTreeSet;
 
 use super::binding::CredentialBinding;
-use super::checks::{ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, TestDeliveryRequested, WebhookChecked};
+use super::checks::{
+    ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, TestDeliveryRequested, WebhookChecked,
+};
 use super::playbook::{Playbook, Scenario, Trigger};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult, WebhookDelivery};

@@ -27,12 +27,12 @@ mod state;
 mod values;
 
 pub use actions::{NextAction, Step};
+pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use checks::{
     trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRecord, CheckRun, Evidence,
     EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookLocation, TestDeliveryProgress, TestDeliveryRequested,
     TestRequestOutcome, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };
-pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use command::{
     parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,
     InstanceSettings, IntakeSubmission, ManualTest, NetworkPolicy, OpenIntegration, Origin, Prerequisites,
@@ -52,7 +52,9 @@ pub use event::{
 };
 pub use intake::{INTAKE_LINKS_OPEN_MAX, INTAKE_LINK_MAX_HOURS};
 pub use open::{parse_open_request, parse_open_request_with_reference, playbook_fields_in, PLAYBOOK_FIELDS};
-pub use playbook::{ApiEvidenceItem, Playbook, PlaybookId, PlaybookRef, Scenario, Trigger, MONITORING_DAYS_MAX, PLAYBOOK_ID_MAX_CHARS};
+pub use playbook::{
+    ApiEvidenceItem, Playbook, PlaybookId, PlaybookRef, Scenario, Trigger, MONITORING_DAYS_MAX, PLAYBOOK_ID_MAX_CHARS,
+};
 pub use rejection::{IntakeRefusal, Rejection, Unmet};
 pub use requirements::{ChecklistItem, Requirement, UnmetReason};
 pub use secret::{

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::checks::{ApplicationFinding, Evidence, WebhookFinding};
+use super::checks::{ApplicationFinding, Evidence, EvidenceOrigin, WebhookFinding};
+use super::event::{CredentialRotated, Event};
 use super::playbook::{ApiEvidenceItem, Scenario, Trigger};
 use super::stage::Stage;
 use super::state::{Connectivity, Integration};
@@ -216,9 +217,10 @@ impl Integration {
             }
             Requirement::ApplicationRegistered => {
                 !self.api_evidence_required(requirement)
-                    && facts.application.as_ref().is_some_and(|a| {
-                        a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri
-                    })
+                    && facts
+                        .application
+                        .as_ref()
+                        .is_some_and(|a| a.name == playbook.application_name && a.redirect_uri == playbook.redirect_uri)
             }
             Requirement::ApplicationScopes => {
                 facts.application.as_ref().is_some_and(|a| a.scopes.is_superset(&playbook.required_scopes))
@@ -586,6 +588,93 @@ impl Integration {
         }
     }
 
+    /// The event that supplied the fact `requirement` rests on now.
+    pub fn evidence_of(&self, requirement: Requirement) -> Option<&Evidence> {
+        self.facts.evidence.get(&requirement.id())
+    }
+
+    /// Whether the latest fact `requirement` rests on came from GitLab's API.
+    pub fn rests_on_api(&self, requirement: Requirement) -> bool {
+        self.evidence_of(requirement).is_some_and(|e| e.source == EvidenceOrigin::GitlabApi)
+    }
+
+    /// Records, per requirement, the event that supplied the fact it rests on now.
+    pub(super) fn note_evidence(&mut self, event: &Event, at: chrono::DateTime<chrono::Utc>) {
+        use Requirement as R;
+        let person = EvidenceOrigin::Rep;
+        let (source, supplied): (EvidenceOrigin, Vec<Requirement>) = match event {
+            Event::PrerequisitesConfirmed(_) => (person, vec![R::PrerequisitesConfirmed]),
+            Event::ApplicationRegistered(_) => (person, vec![R::ApplicationRegistered, R::ApplicationScopes]),
+            Event::ApplicationSecretProvided { .. } => (person, vec![R::ApplicationSecretProvided]),
+            Event::InstanceUrlSet(_) => (person, vec![R::InstanceUrl]),
+            Event::AccessTokenProvided { .. } => (person, vec![R::AccessTokenProvided, R::AccessTokenAdmin]),
+            Event::InformationSubmitted {} => (person, vec![R::InformationSubmitted]),
+            Event::NetworkPolicyEvaluated(_) => (person, vec![R::NetworkPolicyEvaluated]),
+            Event::VpcPeeringEstablished(_) | Event::VpnEstablished(_) => (person, vec![R::Connectivity]),
+            Event::FirewallConfigured(_) => {
+                (person, vec![R::FirewallOutboundHttps, R::FirewallOutboundSsh, R::WebhookEndpointReachable])
+            }
+            Event::WebhookCredentialsIssued(_) => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
+            Event::WebhookCreated(_) => (person, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers]),
+            Event::WebhookDeliveryRecorded(delivery) => {
+                let mut supplied = vec![R::WebhookDeliveryVerified, R::WebhookFunctional];
+                if let Some(scenario) = delivery.scenario_evidence() {
+                    // Only the first observation is the evidence (later ones change nothing).
+                    if self.facts.scenarios_observed.get(&scenario) == Some(&at)
+                        && !self.facts.evidence.contains_key(&R::ScenarioObserved(scenario).id())
+                    {
+                        supplied.push(R::ScenarioObserved(scenario));
+                    }
+                }
+                (EvidenceOrigin::GitlabDelivery, supplied)
+            }
+            Event::ApiCheckRecorded(_) => (person, vec![R::ApiConnectivity]),
+            Event::ProbeResultRecorded(result) if result.is_evidence() => {
+                let mut supplied = vec![R::ApiConnectivity];
+                if result.api_reachable {
+                    supplied.push(R::AccessTokenAdmin);
+                }
+                (EvidenceOrigin::GitlabApi, supplied)
+            }
+            Event::ManualTestRecorded(test) if test.passed => {
+                if self.facts.evidence.contains_key(&R::ScenarioObserved(test.scenario).id()) {
+                    (person, vec![])
+                } else {
+                    (person, vec![R::ScenarioObserved(test.scenario)])
+                }
+            }
+            Event::ResponseValidated(v) => (person, vec![R::ResponseValidated(v.scenario)]),
+            Event::CredentialRotated(rotated) => match rotated {
+                CredentialRotated::ApplicationSecret { .. } => (person, vec![R::ApplicationSecretProvided]),
+                CredentialRotated::AccessToken { .. } => (person, vec![R::AccessTokenProvided, R::AccessTokenAdmin]),
+                CredentialRotated::WebhookToken { .. } => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
+            },
+            Event::ApplicationChecked(checked) if !matches!(checked.finding, ApplicationFinding::Failed(_)) => {
+                (EvidenceOrigin::GitlabApi, vec![R::ApplicationRegistered])
+            }
+            Event::WebhookChecked(checked) if !matches!(checked.finding, WebhookFinding::Failed(_)) => {
+                (EvidenceOrigin::GitlabApi, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers])
+            }
+            Event::IntakeRedeemed { .. } => {
+                // The customer's submission is recorded in the same append, just before this
+                // event: what those events supplied came from the customer's intake.
+                for evidence in self.facts.evidence.values_mut() {
+                    if evidence.at == at && evidence.source == EvidenceOrigin::Rep {
+                        evidence.source = EvidenceOrigin::CustomerIntake;
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        for requirement in supplied {
+            self.facts.evidence.insert(
+                requirement.id(),
+                Evidence { source, event: event.type_name().to_owned(), version: self.version, at },
+            );
+        }
+    }
+
     /// Whether the playbook says only GitLab's API may meet `requirement`.
     fn api_evidence_required(&self, requirement: Requirement) -> bool {
         let item = match requirement {
@@ -652,7 +741,8 @@ impl Integration {
         let issued = self.facts.webhook_credentials.as_ref().map(|c| &c.webhook_url);
         if issued != Some(&checked.url) {
             return Some(vec![
-                "GitLab's API was checked for another webhook URL than the one issued now: run the webhook check again".into(),
+                "GitLab's API was checked for another webhook URL than the one issued now: run the webhook check again"
+                    .into(),
             ]);
         }
         Some(match &checked.finding {
@@ -668,7 +758,8 @@ impl Integration {
             }
             WebhookFinding::NotFound { searched, complete } => {
                 let places = searched.iter().map(|l| l.describe()).collect::<Vec<_>>().join(", ");
-                let mut text = format!("GitLab's API shows no hook with the issued URL {} (searched: {places})", checked.url);
+                let mut text =
+                    format!("GitLab's API shows no hook with the issued URL {} (searched: {places})", checked.url);
                 if !complete {
                     text.push_str("; the search stopped at its page limit: name the group or project");
                 }

@@ -8,15 +8,14 @@ use uuid::Uuid;
 
 use super::binding::CredentialBinding;
 use super::checks::{
-    trigger_of, CheckFailure, CheckKind, CHECK_RUN_ABANDONED_AFTER_MINUTES, ApplicationChecked, ApplicationFinding, CheckRun, Evidence, EvidenceOrigin, TestDeliveryProgress,
-    WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
+    trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRun, Evidence,
+    TestDeliveryProgress, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };
-use super::playbook::Trigger;
-use super::requirements::Requirement;
 use super::event::{
     ApplicationRegistered, Cause, CredentialRotated, Event, FirewallConfigured, InstanceUrlSet, NetworkPolicyEvaluated,
     PrerequisitesConfirmed, VpcPeeringEstablished, VpnEstablished, WebhookCreated,
 };
+use super::playbook::Trigger;
 use super::playbook::{Playbook, Scenario};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, TokenDigest};
 use super::signals::{BlockCategory, ProbeResult};
@@ -618,83 +617,6 @@ impl Integration {
         }
     }
 
-    /// Records, per requirement, the event that supplied the fact it rests on now.
-    fn note_evidence(&mut self, event: &Event, at: DateTime<Utc>) {
-        use Requirement as R;
-        let person = EvidenceOrigin::Rep;
-        let (source, supplied): (EvidenceOrigin, Vec<Requirement>) = match event {
-            Event::PrerequisitesConfirmed(_) => (person, vec![R::PrerequisitesConfirmed]),
-            Event::ApplicationRegistered(_) => (person, vec![R::ApplicationRegistered, R::ApplicationScopes]),
-            Event::ApplicationSecretProvided { .. } => (person, vec![R::ApplicationSecretProvided]),
-            Event::InstanceUrlSet(_) => (person, vec![R::InstanceUrl]),
-            Event::AccessTokenProvided { .. } => (person, vec![R::AccessTokenProvided, R::AccessTokenAdmin]),
-            Event::InformationSubmitted {} => (person, vec![R::InformationSubmitted]),
-            Event::NetworkPolicyEvaluated(_) => (person, vec![R::NetworkPolicyEvaluated]),
-            Event::VpcPeeringEstablished(_) | Event::VpnEstablished(_) => (person, vec![R::Connectivity]),
-            Event::FirewallConfigured(_) => {
-                (person, vec![R::FirewallOutboundHttps, R::FirewallOutboundSsh, R::WebhookEndpointReachable])
-            }
-            Event::WebhookCredentialsIssued(_) => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
-            Event::WebhookCreated(_) => (person, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers]),
-            Event::WebhookDeliveryRecorded(delivery) => {
-                let mut supplied = vec![R::WebhookDeliveryVerified, R::WebhookFunctional];
-                if let Some(scenario) = delivery.scenario_evidence() {
-                    // Only the first observation is the evidence (later ones change nothing).
-                    if self.facts.scenarios_observed.get(&scenario) == Some(&at)
-                        && !self.facts.evidence.contains_key(&R::ScenarioObserved(scenario).id())
-                    {
-                        supplied.push(R::ScenarioObserved(scenario));
-                    }
-                }
-                (EvidenceOrigin::GitlabDelivery, supplied)
-            }
-            Event::ApiCheckRecorded(_) => (person, vec![R::ApiConnectivity]),
-            Event::ProbeResultRecorded(result) if result.is_evidence() => {
-                let mut supplied = vec![R::ApiConnectivity];
-                if result.api_reachable {
-                    supplied.push(R::AccessTokenAdmin);
-                }
-                (EvidenceOrigin::GitlabApi, supplied)
-            }
-            Event::ManualTestRecorded(test) if test.passed => {
-                if self.facts.evidence.contains_key(&R::ScenarioObserved(test.scenario).id()) {
-                    (person, vec![])
-                } else {
-                    (person, vec![R::ScenarioObserved(test.scenario)])
-                }
-            }
-            Event::ResponseValidated(v) => (person, vec![R::ResponseValidated(v.scenario)]),
-            Event::CredentialRotated(rotated) => match rotated {
-                CredentialRotated::ApplicationSecret { .. } => (person, vec![R::ApplicationSecretProvided]),
-                CredentialRotated::AccessToken { .. } => (person, vec![R::AccessTokenProvided, R::AccessTokenAdmin]),
-                CredentialRotated::WebhookToken { .. } => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
-            },
-            Event::ApplicationChecked(checked) if !matches!(checked.finding, ApplicationFinding::Failed(_)) => {
-                (EvidenceOrigin::GitlabApi, vec![R::ApplicationRegistered])
-            }
-            Event::WebhookChecked(checked) if !matches!(checked.finding, WebhookFinding::Failed(_)) => {
-                (EvidenceOrigin::GitlabApi, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers])
-            }
-            Event::IntakeRedeemed { .. } => {
-                // The customer's submission is recorded in the same append, just before this
-                // event: what those events supplied came from the customer's intake.
-                for evidence in self.facts.evidence.values_mut() {
-                    if evidence.at == at && evidence.source == EvidenceOrigin::Rep {
-                        evidence.source = EvidenceOrigin::CustomerIntake;
-                    }
-                }
-                return;
-            }
-            _ => return,
-        };
-        for requirement in supplied {
-            self.facts.evidence.insert(
-                requirement.id(),
-                Evidence { source, event: event.type_name().to_owned(), version: self.version, at },
-            );
-        }
-    }
-
     /// The run of checks under way at `now`, if one is: started, not finished, and not
     /// abandoned (a run whose process stopped never finishes; after
     /// [`CHECK_RUN_ABANDONED_AFTER_MINUTES`] another may start).
@@ -702,16 +624,6 @@ impl Integration {
         self.check_runs.last().filter(|r| {
             r.finished_at.is_none() && now - r.started_at < Duration::minutes(CHECK_RUN_ABANDONED_AFTER_MINUTES)
         })
-    }
-
-    /// The event that supplied the fact `requirement` rests on now.
-    pub fn evidence_of(&self, requirement: Requirement) -> Option<&Evidence> {
-        self.facts.evidence.get(&requirement.id())
-    }
-
-    /// Whether the latest fact `requirement` rests on came from GitLab's API.
-    pub fn rests_on_api(&self, requirement: Requirement) -> bool {
-        self.evidence_of(requirement).is_some_and(|e| e.source == EvidenceOrigin::GitlabApi)
     }
 
     /// The access token on record, if it was given for the instance of record (origin and CA).

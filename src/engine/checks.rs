@@ -79,7 +79,9 @@ impl CheckRequest {
     /// Parses a caller's request body; no field, or no `checks`, means every check.
     pub fn from_json(body: serde_json::Value) -> Result<CheckRequest, Rejection> {
         if !body.is_object() {
-            return Err(Rejection::Malformed("the body must be a JSON object, e.g. {\"checks\": [\"webhook\"]}".into()));
+            return Err(Rejection::Malformed(
+                "the body must be a JSON object, e.g. {\"checks\": [\"webhook\"]}".into(),
+            ));
         }
         let body: CheckBody = domain::parse_fields(body)?;
         let checks = match body.checks {
@@ -96,7 +98,10 @@ impl CheckRequest {
                         ));
                     }
                     let check = CheckKind::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
-                        Rejection::invalid("checks", format!("{name:?} is not a check; one of application, webhook, test_deliveries"))
+                        Rejection::invalid(
+                            "checks",
+                            format!("{name:?} is not a check; one of application, webhook, test_deliveries"),
+                        )
                     })?;
                     checks.insert(check);
                 }
@@ -105,7 +110,10 @@ impl CheckRequest {
         };
         let hook_place = match (body.group_id, body.project_id) {
             (Some(_), Some(_)) => {
-                return Err(Rejection::invalid("project_id", "name the group or the project the webhook lives in, not both"))
+                return Err(Rejection::invalid(
+                    "project_id",
+                    "name the group or the project the webhook lives in, not both",
+                ))
             }
             (Some(0), _) | (_, Some(0)) => return Err(Rejection::invalid("group_id", "GitLab ids start at 1")),
             (Some(group), None) => Some(HookPlace::Group(group)),
@@ -157,7 +165,11 @@ fn guard(label: &str, id: &str) -> EngineError {
 impl Engine {
     /// The instance of record and the usable access token, unsealed: what a probe or a check
     /// sends to GitLab. Refused (nothing recorded) without a token given for this instance.
-    pub(super) async fn gitlab_target(&self, state: &domain::Integration, uses: &str) -> Result<ProbeTarget, EngineError> {
+    pub(super) async fn gitlab_target(
+        &self,
+        state: &domain::Integration,
+        uses: &str,
+    ) -> Result<ProbeTarget, EngineError> {
         // Only a token given for the instance of record may be sent there: a token given for
         // another origin or CA stays where its owner sent it.
         let Some(token) = state.usable_access_token() else {
@@ -225,7 +237,12 @@ impl Engine {
 
     /// Starts a run and leaves it to a task: returns its id once `gitlab_check_started` is
     /// recorded. Progress and results arrive as events on the integration's stream.
-    pub async fn start_check(&self, id: IntegrationId, request: CheckRequest, actor: &Actor) -> Result<Uuid, EngineError> {
+    pub async fn start_check(
+        &self,
+        id: IntegrationId,
+        request: CheckRequest,
+        actor: &Actor,
+    ) -> Result<Uuid, EngineError> {
         let check_id = self.begin_check(id, &request, actor).await?;
         let engine = self.clone();
         let actor = actor.clone();
@@ -283,7 +300,8 @@ impl Engine {
             progress(CheckProgress::Recorded("application_checked"));
         }
         if request.checks.iter().any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries)) {
-            let url = state.facts.webhook_credentials.as_ref().expect("begin_check saw credentials").webhook_url.clone();
+            let url =
+                state.facts.webhook_credentials.as_ref().expect("begin_check saw credentials").webhook_url.clone();
             let finding = match &connected {
                 Ok(api) => api_checks::find_webhook(api, url.as_str(), request.hook_place, &settings.limits).await,
                 Err(failed) => WebhookFinding::Failed(failed.clone()),

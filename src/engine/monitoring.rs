@@ -201,18 +201,22 @@ impl Engine {
                     // Where the webhook was last found is where the timer looks, rather than
                     // searching every group and project each interval.
                     let hook_place = match state.facts.webhook_check.as_ref().map(|(c, _)| &c.finding) {
-                        Some(domain::WebhookFinding::Found { location: domain::HookLocation::Group { group_id }, .. }) => {
-                            Some(crate::gitlab::checks::HookPlace::Group(*group_id))
-                        }
                         Some(domain::WebhookFinding::Found {
-                            location: domain::HookLocation::Project { project_id }, ..
+                            location: domain::HookLocation::Group { group_id },
+                            ..
+                        }) => Some(crate::gitlab::checks::HookPlace::Group(*group_id)),
+                        Some(domain::WebhookFinding::Found {
+                            location: domain::HookLocation::Project { project_id },
+                            ..
                         }) => Some(crate::gitlab::checks::HookPlace::Project(*project_id)),
                         _ => None,
                     };
                     let request = super::CheckRequest { checks, hook_place };
                     match self.run_check(state.id, request, &timer, &|_| {}).await {
                         Ok(_) => report.checked.push(state.id),
-                        Err(error) => tracing::warn!(integration = %state.id, %error, "the monitoring checks failed to run"),
+                        Err(error) => {
+                            tracing::warn!(integration = %state.id, %error, "the monitoring checks failed to run")
+                        }
                     }
                 }
             }

@@ -287,7 +287,12 @@ async fn ids_of(api: &GitlabApi, path: &str, limits: &SearchLimits) -> Result<(V
 
 /// The webhook check: the hook whose URL is `url`, where the customer said, else everywhere
 /// within the limits.
-pub async fn find_webhook(api: &GitlabApi, url: &str, place: Option<HookPlace>, limits: &SearchLimits) -> WebhookFinding {
+pub async fn find_webhook(
+    api: &GitlabApi,
+    url: &str,
+    place: Option<HookPlace>,
+    limits: &SearchLimits,
+) -> WebhookFinding {
     match search_hooks(api, url, place, limits).await {
         Ok(finding) => finding,
         Err(failed) => WebhookFinding::Failed(failed),
@@ -331,7 +336,8 @@ async fn search_hooks(
         // golive is searching, but a refusal where the customer pointed is the answer.
         let listed = match listed {
             Err(failed) if place.is_none() && !matches!(location, HookLocation::System) => {
-                if failed.category == FindingCategory::ApiFailure && !failed.detail.as_str().contains("unexpected status")
+                if failed.category == FindingCategory::ApiFailure
+                    && !failed.detail.as_str().contains("unexpected status")
                 {
                     return Err(failed);
                 }

@@ -298,6 +298,86 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
         "secret_revealed" => format!("Secret revealed: {}", text(d, "kind")),
         "intake_link_issued" => format!("Customer intake link issued, expires {}", text(d, "expires_at")),
         "intake_redeemed" => "Customer submitted the intake form".to_owned(),
+        "gitlab_check_started" => {
+            let checks: Vec<String> = d["checks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .map(|c| c.replace('_', " "))
+                .collect();
+            let writes: Vec<&str> = d["writes"].as_array().into_iter().flatten().filter_map(|w| w.as_str()).collect();
+            let mut line = format!("Checks through GitLab's API started: {}", checks.join(", "));
+            if !writes.is_empty() {
+                line.push_str(&format!("; will {}", writes.join("; ")));
+            }
+            line
+        }
+        "application_checked" => {
+            let finding = &d["finding"];
+            match finding["outcome"].as_str() {
+                Some("found") => {
+                    let mark = |key: &str| if finding[key] == true { "matches" } else { "differs" };
+                    format!(
+                        "Application checked in GitLab: name {}, callback URL {}, confidential: {}",
+                        mark("name_matches"),
+                        mark("callback_url_matches"),
+                        if finding["confidential"] == true { "yes" } else { "no" }
+                    )
+                }
+                Some("not_found") => {
+                    format!("Application checked: GitLab lists no application with ID {}", text(d, "application_id"))
+                }
+                _ => format!("Application check could not look ({})", text(finding, "category")),
+            }
+        }
+        "webhook_checked" => {
+            let finding = &d["finding"];
+            match finding["outcome"].as_str() {
+                Some("found") => {
+                    let location = &finding["location"];
+                    let place = match location["kind"].as_str() {
+                        Some("group") => format!("group {} hook", text(location, "group_id")),
+                        Some("project") => format!("project {} hook", text(location, "project_id")),
+                        _ => "system hook".to_owned(),
+                    };
+                    let triggers: Vec<&str> =
+                        finding["triggers"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+                    format!(
+                        "Webhook found in GitLab ({place}): triggers {}; SSL verification {}",
+                        if triggers.is_empty() { "none".to_owned() } else { triggers.join(", ") },
+                        if finding["ssl_verification"] == true { "on" } else { "off" }
+                    )
+                }
+                Some("not_found") => "Webhook checked: no hook in GitLab has the issued URL".to_owned(),
+                _ => format!("Webhook check could not look ({})", text(finding, "category")),
+            }
+        }
+        "test_delivery_requested" => {
+            let outcome = &d["outcome"];
+            let what = match outcome["outcome"].as_str() {
+                Some("sent") => "GitLab sends it".to_owned(),
+                Some("not_available") => "not available on this GitLab".to_owned(),
+                Some("rate_limited") => format!("rate limited, retry at {}", text(outcome, "retry_at")),
+                Some("unsupported") => "this kind of hook cannot send it".to_owned(),
+                _ => format!("failed ({})", text(outcome, "category")),
+            };
+            format!("Test delivery of {} asked of GitLab: {what}", text(d, "trigger"))
+        }
+        "gitlab_check_finished" => {
+            let unmet = d["unmet"].as_array().map_or(0, Vec::len);
+            let missing: Vec<&str> =
+                d["deliveries_missing"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+            let mut line = if unmet == 0 {
+                "Checks finished: every item checked is met".to_owned()
+            } else {
+                format!("Checks finished: {unmet} item(s) unmet")
+            };
+            if !missing.is_empty() {
+                line.push_str(&format!("; test deliveries never arrived: {}", missing.join(", ")));
+            }
+            line
+        }
         other => humanize(other),
     }
 }

@@ -220,9 +220,11 @@ fn rate_limited(world: &mut World) -> Option<Response> {
     world.tests_requested += 1;
     match world.tests_before_rate_limit {
         Some(allowed) if world.tests_requested > allowed => {
-            let mut response =
-                (StatusCode::TOO_MANY_REQUESTS, Json(json!({"message": "This endpoint has been requested too many times. Try again later."})))
-                    .into_response();
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({"message": "This endpoint has been requested too many times. Try again later."})),
+            )
+                .into_response();
             response.headers_mut().insert("retry-after", "45".parse().unwrap());
             Some(response)
         }
@@ -255,7 +257,8 @@ async fn test_hook(
             return (StatusCode::NOT_FOUND, Json(json!({"message": "404 Hook Not Found"}))).into_response();
         };
         let Some(event) = sample(&trigger) else {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": "trigger does not have a valid value"}))).into_response();
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": "trigger does not have a valid value"})))
+                .into_response();
         };
         (hook, event)
     };
@@ -367,9 +370,19 @@ pub fn hook(id: u64, url: &str, triggers: &[&str], ssl: bool, owner: Option<(&st
         "custom_headers": [],
     });
     if let Some((kind, owner_id)) = owner {
-        for field in ["issues_events", "confidential_issues_events", "note_events", "confidential_note_events",
-            "pipeline_events", "wiki_page_events", "deployment_events", "job_events", "releases_events",
-            "emoji_events", "resource_access_token_events"] {
+        for field in [
+            "issues_events",
+            "confidential_issues_events",
+            "note_events",
+            "confidential_note_events",
+            "pipeline_events",
+            "wiki_page_events",
+            "deployment_events",
+            "job_events",
+            "releases_events",
+            "emoji_events",
+            "resource_access_token_events",
+        ] {
             hook[field] = json!(false);
         }
         hook[if kind == "group" { "group_id" } else { "project_id" }] = json!(owner_id);

@@ -60,9 +60,8 @@ async fn onboard(app: &TestApp, fake: &FakeGitlab, token: &str) -> Onboarding {
         let mut world = fake.world.lock().unwrap();
         world.golive_behind = Some((PUBLIC_URL.to_owned(), app.address.clone()));
     }
-    let (status, opened) = app
-        .post(&app.rep, "/api/v1/integrations", &json!({"customer": "Checked Corp", "gitlab_url": fake.url}))
-        .await;
+    let (status, opened) =
+        app.post(&app.rep, "/api/v1/integrations", &json!({"customer": "Checked Corp", "gitlab_url": fake.url})).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     let id = opened["id"].as_str().unwrap().to_owned();
     app.ok(&id, json!({"type": "set_instance_url", "gitlab_url": fake.url, "ca_certificate_pem": fake.ca_pem})).await;
@@ -123,7 +122,9 @@ async fn all_correct_the_checks_meet_the_items_and_deliveries_prove_the_path_not
             application(&format!("{PUBLIC_URL}/oauth/gitlab/callback"), "Factory Integration", true),
         ];
         world.project_hooks.insert(11, vec![]);
-        world.project_hooks.insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+        world
+            .project_hooks
+            .insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
         world.group_hooks.insert(3, vec![]);
         world.hook_tokens.insert(77, onboarding.secret_token.clone());
     }
@@ -133,7 +134,10 @@ async fn all_correct_the_checks_meet_the_items_and_deliveries_prove_the_path_not
     let started = of_type(&run, "gitlab_check_started");
     assert_eq!(started.len(), 1);
     assert!(started[0]["data"]["writes"][0].as_str().unwrap().contains("test deliveries"), "{}", started[0]);
-    assert_eq!(of_type(&run, "application_checked")[0]["data"]["finding"], json!({"outcome": "found", "name_matches": true, "callback_url_matches": true, "confidential": true}));
+    assert_eq!(
+        of_type(&run, "application_checked")[0]["data"]["finding"],
+        json!({"outcome": "found", "name_matches": true, "callback_url_matches": true, "confidential": true})
+    );
     let webhook = &of_type(&run, "webhook_checked")[0]["data"]["finding"];
     assert_eq!(webhook["outcome"], "found", "{webhook}");
     assert_eq!(webhook["location"], json!({"kind": "project", "project_id": 12}));
@@ -157,7 +161,11 @@ async fn all_correct_the_checks_meet_the_items_and_deliveries_prove_the_path_not
     ] {
         let item = item(&state, id);
         assert_eq!(item["met"], true, "{item}");
-        assert_eq!((item["evidence"]["source"].as_str(), item["evidence"]["event"].as_str()), (Some(source), Some(event)), "{item}");
+        assert_eq!(
+            (item["evidence"]["source"].as_str(), item["evidence"]["event"].as_str()),
+            (Some(source), Some(event)),
+            "{item}"
+        );
         assert!(item["evidence"]["at"].is_string() && item["evidence"]["version"].is_u64(), "{item}");
     }
     // GitLab's sample data proves the delivery path, not the scenarios.
@@ -214,7 +222,8 @@ async fn an_application_registered_with_another_callback_url_is_unmet_even_after
     // An application GitLab does not list at all.
     fake.world.lock().unwrap().applications = vec![];
     let (state, _) = check(&app, &onboarding.id, json!({"checks": ["application"]})).await;
-    let reason = crate::gitlab_checks::item(&state, "info.application_registered")["reason"].as_str().unwrap().to_owned();
+    let reason =
+        crate::gitlab_checks::item(&state, "info.application_registered")["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("lists no application with the Application ID"), "{reason}");
     app.stop().await;
 }
@@ -249,15 +258,28 @@ async fn webhook_findings_missing_wrong_url_missing_triggers_ssl_off_and_a_syste
 
     // A hook with another URL (a typo) is not the webhook.
     let typo = onboarding.webhook_url.replace("/hooks/gitlab/", "/hook/gitlab/");
-    fake.world.lock().unwrap().project_hooks.insert(12, vec![hook(5, &typo, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+    fake.world
+        .lock()
+        .unwrap()
+        .project_hooks
+        .insert(12, vec![hook(5, &typo, &ALL_TRIGGERS, true, Some(("project", 12)))]);
     let (finding, url_item, _) = webhook_check(json!({"checks": ["webhook"], "project_id": 12})).await;
-    assert_eq!(finding, json!({"outcome": "not_found", "searched": [{"kind": "system"}, {"kind": "project", "project_id": 12}], "complete": true}));
+    assert_eq!(
+        finding,
+        json!({"outcome": "not_found", "searched": [{"kind": "system"}, {"kind": "project", "project_id": 12}], "complete": true})
+    );
     assert_eq!(url_item["met"], false);
 
     // Found, without two triggers and with SSL verification off.
     fake.world.lock().unwrap().group_hooks.insert(
         3,
-        vec![hook(6, &onboarding.webhook_url, &["push_events", "merge_requests_events", "issues_events"], false, Some(("group", 3)))],
+        vec![hook(
+            6,
+            &onboarding.webhook_url,
+            &["push_events", "merge_requests_events", "issues_events"],
+            false,
+            Some(("group", 3)),
+        )],
     );
     let (finding, url_item, triggers_item) = webhook_check(json!({"checks": ["webhook"], "group_id": 3})).await;
     assert_eq!(finding["location"], json!({"kind": "group", "group_id": 3}), "{finding}");
@@ -269,7 +291,8 @@ async fn webhook_findings_missing_wrong_url_missing_triggers_ssl_off_and_a_syste
     {
         let mut world = fake.world.lock().unwrap();
         world.group_hooks.insert(3, vec![]);
-        world.system_hooks = vec![hook(8, &onboarding.webhook_url, &["push_events", "merge_requests_events"], true, None)];
+        world.system_hooks =
+            vec![hook(8, &onboarding.webhook_url, &["push_events", "merge_requests_events"], true, None)];
     }
     let (finding, url_item, triggers_item) = webhook_check(json!({"checks": ["webhook"]})).await;
     assert_eq!(finding["location"], json!({"kind": "system"}), "{finding}");
@@ -286,7 +309,9 @@ async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
     let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
     {
         let mut world = fake.world.lock().unwrap();
-        world.project_hooks.insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+        world
+            .project_hooks
+            .insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
         world.hook_tokens.insert(77, onboarding.secret_token.clone());
         world.test_routes = false;
     }
@@ -303,11 +328,14 @@ async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
         world.tests_before_rate_limit = Some(2);
     }
     let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
-    let outcomes: Vec<&str> =
-        of_type(&run, "test_delivery_requested").iter().map(|r| r["data"]["outcome"]["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = of_type(&run, "test_delivery_requested")
+        .iter()
+        .map(|r| r["data"]["outcome"]["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, ["sent", "sent", "rate_limited", "rate_limited", "rate_limited"]);
     let limited = &of_type(&run, "test_delivery_requested")[2]["data"]["outcome"];
-    let requested_at: chrono::DateTime<chrono::Utc> = of_type(&run, "test_delivery_requested")[2]["recorded_at"].as_str().unwrap().parse().unwrap();
+    let requested_at: chrono::DateTime<chrono::Utc> =
+        of_type(&run, "test_delivery_requested")[2]["recorded_at"].as_str().unwrap().parse().unwrap();
     let retry_at: chrono::DateTime<chrono::Utc> = limited["retry_at"].as_str().unwrap().parse().unwrap();
     let seconds = (retry_at - requested_at).num_seconds();
     assert!((43..=46).contains(&seconds), "Retry-After 45 s: {seconds}");
@@ -320,7 +348,11 @@ async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
     }
     let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
     let finished = &of_type(&run, "gitlab_check_finished")[0]["data"];
-    assert_eq!(finished["deliveries_missing"], json!(["push", "comments", "merge_requests", "issues", "ci_cd"]), "{finished}");
+    assert_eq!(
+        finished["deliveries_missing"],
+        json!(["push", "comments", "merge_requests", "issues", "ci_cd"]),
+        "{finished}"
+    );
     let (_, diagnosis) = app.get(&app.viewer, &format!("/api/v1/integrations/{}/diagnose", onboarding.id)).await;
     let finding = diagnosis["findings"]
         .as_array()
@@ -353,7 +385,13 @@ async fn a_token_without_admin_rights_is_a_permission_finding_and_changes_no_ite
     let url = app.url(&format!("/api/v1/integrations/{}/checks", onboarding.id));
     let viewer = app.http.post(&url).bearer_auth(&app.viewer).json(&json!({})).send().await.unwrap();
     assert_eq!(viewer.status(), StatusCode::FORBIDDEN);
-    for body in [json!({"checks": ["everything"]}), json!({"group_id": 1, "project_id": 2}), json!({"ssl": false}), json!([1]), json!({"checks": []})] {
+    for body in [
+        json!({"checks": ["everything"]}),
+        json!({"group_id": 1, "project_id": 2}),
+        json!({"ssl": false}),
+        json!([1]),
+        json!({"checks": []}),
+    ] {
         let refused = app.http.post(&url).bearer_auth(&app.rep).json(&body).send().await.unwrap();
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body}");
     }
@@ -372,11 +410,7 @@ async fn golive(app: &TestApp, args: &[&str]) -> (i32, String, String) {
         .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
         .env_remove("GOLIVE_SERVER");
     let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,19 +420,24 @@ async fn golive_check_in_the_terminal_exits_0_when_all_is_met_and_4_when_a_check
     let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
     {
         let mut world = fake.world.lock().unwrap();
-        world.applications = vec![application(&format!("{PUBLIC_URL}/oauth/gitlab/callback"), "Factory Integration", true)];
+        world.applications =
+            vec![application(&format!("{PUBLIC_URL}/oauth/gitlab/callback"), "Factory Integration", true)];
         world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
         world.hook_tokens.insert(41, onboarding.secret_token.clone());
     }
     let (code, stdout, stderr) = golive(&app, &["check", "checked corp"]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("(application, webhook, test deliveries)"), "{stdout}");
-    assert!(stdout.contains("met    GitLab application registered") && stdout.contains("(rests on: gitlab api)"), "{stdout}");
+    assert!(
+        stdout.contains("met    GitLab application registered") && stdout.contains("(rests on: gitlab api)"),
+        "{stdout}"
+    );
     for trigger in ["push", "comments", "merge_requests", "issues", "ci_cd"] {
         assert!(stdout.contains(&format!("test delivery {trigger}: sent, arrived after")), "{trigger}: {stdout}");
     }
 
-    fake.world.lock().unwrap().applications = vec![application("https://gitlab.elsewhere.test/cb", "Factory Integration", true)];
+    fake.world.lock().unwrap().applications =
+        vec![application("https://gitlab.elsewhere.test/cb", "Factory Integration", true)];
     let (code, stdout, stderr) = golive(&app, &["check", "checked corp", "--application"]).await;
     assert_eq!(code, 4, "{stdout}\n{stderr}");
     assert!(stdout.contains("unmet  GitLab application registered"), "{stdout}");

@@ -295,9 +295,22 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     assert!(report.probed.is_empty() && report.completed.is_empty(), "{report:?}");
     // An hour on: due.
     clock.advance(chrono::Duration::minutes(61));
-    assert_eq!(engine.monitoring_tick(&quick()).await.unwrap().probed, vec![id]);
-    let probed = engine.history(id, 0, 1000).await.unwrap().pop().unwrap();
-    assert_eq!((probed.event_type.as_str(), probed.actor.as_str()), ("probe_result_recorded", "monitoring-timer"));
+    let report = engine.monitoring_tick(&quick()).await.unwrap();
+    assert_eq!((report.probed.clone(), report.checked.clone()), (vec![id], vec![id]), "{report:?}");
+    // The probe, then the read-only checks through GitLab's API, all the timer's.
+    let history = engine.history(id, 0, 1000).await.unwrap();
+    let timer: Vec<&str> =
+        history.iter().filter(|e| e.actor.as_str() == "monitoring-timer").map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        timer,
+        [
+            "probe_result_recorded",
+            "gitlab_check_started",
+            "application_checked",
+            "webhook_checked",
+            "gitlab_check_finished"
+        ]
+    );
     // Past the window: completed by the timer.
     clock.advance(chrono::Duration::days(14));
     assert_eq!(engine.monitoring_tick(&quick()).await.unwrap().completed, vec![id]);

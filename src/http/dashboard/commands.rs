@@ -34,6 +34,10 @@ type Fields = HashMap<String, Vec<String>>;
 /// The form type that runs the GitLab probe (not a v1 command: the probe records its result).
 pub const PROBE: &str = "probe";
 
+/// The form type that starts a run of checks through GitLab's API (not a v1 command: the run
+/// records its own events, and the page shows them live as they arrive).
+pub const CHECK: &str = "check";
+
 /// The guide's steps, as the groups the forms are shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -89,7 +93,7 @@ impl Step {
                 &["evaluate_network_policy", "establish_vpc_peering", "establish_vpn", "configure_firewall"]
             }
             Step::Webhook => &["issue_webhook_credentials", "create_webhook"],
-            Step::Testing => &[PROBE, "record_api_check", "record_manual_test"],
+            Step::Testing => &[CHECK, PROBE, "record_api_check", "record_manual_test"],
             Step::Validation => &["validate_response"],
             Step::GoLive => {
                 &["report_feedback", "resolve_feedback", "schedule_go_live", "go_live", "complete_monitoring"]
@@ -136,6 +140,7 @@ pub fn form_title(kind: &str) -> &'static str {
         "issue_webhook_credentials" => "Issue webhook credentials",
         "create_webhook" => "Record the webhook created in GitLab",
         PROBE => "Run the GitLab probe",
+        CHECK => "Check with GitLab's API",
         "record_api_check" => "Record an API check",
         "record_manual_test" => "Record a manual test",
         "validate_response" => "Validate the Droid's response",
@@ -429,6 +434,18 @@ impl Forms<'_> {
                     "Record the webhook",
                 )
             }
+            CHECK => self.frame(
+                kind,
+                html! { p class="help" { "golive reads the application and the webhook from GitLab with the customer's token, and can ask GitLab to send a test delivery per trigger (announced before, recorded after). Results appear below as they arrive; what GitLab says decides the items it checks." } },
+                html! {
+                    (Self::checkbox(kind, "application", "The application (name, callback URL, confidential)", true))
+                    (Self::checkbox(kind, "webhook", "The webhook (where it lives, triggers, SSL verification)", true))
+                    (Self::checkbox(kind, "test_deliveries", "Test deliveries (GitLab sends one per required trigger)", true))
+                    (Self::text(kind, "group_id", "GitLab group id of the webhook (optional; default: search)", None, false))
+                    (Self::text(kind, "project_id", "GitLab project id of the webhook (optional)", None, false))
+                },
+                "Run the checks",
+            ),
             PROBE => self.frame(
                 kind,
                 html! { p class="help" { "Checks connectivity, the token's scopes and admin rights against the instance now, with the access token on record. A failure is recorded as a finding." } },
@@ -828,6 +845,49 @@ pub async fn submit(State(state): State<AppState>, Path(id): Path<String>, reque
         )
         .await;
     }
+    if kind == CHECK {
+        let mut body = serde_json::json!({});
+        let checks: Vec<&str> = ["application", "webhook", "test_deliveries"]
+            .into_iter()
+            .filter(|name| !field(&fields, name).is_empty())
+            .collect();
+        body["checks"] = serde_json::json!(checks);
+        for place in ["group_id", "project_id"] {
+            let typed = field(&fields, place).trim();
+            if typed.is_empty() {
+                continue;
+            }
+            match typed.parse::<u64>() {
+                Ok(number) => body[place] = serde_json::json!(number),
+                Err(_) => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "{}: refused. The {} is GitLab's numeric id.",
+                            form_title(&kind),
+                            place.replace('_', " ")
+                        ),
+                    )
+                    .await
+                }
+            }
+        }
+        let started = match crate::engine::CheckRequest::from_json(body) {
+            Ok(request) => state.engine.start_check(id, request, &session.principal.actor).await,
+            Err(rejection) => Err(EngineError::Rejected(rejection)),
+        };
+        return match started {
+            Ok(_) => {
+                let version = state.engine.state(id).await.map(|s| s.version).unwrap_or(expected);
+                Redirect::to(&format!("/integrations/{id}?recorded={expected}-{version}#checks-heading"))
+                    .into_response()
+            }
+            Err(error) => {
+                let (status, message) = refusal_message(&kind, error);
+                refuse(status, message).await
+            }
+        };
+    }
     let outcome = if kind == PROBE {
         state
             .engine
@@ -891,7 +951,7 @@ pub fn commands_named_in(step: &str) -> Vec<&'static str> {
     let mut named = Vec::new();
     for bracketed in step.split('(').skip(1).filter_map(|rest| rest.split(')').next()) {
         for word in bracketed.split(|c: char| !(c.is_ascii_lowercase() || c == '_')) {
-            let probe = [PROBE];
+            let probe = [PROBE, CHECK];
             let mut known = crate::domain::PUBLIC_COMMAND_TYPES.iter().chain(probe.iter());
             if let Some(kind) = known.find(|kind| **kind == word) {
                 if !named.contains(kind) {

@@ -147,6 +147,7 @@ pub async fn render(
         } @else if as_of.is_none() && !shown.is_cancelled() {
             p class="notice" id="read-only" { "You can read this integration; a rep or an admin records its steps here." }
         }
+        (checks_section(&shown, moment))
         (health(&shown, refused))
         (timeline(&history))
     };
@@ -233,6 +234,14 @@ fn checklist(state: &Integration) -> Markup {
                             span class="mark" aria-hidden="true" { (if item.met { "✓" } else { "○" }) }
                             span class="visually-hidden" { (if item.met { "Met: " } else { "Missing: " }) }
                             (item.label)
+                            @if let Some(reason) = &item.reason {
+                                @if item.differs { " — " span class="reason" { (reason) } }
+                            }
+                            @if let Some(evidence) = &item.evidence {
+                                " " span class="evidence" data-source=(serde_json::to_value(evidence.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) {
+                                    "(" (evidence.source.describe()) ", " (render::humanize(&evidence.event)) " at " (time(evidence.at)) ")"
+                                }
+                            }
                         }
                     }
                 }
@@ -293,6 +302,71 @@ fn next_actions(state: &Integration, now: DateTime<Utc>, can_act: bool) -> Marku
                                 @let kinds = commands::commands_named_in(step);
                                 @if !kinds.is_empty() {
                                     " " span class="actions" { @for kind in kinds { (commands::jump_to_form(kind)) " " } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The runs of checks through GitLab's API: what each looked at and left unmet, and the test
+/// deliveries of the latest with their round trips (live while a run is under way: the page
+/// refreshes as its events arrive).
+fn checks_section(state: &Integration, now: DateTime<Utc>) -> Markup {
+    let under_way = state.check_under_way(now).map(|r| r.check_id);
+    html! {
+        section aria-labelledby="checks-heading" {
+            h2 id="checks-heading" { "Checks through GitLab's API" }
+            @if state.check_runs.is_empty() {
+                p { "No check has run yet. " (commands::jump_to_form(commands::CHECK)) }
+            } @else {
+                @if under_way.is_some() {
+                    p role="status" class="notice" id="check-under-way" {
+                        "A run of checks is under way"
+                        @let waiting: Vec<&str> = state.facts.test_deliveries.iter()
+                            .filter(|(_, p)| Some(p.check_id) == under_way && p.received_at.is_none() && matches!(p.outcome, crate::domain::TestRequestOutcome::Sent))
+                            .map(|(t, _)| t.as_str()).collect();
+                        @if !waiting.is_empty() { ": waiting for the test deliveries of " (waiting.join(", ")) }
+                        "."
+                    }
+                }
+                table {
+                    thead { tr { th scope="col" { "Started" } th scope="col" { "Checks" } th scope="col" { "Finished" } th scope="col" { "Left unmet" } } }
+                    tbody {
+                        @for run in state.check_runs.iter().rev() {
+                            tr {
+                                td { (time(run.started_at)) }
+                                td { (run.checks.iter().map(|c| c.as_str().replace('_', " ")).collect::<Vec<_>>().join(", ")) }
+                                td { @if let Some(at) = run.finished_at { (time(at)) } @else if Some(run.check_id) == under_way { "under way" } @else { "stopped" } }
+                                td {
+                                    @if run.finished_at.is_some() && run.unmet.is_empty() && run.deliveries_missing.is_empty() { "nothing" }
+                                    (run.unmet.join(", "))
+                                    @if !run.deliveries_missing.is_empty() {
+                                        " deliveries never arrived: " (run.deliveries_missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !state.facts.test_deliveries.is_empty() {
+                    h3 { "Test deliveries of the latest run that asked for them" }
+                    ul {
+                        @for (trigger, progress) in &state.facts.test_deliveries {
+                            li data-trigger=(trigger.as_str()) {
+                                (trigger.as_str()) ": "
+                                @match &progress.outcome {
+                                    crate::domain::TestRequestOutcome::Sent => {
+                                        @if let Some(seconds) = progress.round_trip_seconds() { "arrived " (format!("{seconds:.1}")) " s after GitLab was asked" }
+                                        @else { "asked at " (time(progress.requested_at)) ", not arrived" }
+                                    }
+                                    crate::domain::TestRequestOutcome::NotAvailable => "not available on this GitLab (press Test on the hook in GitLab)",
+                                    crate::domain::TestRequestOutcome::RateLimited { retry_at } => { "rate limited by GitLab; retry at " (time(*retry_at)) }
+                                    crate::domain::TestRequestOutcome::Unsupported => "this kind of hook cannot send it",
+                                    crate::domain::TestRequestOutcome::Failed(failure) => { "failed: " (failure.detail) }
                                 }
                             }
                         }

@@ -32,6 +32,7 @@ use crate::error_kind::ERROR_TABLE;
         paths::state_at,
         paths::diagnose,
         paths::probe,
+        paths::start_check,
         paths::create_intake_link,
         paths::shred,
         paths::reveal,
@@ -289,6 +290,7 @@ fn integration_links() -> Value {
         ("StateAt", "state_at"),
         ("Diagnose", "diagnose"),
         ("Probe", "probe"),
+        ("StartCheck", "start_check"),
         ("Shred", "shred"),
     ] {
         links.insert(name.to_owned(), json!({"operationId": operation, "parameters": {"id": "$response.body#/id"}}));

@@ -92,6 +92,20 @@ fn diagnose() {}
         (status = 422, description = "Nothing to probe yet")))]
 fn probe() {}
 
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/checks", tag = "integrations",
+    summary = "Check the guide through GitLab's API (rep): the application, the webhook, test deliveries",
+    description = "Starts a run of checks with the customer's access token and answers at once: progress and results arrive as events on the integration's stream (gitlab_check_started, application_checked, webhook_checked, test_delivery_requested, gitlab_check_finished) and in the state's check_runs and test_deliveries. No checks named: every check.",
+    params(("id" = uuid::Uuid, Path, description = INTEGRATION_ID)),
+    request_body = schemas::CheckRequest,
+    responses((status = 202, description = "The run started", body = schemas::CheckStarted,
+        headers(("Location" = String, description = "The integration's state"))),
+        (status = 400, description = "Invalid field"), (status = 403, description = "Role too low"),
+        (status = 404, description = "Unknown id"), (status = 409, description = "Integration cancelled"),
+        (status = 410, description = "Secrets shredded"), (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
+        (status = 422, description = "No usable access token, nothing to look for yet, or another run under way")))]
+fn start_check() {}
+
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/shred", tag = "integrations", summary = "Destroy the data key (admin)",
     params(("id" = uuid::Uuid, Path, description = INTEGRATION_ID)),
     responses((status = 200, description = "Shredded", body = schemas::Executed,

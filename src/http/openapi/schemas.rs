@@ -517,6 +517,103 @@ pub struct ChecklistItem {
     pub reason: Option<String>,
     /// Whether something was recorded that differs from what the guide expects.
     pub differs: bool,
+    /// What the item rests on, and the event that supplied it; null while nothing is recorded.
+    pub evidence: Option<ItemEvidence>,
+}
+
+/// Where an item's fact came from.
+#[derive(Serialize, ToSchema)]
+pub struct ItemEvidence {
+    pub source: EvidenceSource,
+    /// The supplying event's type.
+    pub event: String,
+    /// Its version in the integration's stream.
+    #[schema(minimum = 1)]
+    pub version: u64,
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceSource {
+    Rep,
+    CustomerIntake,
+    GitlabApi,
+    GitlabDelivery,
+    Golive,
+}
+
+/// A check golive can run through GitLab's API.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckName {
+    Application,
+    Webhook,
+    TestDeliveries,
+}
+
+/// `POST /api/v1/integrations/{id}/checks` (rep): which checks (none named: all), and where the
+/// webhook lives when the customer said (else golive searches within bounded pages).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    #[schema(min_items = 1)]
+    pub checks: Option<Vec<CheckName>>,
+    #[schema(minimum = 1)]
+    pub group_id: Option<u64>,
+    /// Not with `group_id`.
+    #[schema(minimum = 1)]
+    pub project_id: Option<u64>,
+}
+
+/// A run of checks started: its id, and where its progress appears.
+#[derive(Serialize, ToSchema)]
+pub struct CheckStarted {
+    #[schema(format = Uuid)]
+    pub check_id: String,
+    #[schema(format = Uuid)]
+    pub integration_id: String,
+    pub checks: Vec<CheckName>,
+    /// The integration's state (its `check_runs` and `test_deliveries`).
+    pub state: String,
+    /// The integration's history (the run's events).
+    pub events: String,
+}
+
+/// A run of checks as the state lists it, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct CheckRunView {
+    #[schema(format = Uuid)]
+    pub check_id: String,
+    pub checks: Vec<CheckName>,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    pub under_way: bool,
+    /// The checked items left unmet.
+    pub unmet: Vec<String>,
+    /// Triggers whose requested test delivery never arrived.
+    pub deliveries_missing: Vec<String>,
+}
+
+/// A requested test delivery, per trigger, of the latest run that asked for them.
+#[derive(Serialize, ToSchema)]
+pub struct TestDeliveryView {
+    #[schema(format = Uuid)]
+    pub check_id: String,
+    /// Where the hook lives: `{kind: system|group|project, group_id?, project_id?}`.
+    #[schema(value_type = Object)]
+    pub hook: serde_json::Value,
+    /// `{outcome: sent|not_available|rate_limited|unsupported|failed, ...}`.
+    #[schema(value_type = Object)]
+    pub outcome: serde_json::Value,
+    #[schema(format = DateTime)]
+    pub requested_at: String,
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+    pub round_trip_seconds: Option<f64>,
 }
 
 /// A next action (contract): what to do, the requirements it meets, the command line to run
@@ -662,6 +759,9 @@ pub struct IntegrationState {
     pub secrets: SecretsView,
     pub webhook: WebhookView,
     pub latest_probe: Option<LatestProbe>,
+    pub check_runs: Vec<CheckRunView>,
+    /// Per trigger name.
+    pub test_deliveries: std::collections::BTreeMap<String, TestDeliveryView>,
     /// Where golive is reached from outside for this integration, recorded when it opened
     /// (null for integrations opened before golive recorded it).
     pub public_url: Option<String>,
