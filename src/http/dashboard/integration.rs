@@ -238,8 +238,10 @@ fn checklist(state: &Integration) -> Markup {
                                 @if item.differs { " — " span class="reason" { (reason) } }
                             }
                             @if let Some(evidence) = &item.evidence {
-                                " " span class="evidence" data-source=(serde_json::to_value(evidence.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) {
-                                    "(" (evidence.source.describe()) ", " (render::humanize(&evidence.event)) " at " (time(evidence.at)) ")"
+                                " " span class="evidence"
+                                    data-source=(serde_json::to_value(evidence.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                                    title={ (render::humanize(&evidence.event)) ", version " (evidence.version) } {
+                                    "rests on " (evidence.source.describe()) ", " (time(evidence.at))
                                 }
                             }
                         }
