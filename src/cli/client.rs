@@ -233,9 +233,11 @@ impl Client for LocalClient {
 
     async fn check(&self, id: &str, body: Value, progress: &(dyn Fn(String) + Send + Sync)) -> Result<Value, CliError> {
         let request = crate::engine::CheckRequest::from_json(body).map_err(crate::engine::EngineError::Rejected)?;
-        if request.checks.contains(&crate::domain::CheckKind::TestDeliveries) {
+        if request.checks.contains(&crate::domain::CheckKind::TestDeliveries)
+            || request.checks.contains(&crate::domain::CheckKind::Scenarios)
+        {
             return Err(CliError::Usage(
-                "test deliveries come back to golive's receiver, which runs in the server: run this check with \
+                "test deliveries and scenario runs come back to golive's receiver, which runs in the server: run this check with \
                  --server URL (GOLIVE_SERVER), or check --application --webhook here"
                     .into(),
             ));

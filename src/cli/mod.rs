@@ -315,6 +315,15 @@ pub enum Command {
         /// The GitLab project the webhook lives in (numeric id); default: search.
         #[arg(long, value_name = "PROJECT_ID")]
         project: Option<u64>,
+        /// With --scenarios: perform them in this project (numeric id) instead of a scratch project.
+        #[arg(long = "scenario-project", value_name = "PROJECT_ID", requires = "scenarios")]
+        scenario_project: Option<u64>,
+        /// With --scenarios: keep the scratch project afterwards (default: deleted).
+        #[arg(long = "keep-scratch-project", requires = "scenarios")]
+        keep_scratch_project: bool,
+        /// With --scenarios: the Droid's GitLab username; golive watches for its comment.
+        #[arg(long = "droid-user", value_name = "USERNAME", requires = "scenarios")]
+        droid_user: Option<String>,
     },
     /// Reveal a secret in plaintext (audited): application_secret, access_token, webhook_signing_key.
     Reveal {
@@ -1065,7 +1074,18 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 }
             }
         }
-        Command::Check { id, application, webhook, test_deliveries, scenarios, group, project } => {
+        Command::Check {
+            id,
+            application,
+            webhook,
+            test_deliveries,
+            scenarios,
+            group,
+            project,
+            scenario_project,
+            keep_scratch_project,
+            droid_user,
+        } => {
             let mut checks = Vec::new();
             for (wanted, name) in [
                 (*application, "application"),
@@ -1089,6 +1109,15 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             }
             if let Some(project) = project {
                 body["project_id"] = json!(project);
+            }
+            if let Some(project) = scenario_project {
+                body["scenario_project_id"] = json!(project);
+            }
+            if *keep_scratch_project {
+                body["keep_scratch_project"] = json!(true);
+            }
+            if let Some(user) = droid_user {
+                body["droid_username"] = json!(user);
             }
             let spinner = output::spinner();
             let shown = spinner.clone();

@@ -325,10 +325,15 @@ pub fn check_result(result: &Value) {
         "webhook.created_with_issued_url",
         "webhook.triggers",
         "webhook.delivery_verified",
+        "testing.scenario_observed.merge_request_created",
+        "testing.scenario_observed.code_pushed",
+        "testing.scenario_observed.issue_opened",
+        "testing.scenario_observed.pipeline_ran",
     ];
+    let scenarios_checked = checks.contains(&"scenarios");
     for item in state["checklist"].as_array().into_iter().flatten() {
         let id = item["id"].as_str().unwrap_or("");
-        if !checked.contains(&id) {
+        if !checked.contains(&id) || (id.starts_with("testing.scenario") && !scenarios_checked) {
             continue;
         }
         let source = item["evidence"]["source"].as_str().unwrap_or("nothing").replace('_', " ");
@@ -337,6 +342,21 @@ pub fn check_result(result: &Value) {
         } else {
             println!("  unmet  {} — {}", text(&item["label"]), text(&item["reason"]));
         }
+    }
+    for step in state["scenario_steps"].as_array().into_iter().flatten() {
+        if step["check_id"] != result["check_id"] {
+            continue;
+        }
+        let outcome = &step["outcome"];
+        let line = match outcome["outcome"].as_str() {
+            Some("done") => "done".to_owned(),
+            Some("not_possible") => format!("not possible: {}", text(&outcome["reason"])),
+            Some("seen") => format!("the Droid commented after {} s", text(&outcome["seconds"])),
+            Some("not_seen") => "no comment by the Droid within the wait".to_owned(),
+            _ => format!("failed: {}", text(&outcome["detail"])),
+        };
+        let scenario = step["scenario"].as_str().map(|s| format!(" ({s})")).unwrap_or_default();
+        println!("  scenario run {}{scenario}: {line}", text(&step["step"]).replace('_', " "));
     }
     let deliveries = state["test_deliveries"].as_object();
     for (trigger, progress) in deliveries.into_iter().flatten() {

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::playbook::Trigger;
+use super::playbook::{Scenario, Trigger};
 use super::signals::{FindingCategory, GitlabEvent};
 use super::values::{HttpUrl, LongText, ShortText};
 
@@ -30,10 +30,18 @@ pub enum CheckKind {
     Application,
     Webhook,
     TestDeliveries,
+    /// The playbook's scenarios performed through the API (opt-in, admin only: it writes to
+    /// the customer's GitLab beyond test deliveries).
+    Scenarios,
 }
 
 impl CheckKind {
+    /// The checks a run performs when none is named (never the scenarios).
     pub const ALL: [CheckKind; 3] = [CheckKind::Application, CheckKind::Webhook, CheckKind::TestDeliveries];
+
+    /// Every check, the opt-in scenario run included.
+    pub const EVERY: [CheckKind; 4] =
+        [CheckKind::Application, CheckKind::Webhook, CheckKind::TestDeliveries, CheckKind::Scenarios];
 
     /// The checks that only read the customer's GitLab (the monitoring timer re-runs these).
     pub const READ_ONLY: [CheckKind; 2] = [CheckKind::Application, CheckKind::Webhook];
@@ -43,6 +51,7 @@ impl CheckKind {
             CheckKind::Application => "application",
             CheckKind::Webhook => "webhook",
             CheckKind::TestDeliveries => "test_deliveries",
+            CheckKind::Scenarios => "scenarios",
         }
     }
 }
@@ -253,6 +262,10 @@ pub struct TestDeliveryProgress {
     pub outcome: TestRequestOutcome,
     pub requested_at: DateTime<Utc>,
     pub received_at: Option<DateTime<Utc>>,
+    /// No longer awaited: the run moved on to performing scenarios, whose real deliveries must
+    /// not be taken for a late test delivery.
+    #[serde(default)]
+    pub closed: bool,
 }
 
 impl TestDeliveryProgress {
@@ -280,6 +293,74 @@ pub const CHECK_RUN_ABANDONED_AFTER_MINUTES: i64 = 30;
 /// How many check runs the state keeps (the log keeps them all).
 pub const CHECK_RUNS_KEPT: usize = 10;
 
+/// One step of a scenario run in the customer's GitLab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioStep {
+    /// A private scratch project inside the webhook's group, named so nobody mistakes it.
+    CreateScratchProject,
+    /// A commit on a new branch (`code_pushed`).
+    PushCommit,
+    /// A merge request from that branch (`merge_request_created`).
+    OpenMergeRequest,
+    /// An issue (`issue_opened`).
+    OpenIssue,
+    /// A pipeline on the branch (`pipeline_ran`).
+    CreatePipeline,
+    /// Watching the merge request and the issue for a comment by the Droid's user.
+    WatchDroidComment,
+    /// The scratch project deleted (or, in a project the customer named, the merge request
+    /// and issue closed and the branch deleted).
+    CleanUp,
+}
+
+impl ScenarioStep {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScenarioStep::CreateScratchProject => "create_scratch_project",
+            ScenarioStep::PushCommit => "push_commit",
+            ScenarioStep::OpenMergeRequest => "open_merge_request",
+            ScenarioStep::OpenIssue => "open_issue",
+            ScenarioStep::CreatePipeline => "create_pipeline",
+            ScenarioStep::WatchDroidComment => "watch_droid_comment",
+            ScenarioStep::CleanUp => "clean_up",
+        }
+    }
+}
+
+/// How a scenario step went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// Done; GitLab's numeric id of what it made (a project id, a merge request's iid), if any.
+    Done {
+        #[serde(default)]
+        gitlab_id: Option<u64>,
+    },
+    /// This run cannot perform scenarios (why, in golive's words): the manual tests remain.
+    NotPossible {
+        reason: LongText,
+    },
+    /// The Droid's user commented this long after the object was opened.
+    Seen {
+        seconds: u64,
+    },
+    /// No comment by the Droid's user within the wait.
+    NotSeen,
+    Failed(CheckFailure),
+}
+
+/// A step of a scenario run, recorded after it happened (announced in `gitlab_check_started`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ScenarioStepPerformed {
+    pub check_id: Uuid,
+    pub step: ScenarioStep,
+    /// The scenario the step performs or watches, if one.
+    #[serde(default)]
+    pub scenario: Option<Scenario>,
+    pub outcome: StepOutcome,
+}
+
 /// What a check run records, one event each (an engine-made command: never accepted from a
 /// caller's JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,5 +369,6 @@ pub enum CheckRecord {
     Application(ApplicationChecked),
     Webhook(WebhookChecked),
     TestDelivery(TestDeliveryRequested),
+    ScenarioStep(ScenarioStepPerformed),
     Finished(GitlabCheckFinished),
 }

@@ -307,6 +307,10 @@ impl Integration {
                 belongs(&requested.check_id)?;
                 Event::TestDeliveryRequested(requested.clone())
             }
+            CheckRecord::ScenarioStep(performed) => {
+                belongs(&performed.check_id)?;
+                Event::ScenarioStepPerformed(performed.clone())
+            }
             CheckRecord::Finished(finished) => {
                 belongs(&finished.check_id)?;
                 Event::GitlabCheckFinished(finished.clone())

@@ -20,7 +20,8 @@ use std::collections::BTreeSet;
 
 use super::binding::CredentialBinding;
 use super::checks::{
-    ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, TestDeliveryRequested, WebhookChecked,
+    ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, ScenarioStepPerformed, TestDeliveryRequested,
+    WebhookChecked,
 };
 use super::playbook::{Playbook, Scenario, Trigger};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind, TokenDigest};
@@ -330,6 +331,8 @@ pub enum Event {
     WebhookChecked(WebhookChecked),
     /// golive asked GitLab to send a test delivery for one trigger, and what GitLab answered.
     TestDeliveryRequested(TestDeliveryRequested),
+    /// A step of a scenario run performed in (or watched in) the customer's GitLab.
+    ScenarioStepPerformed(ScenarioStepPerformed),
     /// A run of checks ended.
     GitlabCheckFinished(GitlabCheckFinished),
 }
@@ -393,6 +396,7 @@ impl Event {
             Event::ApplicationChecked(_) => "application_checked",
             Event::WebhookChecked(_) => "webhook_checked",
             Event::TestDeliveryRequested(_) => "test_delivery_requested",
+            Event::ScenarioStepPerformed(_) => "scenario_step_performed",
             Event::GitlabCheckFinished(_) => "gitlab_check_finished",
         }
     }

@@ -581,8 +581,13 @@ impl Integration {
                 "only a test delivery golive asked GitLab for arrived (GitLab's sample data proves the delivery path, not the scenario): perform the scenario, or record a manual test".into(),
             ),
             Requirement::ScenarioObserved(_) => nothing(),
-            Requirement::ResponseValidated(s) => match facts.validations.get(&s) {
-                Some(false) => differs("the response was recorded as incorrect".into()),
+            Requirement::ResponseValidated(s) => match (facts.validations.get(&s), facts.droid_comments_seen.get(&s)) {
+                (Some(false), _) => differs("the response was recorded as incorrect".into()),
+                (_, Some(at)) => differs(format!(
+                    "golive saw the Droid comment on the scratch {} at {}: read it and record whether it was correct",
+                    if s == Scenario::IssueOpened { "issue" } else { "merge request" },
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                )),
                 _ => nothing(),
             },
         }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::binding::CredentialBinding;
 use super::checks::{
     trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRun, Evidence,
-    TestDeliveryProgress, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
+    ScenarioStepPerformed, TestDeliveryProgress, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
+    CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };
 use super::event::{
     ApplicationRegistered, Cause, CredentialRotated, Event, FirewallConfigured, InstanceUrlSet, NetworkPolicyEvaluated,
@@ -212,6 +213,13 @@ pub struct Facts {
     /// Per requirement id: the event that supplied the fact the item rests on.
     #[serde(default)]
     pub evidence: BTreeMap<String, Evidence>,
+    /// The steps of the latest scenario run, in order, and when each was recorded.
+    #[serde(default)]
+    pub scenario_steps: Vec<(ScenarioStepPerformed, DateTime<Utc>)>,
+    /// Scenarios whose Droid comment golive saw in a scenario run, and when (evidence for the
+    /// validation step; the rep still records the verdict).
+    #[serde(default)]
+    pub droid_comments_seen: BTreeMap<Scenario, DateTime<Utc>>,
     /// The latest check of each kind that could not look (cleared when one looks).
     #[serde(default)]
     pub check_failures: BTreeMap<CheckKind, (CheckFailure, DateTime<Utc>)>,
@@ -329,6 +337,8 @@ impl Integration {
                 provoked_only: BTreeSet::new(),
                 evidence: BTreeMap::new(),
                 check_failures: BTreeMap::new(),
+                scenario_steps: Vec::new(),
+                droid_comments_seen: BTreeMap::new(),
             },
         })
     }
@@ -410,6 +420,7 @@ impl Integration {
                     let answered = |p: &&mut TestDeliveryProgress| {
                         p.check_id == check_id
                             && p.received_at.is_none()
+                            && !p.closed
                             && matches!(p.outcome, super::checks::TestRequestOutcome::Sent)
                     };
                     match trigger_of(delivery.event) {
@@ -572,6 +583,9 @@ impl Integration {
                 if started.checks.contains(&super::checks::CheckKind::TestDeliveries) {
                     facts.test_deliveries.clear();
                 }
+                if started.checks.contains(&CheckKind::Scenarios) {
+                    facts.scenario_steps.clear();
+                }
             }
             Event::ApplicationChecked(checked) => match &checked.finding {
                 ApplicationFinding::Failed(failure) => {
@@ -600,8 +614,22 @@ impl Integration {
                         outcome: requested.outcome.clone(),
                         requested_at: at,
                         received_at: None,
+                        closed: false,
                     },
                 );
+            }
+            Event::ScenarioStepPerformed(performed) => {
+                // From here the run performs real scenarios: a test delivery still awaited is
+                // no longer, so a real delivery is not taken for it.
+                for progress in facts.test_deliveries.values_mut().filter(|p| p.check_id == performed.check_id) {
+                    progress.closed = true;
+                }
+                if let (Some(scenario), super::checks::StepOutcome::Seen { .. }) =
+                    (performed.scenario, &performed.outcome)
+                {
+                    facts.droid_comments_seen.insert(scenario, at);
+                }
+                facts.scenario_steps.push((performed.clone(), at));
             }
             Event::GitlabCheckFinished(finished) => {
                 if let Some(run) = self.check_runs.iter_mut().find(|r| r.check_id == finished.check_id) {

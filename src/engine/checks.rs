@@ -15,10 +15,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{Engine, EngineError};
+use serde_json::json;
+
 use crate::domain::{
     self, Actor, ApplicationChecked, CheckKind, CheckRecord, Command, GitlabCheckFinished, GitlabCheckStarted,
-    HookLocation, IntegrationId, Rejection, Requirement, ShortText, TestDeliveryRequested, TestRequestOutcome,
-    WebhookChecked, WebhookFinding,
+    HookLocation, IntegrationId, LongText, Rejection, Requirement, Scenario, ScenarioStep, ScenarioStepPerformed,
+    ShortText, StepOutcome, TestDeliveryRequested, TestRequestOutcome, WebhookChecked, WebhookFinding,
 };
 use crate::gitlab::checks::{self as api_checks, GitlabApi, HookPlace, SearchLimits};
 use crate::gitlab::probe::{ProbeConfig, ProbeTarget};
@@ -36,6 +38,8 @@ pub struct CheckSettings {
     pub delivery_wait: Duration,
     /// How often the wait looks at what arrived.
     pub poll_interval: Duration,
+    /// How long a scenario run watches for the Droid's comment.
+    pub droid_wait: Duration,
 }
 
 impl Default for CheckSettings {
@@ -46,6 +50,7 @@ impl Default for CheckSettings {
             test_pacing: api_checks::DEFAULT_TEST_PACING,
             delivery_wait: Duration::from_secs(120),
             poll_interval: Duration::from_millis(250),
+            droid_wait: Duration::from_secs(600),
         }
     }
 }
@@ -56,6 +61,12 @@ pub struct CheckRequest {
     pub checks: BTreeSet<CheckKind>,
     /// Where the customer said the webhook lives (else golive searches).
     pub hook_place: Option<HookPlace>,
+    /// A scenario run: the project to perform in (else a scratch project in the hook's group).
+    pub scenario_project: Option<u64>,
+    /// A scenario run: keep the scratch project afterwards.
+    pub keep_scratch_project: bool,
+    /// A scenario run: the GitLab username of the Droid, whose comment golive watches for.
+    pub droid_username: Option<String>,
 }
 
 /// The JSON a caller sends: `{"checks"?: [...], "group_id"?: n, "project_id"?: n}`.
@@ -68,12 +79,31 @@ struct CheckBody {
     group_id: Option<u64>,
     #[serde(default)]
     project_id: Option<u64>,
+    #[serde(default)]
+    scenario_project_id: Option<u64>,
+    #[serde(default)]
+    keep_scratch_project: Option<bool>,
+    #[serde(default)]
+    droid_username: Option<String>,
+}
+
+/// A GitLab username as golive accepts one to watch for: letters, digits, `_`, `.`, `-`.
+fn gitlab_username(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && !name.starts_with('-')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 impl CheckRequest {
     /// Every check (none named means all of them).
     pub fn all() -> Self {
-        CheckRequest { checks: CheckKind::ALL.into_iter().collect(), hook_place: None }
+        CheckRequest {
+            checks: CheckKind::ALL.into_iter().collect(),
+            hook_place: None,
+            scenario_project: None,
+            keep_scratch_project: false,
+            droid_username: None,
+        }
     }
 
     /// Parses a caller's request body; no field, or no `checks`, means every check.
@@ -120,7 +150,36 @@ impl CheckRequest {
             (None, Some(project)) => Some(HookPlace::Project(project)),
             (None, None) => None,
         };
-        Ok(CheckRequest { checks, hook_place })
+        let scenarios = checks.contains(&CheckKind::Scenarios);
+        if !scenarios
+            && (body.scenario_project_id.is_some()
+                || body.keep_scratch_project.is_some()
+                || body.droid_username.is_some())
+        {
+            return Err(Rejection::invalid(
+                "checks",
+                "scenario_project_id, keep_scratch_project and droid_username go with the scenarios check",
+            ));
+        }
+        if body.scenario_project_id == Some(0) {
+            return Err(Rejection::invalid("scenario_project_id", "GitLab ids start at 1"));
+        }
+        if let Some(name) = body.droid_username.as_deref().filter(|name| !gitlab_username(name)) {
+            return Err(Rejection::invalid(
+                "droid_username",
+                format!(
+                    "{:?} is not a GitLab username (letters, digits, _ . -)",
+                    name.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+        Ok(CheckRequest {
+            checks,
+            hook_place,
+            scenario_project: body.scenario_project_id,
+            keep_scratch_project: body.keep_scratch_project.unwrap_or(false),
+            droid_username: body.droid_username,
+        })
     }
 }
 
@@ -152,6 +211,8 @@ fn items_of(check: CheckKind) -> &'static [Requirement] {
         CheckKind::Application => &[Requirement::ApplicationRegistered],
         CheckKind::Webhook => &[Requirement::WebhookCreatedWithIssuedUrl, Requirement::WebhookTriggers],
         CheckKind::TestDeliveries => &[Requirement::WebhookDeliveryVerified],
+        // The playbook's scenarios: added by the run, which knows the playbook.
+        CheckKind::Scenarios => &[],
     }
 }
 
@@ -228,6 +289,25 @@ impl Engine {
                 ShortText::parse(format!("ask GitLab to send test deliveries: {}", triggers.join(", ")))
                     .expect("golive's own words are valid"),
             );
+        }
+        if request.checks.contains(&CheckKind::Scenarios) {
+            let place = match request.scenario_project {
+                Some(project) => format!("in project {project}"),
+                None => "in a new private scratch project golive-scratch-* in the webhook's group".to_owned(),
+            };
+            let scenarios: Vec<&str> = state.playbook.scenarios.iter().map(|s| s.as_str()).collect();
+            for write in [
+                format!("perform the scenarios {} {place}", scenarios.join(", ")),
+                "push a commit on a new branch golive-check-*, open a merge request and an issue, create a pipeline"
+                    .to_owned(),
+                match (request.scenario_project, request.keep_scratch_project) {
+                    (Some(_), _) => "then close the merge request and the issue and delete the branch".to_owned(),
+                    (None, false) => "then delete the scratch project".to_owned(),
+                    (None, true) => "keep the scratch project afterwards, as asked".to_owned(),
+                },
+            ] {
+                writes.push(ShortText::parse(write).expect("golive's own words are valid"));
+            }
         }
         let check_id = self.ids().next_id();
         let started = GitlabCheckStarted { check_id, checks: request.checks.clone(), writes };
@@ -339,11 +419,21 @@ impl Engine {
             }
         }
         let deliveries_missing = self.wait_for_deliveries(id, check_id, &sent, &settings, progress).await?;
+        if request.checks.contains(&CheckKind::Scenarios) {
+            let run = ScenarioRun { engine: self, id, check_id, actor, settings: &settings, progress };
+            run.perform(&state, request, hook, connected.as_ref().ok()).await?;
+        }
         let after = self.state(id).await?;
+        let scenario_items: Vec<Requirement> = if request.checks.contains(&CheckKind::Scenarios) {
+            after.playbook.scenarios.iter().map(|s| Requirement::ScenarioObserved(*s)).collect()
+        } else {
+            Vec::new()
+        };
         let unmet: Vec<String> = request
             .checks
             .iter()
             .flat_map(|c| items_of(*c).iter())
+            .chain(scenario_items.iter())
             .filter(|r| !after.is_met(**r))
             .map(Requirement::id)
             .collect::<BTreeSet<_>>()
@@ -388,5 +478,299 @@ impl Engine {
             });
             tokio::time::sleep(settings.poll_interval).await;
         }
+    }
+}
+
+/// One scenario run inside a run of checks: performs the playbook's scenarios in the customer's
+/// GitLab, waits for their deliveries, watches for the Droid's comment, and cleans up. Each
+/// write is recorded after it happened (all were announced when the run started).
+struct ScenarioRun<'a> {
+    engine: &'a Engine,
+    id: IntegrationId,
+    check_id: Uuid,
+    actor: &'a Actor,
+    settings: &'a CheckSettings,
+    progress: &'a (dyn Fn(CheckProgress) + Send + Sync),
+}
+
+/// Where a scenario run performs, once decided.
+struct Workspace {
+    project_id: u64,
+    /// golive created it (and deletes it unless asked to keep it).
+    scratch: bool,
+}
+
+impl ScenarioRun<'_> {
+    async fn record(
+        &self,
+        step: ScenarioStep,
+        scenario: Option<Scenario>,
+        outcome: StepOutcome,
+    ) -> Result<(), EngineError> {
+        let performed = ScenarioStepPerformed { check_id: self.check_id, step, scenario, outcome };
+        self.engine.record_check(self.id, CheckRecord::ScenarioStep(performed), self.actor).await?;
+        (self.progress)(CheckProgress::Recorded("scenario_step_performed"));
+        Ok(())
+    }
+
+    async fn not_possible(&self, reason: String) -> Result<(), EngineError> {
+        let reason = LongText::parse(reason).expect("golive's own words are valid");
+        self.record(ScenarioStep::CreateScratchProject, None, StepOutcome::NotPossible { reason }).await
+    }
+
+    fn outcome(result: Result<Option<u64>, domain::CheckFailure>) -> StepOutcome {
+        match result {
+            Ok(gitlab_id) => StepOutcome::Done { gitlab_id },
+            Err(failure) => StepOutcome::Failed(failure),
+        }
+    }
+
+    /// Decides where to perform: a project the customer named (it must be where the hook
+    /// listens), or a scratch project in the hook's group. Project hooks never see a new
+    /// project, and system hooks send no scenario evidence.
+    async fn workspace(
+        &self,
+        request: &CheckRequest,
+        hook: Option<(HookLocation, u64)>,
+        api: &GitlabApi,
+    ) -> Result<Option<Workspace>, EngineError> {
+        let reason = match (request.scenario_project, hook) {
+            (_, None) => "no webhook with the issued URL was found in GitLab: nothing would carry the scenarios' deliveries; perform them by hand and record manual tests".to_owned(),
+            (Some(named), Some((HookLocation::Project { project_id }, _))) if project_id != named => format!(
+                "the webhook is a hook of project {project_id}: events of project {named} never reach it; name project {project_id}"
+            ),
+            (Some(project_id), Some((HookLocation::Project { .. } | HookLocation::Group { .. }, _))) => {
+                return Ok(Some(Workspace { project_id, scratch: false }))
+            }
+            (None, Some((HookLocation::Group { group_id }, _))) => {
+                let short = &self.check_id.simple().to_string()[..8];
+                let name = format!("golive-scratch-{short}");
+                let body = json!({
+                    "name": name,
+                    "path": name,
+                    "namespace_id": group_id,
+                    "visibility": "private",
+                    "initialize_with_readme": true,
+                    "description": format!("Created by golive to check Factory's GitLab integration (check {}); golive deletes it when the check ends.", self.check_id),
+                });
+                let created = api_checks::write(api, api_checks::Method::POST, "/api/v4/projects", Some(&body), Some("id")).await;
+                let project_id = created.as_ref().ok().copied().flatten();
+                self.record(ScenarioStep::CreateScratchProject, None, Self::outcome(created)).await?;
+                return Ok(project_id.map(|project_id| Workspace { project_id, scratch: true }));
+            }
+            (None, Some((HookLocation::Project { project_id }, _))) => format!(
+                "the webhook is a hook of project {project_id}: a new project never reaches it; run the scenarios there with scenario_project_id {project_id} (--scenario-project {project_id})"
+            ),
+            (_, Some((HookLocation::System, _))) => "the webhook is a system hook, whose deliveries are no scenario evidence: create a group or project hook, or perform the scenarios by hand and record manual tests".to_owned(),
+        };
+        self.not_possible(reason).await?;
+        Ok(None)
+    }
+
+    async fn perform(
+        &self,
+        state: &domain::Integration,
+        request: &CheckRequest,
+        hook: Option<(HookLocation, u64)>,
+        api: Option<&GitlabApi>,
+    ) -> Result<(), EngineError> {
+        let Some(api) = api else {
+            return self.not_possible("golive could not reach GitLab's API (see the checks above)".to_owned()).await;
+        };
+        let Some(Workspace { project_id, scratch }) = self.workspace(request, hook, api).await? else { return Ok(()) };
+        let scenarios = &state.playbook.scenarios;
+        let project = format!("/api/v4/projects/{project_id}");
+        let short = &self.check_id.simple().to_string()[..8];
+        let branch = format!("golive-check-{short}");
+        let default = match api_checks::default_branch(api, project_id).await {
+            Ok(branch) => branch,
+            Err(failure) => {
+                return self
+                    .record(ScenarioStep::PushCommit, Some(Scenario::CodePushed), StepOutcome::Failed(failure))
+                    .await
+            }
+        };
+        let title = format!("golive check {short}: Factory integration test (safe to close)");
+        let mut actions = vec![json!({"action": "create", "file_path": format!("golive-check-{short}.md"),
+            "content": "Written by golive to check Factory's GitLab integration.\n"})];
+        if scenarios.contains(&Scenario::PipelineRan) {
+            actions.push(json!({"action": "create", "file_path": ".gitlab-ci.yml",
+                "content": "golive-check:\n  script:\n    - echo \"golive checks Factory's integration\"\n"}));
+        }
+        let commit = json!({"branch": branch, "start_branch": default, "commit_message": title, "actions": actions});
+        let pushed = api_checks::write(
+            api,
+            api_checks::Method::POST,
+            &format!("{project}/repository/commits"),
+            Some(&commit),
+            None,
+        )
+        .await;
+        let pushed_ok = pushed.is_ok();
+        self.record(ScenarioStep::PushCommit, Some(Scenario::CodePushed), Self::outcome(pushed)).await?;
+        let mut merge_request = None;
+        let mut issue = None;
+        let mut performed = BTreeSet::from([Scenario::CodePushed]);
+        if pushed_ok && scenarios.contains(&Scenario::MergeRequestCreated) {
+            let body = json!({"source_branch": branch, "target_branch": default, "title": title, "remove_source_branch": true});
+            let opened = api_checks::write(
+                api,
+                api_checks::Method::POST,
+                &format!("{project}/merge_requests"),
+                Some(&body),
+                Some("iid"),
+            )
+            .await;
+            merge_request = opened.as_ref().ok().copied().flatten();
+            performed.insert(Scenario::MergeRequestCreated);
+            self.record(ScenarioStep::OpenMergeRequest, Some(Scenario::MergeRequestCreated), Self::outcome(opened))
+                .await?;
+        }
+        if scenarios.contains(&Scenario::IssueOpened) {
+            let body =
+                json!({"title": title, "description": "Opened by golive to check Factory's GitLab integration."});
+            let opened = api_checks::write(
+                api,
+                api_checks::Method::POST,
+                &format!("{project}/issues"),
+                Some(&body),
+                Some("iid"),
+            )
+            .await;
+            issue = opened.as_ref().ok().copied().flatten();
+            performed.insert(Scenario::IssueOpened);
+            self.record(ScenarioStep::OpenIssue, Some(Scenario::IssueOpened), Self::outcome(opened)).await?;
+        }
+        if pushed_ok && scenarios.contains(&Scenario::PipelineRan) {
+            let body = json!({"ref": branch});
+            let created = api_checks::write(
+                api,
+                api_checks::Method::POST,
+                &format!("{project}/pipeline"),
+                Some(&body),
+                Some("id"),
+            )
+            .await;
+            performed.insert(Scenario::PipelineRan);
+            self.record(ScenarioStep::CreatePipeline, Some(Scenario::PipelineRan), Self::outcome(created)).await?;
+        }
+        self.wait_for_scenarios(&performed).await?;
+        if let Some(username) = &request.droid_username {
+            self.watch_droid(api, &project, merge_request, issue, username).await?;
+        }
+        let cleaned = if scratch {
+            if request.keep_scratch_project {
+                return Ok(());
+            }
+            api_checks::write(api, api_checks::Method::DELETE, &project, None, None).await
+        } else {
+            let mut result = Ok(None);
+            if let Some(iid) = merge_request {
+                let body = json!({"state_event": "close"});
+                result = result.and(
+                    api_checks::write(
+                        api,
+                        api_checks::Method::PUT,
+                        &format!("{project}/merge_requests/{iid}"),
+                        Some(&body),
+                        None,
+                    )
+                    .await,
+                );
+            }
+            if let Some(iid) = issue {
+                let body = json!({"state_event": "close"});
+                result = result.and(
+                    api_checks::write(
+                        api,
+                        api_checks::Method::PUT,
+                        &format!("{project}/issues/{iid}"),
+                        Some(&body),
+                        None,
+                    )
+                    .await,
+                );
+            }
+            if pushed_ok {
+                result = result.and(
+                    api_checks::write(
+                        api,
+                        api_checks::Method::DELETE,
+                        &format!("{project}/repository/branches/{branch}"),
+                        None,
+                        None,
+                    )
+                    .await,
+                );
+            }
+            result
+        };
+        self.record(ScenarioStep::CleanUp, None, Self::outcome(cleaned.map(|_| None))).await
+    }
+
+    /// Waits (by the engine's clock) until every performed scenario was observed, or the wait
+    /// is over.
+    async fn wait_for_scenarios(&self, performed: &BTreeSet<Scenario>) -> Result<(), EngineError> {
+        let deadline = self.engine.now() + chrono::Duration::from_std(self.settings.delivery_wait).unwrap_or_default();
+        loop {
+            let state = self.engine.state(self.id).await?;
+            let missing: Vec<&Scenario> =
+                performed.iter().filter(|s| !state.facts.scenarios_observed.contains_key(*s)).collect();
+            if missing.is_empty() || self.engine.now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
+    /// Watches the merge request's and the issue's notes for a comment by the Droid's user.
+    async fn watch_droid(
+        &self,
+        api: &GitlabApi,
+        project: &str,
+        merge_request: Option<u64>,
+        issue: Option<u64>,
+        username: &str,
+    ) -> Result<(), EngineError> {
+        let mut watched: Vec<(Scenario, String)> = Vec::new();
+        if let Some(iid) = merge_request {
+            watched.push((Scenario::MergeRequestCreated, format!("{project}/merge_requests/{iid}/notes")));
+        }
+        if let Some(iid) = issue {
+            watched.push((Scenario::IssueOpened, format!("{project}/issues/{iid}/notes")));
+        }
+        let started = self.engine.now();
+        let deadline = started + chrono::Duration::from_std(self.settings.droid_wait).unwrap_or_default();
+        // Notes are read at most every second, however short the poll interval.
+        let pause = self.settings.poll_interval.max(Duration::from_secs(1)).min(self.settings.droid_wait);
+        while !watched.is_empty() {
+            let mut still = Vec::new();
+            for (scenario, notes) in watched {
+                match api_checks::commented_by(api, &notes, username).await {
+                    Ok(true) => {
+                        let seconds = (self.engine.now() - started).num_seconds().max(0) as u64;
+                        self.record(ScenarioStep::WatchDroidComment, Some(scenario), StepOutcome::Seen { seconds })
+                            .await?
+                    }
+                    Ok(false) => still.push((scenario, notes)),
+                    Err(failure) => {
+                        self.record(ScenarioStep::WatchDroidComment, Some(scenario), StepOutcome::Failed(failure))
+                            .await?
+                    }
+                }
+            }
+            watched = still;
+            if watched.is_empty() {
+                break;
+            }
+            if self.engine.now() >= deadline {
+                for (scenario, _) in &watched {
+                    self.record(ScenarioStep::WatchDroidComment, Some(*scenario), StepOutcome::NotSeen).await?;
+                }
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
     }
 }

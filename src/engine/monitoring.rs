@@ -211,7 +211,7 @@ impl Engine {
                         }) => Some(crate::gitlab::checks::HookPlace::Project(*project_id)),
                         _ => None,
                     };
-                    let request = super::CheckRequest { checks, hook_place };
+                    let request = super::CheckRequest { checks, hook_place, ..super::CheckRequest::all() };
                     match self.run_check(state.id, request, &timer, &|_| {}).await {
                         Ok(_) => report.checked.push(state.id),
                         Err(error) => {

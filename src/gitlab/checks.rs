@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::Method;
+pub use reqwest::Method;
 use serde_json::Value;
 
 use super::egress::EgressPolicy;
@@ -112,15 +112,18 @@ impl GitlabApi {
     /// Sends one call; any status is an answer, a transport failure or an oversized answer is
     /// a failure.
     async fn send(&self, method: Method, path: &str) -> Result<Answer, CheckFailure> {
+        self.send_json(method, path, None).await
+    }
+
+    /// [`GitlabApi::send`] with a JSON body.
+    async fn send_json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, CheckFailure> {
         let url = format!("{}{path}", self.base);
         let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
-        let mut response = self
-            .http
-            .request(method, &url)
-            .header("PRIVATE-TOKEN", &self.token)
-            .send()
-            .await
-            .map_err(|e| self.failed(classify_transport(&e, &self.origin)))?;
+        let mut request = self.http.request(method, &url).header("PRIVATE-TOKEN", &self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let mut response = request.send().await.map_err(|e| self.failed(classify_transport(&e, &self.origin)))?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let next_page = header("x-next-page").and_then(|v| v.trim().parse::<u32>().ok());
@@ -401,6 +404,48 @@ pub async fn request_test_delivery(
         }),
         status => TestRequestOutcome::Failed(api.failed(classify_status(&format!("POST {path}"), status, &answer.json))),
     }
+}
+
+/// A write to the customer's GitLab for a scenario run: sends `body` and answers GitLab's
+/// numeric `id_field` of what it made (none asked: `None`). Any status outside 2xx is a
+/// failure in golive's words.
+pub async fn write(
+    api: &GitlabApi,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    id_field: Option<&str>,
+) -> Result<Option<u64>, CheckFailure> {
+    let answer = api.send_json(method.clone(), path, body).await?;
+    if !(200..300).contains(&answer.status) {
+        let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        return Err(api.failed(classify_status(&call, answer.status, &answer.json)));
+    }
+    Ok(id_field.and_then(|field| answer.json.get(field).and_then(Value::as_u64)))
+}
+
+/// Reads a project's default branch (kept in memory for the run, never recorded).
+pub async fn default_branch(api: &GitlabApi, project_id: u64) -> Result<String, CheckFailure> {
+    let path = format!("/api/v4/projects/{project_id}");
+    let answer = api.send(Method::GET, &path).await?;
+    if !(200..300).contains(&answer.status) {
+        return Err(api.failed(classify_status(&format!("GET {path}"), answer.status, &answer.json)));
+    }
+    Ok(answer.json.get("default_branch").and_then(Value::as_str).filter(|b| !b.is_empty()).unwrap_or("main").to_owned())
+}
+
+/// Whether a note by `username` is on the first page of `notes_path` (newest first).
+pub async fn commented_by(api: &GitlabApi, notes_path: &str, username: &str) -> Result<bool, CheckFailure> {
+    let answer = api.send(Method::GET, &format!("{notes_path}?sort=desc&order_by=created_at&per_page=100")).await?;
+    if !(200..300).contains(&answer.status) {
+        return Err(api.failed(classify_status(&format!("GET {notes_path}"), answer.status, &answer.json)));
+    }
+    Ok(answer
+        .json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|note| note.pointer("/author/username").and_then(Value::as_str) == Some(username)))
 }
 
 /// The pause between two test requests that keeps under GitLab's hook-test rate limit.

@@ -251,6 +251,10 @@ pub async fn start_check(
     let id = integration_id(&id)?;
     let body = json_body(request, state.config.max_body_bytes).await?;
     let check = crate::engine::CheckRequest::from_json(body).map_err(crate::engine::EngineError::Rejected)?;
+    // A scenario run writes to the customer's GitLab beyond test deliveries: admins only.
+    if check.checks.contains(&crate::domain::CheckKind::Scenarios) {
+        principal.require(Role::Admin)?;
+    }
     let checks: Vec<&str> = check.checks.iter().map(|c| c.as_str()).collect();
     let checks = json!(checks);
     let check_id = state.engine.start_check(id, check, &principal.actor).await?;

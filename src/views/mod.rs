@@ -82,6 +82,14 @@ pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
             "unmet": run.unmet,
             "deliveries_missing": run.deliveries_missing,
         })).collect::<Vec<_>>(),
+        "scenario_steps": facts.scenario_steps.iter().map(|(performed, at)| json!({
+            "check_id": performed.check_id,
+            "step": performed.step,
+            "scenario": performed.scenario,
+            "outcome": performed.outcome,
+            "at": at,
+        })).collect::<Vec<_>>(),
+        "droid_comments_seen": facts.droid_comments_seen,
         "test_deliveries": facts.test_deliveries.iter().map(|(trigger, progress)| (trigger.as_str().to_owned(), json!({
             "check_id": progress.check_id,
             "hook": progress.location,
@@ -363,6 +371,20 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
                 _ => format!("failed ({})", text(outcome, "category")),
             };
             format!("Test delivery of {} asked of GitLab: {what}", text(d, "trigger"))
+        }
+        "scenario_step_performed" => {
+            let outcome = &d["outcome"];
+            let what = match outcome["outcome"].as_str() {
+                Some("done") => match outcome["gitlab_id"].as_u64() {
+                    Some(gitlab_id) => format!("done (GitLab id {gitlab_id})"),
+                    None => "done".to_owned(),
+                },
+                Some("not_possible") => format!("not possible: {}", text(outcome, "reason")),
+                Some("seen") => format!("the Droid commented after {} s", text(outcome, "seconds")),
+                Some("not_seen") => "no comment by the Droid within the wait".to_owned(),
+                _ => format!("failed ({})", text(outcome, "category")),
+            };
+            format!("Scenario run, {}: {what}", humanize(&text(d, "step")).to_lowercase())
         }
         "gitlab_check_finished" => {
             let unmet = d["unmet"].as_array().map_or(0, Vec::len);

@@ -551,6 +551,8 @@ pub enum CheckName {
     Application,
     Webhook,
     TestDeliveries,
+    /// Opt-in, admin only: performs the playbook's scenarios in the customer's GitLab.
+    Scenarios,
 }
 
 /// `POST /api/v1/integrations/{id}/checks` (rep): which checks (none named: all), and where the
@@ -565,6 +567,15 @@ pub struct CheckRequest {
     /// Not with `group_id`.
     #[schema(minimum = 1)]
     pub project_id: Option<u64>,
+    /// With `scenarios`: the project to perform them in (else a scratch project in the
+    /// webhook's group).
+    #[schema(minimum = 1)]
+    pub scenario_project_id: Option<u64>,
+    /// With `scenarios`: keep the scratch project afterwards.
+    pub keep_scratch_project: Option<bool>,
+    /// With `scenarios`: the Droid's GitLab username, whose comment golive watches for.
+    #[schema(pattern = r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$")]
+    pub droid_username: Option<String>,
 }
 
 /// A run of checks started: its id, and where its progress appears.
@@ -760,6 +771,12 @@ pub struct IntegrationState {
     pub webhook: WebhookView,
     pub latest_probe: Option<LatestProbe>,
     pub check_runs: Vec<CheckRunView>,
+    /// The steps of the latest scenario run: `{check_id, step, scenario, outcome, at}`.
+    #[schema(value_type = Vec<Object>)]
+    pub scenario_steps: Vec<serde_json::Value>,
+    /// Scenarios whose Droid comment a scenario run saw, and when.
+    #[schema(value_type = Object)]
+    pub droid_comments_seen: serde_json::Value,
     /// Per trigger name.
     pub test_deliveries: std::collections::BTreeMap<String, TestDeliveryView>,
     /// Where golive is reached from outside for this integration, recorded when it opened
