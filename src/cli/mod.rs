@@ -1265,7 +1265,7 @@ mod tests {
     #[test]
     fn the_event_types_listed_are_every_type_an_event_can_have() {
         let names = crate::domain::event_type_names();
-        assert_eq!(names.len(), 41, "{names:?}");
+        assert_eq!(names.len(), 43, "{names:?}");
         assert_eq!(names[0], "integration_opened", "declaration order");
         for name in ["integration_opened", "credential_rotated", "intake_redeemed", "probe_result_recorded"] {
             assert!(names.iter().any(|n| n == name), "{name}");

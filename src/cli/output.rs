@@ -363,8 +363,9 @@ pub fn check_result(result: &Value) {
         if progress["check_id"] != result["check_id"] {
             continue;
         }
-        let outcome = progress["outcome"]["outcome"].as_str().unwrap_or("");
+        let outcome = progress["outcome"]["outcome"].as_str().unwrap_or("asking");
         let line = match outcome {
+            "asking" => "GitLab did not answer the request".to_owned(),
             "sent" => match progress["round_trip_seconds"].as_f64() {
                 Some(seconds) => format!("sent, arrived after {seconds:.1} s"),
                 None => "sent, never arrived".to_owned(),

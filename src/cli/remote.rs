@@ -232,7 +232,9 @@ impl Client for RemoteClient {
                 .into_iter()
                 .flatten()
                 .filter(|(_, p)| {
-                    p["check_id"] == check_id && p["outcome"]["outcome"] == "sent" && p["received_at"].is_null()
+                    p["check_id"] == check_id
+                        && (p["outcome"].is_null() || p["outcome"]["outcome"] == "sent")
+                        && p["received_at"].is_null()
                 })
                 .map(|(trigger, _)| trigger.clone())
                 .collect();

@@ -179,12 +179,22 @@ pub enum TestRequestOutcome {
     Failed(CheckFailure),
 }
 
+/// golive is about to ask GitLab for a test delivery (recorded before the request: GitLab may
+/// deliver before it answers, and the delivery must be known as provoked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TestDeliveryRequested {
     pub check_id: Uuid,
     pub trigger: Trigger,
     pub location: HookLocation,
     pub hook_id: u64,
+}
+
+/// What GitLab answered to a test request (or that the hook cannot send the trigger at all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TestDeliveryAnswered {
+    pub check_id: Uuid,
+    pub trigger: Trigger,
+    pub location: HookLocation,
     pub outcome: TestRequestOutcome,
 }
 
@@ -259,7 +269,8 @@ pub struct Evidence {
 pub struct TestDeliveryProgress {
     pub check_id: Uuid,
     pub location: HookLocation,
-    pub outcome: TestRequestOutcome,
+    /// GitLab's answer; `None` while golive is asking (a delivery may arrive before it).
+    pub outcome: Option<TestRequestOutcome>,
     pub requested_at: DateTime<Utc>,
     pub received_at: Option<DateTime<Utc>>,
     /// No longer awaited: the run moved on to performing scenarios, whose real deliveries must
@@ -369,6 +380,7 @@ pub enum CheckRecord {
     Application(ApplicationChecked),
     Webhook(WebhookChecked),
     TestDelivery(TestDeliveryRequested),
+    TestAnswer(TestDeliveryAnswered),
     ScenarioStep(ScenarioStepPerformed),
     Finished(GitlabCheckFinished),
 }

@@ -303,6 +303,10 @@ impl Integration {
                 belongs(&checked.check_id)?;
                 Event::WebhookChecked(checked.clone())
             }
+            CheckRecord::TestAnswer(answered) => {
+                belongs(&answered.check_id)?;
+                Event::TestDeliveryAnswered(answered.clone())
+            }
             CheckRecord::TestDelivery(requested) => {
                 belongs(&requested.check_id)?;
                 Event::TestDeliveryRequested(requested.clone())

@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 
 use super::binding::CredentialBinding;
 use super::checks::{
-    ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, ScenarioStepPerformed, TestDeliveryRequested,
-    WebhookChecked,
+    ApplicationChecked, GitlabCheckFinished, GitlabCheckStarted, ScenarioStepPerformed, TestDeliveryAnswered,
+    TestDeliveryRequested, WebhookChecked,
 };
 use super::playbook::{Playbook, Scenario, Trigger};
 use super::secret::{IssuedWebhookCredentials, SealedSecret, SecretKind, TokenDigest};
@@ -331,6 +331,8 @@ pub enum Event {
     WebhookChecked(WebhookChecked),
     /// golive asked GitLab to send a test delivery for one trigger, and what GitLab answered.
     TestDeliveryRequested(TestDeliveryRequested),
+    /// What GitLab answered to that request.
+    TestDeliveryAnswered(TestDeliveryAnswered),
     /// A step of a scenario run performed in (or watched in) the customer's GitLab.
     ScenarioStepPerformed(ScenarioStepPerformed),
     /// A run of checks ended.
@@ -396,6 +398,7 @@ impl Event {
             Event::ApplicationChecked(_) => "application_checked",
             Event::WebhookChecked(_) => "webhook_checked",
             Event::TestDeliveryRequested(_) => "test_delivery_requested",
+            Event::TestDeliveryAnswered(_) => "test_delivery_answered",
             Event::ScenarioStepPerformed(_) => "scenario_step_performed",
             Event::GitlabCheckFinished(_) => "gitlab_check_finished",
         }

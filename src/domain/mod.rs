@@ -31,8 +31,8 @@ pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use checks::{
     trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRecord, CheckRun, Evidence,
     EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookLocation, ScenarioStep, ScenarioStepPerformed,
-    StepOutcome, TestDeliveryProgress, TestDeliveryRequested, TestRequestOutcome, WebhookChecked, WebhookFinding,
-    CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
+    StepOutcome, TestDeliveryAnswered, TestDeliveryProgress, TestDeliveryRequested, TestRequestOutcome, WebhookChecked,
+    WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };
 pub use command::{
     parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,

@@ -421,7 +421,7 @@ impl Integration {
                         p.check_id == check_id
                             && p.received_at.is_none()
                             && !p.closed
-                            && matches!(p.outcome, super::checks::TestRequestOutcome::Sent)
+                            && matches!(p.outcome, None | Some(super::checks::TestRequestOutcome::Sent))
                     };
                     match trigger_of(delivery.event) {
                         Some(trigger) => facts.test_deliveries.get_mut(&trigger).filter(answered),
@@ -611,12 +611,23 @@ impl Integration {
                     TestDeliveryProgress {
                         check_id: requested.check_id,
                         location: requested.location,
-                        outcome: requested.outcome.clone(),
+                        outcome: None,
                         requested_at: at,
                         received_at: None,
                         closed: false,
                     },
                 );
+            }
+            Event::TestDeliveryAnswered(answered) => {
+                let progress = facts.test_deliveries.entry(answered.trigger).or_insert(TestDeliveryProgress {
+                    check_id: answered.check_id,
+                    location: answered.location,
+                    outcome: None,
+                    requested_at: at,
+                    received_at: None,
+                    closed: false,
+                });
+                progress.outcome = Some(answered.outcome.clone());
             }
             Event::ScenarioStepPerformed(performed) => {
                 // From here the run performs real scenarios: a test delivery still awaited is

@@ -20,7 +20,8 @@ use serde_json::json;
 use crate::domain::{
     self, Actor, ApplicationChecked, CheckKind, CheckRecord, Command, GitlabCheckFinished, GitlabCheckStarted,
     HookLocation, IntegrationId, LongText, Rejection, Requirement, Scenario, ScenarioStep, ScenarioStepPerformed,
-    ShortText, StepOutcome, TestDeliveryRequested, TestRequestOutcome, WebhookChecked, WebhookFinding,
+    ShortText, StepOutcome, TestDeliveryAnswered, TestDeliveryRequested, TestRequestOutcome, WebhookChecked,
+    WebhookFinding,
 };
 use crate::gitlab::checks::{self as api_checks, GitlabApi, HookPlace, SearchLimits};
 use crate::gitlab::probe::{ProbeConfig, ProbeTarget};
@@ -120,17 +121,10 @@ impl CheckRequest {
             Some(names) => {
                 let mut checks = BTreeSet::new();
                 for name in names {
-                    if name == "scenarios" {
-                        return Err(Rejection::invalid(
-                            "checks",
-                            "scenario runs through GitLab's API are not built yet: perform the scenarios in GitLab \
-                             (their deliveries are evidence) or record manual tests",
-                        ));
-                    }
-                    let check = CheckKind::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
+                    let check = CheckKind::EVERY.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
                         Rejection::invalid(
                             "checks",
-                            format!("{name:?} is not a check; one of application, webhook, test_deliveries"),
+                            format!("{name:?} is not a check; one of application, webhook, test_deliveries, scenarios"),
                         )
                     })?;
                     checks.insert(check);
@@ -274,7 +268,10 @@ impl Engine {
                 "info.application_registered",
             ));
         }
-        if request.checks.iter().any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries))
+        if request
+            .checks
+            .iter()
+            .any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries | CheckKind::Scenarios))
             && state.facts.webhook_credentials.is_none()
         {
             return Err(guard(
@@ -379,7 +376,11 @@ impl Engine {
             self.record_check(id, CheckRecord::Application(checked), actor).await?;
             progress(CheckProgress::Recorded("application_checked"));
         }
-        if request.checks.iter().any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries)) {
+        if request
+            .checks
+            .iter()
+            .any(|c| matches!(c, CheckKind::Webhook | CheckKind::TestDeliveries | CheckKind::Scenarios))
+        {
             let url =
                 state.facts.webhook_credentials.as_ref().expect("begin_check saw credentials").webhook_url.clone();
             let finding = match &connected {
@@ -409,13 +410,19 @@ impl Engine {
                     }
                     last_request = Some(self.now());
                 }
+                if location.can_send(trigger) {
+                    // Recorded before asking: GitLab may deliver before it answers.
+                    let requested = TestDeliveryRequested { check_id, trigger, location, hook_id };
+                    self.record_check(id, CheckRecord::TestDelivery(requested), actor).await?;
+                    progress(CheckProgress::Recorded("test_delivery_requested"));
+                }
                 let outcome = api_checks::request_test_delivery(api, location, hook_id, trigger, self.now()).await;
                 if outcome == TestRequestOutcome::Sent {
                     sent.insert(trigger);
                 }
-                let requested = TestDeliveryRequested { check_id, trigger, location, hook_id, outcome };
-                self.record_check(id, CheckRecord::TestDelivery(requested), actor).await?;
-                progress(CheckProgress::Recorded("test_delivery_requested"));
+                let answered = TestDeliveryAnswered { check_id, trigger, location, outcome };
+                self.record_check(id, CheckRecord::TestAnswer(answered), actor).await?;
+                progress(CheckProgress::Recorded("test_delivery_answered"));
             }
         }
         let deliveries_missing = self.wait_for_deliveries(id, check_id, &sent, &settings, progress).await?;

@@ -361,7 +361,8 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
                 _ => format!("Webhook check could not look ({})", text(finding, "category")),
             }
         }
-        "test_delivery_requested" => {
+        "test_delivery_requested" => format!("Asking GitLab for a test delivery of {}", text(d, "trigger")),
+        "test_delivery_answered" => {
             let outcome = &d["outcome"];
             let what = match outcome["outcome"].as_str() {
                 Some("sent") => "GitLab sends it".to_owned(),
@@ -370,7 +371,7 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
                 Some("unsupported") => "this kind of hook cannot send it".to_owned(),
                 _ => format!("failed ({})", text(outcome, "category")),
             };
-            format!("Test delivery of {} asked of GitLab: {what}", text(d, "trigger"))
+            format!("Test delivery of {}: {what}", text(d, "trigger"))
         }
         "scenario_step_performed" => {
             let outcome = &d["outcome"];

@@ -49,6 +49,13 @@ pub struct World {
     /// Deliveries sent, with the status golive answered.
     pub delivered: Vec<(String, u16)>,
     pub instance_url: String,
+    /// The group each project lives in (for group hooks).
+    pub project_groups: BTreeMap<u64, u64>,
+    /// Projects created through the API, and those deleted.
+    pub created_projects: Vec<u64>,
+    pub deleted_projects: Vec<u64>,
+    /// The username whose comment appears on every merge request and issue (the Droid).
+    pub droid_comments_as: Option<String>,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -179,7 +186,7 @@ fn sample(trigger: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// Sends one delivery to `hook` as GitLab does, unless the firewall drops it.
-fn deliver(world: &Shared, hook: &Value, event: &'static str, body: Vec<u8>) {
+fn deliver(world: &Shared, hook: &Value, event: &'static str, body: Vec<u8>) -> tokio::task::JoinHandle<()> {
     let world = world.clone();
     let hook = hook.clone();
     tokio::spawn(async move {
@@ -212,7 +219,7 @@ fn deliver(world: &Shared, hook: &Value, event: &'static str, body: Vec<u8>) {
         }
         let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
         world.lock().unwrap().delivered.push((event.to_owned(), status));
-    });
+    })
 }
 
 /// Counts a hook test against the rate limit; `Some(response)` when refused.
@@ -262,7 +269,9 @@ async fn test_hook(
         };
         (hook, event)
     };
-    deliver(&world, &hook, event.0, crate::http::payload(event.1));
+    // GitLab runs a hook test while the request waits, and answers after the delivery: so
+    // the delivery reaches golive before golive hears that GitLab accepted.
+    let _ = deliver(&world, &hook, event.0, crate::http::payload(event.1)).await;
     (StatusCode::CREATED, Json(json!({"message": "201 Created"}))).into_response()
 }
 
@@ -301,8 +310,193 @@ async fn test_system_hook(State(world): State<Shared>, headers: HeaderMap, Path(
     let body = json!({"event_name": "project_create", "created_at": "2026-11-30T09:00:00Z", "name": "StoreCloud",
         "owner_email": "johnsmith@example.com", "owner_name": "John Smith", "path": "storecloud",
         "path_with_namespace": "jsmith/storecloud", "project_id": 74, "project_visibility": "private"});
-    deliver(&world, &hook, "System Hook", serde_json::to_vec(&body).unwrap());
+    let _ = deliver(&world, &hook, "System Hook", serde_json::to_vec(&body).unwrap()).await;
     Json(body).into_response()
+}
+
+/// Sends a delivery of `event` for something that happened in `project` to every hook that
+/// listens there (the project's hooks and its group's) with `field` on.
+fn deliver_event(world: &Shared, project: u64, field: &str, event: &'static str, fixture: &str) {
+    let hooks: Vec<Value> = {
+        let w = world.lock().unwrap();
+        let group = w.project_groups.get(&project).copied();
+        w.project_hooks
+            .get(&project)
+            .into_iter()
+            .flatten()
+            .chain(group.and_then(|g| w.group_hooks.get(&g)).into_iter().flatten())
+            .filter(|h| h[field] == true)
+            .cloned()
+            .collect()
+    };
+    for hook in hooks {
+        let _ = deliver(world, &hook, event, crate::http::payload(fixture));
+    }
+}
+
+fn known_project(world: &World, project: u64) -> bool {
+    (world.projects.contains(&project) || world.created_projects.contains(&project))
+        && !world.deleted_projects.contains(&project)
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"message": "404 Project Not Found"}))).into_response()
+}
+
+async fn create_project(State(world): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push("POST /api/v4/projects".into());
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    let Some(group) = body["namespace_id"].as_u64() else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "namespace_id is invalid"}))).into_response();
+    };
+    let id = 500 + w.created_projects.len() as u64;
+    w.created_projects.push(id);
+    w.project_groups.insert(id, group);
+    w.project_hooks.insert(id, Vec::new());
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "name": body["name"], "path": body["path"], "default_branch": "main",
+        "visibility": body["visibility"], "namespace": {"id": group, "kind": "group"}})),
+    )
+        .into_response()
+}
+
+async fn get_project(State(world): State<Shared>, headers: HeaderMap, Path(project): Path<u64>) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push(format!("GET /api/v4/projects/{project}"));
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    if !known_project(&w, project) {
+        return not_found();
+    }
+    Json(json!({"id": project, "default_branch": "main", "name": format!("project {project}")})).into_response()
+}
+
+async fn delete_project(State(world): State<Shared>, headers: HeaderMap, Path(project): Path<u64>) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push(format!("DELETE /api/v4/projects/{project}"));
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    if !known_project(&w, project) {
+        return not_found();
+    }
+    w.deleted_projects.push(project);
+    (StatusCode::ACCEPTED, Json(json!({"message": "202 Accepted"}))).into_response()
+}
+
+/// The writes of a scenario: a commit, a merge request, an issue, a pipeline; each answered
+/// as GitLab answers and followed by its delivery.
+async fn project_write(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((project, what)): Path<(u64, String)>,
+    request: axum::extract::Request,
+) -> Response {
+    {
+        let mut w = world.lock().unwrap();
+        w.calls.push(format!("{} /api/v4/projects/{project}/{what}", request.method()));
+        if let Err(refused) = authorised(&w, &headers, false) {
+            return refused;
+        }
+        if !known_project(&w, project) {
+            return not_found();
+        }
+    }
+    let (field, event, fixture, answer) = match what.as_str() {
+        "repository/commits" => (
+            "push_events",
+            "Push Hook",
+            "push",
+            json!({"id": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "short_id": "da156088"}),
+        ),
+        "merge_requests" => (
+            "merge_requests_events",
+            "Merge Request Hook",
+            "merge_request_open",
+            json!({"id": 99, "iid": 1, "state": "opened"}),
+        ),
+        "issues" => ("issues_events", "Issue Hook", "issue_open", json!({"id": 301, "iid": 23, "state": "opened"})),
+        "pipeline" => ("pipeline_events", "Pipeline Hook", "pipeline_failed", json!({"id": 31, "status": "pending"})),
+        _ => return not_found(),
+    };
+    deliver_event(&world, project, field, event, fixture);
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+async fn push_commit(
+    world: State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    request: axum::extract::Request,
+) -> Response {
+    project_write(world, headers, Path((id, "repository/commits".to_owned())), request).await
+}
+
+async fn open_merge_request(
+    world: State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    request: axum::extract::Request,
+) -> Response {
+    project_write(world, headers, Path((id, "merge_requests".to_owned())), request).await
+}
+
+async fn open_issue(
+    world: State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    request: axum::extract::Request,
+) -> Response {
+    project_write(world, headers, Path((id, "issues".to_owned())), request).await
+}
+
+async fn create_pipeline(
+    world: State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    request: axum::extract::Request,
+) -> Response {
+    project_write(world, headers, Path((id, "pipeline".to_owned())), request).await
+}
+
+/// Notes of a merge request or an issue: the Droid's comment when the world has one.
+async fn notes(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((project, kind, iid)): Path<(u64, String, u64)>,
+) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push(format!("GET /api/v4/projects/{project}/{kind}/{iid}/notes"));
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    let notes = match &w.droid_comments_as {
+        Some(username) => {
+            json!([{"id": 1301, "body": "I reviewed this change.", "author": {"id": 90, "username": username, "name": "Droid"}, "system": false}])
+        }
+        None => {
+            json!([{"id": 1300, "body": "assigned to @root", "author": {"id": 1, "username": "root"}, "system": true}])
+        }
+    };
+    Json(notes).into_response()
+}
+
+/// Closing a merge request or an issue, deleting a branch.
+async fn project_update(State(world): State<Shared>, headers: HeaderMap, request: axum::extract::Request) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push(format!("{} {}", request.method(), request.uri().path()));
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    if request.method() == axum::http::Method::DELETE {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    Json(json!({"state": "closed"})).into_response()
 }
 
 async fn anything_else(State(world): State<Shared>, request: axum::extract::Request) -> Response {
@@ -316,7 +510,16 @@ pub fn router(world: Shared) -> Router {
         .route("/api/v4/hooks", get(system_hooks))
         .route("/api/v4/hooks/{id}", post(test_system_hook))
         .route("/api/v4/groups", get(groups))
-        .route("/api/v4/projects", get(projects))
+        .route("/api/v4/projects", get(projects).post(create_project))
+        .route("/api/v4/projects/{id}", get(get_project).delete(delete_project))
+        .route("/api/v4/projects/{id}/repository/commits", post(push_commit))
+        .route("/api/v4/projects/{id}/merge_requests", post(open_merge_request))
+        .route("/api/v4/projects/{id}/issues", post(open_issue))
+        .route("/api/v4/projects/{id}/pipeline", post(create_pipeline))
+        .route("/api/v4/projects/{id}/{kind}/{iid}/notes", get(notes))
+        .route("/api/v4/projects/{id}/merge_requests/{iid}", axum::routing::put(project_update))
+        .route("/api/v4/projects/{id}/issues/{iid}", axum::routing::put(project_update))
+        .route("/api/v4/projects/{id}/repository/branches/{branch}", axum::routing::delete(project_update))
         .route("/api/v4/groups/{id}/hooks", get(group_hooks))
         .route("/api/v4/projects/{id}/hooks", get(project_hooks))
         .route("/api/v4/groups/{id}/hooks/{hook_id}/test/{trigger}", post(test_group_hook))

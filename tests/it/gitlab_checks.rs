@@ -142,9 +142,17 @@ async fn all_correct_the_checks_meet_the_items_and_deliveries_prove_the_path_not
     assert_eq!(webhook["outcome"], "found", "{webhook}");
     assert_eq!(webhook["location"], json!({"kind": "project", "project_id": 12}));
     assert_eq!(webhook["triggers"], json!(["push", "comments", "merge_requests", "issues", "ci_cd"]));
-    let requested = of_type(&run, "test_delivery_requested");
-    assert_eq!(requested.len(), 5);
-    assert!(requested.iter().all(|r| r["data"]["outcome"] == json!({"outcome": "sent"})), "{requested:?}");
+    assert_eq!(of_type(&run, "test_delivery_requested").len(), 5);
+    let answered = of_type(&run, "test_delivery_answered");
+    assert_eq!(answered.len(), 5);
+    assert!(answered.iter().all(|r| r["data"]["outcome"] == json!({"outcome": "sent"})), "{answered:?}");
+    // Each request was recorded before GitLab was asked (GitLab may deliver before it answers).
+    for trigger in ["push", "comments", "merge_requests", "issues", "ci_cd"] {
+        let position = |event_type: &str| {
+            run.iter().position(|e| e["type"] == event_type && e["data"]["trigger"] == trigger).unwrap()
+        };
+        assert!(position("test_delivery_requested") < position("test_delivery_answered"), "{trigger}");
+    }
     let finished = &of_type(&run, "gitlab_check_finished")[0]["data"];
     assert_eq!(finished["unmet"], json!([]), "{finished}");
     assert_eq!(finished["deliveries_missing"], json!([]), "{finished}");
@@ -317,8 +325,8 @@ async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
     }
     // Older GitLab: no test route; recorded as not available, nothing waited for.
     let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
-    let requested = of_type(&run, "test_delivery_requested");
-    assert!(requested.iter().all(|r| r["data"]["outcome"] == json!({"outcome": "not_available"})), "{requested:?}");
+    let answered = of_type(&run, "test_delivery_answered");
+    assert!(answered.iter().all(|r| r["data"]["outcome"] == json!({"outcome": "not_available"})), "{answered:?}");
     assert_eq!(of_type(&run, "gitlab_check_finished")[0]["data"]["deliveries_missing"], json!([]));
 
     // Rate limited after two: recorded as "retry at", not a failure.
@@ -328,14 +336,14 @@ async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
         world.tests_before_rate_limit = Some(2);
     }
     let (_, run) = check(&app, &onboarding.id, json!({"checks": ["test_deliveries"], "project_id": 12})).await;
-    let outcomes: Vec<&str> = of_type(&run, "test_delivery_requested")
+    let outcomes: Vec<&str> = of_type(&run, "test_delivery_answered")
         .iter()
         .map(|r| r["data"]["outcome"]["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["sent", "sent", "rate_limited", "rate_limited", "rate_limited"]);
-    let limited = &of_type(&run, "test_delivery_requested")[2]["data"]["outcome"];
+    let limited = &of_type(&run, "test_delivery_answered")[2]["data"]["outcome"];
     let requested_at: chrono::DateTime<chrono::Utc> =
-        of_type(&run, "test_delivery_requested")[2]["recorded_at"].as_str().unwrap().parse().unwrap();
+        of_type(&run, "test_delivery_answered")[2]["recorded_at"].as_str().unwrap().parse().unwrap();
     let retry_at: chrono::DateTime<chrono::Utc> = limited["retry_at"].as_str().unwrap().parse().unwrap();
     let seconds = (retry_at - requested_at).num_seconds();
     assert!((43..=46).contains(&seconds), "Retry-After 45 s: {seconds}");
@@ -450,5 +458,158 @@ async fn golive_check_in_the_terminal_exits_0_when_all_is_met_and_4_when_a_check
     let answer: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(answer["run"]["checks"], json!(["webhook"]));
     assert_eq!(answer["run"]["unmet"], json!([]));
+    app.stop().await;
+}
+
+/// An app whose scenario runs wait briefly for the Droid.
+async fn app_for_scenarios() -> TestApp {
+    spawn_app_with_engine(|config| {
+        config.replace_public_url(HttpUrl::parse(PUBLIC_URL).unwrap());
+        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+        config.checks.test_pacing = Duration::from_millis(30);
+        config.checks.delivery_wait = Duration::from_secs(10);
+        config.checks.poll_interval = Duration::from_millis(25);
+        config.checks.droid_wait = Duration::from_millis(1500);
+    })
+    .await
+}
+
+async fn check_as_admin(app: &TestApp, id: &str, body: Value) -> (Value, Vec<Value>) {
+    let url = app.url(&format!("/api/v1/integrations/{id}/checks"));
+    let rep = app.http.post(&url).bearer_auth(&app.rep).json(&body).send().await.unwrap();
+    let status = rep.status();
+    assert_eq!(status, StatusCode::FORBIDDEN, "a scenario run is an admin's: {}", rep.text().await.unwrap());
+    let accepted: Value =
+        app.http.post(&url).bearer_auth(&app.admin).json(&body).send().await.unwrap().json().await.unwrap();
+    let check_id = accepted["check_id"].as_str().unwrap_or_else(|| panic!("{accepted}")).to_owned();
+    for _ in 0..600 {
+        let (_, history) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}/history")).await;
+        let events = history["events"].as_array().unwrap().clone();
+        if events.iter().any(|e| e["type"] == "gitlab_check_finished" && e["data"]["check_id"] == check_id.as_str()) {
+            let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{id}")).await;
+            return (state, events.into_iter().filter(|e| e["data"]["check_id"] == check_id.as_str()).collect());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the scenario run did not finish");
+}
+
+fn steps_of(run: &[Value]) -> Vec<(String, String)> {
+    of_type(run, "scenario_step_performed")
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["step"].as_str().unwrap().to_owned(),
+                e["data"]["outcome"]["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_run_in_a_scratch_project_observes_every_scenario_sees_the_droid_and_deletes_the_project() {
+    let mut app = app_for_scenarios().await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
+        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+        world.droid_comments_as = Some("factory-droid".into());
+    }
+    let (state, run) = check_as_admin(
+        &app,
+        &onboarding.id,
+        json!({"checks": ["webhook", "scenarios"], "droid_username": "factory-droid"}),
+    )
+    .await;
+    let writes = of_type(&run, "gitlab_check_started")[0]["data"]["writes"].to_string();
+    assert!(writes.contains("scratch project") && writes.contains("then delete the scratch project"), "{writes}");
+    let steps = steps_of(&run);
+    for (step, outcome) in [
+        ("create_scratch_project", "done"),
+        ("push_commit", "done"),
+        ("open_merge_request", "done"),
+        ("open_issue", "done"),
+        ("create_pipeline", "done"),
+        ("watch_droid_comment", "seen"),
+        ("clean_up", "done"),
+    ] {
+        assert!(steps.contains(&(step.to_owned(), outcome.to_owned())), "{step} {outcome}: {steps:?}");
+    }
+    // Real deliveries of real scenarios: evidence.
+    for scenario in ["code_pushed", "merge_request_created", "issue_opened", "pipeline_ran"] {
+        let item = item(&state, &format!("testing.scenario_observed.{scenario}"));
+        assert_eq!(item["met"], true, "{item}");
+        assert_eq!(item["evidence"]["source"], "gitlab_delivery", "{item}");
+    }
+    assert_eq!(of_type(&run, "gitlab_check_finished")[0]["data"]["unmet"], json!([]));
+    // The Droid's comment is evidence for the validation step; the rep still decides.
+    let validation = item(&state, "validation.response_correct.merge_request_created");
+    assert_eq!(validation["met"], false);
+    assert!(
+        validation["reason"].as_str().unwrap().contains("golive saw the Droid comment on the scratch merge request"),
+        "{validation}"
+    );
+    // The scratch project was created in the hook's group and deleted afterwards.
+    let world = fake.world.lock().unwrap();
+    assert_eq!(world.created_projects.len(), 1);
+    assert_eq!(world.deleted_projects, world.created_projects);
+    drop(world);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_run_without_a_droid_comment_keeps_the_project_when_asked_and_says_when_it_is_not_possible() {
+    let mut app = app_for_scenarios().await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
+        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+    }
+    let (_, run) = check_as_admin(
+        &app,
+        &onboarding.id,
+        json!({"checks": ["scenarios"], "droid_username": "factory-droid", "keep_scratch_project": true}),
+    )
+    .await;
+    let steps = steps_of(&run);
+    assert!(steps.contains(&("watch_droid_comment".into(), "not_seen".into())), "{steps:?}");
+    assert!(!steps.iter().any(|(step, _)| step == "clean_up"), "kept, as asked: {steps:?}");
+    assert!(fake.world.lock().unwrap().deleted_projects.is_empty());
+
+    // A project hook: a new project never reaches it, so the run says so and writes nothing.
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.group_hooks.insert(3, vec![]);
+        world
+            .project_hooks
+            .insert(12, vec![hook(42, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+    }
+    let created_before = fake.world.lock().unwrap().created_projects.len();
+    let (_, run) = check_as_admin(&app, &onboarding.id, json!({"checks": ["scenarios"]})).await;
+    let performed = of_type(&run, "scenario_step_performed");
+    assert_eq!(performed.len(), 1, "{performed:?}");
+    let reason = performed[0]["data"]["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("a new project never reaches it") && reason.contains("--scenario-project 12"), "{reason}");
+    assert_eq!(fake.world.lock().unwrap().created_projects.len(), created_before);
+
+    // In the project the customer names (where the hook listens): performed, then tidied up.
+    let (state, run) =
+        check_as_admin(&app, &onboarding.id, json!({"checks": ["scenarios"], "scenario_project_id": 12})).await;
+    let steps = steps_of(&run);
+    assert!(
+        steps.contains(&("push_commit".into(), "done".into())) && steps.contains(&("clean_up".into(), "done".into())),
+        "{steps:?}"
+    );
+    assert_eq!(item(&state, "testing.scenario_observed.issue_opened")["met"], true);
+    let calls = fake.calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("DELETE /api/v4/projects/12/repository/branches/golive-check-")),
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c == "DELETE /api/v4/projects/12"), "a named project is never deleted");
     app.stop().await;
 }
