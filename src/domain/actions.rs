@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::checks::CheckKind;
 use super::playbook::Scenario;
 use super::requirements::Requirement;
 use super::stage::Stage;
@@ -36,6 +37,8 @@ pub enum Step {
     RecordDelivery,
     /// The probe (not a v1 command: golive asks GitLab itself).
     Probe,
+    /// A check through GitLab's API (not a v1 command: golive reads, or asks, GitLab itself).
+    Check(CheckKind),
     RecordApiCheck,
     RecordManualTest(Scenario),
     ValidateResponse(Scenario),
@@ -160,6 +163,38 @@ impl Integration {
     /// The steps that would meet `requirement`, with their labels; more than one when the guide
     /// offers a choice (peering or VPN; the probe or a recorded API check).
     fn steps_meeting(&self, requirement: Requirement) -> Vec<(String, Step)> {
+        let mut steps = self.recorded_steps_meeting(requirement);
+        // With a usable token golive can check for itself what a person would otherwise record.
+        let can_check = self.usable_access_token().is_some();
+        let issued = self.facts.webhook_credentials.is_some();
+        let check = match requirement {
+            Requirement::ApplicationRegistered if can_check && self.facts.application.is_some() => Some((
+                "Or let golive check the application in GitLab (name, callback URL, confidential)".to_owned(),
+                CheckKind::Application,
+            )),
+            Requirement::WebhookCreatedWithIssuedUrl | Requirement::WebhookTriggers if can_check && issued => Some((
+                "Or, once it exists, let golive find the webhook in GitLab and check its URL, triggers and SSL verification"
+                    .to_owned(),
+                CheckKind::Webhook,
+            )),
+            Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional if can_check && issued => Some((
+                "Or let golive ask GitLab for a test delivery per trigger and wait for each".to_owned(),
+                CheckKind::TestDeliveries,
+            )),
+            Requirement::ScenarioObserved(_) if can_check && issued => Some((
+                "Or an admin lets golive perform the scenarios in a scratch project in GitLab".to_owned(),
+                CheckKind::Scenarios,
+            )),
+            _ => None,
+        };
+        if let Some((label, kind)) = check {
+            steps.push((label, Step::Check(kind)));
+        }
+        steps
+    }
+
+    /// The steps a person takes (or records) that would meet `requirement`.
+    fn recorded_steps_meeting(&self, requirement: Requirement) -> Vec<(String, Step)> {
         let playbook = &self.playbook;
         let one = |label: String, step: Step| vec![(label, step)];
         match requirement {

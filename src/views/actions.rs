@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::{Connectivity, Integration, NextAction, Step};
+use crate::domain::{CheckKind, Connectivity, Integration, NextAction, Step};
 
 /// Every placeholder a `cli` line may hold, and what the rep puts there. A line holds each at
 /// most once.
@@ -184,6 +184,15 @@ fn words_for(state: &Integration, step: Step) -> (String, Value) {
             Value::Null,
         ),
         Step::Probe => (Line::new("probe", &id).finish(), Value::Null),
+        Step::Check(kind) => {
+            let flag = match kind {
+                CheckKind::Application => "--application",
+                CheckKind::Webhook => "--webhook",
+                CheckKind::TestDeliveries => "--test-deliveries",
+                CheckKind::Scenarios => "--scenarios",
+            };
+            (format!("{} {flag}", Line::new("check", &id).finish()), Value::Null)
+        }
         Step::RecordApiCheck => (
             Line::new("test api", &id).flag("--ok", "true").flag("--detail", "TEXT").finish(),
             body(json!({"ok": true})),
@@ -236,7 +245,7 @@ pub fn command_type(step: Step) -> Option<&'static str> {
         Step::IssueWebhookCredentials => "issue_webhook_credentials",
         Step::RotateWebhookToken => "rotate_credential",
         Step::CreateWebhook => "create_webhook",
-        Step::RecordDelivery | Step::Probe => return None,
+        Step::RecordDelivery | Step::Probe | Step::Check(_) => return None,
         Step::RecordApiCheck => "record_api_check",
         Step::RecordManualTest(_) => "record_manual_test",
         Step::ValidateResponse(_) => "validate_response",

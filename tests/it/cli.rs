@@ -900,13 +900,19 @@ fn following_the_next_lines_alone_takes_an_onboarding_live() {
     let mut secret_token = String::new();
     let mut ran = std::collections::BTreeSet::new();
     // When the rep runs, each time, the first suggested line that does not reach the network
-    // (the probe would ask the customer's GitLab), with the placeholders filled.
+    // (the probe and the checks would ask the customer's GitLab), with the placeholders filled.
     for round in 0..60 {
         let status = cli.ok(&["status", reference]);
         let lines: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix("next: ")).collect();
         if status.contains("stage: live") {
             assert!(round > 15, "live after {round} rounds");
-            assert!(lines.iter().all(|l| l.starts_with("golive probe 'acme robotics'")), "{lines:?}");
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l.starts_with("golive probe 'acme robotics'")
+                        || l.starts_with("golive check 'acme robotics'")),
+                "{lines:?}"
+            );
             // Then every kind of step was run from a suggested line.
             for verb in
                 ["prerequisites", "app", "access-token", "info", "network", "webhook", "test", "validate", "launch"]
@@ -917,7 +923,7 @@ fn following_the_next_lines_alone_takes_an_onboarding_live() {
         }
         let line = lines
             .iter()
-            .find(|l| !l.starts_with("golive probe "))
+            .find(|l| !l.starts_with("golive probe ") && !l.starts_with("golive check "))
             .unwrap_or_else(|| panic!("no runnable next line in:\n{status}"));
         assert!(line.starts_with("golive ") && line.contains("'acme robotics'"), "{line}");
         let mut words = posix_words(line);

@@ -552,10 +552,12 @@ async fn a_scenario_run_in_a_scratch_project_observes_every_scenario_sees_the_dr
         "{validation}"
     );
     // The scratch project was created in the hook's group and deleted afterwards.
-    let world = fake.world.lock().unwrap();
-    assert_eq!(world.created_projects.len(), 1);
-    assert_eq!(world.deleted_projects, world.created_projects);
-    drop(world);
+    let (created, deleted) = {
+        let world = fake.world.lock().unwrap();
+        (world.created_projects.clone(), world.deleted_projects.clone())
+    };
+    assert_eq!(created.len(), 1);
+    assert_eq!(deleted, created);
     app.stop().await;
 }
 

@@ -8,6 +8,7 @@ mod custody_admin;
 mod dashboard;
 mod disk_faults;
 mod domain_binding;
+mod domain_checks;
 mod domain_inputs;
 mod domain_intake;
 mod domain_model;

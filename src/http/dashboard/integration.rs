@@ -279,6 +279,9 @@ fn next_actions(state: &Integration, now: DateTime<Utc>, can_act: bool) -> Marku
                                 } @else if can_act && action.get("cli").and_then(|c| c.as_str()).is_some_and(|c| c.starts_with("golive probe ")) {
                                     // The probe is no v1 command (its action has none), but it has a form here.
                                     " " span class="actions" { (commands::jump_to_form(commands::PROBE)) }
+                                } @else if can_act && action.get("cli").and_then(|c| c.as_str()).is_some_and(|c| c.starts_with("golive check ")) {
+                                    // Neither are the checks through GitLab's API.
+                                    " " span class="actions" { (commands::jump_to_form(commands::CHECK)) }
                                 }
                                 @if let Some(cli) = action.get("cli").and_then(|c| c.as_str()) {
                                     br; code class="cli" { (cli) }
