@@ -320,20 +320,19 @@ pub fn check_result(result: &Value) {
     let state = &result["state"];
     let checks: Vec<&str> = run["checks"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     println!("check {} ({})", text(&result["check_id"]), checks.join(", ").replace('_', " "));
-    let checked: &[&str] = &[
-        "info.application_registered",
-        "webhook.created_with_issued_url",
-        "webhook.triggers",
-        "webhook.delivery_verified",
-        "testing.scenario_observed.merge_request_created",
-        "testing.scenario_observed.code_pushed",
-        "testing.scenario_observed.issue_opened",
-        "testing.scenario_observed.pipeline_ran",
-    ];
-    let scenarios_checked = checks.contains(&"scenarios");
+    // The items each check looks at.
+    let looked_at = |id: &str| {
+        let check = match id {
+            "info.application_registered" => "application",
+            "webhook.created_with_issued_url" | "webhook.triggers" => "webhook",
+            "webhook.delivery_verified" => "test_deliveries",
+            id if id.starts_with("testing.scenario_observed.") => "scenarios",
+            _ => return false,
+        };
+        checks.contains(&check)
+    };
     for item in state["checklist"].as_array().into_iter().flatten() {
-        let id = item["id"].as_str().unwrap_or("");
-        if !checked.contains(&id) || (id.starts_with("testing.scenario") && !scenarios_checked) {
+        if !looked_at(item["id"].as_str().unwrap_or("")) {
             continue;
         }
         let source = item["evidence"]["source"].as_str().unwrap_or("nothing").replace('_', " ");

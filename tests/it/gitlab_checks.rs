@@ -615,3 +615,65 @@ async fn a_scenario_run_without_a_droid_comment_keeps_the_project_when_asked_and
     assert!(!calls.iter().any(|c| c == "DELETE /api/v4/projects/12"), "a named project is never deleted");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_check_transcript_is_true() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme.split("<!-- transcript-checks -->").nth(1).unwrap().split("```").nth(1).unwrap();
+    const README_PUBLIC_URL: &str = "https://golive.example.com";
+    let mut app = spawn_app_with_engine(|config| {
+        config.replace_public_url(HttpUrl::parse(README_PUBLIC_URL).unwrap());
+        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+        config.checks.test_pacing = Duration::from_millis(30);
+        config.checks.delivery_wait = Duration::from_secs(10);
+        config.checks.poll_interval = Duration::from_millis(25);
+    })
+    .await;
+    let fake = FakeGitlab::start(world()).await;
+    fake.world.lock().unwrap().golive_behind = Some((README_PUBLIC_URL.to_owned(), app.address.clone()));
+    let (_, opened) =
+        app.post(&app.rep, "/api/v1/integrations", &json!({"customer": "Hooli", "gitlab_url": fake.url})).await;
+    let id = opened["id"].as_str().unwrap().to_owned();
+    app.ok(&id, json!({"type": "set_instance_url", "gitlab_url": fake.url, "ca_certificate_pem": fake.ca_pem})).await;
+    app.ok(&id, json!({"type": "provide_access_token", "token": "glpat-admin-of-the-fake", "admin": true})).await;
+    let redirect = format!("{README_PUBLIC_URL}/oauth/gitlab/callback");
+    app.ok(&id, json!({"type": "register_application", "name": "Factory Integration", "redirect_uri": redirect, "application_id": APPLICATION_ID, "scopes": ["api", "read_user", "read_repository", "write_repository", "read_registry", "sudo"]})).await;
+    let issued = app.ok(&id, json!({"type": "issue_webhook_credentials"})).await;
+    let webhook_url = issued["webhook_url"].as_str().unwrap().to_owned();
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.applications = vec![application(&redirect, "Factory Integration", true)];
+        world.group_hooks.insert(3, vec![]);
+        world.project_hooks.insert(11, vec![]);
+        world.project_hooks.insert(12, vec![]);
+    }
+    // "arrived after 0.4 s" varies: compared as "arrived after … s".
+    let steady = |line: &str| match line.split_once("arrived after ") {
+        Some((head, _)) => format!("{head}arrived after … s"),
+        None => line.to_owned(),
+    };
+    let mut runs: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines().skip(1) {
+        match line.strip_prefix("$ golive ") {
+            Some(command) => runs.push((command.to_owned(), Vec::new())),
+            None => runs.last_mut().unwrap().1.push(steady(line)),
+        }
+    }
+    assert_eq!(runs.len(), 2);
+    for (index, (command, expected)) in runs.iter().enumerate() {
+        if index == 1 {
+            // The customer creates the webhook in a group.
+            let mut world = fake.world.lock().unwrap();
+            world.group_hooks.insert(3, vec![hook(41, &webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
+            world.hook_tokens.insert(41, issued["secret_token"].as_str().unwrap().to_owned());
+        }
+        let args: Vec<&str> = command.split(' ').collect();
+        let (code, stdout, stderr) = golive(&app, &args).await;
+        assert_eq!(code, if index == 0 { 4 } else { 0 }, "{command}: {stderr}");
+        let check_id = stdout.lines().next().unwrap().split(' ').nth(1).unwrap().to_owned();
+        let actual: Vec<String> =
+            stdout.lines().map(|l| steady(&l.replace(&check_id, "<check>").replace(&id, "<id>"))).collect();
+        assert_eq!(&actual, expected, "README transcript: golive {command}");
+    }
+    app.stop().await;
+}
