@@ -25,7 +25,7 @@ pub async fn load_demo(app: &TestApp) -> DateTime<Utc> {
 }
 
 /// Signs in with `token` and returns the session cookie's value.
-async fn sign_in(app: &TestApp, token: &str) -> String {
+pub async fn sign_in(app: &TestApp, token: &str) -> String {
     let response = client()
         .post(app.url("/signin"))
         .header("origin", &app.address)
@@ -41,7 +41,7 @@ async fn sign_in(app: &TestApp, token: &str) -> String {
     cookie.split(';').next().unwrap().trim_start_matches("golive_session=").to_owned()
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+pub async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
     let response =
         client().get(app.url(path)).header("cookie", format!("golive_session={cookie}")).send().await.unwrap();
     let status = response.status();
@@ -50,7 +50,7 @@ async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, reqwest::
 }
 
 /// The hidden CSRF field of a page.
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
@@ -342,7 +342,7 @@ async fn an_expired_link_is_refused() {
 }
 
 /// Posts one command form of the integration page as `cookie`'s session, from `origin`.
-async fn post_command(
+pub async fn post_command(
     app: &TestApp,
     cookie: &str,
     id: &str,

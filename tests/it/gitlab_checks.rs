@@ -677,3 +677,69 @@ async fn the_readme_check_transcript_is_true() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integration_page_runs_the_checks_and_shows_what_each_item_rests_on() {
+    use crate::dashboard::{csrf_of, page, post_command, sign_in};
+    let mut app = app_for_checks(5_000).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.applications =
+            vec![application(&format!("{PUBLIC_URL}/oauth/gitlab/callback"), "Factory Integration", true)];
+        world
+            .project_hooks
+            .insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+        world.hook_tokens.insert(77, onboarding.secret_token.clone());
+    }
+    let rep = sign_in(&app, &app.rep).await;
+    let path = format!("/integrations/{}", onboarding.id);
+    let (_, _, html) = page(&app, &rep, &path).await;
+    assert!(html.contains("id=\"form-check\"") && html.contains("No check has run yet."), "the page offers the check");
+    let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
+    let version = state["version"].to_string();
+    let csrf = csrf_of(&html);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("type", "check"),
+        ("expected_version", version.as_str()),
+        ("application", "true"),
+        ("webhook", "true"),
+        ("test_deliveries", "true"),
+        ("project_id", "12"),
+    ];
+    let (status, headers, _) = post_command(&app, &rep, &onboarding.id, &app.address, &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers["location"].to_str().unwrap().ends_with("#checks-heading"));
+    let mut html = String::new();
+    for _ in 0..200 {
+        html = page(&app, &rep, &path).await.2;
+        if html.contains("Checks finished") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(html.contains("Checks finished: every item checked is met"), "the timeline tells the run");
+    assert!(
+        html.contains("rests on GitLab&#39;s API") || html.contains("rests on GitLab's API"),
+        "each item says what it rests on"
+    );
+    assert!(html.contains("data-trigger=\"push\""), "the test deliveries are listed");
+    // A typed id that is not GitLab's numeric id is refused, and nothing is started.
+    let (_, state) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
+    let version = state["version"].to_string();
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("type", "check"),
+        ("expected_version", version.as_str()),
+        ("webhook", "true"),
+        ("group_id", "acme/robots"),
+    ];
+    let (status, _, refused) = post_command(&app, &rep, &onboarding.id, &app.address, &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused.contains("numeric id"), "{refused}");
+    let (_, after) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
+    assert_eq!(after["version"], state["version"]);
+    app.stop().await;
+}
