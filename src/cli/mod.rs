@@ -1129,14 +1129,22 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
             } else {
                 output::check_result(&result);
             }
-            let unmet = result["run"]["unmet"].as_array().map_or(0, Vec::len);
-            let missing = result["run"]["deliveries_missing"].as_array().map_or(0, Vec::len);
-            if unmet + missing > 0 {
+            let count = |key: &str| result["run"][key].as_array().map_or(0, Vec::len);
+            let (unmet, missing, blind) = (count("unmet"), count("deliveries_missing"), count("could_not_look"));
+            if unmet + missing + blind > 0 {
+                let mut found = Vec::new();
+                if unmet > 0 {
+                    found.push(format!("{unmet} item(s) unmet"));
+                }
+                if missing > 0 {
+                    found.push(format!("{missing} test delivery(ies) that never arrived"));
+                }
+                if blind > 0 {
+                    found.push(format!("{blind} check(s) that could not look"));
+                }
                 return Err(CliError::failed(
                     crate::error_kind::ErrorKind::GuardRejected,
-                    format!(
-                        "the checks found {unmet} item(s) unmet and {missing} test delivery(ies) that never arrived"
-                    ),
+                    format!("the checks found {}", found.join(", ")),
                 ));
             }
         }

@@ -335,12 +335,29 @@ pub fn check_result(result: &Value) {
         if !looked_at(item["id"].as_str().unwrap_or("")) {
             continue;
         }
-        let source = item["evidence"]["source"].as_str().unwrap_or("nothing").replace('_', " ");
+        let source = match item["evidence"]["source"].as_str() {
+            Some("rep") => "the rep's word",
+            Some("customer_intake") => "the customer's intake",
+            Some("gitlab_api") => "GitLab's API",
+            Some("gitlab_delivery") => "a GitLab delivery",
+            Some("golive") => "golive",
+            _ => "nothing recorded",
+        };
         if item["met"] == true {
-            println!("  met    {} (rests on: {source})", text(&item["label"]));
+            println!("  met    {} (rests on {source})", text(&item["label"]));
         } else {
             println!("  unmet  {} — {}", text(&item["label"]), text(&item["reason"]));
         }
+    }
+    for kind in run["could_not_look"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        let failure = &state["check_failures"][kind];
+        let why = if failure.is_null() { "see golive diagnose".to_owned() } else { text(&failure["detail"]) };
+        println!("  could not look  {}: {why}", kind.replace('_', " "));
+    }
+    for kind in run["skipped"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        let why =
+            if kind == "application" { "no Application ID recorded yet" } else { "no webhook credentials issued yet" };
+        println!("  skipped  {}: {why}", kind.replace('_', " "));
     }
     for step in state["scenario_steps"].as_array().into_iter().flatten() {
         if step["check_id"] != result["check_id"] {

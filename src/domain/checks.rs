@@ -207,6 +207,14 @@ pub struct GitlabCheckFinished {
     pub unmet: Vec<String>,
     #[serde(default)]
     pub deliveries_missing: BTreeSet<Trigger>,
+    /// The checks that could not look (GitLab unreachable, the token refused): their items
+    /// rest on what was recorded before, not on GitLab.
+    #[serde(default)]
+    pub could_not_look: BTreeSet<CheckKind>,
+    /// The checks left out of a run that named none because they could not run yet (no
+    /// Application ID recorded, no webhook credentials issued).
+    #[serde(default)]
+    pub skipped: BTreeSet<CheckKind>,
 }
 
 /// The trigger a delivery of this `X-Gitlab-Event` answers (system hooks: none).
@@ -295,6 +303,8 @@ pub struct CheckRun {
     pub finished_at: Option<DateTime<Utc>>,
     pub unmet: Vec<String>,
     pub deliveries_missing: BTreeSet<Trigger>,
+    pub could_not_look: BTreeSet<CheckKind>,
+    pub skipped: BTreeSet<CheckKind>,
 }
 
 /// A run not finished this long after it started was abandoned (its process stopped): another

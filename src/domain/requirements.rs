@@ -574,6 +574,7 @@ impl Integration {
                     match e.source {
                         super::state::EvidenceSource::Probe => "probe",
                         super::state::EvidenceSource::ApiCheck => "API check",
+                        super::state::EvidenceSource::GitlabCheck => "check through GitLab's API",
                     }
                 )),
             },
@@ -655,11 +656,12 @@ impl Integration {
                 CredentialRotated::WebhookToken { .. } => (EvidenceOrigin::Golive, vec![R::WebhookCredentialsIssued]),
             },
             Event::ApplicationChecked(checked) if !matches!(checked.finding, ApplicationFinding::Failed(_)) => {
-                (EvidenceOrigin::GitlabApi, vec![R::ApplicationRegistered])
+                (EvidenceOrigin::GitlabApi, vec![R::ApplicationRegistered, R::ApiConnectivity])
             }
-            Event::WebhookChecked(checked) if !matches!(checked.finding, WebhookFinding::Failed(_)) => {
-                (EvidenceOrigin::GitlabApi, vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers])
-            }
+            Event::WebhookChecked(checked) if !matches!(checked.finding, WebhookFinding::Failed(_)) => (
+                EvidenceOrigin::GitlabApi,
+                vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers, R::ApiConnectivity],
+            ),
             Event::IntakeRedeemed { .. } => {
                 // The customer's submission is recorded in the same append, just before this
                 // event: what those events supplied came from the customer's intake.

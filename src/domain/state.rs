@@ -137,6 +137,8 @@ pub struct ApiEvidence {
 pub enum EvidenceSource {
     Probe,
     ApiCheck,
+    /// A check through GitLab's API that GitLab answered.
+    GitlabCheck,
 }
 
 /// What the latest probe that reached the API said about the current access token.
@@ -577,6 +579,8 @@ impl Integration {
                     finished_at: None,
                     unmet: Vec::new(),
                     deliveries_missing: BTreeSet::new(),
+                    could_not_look: BTreeSet::new(),
+                    skipped: BTreeSet::new(),
                 });
                 let excess = self.check_runs.len().saturating_sub(CHECK_RUNS_KEPT);
                 self.check_runs.drain(..excess);
@@ -594,6 +598,8 @@ impl Integration {
                 _ => {
                     facts.check_failures.remove(&CheckKind::Application);
                     facts.application_check = Some((checked.clone(), at));
+                    // GitLab's API answered with the customer's token: connectivity shown.
+                    facts.api_connectivity = Some(ApiEvidence { ok: true, at, source: EvidenceSource::GitlabCheck });
                 }
             },
             Event::WebhookChecked(checked) => match &checked.finding {
@@ -603,6 +609,7 @@ impl Integration {
                 _ => {
                     facts.check_failures.remove(&CheckKind::Webhook);
                     facts.webhook_check = Some((checked.clone(), at));
+                    facts.api_connectivity = Some(ApiEvidence { ok: true, at, source: EvidenceSource::GitlabCheck });
                 }
             },
             Event::TestDeliveryRequested(requested) => {
@@ -647,6 +654,8 @@ impl Integration {
                     run.finished_at = Some(at);
                     run.unmet = finished.unmet.clone();
                     run.deliveries_missing = finished.deliveries_missing.clone();
+                    run.could_not_look = finished.could_not_look.clone();
+                    run.skipped = finished.skipped.clone();
                 }
             }
         }

@@ -68,6 +68,9 @@ pub struct CheckRequest {
     pub keep_scratch_project: bool,
     /// A scenario run: the GitLab username of the Droid, whose comment golive watches for.
     pub droid_username: Option<String>,
+    /// Whether the caller named the checks; a run that named none leaves out the checks that
+    /// cannot run yet (and says so) rather than refusing the whole run.
+    pub named: bool,
 }
 
 /// The JSON a caller sends: `{"checks"?: [...], "group_id"?: n, "project_id"?: n}`.
@@ -104,6 +107,7 @@ impl CheckRequest {
             scenario_project: None,
             keep_scratch_project: false,
             droid_username: None,
+            named: false,
         }
     }
 
@@ -115,6 +119,7 @@ impl CheckRequest {
             ));
         }
         let body: CheckBody = domain::parse_fields(body)?;
+        let named = body.checks.is_some();
         let checks = match body.checks {
             None => CheckKind::ALL.into_iter().collect(),
             Some(names) if names.is_empty() => return Err(Rejection::invalid("checks", "name at least one check")),
@@ -173,6 +178,7 @@ impl CheckRequest {
             scenario_project: body.scenario_project_id,
             keep_scratch_project: body.keep_scratch_project.unwrap_or(false),
             droid_username: body.droid_username,
+            named,
         })
     }
 }
@@ -195,7 +201,9 @@ pub struct CheckOutcome {
 impl CheckOutcome {
     /// Whether the run found every item it looked at met and every delivery it asked for.
     pub fn all_met(&self) -> bool {
-        self.finished.unmet.is_empty() && self.finished.deliveries_missing.is_empty()
+        self.finished.unmet.is_empty()
+            && self.finished.deliveries_missing.is_empty()
+            && self.finished.could_not_look.is_empty()
     }
 }
 
@@ -256,15 +264,35 @@ impl Engine {
 
     /// Records the start of a run (refused, with nothing written, when the run cannot begin:
     /// no usable token, nothing to look for, another run under way) and returns its id.
-    async fn begin_check(&self, id: IntegrationId, request: &CheckRequest, actor: &Actor) -> Result<Uuid, EngineError> {
+    async fn begin_check(
+        &self,
+        id: IntegrationId,
+        request: &mut CheckRequest,
+        actor: &Actor,
+    ) -> Result<(Uuid, BTreeSet<CheckKind>), EngineError> {
         let state = self.state(id).await?;
         if request.checks.is_empty() {
             return Err(EngineError::Rejected(Rejection::invalid("checks", "name at least one check")));
         }
         self.gitlab_target(&state, "check").await?;
+        let mut skipped = BTreeSet::new();
+        if !request.named {
+            let ready = |check: &CheckKind| match check {
+                CheckKind::Application => state.facts.application.is_some(),
+                _ => state.facts.webhook_credentials.is_some(),
+            };
+            skipped = request.checks.iter().copied().filter(|c| !ready(c)).collect();
+            request.checks.retain(ready);
+            if request.checks.is_empty() {
+                return Err(guard(
+                    "An Application ID is recorded or webhook credentials are issued (the checks look for them): record the application or issue the webhook credentials first",
+                    "info.application_registered",
+                ));
+            }
+        }
         if request.checks.contains(&CheckKind::Application) && state.facts.application.is_none() {
             return Err(guard(
-                "An Application ID is recorded (the application check looks for it): register_application first",
+                "An Application ID is recorded (the application check looks for it): record the application first",
                 "info.application_registered",
             ));
         }
@@ -275,7 +303,7 @@ impl Engine {
             && state.facts.webhook_credentials.is_none()
         {
             return Err(guard(
-                "Webhook credentials are issued (the webhook check looks for the issued URL): issue_webhook_credentials first",
+                "Webhook credentials are issued (the webhook check looks for the issued URL): issue the webhook credentials first",
                 "webhook.credentials_issued",
             ));
         }
@@ -309,7 +337,7 @@ impl Engine {
         let check_id = self.ids().next_id();
         let started = GitlabCheckStarted { check_id, checks: request.checks.clone(), writes };
         self.record_check(id, CheckRecord::Started(started), actor).await?;
-        Ok(check_id)
+        Ok((check_id, skipped))
     }
 
     /// Starts a run and leaves it to a task: returns its id once `gitlab_check_started` is
@@ -317,14 +345,14 @@ impl Engine {
     pub async fn start_check(
         &self,
         id: IntegrationId,
-        request: CheckRequest,
+        mut request: CheckRequest,
         actor: &Actor,
     ) -> Result<Uuid, EngineError> {
-        let check_id = self.begin_check(id, &request, actor).await?;
+        let (check_id, skipped) = self.begin_check(id, &mut request, actor).await?;
         let engine = self.clone();
         let actor = actor.clone();
         tokio::spawn(async move {
-            if let Err(error) = engine.continue_check(id, check_id, &request, &actor, &|_| {}).await {
+            if let Err(error) = engine.continue_check(id, check_id, &request, skipped, &actor, &|_| {}).await {
                 tracing::warn!(integration = %id, %check_id, %error, "a run of checks stopped early");
             }
         });
@@ -335,12 +363,12 @@ impl Engine {
     pub async fn run_check(
         &self,
         id: IntegrationId,
-        request: CheckRequest,
+        mut request: CheckRequest,
         actor: &Actor,
         progress: &(dyn Fn(CheckProgress) + Send + Sync),
     ) -> Result<CheckOutcome, EngineError> {
-        let check_id = self.begin_check(id, &request, actor).await?;
-        self.continue_check(id, check_id, &request, actor, progress).await
+        let (check_id, skipped) = self.begin_check(id, &mut request, actor).await?;
+        self.continue_check(id, check_id, &request, skipped, actor, progress).await
     }
 
     async fn continue_check(
@@ -348,9 +376,11 @@ impl Engine {
         id: IntegrationId,
         check_id: Uuid,
         request: &CheckRequest,
+        skipped: BTreeSet<CheckKind>,
         actor: &Actor,
         progress: &(dyn Fn(CheckProgress) + Send + Sync),
     ) -> Result<CheckOutcome, EngineError> {
+        let mut could_not_look = BTreeSet::new();
         let settings = self.config().checks.clone();
         let state = self.state(id).await?;
         let target = self.gitlab_target(&state, "check").await?;
@@ -372,6 +402,9 @@ impl Engine {
                 }
                 Err(failed) => domain::ApplicationFinding::Failed(failed.clone()),
             };
+            if matches!(finding, domain::ApplicationFinding::Failed(_)) {
+                could_not_look.insert(CheckKind::Application);
+            }
             let checked = ApplicationChecked { check_id, application_id: application.application_id.clone(), finding };
             self.record_check(id, CheckRecord::Application(checked), actor).await?;
             progress(CheckProgress::Recorded("application_checked"));
@@ -389,6 +422,10 @@ impl Engine {
             };
             if let WebhookFinding::Found { location, hook_id, .. } = &finding {
                 hook = Some((*location, *hook_id));
+            }
+            if let WebhookFinding::Failed(_) = &finding {
+                // Nothing past the webhook could look either.
+                could_not_look.extend(request.checks.iter().copied().filter(|c| *c != CheckKind::Application));
             }
             if request.checks.contains(&CheckKind::Webhook) || !matches!(finding, WebhookFinding::Found { .. }) {
                 self.record_check(id, CheckRecord::Webhook(WebhookChecked { check_id, url, finding }), actor).await?;
@@ -446,7 +483,7 @@ impl Engine {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let finished = GitlabCheckFinished { check_id, unmet, deliveries_missing };
+        let finished = GitlabCheckFinished { check_id, unmet, deliveries_missing, could_not_look, skipped };
         self.record_check(id, CheckRecord::Finished(finished.clone()), actor).await?;
         progress(CheckProgress::Recorded("gitlab_check_finished"));
         Ok(CheckOutcome { check_id, finished, state: self.state(id).await? })

@@ -15,7 +15,7 @@ use crate::domain::{BlockCategory, Integration, IntegrationId, Stage, STALLED_AF
 use crate::store::StoredEvent;
 
 /// Bumped when the saved form changes; an old saved form is ignored and rebuilt.
-pub const READ_MODEL_FORMAT: u32 = 4;
+pub const READ_MODEL_FORMAT: u32 = 5;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadModel {

@@ -21,7 +21,7 @@ use crate::domain::{self, IntegrationId};
 use crate::store::EventStore;
 
 /// Bumped when the snapshot form changes; older snapshots are ignored.
-const SNAPSHOT_FORMAT: u32 = 2;
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Cached states and snapshots of one store.
 pub(super) struct StateCache {

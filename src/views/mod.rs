@@ -81,7 +81,14 @@ pub fn state(state: &Integration, now: DateTime<Utc>) -> Value {
             "under_way": state.check_under_way(now).is_some_and(|r| r.check_id == run.check_id),
             "unmet": run.unmet,
             "deliveries_missing": run.deliveries_missing,
+            "could_not_look": run.could_not_look,
+            "skipped": run.skipped,
         })).collect::<Vec<_>>(),
+        "check_failures": facts.check_failures.iter().map(|(kind, (failure, at))| (kind.as_str().to_owned(), json!({
+            "category": failure.category,
+            "detail": failure.detail,
+            "at": at,
+        }))).collect::<serde_json::Map<String, Value>>(),
         "scenario_steps": facts.scenario_steps.iter().map(|(performed, at)| json!({
             "check_id": performed.check_id,
             "step": performed.step,
@@ -190,6 +197,7 @@ pub fn recorded(state: &Integration) -> Value {
         let source = match e.source {
             crate::domain::EvidenceSource::Probe => "probe",
             crate::domain::EvidenceSource::ApiCheck => "API check",
+            crate::domain::EvidenceSource::GitlabCheck => "check through GitLab's API",
         };
         rows.push((
             "API connectivity",
@@ -391,7 +399,14 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
             let unmet = d["unmet"].as_array().map_or(0, Vec::len);
             let missing: Vec<&str> =
                 d["deliveries_missing"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
-            let mut line = if unmet == 0 {
+            let blind: Vec<&str> =
+                d["could_not_look"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
+            let mut line = if !blind.is_empty() {
+                format!(
+                    "Checks finished: could not look ({}); {unmet} item(s) unmet",
+                    blind.join(", ").replace('_', " ")
+                )
+            } else if unmet == 0 {
                 "Checks finished: every item checked is met".to_owned()
             } else {
                 format!("Checks finished: {unmet} item(s) unmet")

@@ -34,7 +34,13 @@ fn start(bench: &mut Bench, checks: &[CheckKind]) -> Uuid {
 }
 
 fn finish(bench: &mut Bench, check_id: Uuid) {
-    let finished = GitlabCheckFinished { check_id, unmet: Vec::new(), deliveries_missing: BTreeSet::new() };
+    let finished = GitlabCheckFinished {
+        check_id,
+        unmet: Vec::new(),
+        deliveries_missing: BTreeSet::new(),
+        could_not_look: BTreeSet::new(),
+        skipped: BTreeSet::new(),
+    };
     record(bench, CheckRecord::Finished(finished)).expect("the run finishes");
 }
 

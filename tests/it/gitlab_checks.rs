@@ -383,6 +383,10 @@ async fn a_token_without_admin_rights_is_a_permission_finding_and_changes_no_ite
     assert_eq!(application["category"], "permission_denied", "{application}");
     let webhook = &of_type(&run, "webhook_checked")[0]["data"]["finding"];
     assert_eq!(webhook["category"], "permission_denied", "{webhook}");
+    // The run says which checks could not look; the diagnosis says why.
+    let finished = &of_type(&run, "gitlab_check_finished")[0]["data"];
+    assert_eq!(finished["could_not_look"], json!(["application", "webhook"]), "{finished}");
+    assert_eq!(state["check_failures"]["application"]["category"], "permission_denied", "{}", state["check_failures"]);
     // A check that could not look is no fact about the application: the rep's record stands.
     assert_eq!(item(&state, "info.application_registered")["evidence"]["source"], "rep");
     assert_eq!(item(&state, "info.application_registered")["met"], true);
@@ -437,7 +441,7 @@ async fn golive_check_in_the_terminal_exits_0_when_all_is_met_and_4_when_a_check
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("(application, webhook, test deliveries)"), "{stdout}");
     assert!(
-        stdout.contains("met    GitLab application registered") && stdout.contains("(rests on: gitlab api)"),
+        stdout.contains("met    GitLab application registered") && stdout.contains("(rests on GitLab's API)"),
         "{stdout}"
     );
     for trigger in ["push", "comments", "merge_requests", "issues", "ci_cd"] {

@@ -443,6 +443,15 @@ impl Forms<'_> {
                     (Self::checkbox(kind, "test_deliveries", "Test deliveries (GitLab sends one per required trigger)", true))
                     (Self::text(kind, "group_id", "GitLab group id of the webhook (optional; default: search)", None, false))
                     (Self::text(kind, "project_id", "GitLab project id of the webhook (optional)", None, false))
+                    @if self.session.principal.role >= Role::Admin {
+                        fieldset {
+                            legend { "Scenario run (admin): writes to the customer's GitLab" }
+                            (Self::checkbox(kind, "scenarios", "Perform the scenarios (a scratch project in the webhook's group, deleted afterwards)", false))
+                            (Self::text(kind, "scenario_project_id", "Perform them in this project instead (numeric id, optional)", None, false))
+                            (Self::checkbox(kind, "keep_scratch_project", "Keep the scratch project afterwards", false))
+                            (Self::text(kind, "droid_username", "The Droid's GitLab username, to watch for its comment (optional)", None, false))
+                        }
+                    }
                 },
                 "Run the checks",
             ),
@@ -847,12 +856,24 @@ pub async fn submit(State(state): State<AppState>, Path(id): Path<String>, reque
     }
     if kind == CHECK {
         let mut body = serde_json::json!({});
-        let checks: Vec<&str> = ["application", "webhook", "test_deliveries"]
+        let checks: Vec<&str> = ["application", "webhook", "test_deliveries", "scenarios"]
             .into_iter()
             .filter(|name| !field(&fields, name).is_empty())
             .collect();
+        if checks.contains(&"scenarios") {
+            if let Err(page) = require_role(&session, Role::Admin) {
+                return page.into_response();
+            }
+            if !field(&fields, "keep_scratch_project").is_empty() {
+                body["keep_scratch_project"] = serde_json::json!(true);
+            }
+            let droid = field(&fields, "droid_username").trim();
+            if !droid.is_empty() {
+                body["droid_username"] = serde_json::json!(droid);
+            }
+        }
         body["checks"] = serde_json::json!(checks);
-        for place in ["group_id", "project_id"] {
+        for place in ["group_id", "project_id", "scenario_project_id"] {
             let typed = field(&fields, place).trim();
             if typed.is_empty() {
                 continue;

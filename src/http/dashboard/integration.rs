@@ -347,7 +347,10 @@ fn checks_section(state: &Integration, now: DateTime<Utc>) -> Markup {
                                 td { (run.checks.iter().map(|c| c.as_str().replace('_', " ")).collect::<Vec<_>>().join(", ")) }
                                 td { @if let Some(at) = run.finished_at { (time(at)) } @else if Some(run.check_id) == under_way { "under way" } @else { "stopped" } }
                                 td {
-                                    @if run.finished_at.is_some() && run.unmet.is_empty() && run.deliveries_missing.is_empty() { "nothing" }
+                                    @if run.finished_at.is_some() && run.unmet.is_empty() && run.deliveries_missing.is_empty() && run.could_not_look.is_empty() { "nothing" }
+                                    @if !run.could_not_look.is_empty() {
+                                        "could not look: " (run.could_not_look.iter().map(|c| c.as_str().replace('_', " ")).collect::<Vec<_>>().join(", ")) " (see the diagnosis) "
+                                    }
                                     (run.unmet.join(", "))
                                     @if !run.deliveries_missing.is_empty() {
                                         " deliveries never arrived: " (run.deliveries_missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "))

@@ -162,6 +162,23 @@ pub struct Playbook {
     #[schema(minimum = 1, maximum = 10080)]
     pub probe_interval_minutes: u32,
     pub allow_http: bool,
+    /// Whether the GitLab application must be confidential (the application check compares it;
+    /// absent: not compared).
+    pub application_confidential: Option<bool>,
+    /// Items only GitLab's API may meet (a person's record is not enough for them).
+    #[schema(nullable = false)]
+    pub api_evidence_required: Option<Vec<ApiEvidenceItem>>,
+}
+
+/// A checklist item a playbook may reserve for GitLab's API.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub enum ApiEvidenceItem {
+    #[serde(rename = "info.application_registered")]
+    ApplicationRegistered,
+    #[serde(rename = "webhook.created_with_issued_url")]
+    WebhookCreatedWithIssuedUrl,
+    #[serde(rename = "webhook.triggers")]
+    WebhookTriggers,
 }
 
 /// A scope name, `[a-z_]{1,64}`.
@@ -607,6 +624,19 @@ pub struct CheckRunView {
     pub unmet: Vec<String>,
     /// Triggers whose requested test delivery never arrived.
     pub deliveries_missing: Vec<String>,
+    /// Checks that could not look (GitLab unreachable, the token refused): see `check_failures`.
+    pub could_not_look: Vec<CheckName>,
+    /// Checks a run that named none left out because they could not run yet.
+    pub skipped: Vec<CheckName>,
+}
+
+/// The latest check of a kind that could not look, in golive's words.
+#[derive(Serialize, ToSchema)]
+pub struct CheckFailureView {
+    pub category: String,
+    pub detail: String,
+    #[schema(format = DateTime)]
+    pub at: String,
 }
 
 /// A requested test delivery, per trigger, of the latest run that asked for them.
@@ -771,6 +801,8 @@ pub struct IntegrationState {
     pub webhook: WebhookView,
     pub latest_probe: Option<LatestProbe>,
     pub check_runs: Vec<CheckRunView>,
+    /// Per check name: the latest check of that kind that could not look.
+    pub check_failures: std::collections::BTreeMap<String, CheckFailureView>,
     /// The steps of the latest scenario run: `{check_id, step, scenario, outcome, at}`.
     #[schema(value_type = Vec<Object>)]
     pub scenario_steps: Vec<serde_json::Value>,
