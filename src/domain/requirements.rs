@@ -658,10 +658,17 @@ impl Integration {
             Event::ApplicationChecked(checked) if !matches!(checked.finding, ApplicationFinding::Failed(_)) => {
                 (EvidenceOrigin::GitlabApi, vec![R::ApplicationRegistered, R::ApiConnectivity])
             }
-            Event::WebhookChecked(checked) if !matches!(checked.finding, WebhookFinding::Failed(_)) => (
-                EvidenceOrigin::GitlabApi,
-                vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers, R::ApiConnectivity],
-            ),
+            Event::WebhookChecked(checked)
+                if !matches!(
+                    checked.finding,
+                    WebhookFinding::Failed(_) | WebhookFinding::NotFound { complete: false, .. }
+                ) =>
+            {
+                (
+                    EvidenceOrigin::GitlabApi,
+                    vec![R::WebhookCreatedWithIssuedUrl, R::WebhookTriggers, R::ApiConnectivity],
+                )
+            }
             Event::IntakeRedeemed { .. } => {
                 // The customer's submission is recorded in the same append, just before this
                 // event: what those events supplied came from the customer's intake.

@@ -606,6 +606,18 @@ impl Integration {
                 WebhookFinding::Failed(failure) => {
                     facts.check_failures.insert(CheckKind::Webhook, (failure.clone(), at));
                 }
+                // A search that stopped at its limits saw only part of GitLab: no fact about
+                // the webhook, whatever it did not see.
+                WebhookFinding::NotFound { complete: false, .. } => {
+                    let failure = super::checks::CheckFailure {
+                        category: super::signals::FindingCategory::Other,
+                        detail: LongText::parse(
+                            "the search for the webhook stopped at its limits before it saw every hook: name the group or project it lives in",
+                        )
+                        .expect("golive's own sentence is valid"),
+                    };
+                    facts.check_failures.insert(CheckKind::Webhook, (failure, at));
+                }
                 _ => {
                     facts.check_failures.remove(&CheckKind::Webhook);
                     facts.webhook_check = Some((checked.clone(), at));

@@ -423,7 +423,7 @@ impl Engine {
             if let WebhookFinding::Found { location, hook_id, .. } = &finding {
                 hook = Some((*location, *hook_id));
             }
-            if let WebhookFinding::Failed(_) = &finding {
+            if matches!(&finding, WebhookFinding::Failed(_) | WebhookFinding::NotFound { complete: false, .. }) {
                 // Nothing past the webhook could look either.
                 could_not_look.extend(request.checks.iter().copied().filter(|c| *c != CheckKind::Application));
             }
@@ -437,7 +437,16 @@ impl Engine {
             (request.checks.contains(&CheckKind::TestDeliveries), hook, &connected)
         {
             let mut last_request: Option<chrono::DateTime<chrono::Utc>> = None;
+            let mut limited: Option<chrono::DateTime<chrono::Utc>> = None;
             for trigger in state.playbook.required_triggers.iter().copied() {
+                // GitLab said to wait: the rest of this run's tests are not sent, only recorded
+                // as rate limited until the same time.
+                if let (Some(retry_at), true) = (limited, location.can_send(trigger)) {
+                    let outcome = TestRequestOutcome::RateLimited { retry_at };
+                    let answered = TestDeliveryAnswered { check_id, trigger, location, outcome };
+                    self.record_check(id, CheckRecord::TestAnswer(answered), actor).await?;
+                    continue;
+                }
                 if location.can_send(trigger) {
                     if let Some(last) = last_request {
                         let pace = chrono::Duration::from_std(settings.test_pacing).unwrap_or_default();
@@ -454,8 +463,12 @@ impl Engine {
                     progress(CheckProgress::Recorded("test_delivery_requested"));
                 }
                 let outcome = api_checks::request_test_delivery(api, location, hook_id, trigger, self.now()).await;
-                if outcome == TestRequestOutcome::Sent {
-                    sent.insert(trigger);
+                match &outcome {
+                    TestRequestOutcome::Sent => {
+                        sent.insert(trigger);
+                    }
+                    TestRequestOutcome::RateLimited { retry_at } => limited = Some(*retry_at),
+                    _ => {}
                 }
                 let answered = TestDeliveryAnswered { check_id, trigger, location, outcome };
                 self.record_check(id, CheckRecord::TestAnswer(answered), actor).await?;
@@ -537,6 +550,14 @@ struct ScenarioRun<'a> {
     progress: &'a (dyn Fn(CheckProgress) + Send + Sync),
 }
 
+/// What a scenario run made in the customer's GitLab, for its clean-up.
+#[derive(Default)]
+struct Made {
+    pushed: bool,
+    merge_request: Option<u64>,
+    issue: Option<u64>,
+}
+
 /// Where a scenario run performs, once decided.
 struct Workspace {
     project_id: u64,
@@ -597,7 +618,23 @@ impl ScenarioRun<'_> {
                     "initialize_with_readme": true,
                     "description": format!("Created by golive to check Factory's GitLab integration (check {}); golive deletes it when the check ends.", self.check_id),
                 });
-                let created = api_checks::write(api, api_checks::Method::POST, "/api/v4/projects", Some(&body), Some("id")).await;
+                let created = api_checks::write_answer(api, api_checks::Method::POST, "/api/v4/projects", Some(&body)).await;
+                // Only the project golive asked for is written to and deleted: GitLab's answer
+                // must name it (its path, in the hook's group).
+                let created = created.and_then(|answer| {
+                    let ours = answer.get("path").and_then(|p| p.as_str()) == Some(name.as_str())
+                        && answer.pointer("/namespace/id").and_then(|g| g.as_u64()) == Some(group_id);
+                    match answer.get("id").and_then(|i| i.as_u64()) {
+                        Some(project_id) if ours => Ok(Some(project_id)),
+                        _ => Err(domain::CheckFailure {
+                            category: domain::FindingCategory::Other,
+                            detail: LongText::parse(
+                                "GitLab's answer to creating the scratch project names another project: golive writes nothing there and deletes nothing",
+                            )
+                            .expect("golive's own words are valid"),
+                        }),
+                    }
+                });
                 let project_id = created.as_ref().ok().copied().flatten();
                 self.record(ScenarioStep::CreateScratchProject, None, Self::outcome(created)).await?;
                 return Ok(project_id.map(|project_id| Workspace { project_id, scratch: true }));
@@ -622,10 +659,64 @@ impl ScenarioRun<'_> {
             return self.not_possible("golive could not reach GitLab's API (see the checks above)".to_owned()).await;
         };
         let Some(Workspace { project_id, scratch }) = self.workspace(request, hook, api).await? else { return Ok(()) };
-        let scenarios = &state.playbook.scenarios;
         let project = format!("/api/v4/projects/{project_id}");
         let short = &self.check_id.simple().to_string()[..8];
         let branch = format!("golive-check-{short}");
+        let mut made = Made::default();
+        // Whatever stops the steps, what golive made is cleaned up as announced.
+        let performed = self.perform_steps(state, request, api, project_id, &branch, &mut made).await;
+        let cleaned = self.clean_up(request, api, &project, &branch, scratch, &made).await;
+        performed.and(cleaned)
+    }
+
+    /// Removes what the run made: the scratch project (unless kept), or in a named project the
+    /// merge request and issue (closed) and the branch (deleted).
+    async fn clean_up(
+        &self,
+        request: &CheckRequest,
+        api: &GitlabApi,
+        project: &str,
+        branch: &str,
+        scratch: bool,
+        made: &Made,
+    ) -> Result<(), EngineError> {
+        let cleaned = if scratch {
+            if request.keep_scratch_project {
+                return Ok(());
+            }
+            api_checks::write(api, api_checks::Method::DELETE, project, None, None).await
+        } else {
+            let mut result = Ok(None);
+            let close = json!({"state_event": "close"});
+            if let Some(iid) = made.merge_request {
+                let path = format!("{project}/merge_requests/{iid}");
+                result = result.and(api_checks::write(api, api_checks::Method::PUT, &path, Some(&close), None).await);
+            }
+            if let Some(iid) = made.issue {
+                let path = format!("{project}/issues/{iid}");
+                result = result.and(api_checks::write(api, api_checks::Method::PUT, &path, Some(&close), None).await);
+            }
+            if made.pushed {
+                let path = format!("{project}/repository/branches/{branch}");
+                result = result.and(api_checks::write(api, api_checks::Method::DELETE, &path, None, None).await);
+            }
+            result
+        };
+        self.record(ScenarioStep::CleanUp, None, Self::outcome(cleaned.map(|_| None))).await
+    }
+
+    async fn perform_steps(
+        &self,
+        state: &domain::Integration,
+        request: &CheckRequest,
+        api: &GitlabApi,
+        project_id: u64,
+        branch: &str,
+        made: &mut Made,
+    ) -> Result<(), EngineError> {
+        let scenarios = &state.playbook.scenarios;
+        let project = format!("/api/v4/projects/{project_id}");
+        let short = &self.check_id.simple().to_string()[..8];
         let default = match api_checks::default_branch(api, project_id).await {
             Ok(branch) => branch,
             Err(failure) => {
@@ -651,9 +742,8 @@ impl ScenarioRun<'_> {
         )
         .await;
         let pushed_ok = pushed.is_ok();
+        made.pushed = pushed_ok;
         self.record(ScenarioStep::PushCommit, Some(Scenario::CodePushed), Self::outcome(pushed)).await?;
-        let mut merge_request = None;
-        let mut issue = None;
         let mut performed = BTreeSet::from([Scenario::CodePushed]);
         if pushed_ok && scenarios.contains(&Scenario::MergeRequestCreated) {
             let body = json!({"source_branch": branch, "target_branch": default, "title": title, "remove_source_branch": true});
@@ -665,7 +755,7 @@ impl ScenarioRun<'_> {
                 Some("iid"),
             )
             .await;
-            merge_request = opened.as_ref().ok().copied().flatten();
+            made.merge_request = opened.as_ref().ok().copied().flatten();
             performed.insert(Scenario::MergeRequestCreated);
             self.record(ScenarioStep::OpenMergeRequest, Some(Scenario::MergeRequestCreated), Self::outcome(opened))
                 .await?;
@@ -681,7 +771,7 @@ impl ScenarioRun<'_> {
                 Some("iid"),
             )
             .await;
-            issue = opened.as_ref().ok().copied().flatten();
+            made.issue = opened.as_ref().ok().copied().flatten();
             performed.insert(Scenario::IssueOpened);
             self.record(ScenarioStep::OpenIssue, Some(Scenario::IssueOpened), Self::outcome(opened)).await?;
         }
@@ -700,56 +790,9 @@ impl ScenarioRun<'_> {
         }
         self.wait_for_scenarios(&performed).await?;
         if let Some(username) = &request.droid_username {
-            self.watch_droid(api, &project, merge_request, issue, username).await?;
+            self.watch_droid(api, &project, made.merge_request, made.issue, username).await?;
         }
-        let cleaned = if scratch {
-            if request.keep_scratch_project {
-                return Ok(());
-            }
-            api_checks::write(api, api_checks::Method::DELETE, &project, None, None).await
-        } else {
-            let mut result = Ok(None);
-            if let Some(iid) = merge_request {
-                let body = json!({"state_event": "close"});
-                result = result.and(
-                    api_checks::write(
-                        api,
-                        api_checks::Method::PUT,
-                        &format!("{project}/merge_requests/{iid}"),
-                        Some(&body),
-                        None,
-                    )
-                    .await,
-                );
-            }
-            if let Some(iid) = issue {
-                let body = json!({"state_event": "close"});
-                result = result.and(
-                    api_checks::write(
-                        api,
-                        api_checks::Method::PUT,
-                        &format!("{project}/issues/{iid}"),
-                        Some(&body),
-                        None,
-                    )
-                    .await,
-                );
-            }
-            if pushed_ok {
-                result = result.and(
-                    api_checks::write(
-                        api,
-                        api_checks::Method::DELETE,
-                        &format!("{project}/repository/branches/{branch}"),
-                        None,
-                        None,
-                    )
-                    .await,
-                );
-            }
-            result
-        };
-        self.record(ScenarioStep::CleanUp, None, Self::outcome(cleaned.map(|_| None))).await
+        Ok(())
     }
 
     /// Waits (by the engine's clock) until every performed scenario was observed, or the wait

@@ -212,7 +212,9 @@ impl Engine {
                         _ => None,
                     };
                     let request = super::CheckRequest { checks, hook_place, ..super::CheckRequest::all() };
-                    match self.run_check(state.id, request, &timer, &|_| {}).await {
+                    // Started, not awaited: a slow GitLab delays its own run, never the timer's
+                    // pass over the other integrations.
+                    match self.start_check(state.id, request, &timer).await {
                         Ok(_) => report.checked.push(state.id),
                         Err(error) => {
                             tracing::warn!(integration = %state.id, %error, "the monitoring checks failed to run")

@@ -37,11 +37,13 @@ pub struct SearchLimits {
     pub max_pages: u32,
     /// Hook lists read when searching every group and project for the webhook.
     pub max_hook_lists: u32,
+    /// The longest a search for the webhook may take, however slowly GitLab answers.
+    pub max_search: Duration,
 }
 
 impl Default for SearchLimits {
     fn default() -> Self {
-        SearchLimits { max_pages: 20, max_hook_lists: 200 }
+        SearchLimits { max_pages: 20, max_hook_lists: 200, max_search: Duration::from_secs(180) }
     }
 }
 
@@ -311,6 +313,7 @@ async fn search_hooks(
     let mut searched = Vec::new();
     let mut complete = true;
     let mut lists_read = 0u32;
+    let started = std::time::Instant::now();
     let mut places = vec![HookLocation::System];
     match place {
         Some(HookPlace::Group(group_id)) => places.push(HookLocation::Group { group_id }),
@@ -324,7 +327,7 @@ async fn search_hooks(
         }
     }
     for location in places {
-        if lists_read >= limits.max_hook_lists {
+        if lists_read >= limits.max_hook_lists || started.elapsed() >= limits.max_search {
             complete = false;
             break;
         }
@@ -416,12 +419,23 @@ pub async fn write(
     body: Option<&Value>,
     id_field: Option<&str>,
 ) -> Result<Option<u64>, CheckFailure> {
+    let answer = write_answer(api, method, path, body).await?;
+    Ok(id_field.and_then(|field| answer.get(field).and_then(Value::as_u64)))
+}
+
+/// [`write`], answering GitLab's JSON (read by the caller to check it, never recorded).
+pub async fn write_answer(
+    api: &GitlabApi,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, CheckFailure> {
     let answer = api.send_json(method.clone(), path, body).await?;
     if !(200..300).contains(&answer.status) {
         let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
         return Err(api.failed(classify_status(&call, answer.status, &answer.json)));
     }
-    Ok(id_field.and_then(|field| answer.json.get(field).and_then(Value::as_u64)))
+    Ok(answer.json)
 }
 
 /// Reads a project's default branch (kept in memory for the run, never recorded).

@@ -56,6 +56,10 @@ pub struct World {
     pub deleted_projects: Vec<u64>,
     /// The username whose comment appears on every merge request and issue (the Droid).
     pub droid_comments_as: Option<String>,
+    /// A hostile or broken GitLab: `GET /projects/:id` fails with 500.
+    pub project_reads_fail: bool,
+    /// A hostile GitLab: creating a project answers with this other (existing) project's id.
+    pub created_project_is: Option<u64>,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -354,6 +358,11 @@ async fn create_project(State(world): State<Shared>, headers: HeaderMap, Json(bo
     let Some(group) = body["namespace_id"].as_u64() else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "namespace_id is invalid"}))).into_response();
     };
+    if let Some(other) = w.created_project_is {
+        let answer = json!({"id": other, "name": "production", "path": "production", "default_branch": "main",
+            "namespace": {"id": group, "kind": "group"}});
+        return (StatusCode::CREATED, Json(answer)).into_response();
+    }
     let id = 500 + w.created_projects.len() as u64;
     w.created_projects.push(id);
     w.project_groups.insert(id, group);
@@ -374,6 +383,10 @@ async fn get_project(State(world): State<Shared>, headers: HeaderMap, Path(proje
     }
     if !known_project(&w, project) {
         return not_found();
+    }
+    if w.project_reads_fail {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "500 Internal Server Error"})))
+            .into_response();
     }
     Json(json!({"id": project, "default_branch": "main", "name": format!("project {project}")})).into_response()
 }

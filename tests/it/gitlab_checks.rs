@@ -341,6 +341,8 @@ async fn an_older_gitlab_a_rate_limit_and_a_firewall_are_told_apart() {
         .map(|r| r["data"]["outcome"]["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["sent", "sent", "rate_limited", "rate_limited", "rate_limited"]);
+    // After the 429, the run asked GitLab nothing more: 2 + 1 test requests, not 5.
+    assert_eq!(fake.world.lock().unwrap().tests_requested, 3);
     let limited = &of_type(&run, "test_delivery_answered")[2]["data"]["outcome"];
     let requested_at: chrono::DateTime<chrono::Utc> =
         of_type(&run, "test_delivery_answered")[2]["recorded_at"].as_str().unwrap().parse().unwrap();
@@ -745,5 +747,72 @@ async fn the_integration_page_runs_the_checks_and_shows_what_each_item_rests_on(
     assert!(refused.contains("numeric id"), "{refused}");
     let (_, after) = app.get(&app.viewer, &format!("/api/v1/integrations/{}", onboarding.id)).await;
     assert_eq!(after["version"], state["version"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_run_that_stops_early_still_cleans_up_and_never_touches_a_project_gitlab_substitutes() {
+    let mut app = app_for_scenarios().await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
+        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+        world.project_reads_fail = true;
+    }
+    // The scratch project is made, then GitLab fails: the project is still deleted.
+    let (_, run) = check_as_admin(&app, &onboarding.id, json!({"checks": ["scenarios"]})).await;
+    let steps = steps_of(&run);
+    assert!(steps.contains(&("push_commit".into(), "failed".into())), "{steps:?}");
+    assert!(steps.contains(&("clean_up".into(), "done".into())), "{steps:?}");
+    {
+        let world = fake.world.lock().unwrap();
+        assert_eq!(world.deleted_projects, world.created_projects, "the scratch project was removed");
+    }
+    // GitLab answers the creation with another project (its production): golive writes
+    // nothing there and deletes nothing.
+    {
+        let mut world = fake.world.lock().unwrap();
+        world.project_reads_fail = false;
+        world.created_project_is = Some(12);
+    }
+    let calls_before = fake.calls().len();
+    let (_, run) = check_as_admin(&app, &onboarding.id, json!({"checks": ["scenarios"]})).await;
+    let steps = steps_of(&run);
+    assert_eq!(steps, [("create_scratch_project".to_owned(), "failed".to_owned())], "{steps:?}");
+    let later: Vec<String> = fake.calls()[calls_before..].to_vec();
+    assert!(!later.iter().any(|c| c.contains("/projects/12")), "{later:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_cut_short_by_its_limits_leaves_the_earlier_evidence_standing() {
+    let mut app = spawn_app_with_engine(|config| {
+        config.replace_public_url(HttpUrl::parse(PUBLIC_URL).unwrap());
+        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+        config.checks.limits.max_hook_lists = 2;
+    })
+    .await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        world
+            .project_hooks
+            .insert(12, vec![hook(77, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("project", 12)))]);
+        world.group_hooks.insert(3, vec![]);
+        world.project_hooks.insert(11, vec![]);
+    }
+    let (state, _) = check(&app, &onboarding.id, json!({"checks": ["webhook"], "project_id": 12})).await;
+    assert_eq!(item(&state, "webhook.triggers")["met"], true);
+    // A search of everything within two hook lists cannot reach project 12: no fact.
+    let (state, run) = check(&app, &onboarding.id, json!({"checks": ["webhook"]})).await;
+    assert_eq!(of_type(&run, "webhook_checked")[0]["data"]["finding"]["complete"], false);
+    assert_eq!(of_type(&run, "gitlab_check_finished")[0]["data"]["could_not_look"], json!(["webhook"]));
+    for id in ["webhook.triggers", "webhook.created_with_issued_url"] {
+        assert_eq!(item(&state, id)["met"], true, "{id}");
+    }
+    assert!(state["check_failures"]["webhook"]["detail"].as_str().unwrap().contains("name the group or project"));
     app.stop().await;
 }

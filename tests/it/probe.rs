@@ -297,8 +297,16 @@ async fn the_monitoring_timer_probes_when_due_and_completes_clean_windows() {
     clock.advance(chrono::Duration::minutes(61));
     let report = engine.monitoring_tick(&quick()).await.unwrap();
     assert_eq!((report.probed.clone(), report.checked.clone()), (vec![id], vec![id]), "{report:?}");
-    // The probe, then the read-only checks through GitLab's API, all the timer's.
-    let history = engine.history(id, 0, 1000).await.unwrap();
+    // The probe, then the read-only checks through GitLab's API (run beside the timer), all the
+    // timer's.
+    let mut history = engine.history(id, 0, 1000).await.unwrap();
+    for _ in 0..200 {
+        if history.last().is_some_and(|e| e.event_type == "gitlab_check_finished") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        history = engine.history(id, 0, 1000).await.unwrap();
+    }
     let timer: Vec<&str> =
         history.iter().filter(|e| e.actor.as_str() == "monitoring-timer").map(|e| e.event_type.as_str()).collect();
     assert_eq!(
