@@ -153,11 +153,12 @@ pub fn status(state: &Value, diagnosis: &Value, reference: &str, json: bool) {
         }
         println!("{t}");
     }
-    let mut t = table(&["", "REQUIREMENT", "WHY UNMET", "ID"]);
+    let mut t = table(&["", "REQUIREMENT", "RESTS ON", "WHY UNMET", "ID"]);
     for item in state["checklist"].as_array().into_iter().flatten() {
         let met = item["met"] == Value::Bool(true);
         let why = if met { String::new() } else { text(&item["reason"]) };
-        t.add_row(vec![if met { "✓" } else { "✗" }.to_owned(), text(&item["label"]), why, text(&item["id"])]);
+        let rests_on = if item["evidence"].is_null() { String::new() } else { rests_on(&item["evidence"]).to_owned() };
+        t.add_row(vec![if met { "✓" } else { "✗" }.to_owned(), text(&item["label"]), rests_on, why, text(&item["id"])]);
     }
     println!("{t}");
     next_lines(state, reference, usize::MAX);
@@ -313,6 +314,18 @@ pub fn spinner() -> indicatif::ProgressBar {
     spinner
 }
 
+/// What a checklist item's evidence rests on, in words.
+fn rests_on(evidence: &Value) -> &'static str {
+    match evidence["source"].as_str() {
+        Some("rep") => "the rep's word",
+        Some("customer_intake") => "the customer's intake",
+        Some("gitlab_api") => "GitLab's API",
+        Some("gitlab_delivery") => "a GitLab delivery",
+        Some("golive") => "golive",
+        _ => "nothing recorded",
+    }
+}
+
 /// What a run of checks found, item by item, in golive's words; the items it left unmet with
 /// why; the test deliveries and their round trips.
 pub fn check_result(result: &Value) {
@@ -335,14 +348,7 @@ pub fn check_result(result: &Value) {
         if !looked_at(item["id"].as_str().unwrap_or("")) {
             continue;
         }
-        let source = match item["evidence"]["source"].as_str() {
-            Some("rep") => "the rep's word",
-            Some("customer_intake") => "the customer's intake",
-            Some("gitlab_api") => "GitLab's API",
-            Some("gitlab_delivery") => "a GitLab delivery",
-            Some("golive") => "golive",
-            _ => "nothing recorded",
-        };
+        let source = rests_on(&item["evidence"]);
         if item["met"] == true {
             println!("  met    {} (rests on {source})", text(&item["label"]));
         } else {
