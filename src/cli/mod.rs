@@ -65,9 +65,9 @@ pub struct Cli {
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
     #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
-    /// Lets the probe reach addresses golive otherwise refuses (loopback, link-local,
-    /// unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies where this
-    /// process probes (`serve`, and `probe` without --server).
+    /// Lets the probe and the checks reach addresses golive otherwise refuses (loopback,
+    /// link-local, unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies
+    /// where this process talks to GitLab (`serve`, and `probe` or `check` without --server).
     #[arg(long = "probe-allow", global = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
           value_name = "CIDR", value_parser = crate::gitlab::egress::parse_allowance)]
     pub probe_allow: Vec<ipnet::IpNet>,
@@ -292,8 +292,9 @@ pub enum Command {
         id: String,
     },
     /// Check the guide through GitLab's API with the customer's token, and record what GitLab
-    /// says: the application, the webhook, test deliveries. No flag: every check. Exit 0 when
-    /// every item checked is met, 4 when a check found something unmet.
+    /// says: the application, the webhook, test deliveries. No flag: every check that can run
+    /// (without --server: the application and the webhook). Exit 0 when every item checked is
+    /// met, 4 when a check found something unmet or could not look.
     Check {
         #[arg(value_name = "REF", help = INTEGRATION_REFERENCE)]
         id: String,
