@@ -47,6 +47,11 @@ issued = call("POST", f"/api/v1/integrations/{hooks_seed}/commands", {"type": "i
 reveal_seed = open_seed("reveal")
 call("POST", f"/api/v1/integrations/{reveal_seed}/commands", {"type": "provide_access_token", "token": "glpat-seed-token", "admin": True})
 shred_seed = open_seed("shred")
+# A run of checks needs a token and something to look for; the instance does not resolve, so
+# each run records a check that could not look and ends.
+checks_seed = open_seed("checks")
+call("POST", f"/api/v1/integrations/{checks_seed}/commands", {"type": "provide_access_token", "token": "glpat-seed-token", "admin": True})
+call("POST", f"/api/v1/integrations/{checks_seed}/commands", {"type": "register_application", "name": "Factory Integration", "redirect_uri": "https://golive.seed.example/oauth/gitlab/callback", "application_id": "app-seed", "scopes": ["api"]})
 playbook = dict(call("GET", "/api/v1/playbooks")["default"], id="schemathesis-seed", version=1)
 call("POST", "/api/v1/playbooks", playbook)
 call("POST", "/api/v1/tokens", {"name": "st-revocable", "role": "viewer"})
@@ -61,12 +66,14 @@ examples = {
     ("/hooks/gitlab/{id}", "X-Gitlab-Token"): issued["secret_token"],
     ("/api/v1/integrations/{id}/reveal", "id"): reveal_seed,
     ("/api/v1/integrations/{id}/shred", "id"): shred_seed,
+    ("/api/v1/integrations/{id}/checks", "id"): checks_seed,
     ("/hooks/gitlab/{id}", "X-Gitlab-Event"): "Push Hook",
 }
 bodies = {
     "/hooks/gitlab/{id}": push,
     "/api/v1/integrations/{id}/commands": {"type": "add_note", "text": "noted by schemathesis"},
     "/api/v1/integrations/{id}/reveal": {"secret": "access_token"},
+    "/api/v1/integrations/{id}/checks": {"checks": ["application"]},
 }
 for path, item in doc["paths"].items():
     for operation in item.values():
