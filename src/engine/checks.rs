@@ -190,6 +190,14 @@ pub enum CheckProgress {
     Waiting { triggers: Vec<domain::Trigger>, seconds_left: u64 },
 }
 
+/// A run just started: its id, the checks it performs, and those a run that named none left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckStarted {
+    pub check_id: Uuid,
+    pub checks: BTreeSet<CheckKind>,
+    pub skipped: BTreeSet<CheckKind>,
+}
+
 /// How a finished run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
@@ -340,15 +348,17 @@ impl Engine {
         Ok((check_id, skipped))
     }
 
-    /// Starts a run and leaves it to a task: returns its id once `gitlab_check_started` is
-    /// recorded. Progress and results arrive as events on the integration's stream.
+    /// Starts a run and leaves it to a task: answers once `gitlab_check_started` is recorded,
+    /// with the run's id, the checks it performs and those it left out. Progress and results
+    /// arrive as events on the integration's stream.
     pub async fn start_check(
         &self,
         id: IntegrationId,
         mut request: CheckRequest,
         actor: &Actor,
-    ) -> Result<Uuid, EngineError> {
+    ) -> Result<CheckStarted, EngineError> {
         let (check_id, skipped) = self.begin_check(id, &mut request, actor).await?;
+        let started = CheckStarted { check_id, checks: request.checks.clone(), skipped: skipped.clone() };
         let engine = self.clone();
         let actor = actor.clone();
         tokio::spawn(async move {
@@ -356,7 +366,7 @@ impl Engine {
                 tracing::warn!(integration = %id, %check_id, %error, "a run of checks stopped early");
             }
         });
-        Ok(check_id)
+        Ok(started)
     }
 
     /// Runs the checks to the end, telling `progress` as it goes.

@@ -59,7 +59,7 @@ use crate::error_kind::ErrorKind;
 use crate::secrets::{self, FileKeystore, Keystore, MasterKey, MasterKeySource, SecretsError, ShownOnce};
 use crate::sources::RandomIds;
 use crate::store::{EventStore, SledStore, SledStoreOptions, StoreError, StoredEvent};
-pub use checks::{CheckOutcome, CheckProgress, CheckRequest, CheckSettings};
+pub use checks::{CheckOutcome, CheckProgress, CheckRequest, CheckSettings, CheckStarted};
 use projections::Projection;
 use state_cache::StateCache;
 use write_path::{Turns, WritePath};

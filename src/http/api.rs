@@ -255,15 +255,17 @@ pub async fn start_check(
     if check.checks.contains(&crate::domain::CheckKind::Scenarios) {
         principal.require(Role::Admin)?;
     }
-    let checks: Vec<&str> = check.checks.iter().map(|c| c.as_str()).collect();
-    let checks = json!(checks);
-    let check_id = state.engine.start_check(id, check, &principal.actor).await?;
+    let started = state.engine.start_check(id, check, &principal.actor).await?;
+    let names = |checks: &std::collections::BTreeSet<crate::domain::CheckKind>| {
+        checks.iter().map(|c| c.as_str()).collect::<Vec<_>>()
+    };
     let mut response = (
         StatusCode::ACCEPTED,
         Json(json!({
-            "check_id": check_id,
+            "check_id": started.check_id,
             "integration_id": id,
-            "checks": checks,
+            "checks": names(&started.checks),
+            "skipped": names(&started.skipped),
             "state": format!("/api/v1/integrations/{id}"),
             "events": format!("/api/v1/integrations/{id}/history"),
         })),

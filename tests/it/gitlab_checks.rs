@@ -20,12 +20,20 @@ const ALL_TRIGGERS: [&str; 5] =
     ["push_events", "note_events", "merge_requests_events", "issues_events", "pipeline_events"];
 
 async fn app_for_checks(delivery_wait_ms: u64) -> TestApp {
-    spawn_app_with_engine(|config| {
-        config.replace_public_url(HttpUrl::parse(PUBLIC_URL).unwrap());
+    app_behind(PUBLIC_URL, |checks| checks.delivery_wait = Duration::from_millis(delivery_wait_ms)).await
+}
+
+/// An app whose public URL is `public_url`, allowed to reach the fake GitLab on loopback,
+/// pacing and polling quickly; `adjust` changes the check settings further.
+async fn app_behind(public_url: &str, adjust: impl FnOnce(&mut golive::engine::CheckSettings)) -> TestApp {
+    let public_url = HttpUrl::parse(public_url).unwrap();
+    spawn_app_with_engine(move |config| {
+        config.replace_public_url(public_url);
         config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
         config.checks.test_pacing = Duration::from_millis(30);
-        config.checks.delivery_wait = Duration::from_millis(delivery_wait_ms);
+        config.checks.delivery_wait = Duration::from_secs(10);
         config.checks.poll_interval = Duration::from_millis(25);
+        adjust(&mut config.checks);
     })
     .await
 }
@@ -469,15 +477,7 @@ async fn golive_check_in_the_terminal_exits_0_when_all_is_met_and_4_when_a_check
 
 /// An app whose scenario runs wait briefly for the Droid.
 async fn app_for_scenarios() -> TestApp {
-    spawn_app_with_engine(|config| {
-        config.replace_public_url(HttpUrl::parse(PUBLIC_URL).unwrap());
-        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
-        config.checks.test_pacing = Duration::from_millis(30);
-        config.checks.delivery_wait = Duration::from_secs(10);
-        config.checks.poll_interval = Duration::from_millis(25);
-        config.checks.droid_wait = Duration::from_millis(1500);
-    })
-    .await
+    app_behind(PUBLIC_URL, |checks| checks.droid_wait = Duration::from_millis(1500)).await
 }
 
 async fn check_as_admin(app: &TestApp, id: &str, body: Value) -> (Value, Vec<Value>) {
@@ -627,14 +627,7 @@ async fn the_readme_check_transcript_is_true() {
     let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let block = readme.split("<!-- transcript-checks -->").nth(1).unwrap().split("```").nth(1).unwrap();
     const README_PUBLIC_URL: &str = "https://golive.example.com";
-    let mut app = spawn_app_with_engine(|config| {
-        config.replace_public_url(HttpUrl::parse(README_PUBLIC_URL).unwrap());
-        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
-        config.checks.test_pacing = Duration::from_millis(30);
-        config.checks.delivery_wait = Duration::from_secs(10);
-        config.checks.poll_interval = Duration::from_millis(25);
-    })
-    .await;
+    let mut app = app_behind(README_PUBLIC_URL, |_| {}).await;
     let fake = FakeGitlab::start(world()).await;
     fake.world.lock().unwrap().golive_behind = Some((README_PUBLIC_URL.to_owned(), app.address.clone()));
     let (_, opened) =
@@ -788,12 +781,7 @@ async fn a_scenario_run_that_stops_early_still_cleans_up_and_never_touches_a_pro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_cut_short_by_its_limits_leaves_the_earlier_evidence_standing() {
-    let mut app = spawn_app_with_engine(|config| {
-        config.replace_public_url(HttpUrl::parse(PUBLIC_URL).unwrap());
-        config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
-        config.checks.limits.max_hook_lists = 2;
-    })
-    .await;
+    let mut app = app_behind(PUBLIC_URL, |checks| checks.limits.max_hook_lists = 2).await;
     let fake = FakeGitlab::start(world()).await;
     let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
     {

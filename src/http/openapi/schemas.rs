@@ -602,7 +602,11 @@ pub struct CheckStarted {
     pub check_id: String,
     #[schema(format = Uuid)]
     pub integration_id: String,
+    /// The checks the run performs.
     pub checks: Vec<CheckName>,
+    /// Checks a request that named none left out because they cannot run yet (no Application
+    /// ID recorded, no webhook credentials issued).
+    pub skipped: Vec<CheckName>,
     /// The integration's state (its `check_runs` and `test_deliveries`).
     pub state: String,
     /// The integration's history (the run's events).
