@@ -197,3 +197,39 @@ fn one_run_at_a_time_its_records_belong_to_it_and_an_abandoned_run_gives_way() {
     record(&mut bench, CheckRecord::Started(second)).unwrap();
     assert!(record(&mut bench, application_found(first, true)).is_err());
 }
+
+#[test]
+fn what_a_hook_can_send_decides_the_triggers_reason() {
+    // Given webhook credentials issued.
+    let mut bench = Bench::at_stage(Stage::NetworkEstablished);
+    bench.ok(json!({"type": "issue_webhook_credentials"}));
+    let url = HttpUrl::parse(bench.webhook_url()).unwrap();
+    let sends = |triggers: &[Trigger]| triggers.iter().copied().collect::<BTreeSet<Trigger>>();
+    // When GitLab's API finds it as a system hook sending push and merge requests only.
+    let check_id = start(&mut bench, &[CheckKind::Webhook]);
+    let system = WebhookFinding::Found {
+        location: HookLocation::System,
+        hook_id: 1,
+        triggers: sends(&[Trigger::Push, Trigger::MergeRequests]),
+        ssl_verification: true,
+    };
+    record(&mut bench, CheckRecord::Webhook(WebhookChecked { check_id, url: url.clone(), finding: system })).unwrap();
+    finish(&mut bench, check_id);
+    // Then the reason says what a system hook cannot send at all.
+    let reason = item(&bench, "webhook.triggers").reason.unwrap();
+    assert!(reason.contains("a system hook cannot send comments, issues, ci_cd events"), "{reason}");
+    // When it is a group hook lacking the same triggers: they are merely not switched on.
+    let check_id = start(&mut bench, &[CheckKind::Webhook]);
+    let group = WebhookFinding::Found {
+        location: HookLocation::Group { group_id: 3 },
+        hook_id: 2,
+        triggers: sends(&[Trigger::Push, Trigger::MergeRequests]),
+        ssl_verification: true,
+    };
+    record(&mut bench, CheckRecord::Webhook(WebhookChecked { check_id, url, finding: group })).unwrap();
+    let reason = item(&bench, "webhook.triggers").reason.unwrap();
+    assert!(reason.contains("does not send the triggers comments, issues, ci_cd"), "{reason}");
+    assert!(!reason.contains("system hook"), "{reason}");
+    assert!(HookLocation::Group { group_id: 3 }.can_send(Trigger::Issues));
+    assert!(!HookLocation::System.can_send(Trigger::Issues) && HookLocation::System.can_send(Trigger::Push));
+}
