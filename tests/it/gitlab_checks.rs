@@ -55,6 +55,12 @@ fn application(callback_url: &str, name: &str, confidential: bool) -> Value {
     json!({"id": 1, "application_id": APPLICATION_ID, "application_name": name, "callback_url": callback_url, "confidential": confidential})
 }
 
+/// The customer created the webhook as a hook of group 3 with every required trigger.
+fn hook_in_group_3(world: &mut World, onboarding: &Onboarding) {
+    world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
+    world.hook_tokens.insert(41, onboarding.secret_token.clone());
+}
+
 struct Onboarding {
     id: String,
     webhook_url: String,
@@ -519,8 +525,7 @@ async fn a_scenario_run_in_a_scratch_project_observes_every_scenario_sees_the_dr
     let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
     {
         let mut world = fake.world.lock().unwrap();
-        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
-        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+        hook_in_group_3(&mut world, &onboarding);
         world.droid_comments_as = Some("factory-droid".into());
     }
     let (state, run) = check_as_admin(
@@ -574,8 +579,7 @@ async fn a_scenario_run_without_a_droid_comment_keeps_the_project_when_asked_and
     let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
     {
         let mut world = fake.world.lock().unwrap();
-        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
-        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+        hook_in_group_3(&mut world, &onboarding);
     }
     let (_, run) = check_as_admin(
         &app,
@@ -750,8 +754,7 @@ async fn a_scenario_run_that_stops_early_still_cleans_up_and_never_touches_a_pro
     let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
     {
         let mut world = fake.world.lock().unwrap();
-        world.group_hooks.insert(3, vec![hook(41, &onboarding.webhook_url, &ALL_TRIGGERS, true, Some(("group", 3)))]);
-        world.hook_tokens.insert(41, onboarding.secret_token.clone());
+        hook_in_group_3(&mut world, &onboarding);
         world.project_reads_fail = true;
     }
     // The scratch project is made, then GitLab fails: the project is still deleted.
