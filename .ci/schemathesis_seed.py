@@ -55,6 +55,11 @@ call("POST", f"/api/v1/integrations/{checks_seed}/commands", {"type": "register_
 playbook = dict(call("GET", "/api/v1/playbooks")["default"], id="schemathesis-seed", version=1)
 call("POST", "/api/v1/playbooks", playbook)
 call("POST", "/api/v1/tokens", {"name": "st-revocable", "role": "viewer"})
+# A subscription and two notification rules (one to remove) for the routes that take their ids;
+# the server runs with --no-outbound, so no made-up URL is ever visited.
+subscription = call("POST", "/api/v1/subscriptions", {"name": "seed", "url": "https://hooks.seed.example/golive"})["subscription"]["id"]
+rule = call("POST", "/api/v1/notification-rules", {"name": "seed", "on": [{"kind": "blocked"}], "sink": {"kind": "email", "to": ["rep@seed.example"]}})["id"]
+removable_rule = call("POST", "/api/v1/notification-rules", {"name": "removable", "on": [{"kind": "blocked"}], "sink": {"kind": "email", "to": ["rep@seed.example"]}})["id"]
 push = json.loads((pathlib.Path(__file__).parent.parent / "fixtures/gitlab/push.json").read_text())
 
 examples = {
@@ -68,12 +73,20 @@ examples = {
     ("/api/v1/integrations/{id}/shred", "id"): shred_seed,
     ("/api/v1/integrations/{id}/checks", "id"): checks_seed,
     ("/hooks/gitlab/{id}", "X-Gitlab-Event"): "Push Hook",
+    ("/api/v1/subscriptions/{id}", "id"): subscription,
+    ("/api/v1/subscriptions/{id}/pause", "id"): subscription,
+    ("/api/v1/subscriptions/{id}/resume", "id"): subscription,
+    ("/api/v1/subscriptions/{id}/replay", "id"): subscription,
+    ("/api/v1/notification-rules/{id}", "id"): removable_rule,
 }
 bodies = {
     "/hooks/gitlab/{id}": push,
     "/api/v1/integrations/{id}/commands": {"type": "add_note", "text": "noted by schemathesis"},
     "/api/v1/integrations/{id}/reveal": {"secret": "access_token"},
     "/api/v1/integrations/{id}/checks": {"checks": ["application"]},
+    "/api/v1/subscriptions": {"name": "example", "url": "https://hooks.seed.example/example"},
+    "/api/v1/subscriptions/{id}/replay": {"from_position": 1},
+    "/api/v1/notification-rules": {"name": "example", "on": [{"kind": "stalled", "days": 3}], "sink": {"kind": "email", "to": ["rep@seed.example"]}},
 }
 for path, item in doc["paths"].items():
     for operation in item.values():

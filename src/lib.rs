@@ -66,6 +66,7 @@ pub mod fixtures;
 pub mod gitlab;
 pub mod http;
 pub mod ids;
+pub mod outbound;
 pub mod secrets;
 pub mod sources;
 pub mod store;

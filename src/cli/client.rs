@@ -105,6 +105,32 @@ fn parse_id(id: &str) -> Result<IntegrationId, CliError> {
     IntegrationId::parse(id).map_err(|e| CliError::Usage(format!("integration id {id:?}: {e}")))
 }
 
+/// A call to golive's outbound side (subscriptions, notification rules, journals); ids as
+/// typed (an integration reference is resolved before it gets here).
+#[derive(Debug, Clone)]
+pub enum OutboundCall {
+    AddSubscription(Value),
+    ListSubscriptions,
+    ShowSubscription(String),
+    PauseSubscription(String),
+    ResumeSubscription(String),
+    ReplaySubscription(String, u64),
+    AddRule(Value),
+    ListRules,
+    RemoveRule(String),
+    Journal(String),
+}
+
+fn parse_uuid(id: &str, what: &str) -> Result<uuid::Uuid, CliError> {
+    uuid::Uuid::parse_str(id.trim()).map_err(|_| CliError::Usage(format!("{what} id {id:?}: must be a UUID")))
+}
+
+/// A typed request from JSON the CLI built, refused with the field at fault.
+fn typed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, CliError> {
+    serde_path_to_error::deserialize(body)
+        .map_err(|e| CliError::failed(ErrorKind::InvalidField, format!("{}: {}", e.path(), e.inner())))
+}
+
 /// Everything the CLI asks of golive.
 #[async_trait]
 pub trait Client: Send + Sync {
@@ -151,6 +177,8 @@ pub trait Client: Send + Sync {
     async fn store_public_url(&self, url: &str) -> Result<(), CliError>;
     /// Issues a one-time customer intake link: `{url, link_id, expires_at, version}`.
     async fn intake_create(&self, id: &str, expires_in_hours: u32) -> Result<Value, CliError>;
+    /// Subscriptions, notification rules and journals.
+    async fn outbound(&self, call: OutboundCall) -> Result<Value, CliError>;
     async fn close(&self) -> Result<(), CliError>;
 }
 
@@ -308,6 +336,31 @@ impl Client for LocalClient {
         Ok(Tokens::with_clock(self.engine.store().as_ref(), self.engine.clock())
             .create(name, role, self.actor.as_str())
             .await?)
+    }
+
+    async fn outbound(&self, call: OutboundCall) -> Result<Value, CliError> {
+        let engine = &self.engine;
+        Ok(match call {
+            OutboundCall::AddSubscription(body) => json!(engine.add_subscription(typed(body)?, &self.actor).await?),
+            OutboundCall::ListSubscriptions => json!(engine.subscriptions().await?),
+            OutboundCall::ShowSubscription(id) => json!(engine.subscription(parse_uuid(&id, "subscription")?).await?),
+            OutboundCall::PauseSubscription(id) => {
+                json!(engine.pause_subscription(parse_uuid(&id, "subscription")?).await?)
+            }
+            OutboundCall::ResumeSubscription(id) => {
+                json!(engine.resume_subscription(parse_uuid(&id, "subscription")?).await?)
+            }
+            OutboundCall::ReplaySubscription(id, from) => {
+                json!(engine.replay_subscription(parse_uuid(&id, "subscription")?, from).await?)
+            }
+            OutboundCall::AddRule(body) => json!(engine.add_notification_rule(typed(body)?, &self.actor).await?),
+            OutboundCall::ListRules => json!(engine.notification_rules().await?),
+            OutboundCall::RemoveRule(id) => {
+                engine.remove_notification_rule(parse_uuid(&id, "notification rule")?).await?;
+                json!({"removed": id})
+            }
+            OutboundCall::Journal(id) => json!(engine.notification_journal(parse_id(&id)?).await?),
+        })
     }
 
     async fn token_list(&self) -> Result<Value, CliError> {

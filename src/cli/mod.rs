@@ -9,6 +9,7 @@
 
 pub mod client;
 mod input;
+mod outbound;
 mod output;
 pub mod reference;
 mod remote;
@@ -91,6 +92,8 @@ pub enum Command {
         /// Load the demo onboardings into an empty store and print a viewer token.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        outbound: serve::OutboundFlags,
     },
     /// Create the data directory, its store and keys.
     Init,
@@ -340,6 +343,13 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Outbound event subscriptions: endpoints that receive every matching event, in order,
+    /// signed, at least once (admin).
+    #[command(subcommand)]
+    Subscription(outbound::SubscriptionCommand),
+    /// Notification rules and an integration's notification journal.
+    #[command(subcommand)]
+    Notification(outbound::NotificationCommand),
     /// Replay the fixture onboardings in memory and print where each one stands.
     Demo {
         /// Replay the journeys (`*.json`) in this directory instead of the ones built in.
@@ -557,6 +567,11 @@ fn needs_no_actor(command: &Command) -> bool {
             | Command::Intake(verbs::Intake::List { .. })
             | Command::Token(_)
             | Command::Import { .. }
+            | Command::Subscription(outbound::SubscriptionCommand::List | outbound::SubscriptionCommand::Show { .. })
+            | Command::Notification(
+                outbound::NotificationCommand::List { .. }
+                    | outbound::NotificationCommand::Rule(outbound::RuleCommand::List)
+            )
     )
 }
 
@@ -696,8 +711,8 @@ fn parse_time(text: &str, flag: &str, day_end: DayEnd) -> Result<chrono::DateTim
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Serve { listen, redirect_uri, demo } => {
-            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo).await
+        Command::Serve { listen, redirect_uri, demo, outbound } => {
+            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo, outbound).await
         }
         Command::Migrate { from, to } => return support::migrate(&cli, from, to).await,
         Command::Demo { fixtures } => {
@@ -1223,6 +1238,8 @@ async fn dispatch(cli: &Cli, client: &dyn Client) -> Result<(), CliError> {
                 println!("revoked {name}");
             }
         }
+        Command::Subscription(command) => outbound::subscription(client, command, json_out).await?,
+        Command::Notification(command) => outbound::notification(client, command, json_out).await?,
         Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { .. } => {
             unreachable!("handled before connecting")
         }

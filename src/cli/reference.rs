@@ -195,6 +195,16 @@ impl Client for ResolvingClient {
     async fn token_list(&self) -> Result<Value, CliError> {
         self.inner.token_list().await
     }
+    async fn outbound(&self, call: super::client::OutboundCall) -> Result<Value, CliError> {
+        // Only a journal names an integration; subscriptions and rules have ids of their own.
+        let call = match call {
+            super::client::OutboundCall::Journal(reference) => {
+                super::client::OutboundCall::Journal(self.id(&reference).await?)
+            }
+            other => other,
+        };
+        self.inner.outbound(call).await
+    }
     async fn token_revoke(&self, name: &str) -> Result<(), CliError> {
         self.inner.token_revoke(name).await
     }

@@ -288,6 +288,43 @@ impl Client for RemoteClient {
         let answer = self.call(Method::POST, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
         Ok(answer["token"].as_str().unwrap_or_default().to_owned())
     }
+    async fn outbound(&self, call: super::client::OutboundCall) -> Result<Value, CliError> {
+        use super::client::OutboundCall as Call;
+        // Ids go into paths: only UUIDs, so nothing typed can reach another route.
+        let uuid = |id: &str, what: &str| {
+            uuid::Uuid::parse_str(id.trim()).map_err(|_| CliError::Usage(format!("{what} id {id:?}: must be a UUID")))
+        };
+        match call {
+            Call::AddSubscription(body) => self.call(Method::POST, "/api/v1/subscriptions", Some(&body)).await,
+            Call::ListSubscriptions => self.call(Method::GET, "/api/v1/subscriptions", None).await,
+            Call::ShowSubscription(id) => {
+                self.call(Method::GET, &format!("/api/v1/subscriptions/{}", uuid(&id, "subscription")?), None).await
+            }
+            Call::PauseSubscription(id) => {
+                let path = format!("/api/v1/subscriptions/{}/pause", uuid(&id, "subscription")?);
+                self.call(Method::POST, &path, Some(&json!({}))).await
+            }
+            Call::ResumeSubscription(id) => {
+                let path = format!("/api/v1/subscriptions/{}/resume", uuid(&id, "subscription")?);
+                self.call(Method::POST, &path, Some(&json!({}))).await
+            }
+            Call::ReplaySubscription(id, from) => {
+                let path = format!("/api/v1/subscriptions/{}/replay", uuid(&id, "subscription")?);
+                self.call(Method::POST, &path, Some(&json!({"from_position": from}))).await
+            }
+            Call::AddRule(body) => self.call(Method::POST, "/api/v1/notification-rules", Some(&body)).await,
+            Call::ListRules => self.call(Method::GET, "/api/v1/notification-rules", None).await,
+            Call::RemoveRule(id) => {
+                let path = format!("/api/v1/notification-rules/{}", uuid(&id, "notification rule")?);
+                self.call(Method::DELETE, &path, None).await.map(|_| json!({"removed": id}))
+            }
+            Call::Journal(id) => {
+                let id = crate::domain::IntegrationId::parse(&id)
+                    .map_err(|e| CliError::Usage(format!("integration id {id:?}: {e}")))?;
+                self.call(Method::GET, &format!("/api/v1/integrations/{id}/notifications"), None).await
+            }
+        }
+    }
     async fn token_list(&self) -> Result<Value, CliError> {
         self.call(Method::GET, "/api/v1/tokens", None).await
     }

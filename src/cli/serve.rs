@@ -8,12 +8,73 @@ use super::client::CliError;
 use super::Cli;
 use crate::auth::{Role, Tokens};
 use crate::domain::HttpUrl;
-use crate::engine::{Engine, EngineConfig, OpenOptions};
+use crate::engine::{Engine, EngineConfig, NotificationSettings, NotificationSinks, OpenOptions, SubscriptionSettings};
 use crate::fixtures::{load_into_engine, Fixture};
 use crate::http::{router, serve, HttpConfig};
 
-pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool) -> Result<(), CliError> {
+/// Notifications and subscriptions: the operator's SMTP relay (trusted, set here) and how
+/// often notification rules are evaluated.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutboundFlags {
+    /// The SMTP relay for e-mail notifications, `smtp://HOST[:PORT]` (port 587 by default;
+    /// STARTTLS is always required).
+    #[arg(long, env = "GOLIVE_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of e-mail notifications.
+    #[arg(long, env = "GOLIVE_SMTP_FROM", default_value = "golive@localhost")]
+    pub smtp_from: String,
+    /// The relay's user name, when it wants one (the password comes from --smtp-password-file).
+    #[arg(long, env = "GOLIVE_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    /// A file holding the relay's password (never on the command line).
+    #[arg(long, env = "GOLIVE_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<std::path::PathBuf>,
+    /// A PEM file of the CA that signed the relay's certificate, for a private relay.
+    #[arg(long, env = "GOLIVE_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
+    /// Send nothing outbound: subscriptions and notification rules are kept but neither
+    /// delivered nor sent (for a trial or a fuzzing run whose made-up URLs must stay unvisited).
+    #[arg(long, env = "GOLIVE_NO_OUTBOUND")]
+    pub no_outbound: bool,
+    /// How often notification rules are evaluated, in seconds.
+    #[arg(long, env = "GOLIVE_NOTIFY_EVERY_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub notify_every_seconds: u64,
+}
+
+impl OutboundFlags {
+    /// The relay, when one is configured.
+    fn smtp_relay(&self) -> Result<Option<crate::outbound::mail::SmtpRelay>, CliError> {
+        use crate::outbound::mail::{SmtpRelay, SmtpSettings};
+        let Some(url) = &self.smtp_url else { return Ok(None) };
+        let mut settings = SmtpSettings::parse(url, &self.smtp_from).map_err(|e| CliError::Usage(e.to_string()))?;
+        match (&self.smtp_user, &self.smtp_password_file) {
+            (Some(user), Some(file)) => {
+                let password = std::fs::read_to_string(file)
+                    .map_err(|e| CliError::Usage(format!("--smtp-password-file {}: {e}", file.display())))?;
+                settings.credentials = Some((user.clone(), password.trim_end_matches(['\r', '\n']).to_owned()));
+            }
+            (None, None) => {}
+            _ => return Err(CliError::Usage("--smtp-user and --smtp-password-file go together".into())),
+        }
+        if let Some(file) = &self.smtp_ca_file {
+            settings.ca_pem = Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| CliError::Usage(format!("--smtp-ca-file {}: {e}", file.display())))?,
+            );
+        }
+        SmtpRelay::new(&settings).map(Some).map_err(|e| CliError::Usage(e.to_string()))
+    }
+}
+
+pub async fn run(
+    cli: &Cli,
+    listen: &str,
+    redirect_uri: Option<&str>,
+    demo: bool,
+    outbound: &OutboundFlags,
+) -> Result<(), CliError> {
     init_tracing();
+    let smtp = outbound.smtp_relay()?;
     let listener = TcpListener::bind(listen).await.map_err(|e| CliError::Usage(format!("--listen {listen}: {e}")))?;
     let address = listener.local_addr().map_err(|e| CliError::Other(e.to_string()))?;
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
@@ -61,10 +122,29 @@ pub async fn run(cli: &Cli, listen: &str, redirect_uri: Option<&str>, demo: bool
     } else {
         Some(tokio::spawn(monitoring_timer(engine.clone())))
     };
+    // Subscriptions deliver on every replica that holds their lease; notification passes run
+    // on every replica too (each notification is claimed before it is sent).
+    let outbound_tasks = if outbound.no_outbound {
+        tracing::info!("--no-outbound: subscriptions and notifications are kept but nothing is sent");
+        None
+    } else {
+        let mut random = [0u8; 6];
+        crate::sources::fill_random(&mut random);
+        let holder = format!("{}-{}", std::process::id(), hex::encode(random));
+        let deliverers = engine.start_subscription_deliverers(holder, SubscriptionSettings::default());
+        let sinks = NotificationSinks::new(&engine, smtp, NotificationSettings::default());
+        let notifier = tokio::spawn(notification_timer(engine.clone(), sinks, outbound.notify_every_seconds));
+        Some((deliverers, notifier))
+    };
     let app = router(engine.clone(), HttpConfig::default());
     serve(listener, app, shutdown_signal()).await.map_err(|e| CliError::Other(e.to_string()))?;
     if let Some(timer) = timer {
         timer.abort();
+    }
+    if let Some((deliverers, notifier)) = outbound_tasks {
+        notifier.abort();
+        // Leases released, so the next start (or another replica) delivers at once.
+        deliverers.stop().await;
     }
     tracing::info!("shutting down: in-flight requests done, flushing the store");
     engine.close().await?;
@@ -128,6 +208,24 @@ async fn monitoring_timer(engine: Engine) {
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "the monitoring timer failed"),
+        }
+    }
+}
+
+/// Evaluates notification rules every `every_seconds`, and soon after events are recorded (at
+/// most once a second), so a block or a submitted intake is announced within seconds.
+async fn notification_timer(engine: Engine, sinks: NotificationSinks, every_seconds: u64) {
+    let mut committed = engine.store().committed();
+    let period = std::time::Duration::from_secs(every_seconds);
+    loop {
+        match engine.notification_pass(&sinks).await {
+            Ok(report) if report != Default::default() => tracing::info!(?report, "notifications"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "a notification pass failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = committed.recv() => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod codec;
 mod insights;
 mod intake;
 mod monitoring;
+mod notifications;
 mod playbooks;
 mod projections;
 mod projector;
@@ -27,6 +28,7 @@ mod queries;
 mod read_model;
 mod secret_ops;
 mod state_cache;
+mod subscriptions;
 mod transfer;
 mod webhook;
 mod write_path;
@@ -60,8 +62,16 @@ use crate::secrets::{self, FileKeystore, Keystore, MasterKey, MasterKeySource, S
 use crate::sources::RandomIds;
 use crate::store::{EventStore, SledStore, SledStoreOptions, StoreError, StoredEvent};
 pub use checks::{CheckOutcome, CheckProgress, CheckRequest, CheckSettings, CheckStarted};
+pub use notifications::{
+    JournalEntry, NewRule, NewSink, NotificationReport, NotificationSettings, NotificationSinks, RuleView,
+    Trigger as NotificationTrigger,
+};
 use projections::Projection;
 use state_cache::StateCache;
+pub use subscriptions::{
+    AddedSubscription, DeadLetter, EventFilter, NewSubscription, OutboundCounters, SubscriptionDeliverers,
+    SubscriptionSettings, SubscriptionView,
+};
 use write_path::{Turns, WritePath};
 
 #[derive(Debug, Clone)]
@@ -150,6 +160,10 @@ pub enum EngineError {
     Codec(#[from] CodecError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("no subscription {0}")]
+    NoSuchSubscription(Uuid),
+    #[error("no notification rule {0}")]
+    NoSuchRule(Uuid),
 }
 
 impl EngineError {
@@ -173,7 +187,9 @@ impl EngineError {
             EngineError::VersionMismatch { .. } => ErrorKind::PreconditionFailed,
             EngineError::Conflict { .. } => ErrorKind::Conflict,
             EngineError::IdempotencyKeyReused => ErrorKind::IdempotencyKeyReused,
-            EngineError::NoSuchSecret(_) => ErrorKind::NotFound,
+            EngineError::NoSuchSecret(_) | EngineError::NoSuchSubscription(_) | EngineError::NoSuchRule(_) => {
+                ErrorKind::NotFound
+            }
             EngineError::Secrets(SecretsError::Shredded(_)) => ErrorKind::Shredded,
             EngineError::Secrets(_) | EngineError::Codec(_) => ErrorKind::Internal,
             EngineError::Store(error) => match error {
@@ -297,6 +313,8 @@ struct Inner {
     states: StateCache,
     projection: Arc<Projection>,
     turns: Turns,
+    /// What this process's subscription deliverers and notification passes did.
+    outbound: Arc<OutboundCounters>,
 }
 
 impl Engine {
@@ -364,6 +382,7 @@ impl Engine {
             states,
             projection: Arc::new(projection),
             turns: Turns::new(),
+            outbound: Arc::default(),
         });
         inner.projection.start();
         Ok(Engine { inner })
@@ -401,6 +420,12 @@ impl Engine {
     }
 
     /// The keystore, for the modules that unseal or shred.
+    /// What this process's subscription deliverers and notification passes did (for
+    /// `/metrics`).
+    pub fn outbound_counters(&self) -> &Arc<OutboundCounters> {
+        &self.inner.outbound
+    }
+
     fn keystore(&self) -> &dyn Keystore {
         self.inner.keystore.as_ref()
     }

@@ -283,7 +283,7 @@ impl EgressPolicy {
 
 /// The HTTPS client's resolver for one probe: the checked host answers with the checked
 /// addresses, and any other name is refused (no redirect is followed, so none is expected).
-pub(crate) struct PinnedResolver {
+pub struct PinnedResolver {
     pub host: String,
     pub addresses: Vec<IpAddr>,
 }

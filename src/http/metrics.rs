@@ -133,6 +133,33 @@ pub async fn render(State(state): State<AppState>) -> Response {
         let _ = writeln!(out, "# HELP golive_projector_lag_positions Positions between the read model's checkpoint and the log's head.\n# TYPE golive_projector_lag_positions gauge\ngolive_projector_lag_positions {}", projector.lag);
         let _ = writeln!(out, "# HELP golive_projector_restarts_total Restarts of the read model's projector since start.\n# TYPE golive_projector_restarts_total counter\ngolive_projector_restarts_total {}", projector.restarts);
     }
+    let outbound = state.engine.outbound_counters();
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(out, "# HELP golive_notifications_total Notifications this process sent or failed to send.\n# TYPE golive_notifications_total counter\ngolive_notifications_total{{outcome=\"sent\"}} {}\ngolive_notifications_total{{outcome=\"failed\"}} {}", outbound.notifications_sent.load(relaxed), outbound.notifications_failed.load(relaxed));
+    let _ = writeln!(out, "# HELP golive_subscription_attempts_total Subscription delivery attempts of this process by outcome.\n# TYPE golive_subscription_attempts_total counter\ngolive_subscription_attempts_total{{outcome=\"delivered\"}} {}\ngolive_subscription_attempts_total{{outcome=\"retried\"}} {}\ngolive_subscription_attempts_total{{outcome=\"dead_lettered\"}} {}", outbound.deliveries.load(relaxed), outbound.retries.load(relaxed), outbound.dead_letters.load(relaxed));
+    // Per subscription, from its shared progress record: the same figures on every replica.
+    if let Ok(subscriptions) = state.engine.subscriptions().await {
+        out.push_str("# HELP golive_subscription_lag_positions Positions of the log after a subscription's checkpoint.\n# TYPE golive_subscription_lag_positions gauge\n");
+        for s in &subscriptions {
+            let _ = writeln!(out, "golive_subscription_lag_positions{{subscription=\"{}\"}} {}", s.id, s.lag);
+        }
+        out.push_str("# HELP golive_subscription_delivered_total Events a subscription delivered (every replica).\n# TYPE golive_subscription_delivered_total counter\n");
+        for s in &subscriptions {
+            let _ = writeln!(out, "golive_subscription_delivered_total{{subscription=\"{}\"}} {}", s.id, s.delivered);
+        }
+        out.push_str("# HELP golive_subscription_retries_total Failed attempts a subscription retried (every replica).\n# TYPE golive_subscription_retries_total counter\n");
+        for s in &subscriptions {
+            let _ = writeln!(out, "golive_subscription_retries_total{{subscription=\"{}\"}} {}", s.id, s.retries);
+        }
+        out.push_str("# HELP golive_subscription_dead_letters_total Events a subscription gave up on (every replica).\n# TYPE golive_subscription_dead_letters_total counter\n");
+        for s in &subscriptions {
+            let _ = writeln!(
+                out,
+                "golive_subscription_dead_letters_total{{subscription=\"{}\"}} {}",
+                s.id, s.dead_lettered
+            );
+        }
+    }
     let mut response = out.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response

@@ -9,6 +9,7 @@ mod dashboard;
 mod hooks;
 mod metrics;
 pub mod openapi;
+mod outbound;
 pub(crate) mod problem;
 pub mod queries;
 mod session;
@@ -120,6 +121,14 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/api/v1/playbooks/{id}", get(api::get_playbook))
         .route("/api/v1/tokens", post(api::create_token).get(api::list_tokens).delete(api::revoke_token_query))
         .route("/api/v1/tokens/{name}", axum::routing::delete(api::revoke_token))
+        .route("/api/v1/integrations/{id}/notifications", get(outbound::journal))
+        .route("/api/v1/subscriptions", post(outbound::add_subscription).get(outbound::list_subscriptions))
+        .route("/api/v1/subscriptions/{id}", get(outbound::get_subscription))
+        .route("/api/v1/subscriptions/{id}/pause", post(outbound::pause_subscription))
+        .route("/api/v1/subscriptions/{id}/resume", post(outbound::resume_subscription))
+        .route("/api/v1/subscriptions/{id}/replay", post(outbound::replay_subscription))
+        .route("/api/v1/notification-rules", post(outbound::add_rule).get(outbound::list_rules))
+        .route("/api/v1/notification-rules/{id}", axum::routing::delete(outbound::remove_rule))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/schemas/events.json", get(openapi::events_document))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard_api));

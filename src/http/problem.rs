@@ -102,6 +102,8 @@ impl From<EngineError> for Problem {
                     .with(json!({"current_version": actual}))
             }
             EngineError::NoSuchSecret(id) => Problem::new(kind, format!("integration {id} has no such secret")),
+            EngineError::NoSuchSubscription(id) => Problem::not_found(format!("no subscription {id}")),
+            EngineError::NoSuchRule(id) => Problem::not_found(format!("no notification rule {id}")),
             // The rest is told by its kind alone: the wire never looks inside the store's or
             // the keystore's errors.
             _ if kind == ErrorKind::Conflict => Problem::new(kind, error.to_string()),

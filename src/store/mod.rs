@@ -168,6 +168,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Committed events as they are flushed (live tail for [`Subscription`]).
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>>;
 
+    /// Whether other processes may write this store at the same time (a shared database), as
+    /// opposed to a store its process holds alone (sled locks its directory). Leases found in
+    /// a store held alone were left by a process that is gone.
+    fn shared_between_processes(&self) -> bool {
+        false
+    }
+
     /// Flushes and stops the writer; later appends fail with [`StoreError::Closed`].
     async fn close(&self) -> Result<(), StoreError>;
 

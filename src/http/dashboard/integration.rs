@@ -118,6 +118,12 @@ pub async fn render(
         Ok(signals) => signals,
         Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     };
+    // Golive's messages about the integration live in a journal of their own (not in its
+    // history); they are shown beside it, the latest first.
+    let notifications = match state.engine.notification_journal(id).await {
+        Ok(journal) => journal,
+        Err(error) => return error_page(Some(session), StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
     let diagnosis = shown.diagnose(moment, &signals);
     let refused = signals.refused_deliveries;
     // Forms act on the present only, for those who may act, while commands are still taken.
@@ -149,7 +155,10 @@ pub async fn render(
         }
         (checks_section(&shown, moment))
         (health(&shown, refused))
-        (timeline(&history))
+        div class="grid" {
+            (timeline(&history))
+            (notifications_section(&notifications))
+        }
     };
     // The past does not change: only the present view follows the event stream. Neither does
     // the answer to a refused form: its address is the form's, which a refresh cannot fetch.
@@ -488,6 +497,30 @@ fn timeline(history: &[StoredEvent]) -> Markup {
                 }
             }
             @if history.len() >= TIMELINE_MAX { p { "Older events: see the audit page." } }
+        }
+    }
+}
+
+/// The messages golive sent (or tried to send) about this integration, newest first.
+fn notifications_section(journal: &[crate::engine::JournalEntry]) -> Markup {
+    html! {
+        section aria-labelledby="notifications-heading" {
+            h2 id="notifications-heading" { "Notifications" }
+            @if journal.is_empty() {
+                p { "No notification about this integration yet." }
+            } @else {
+                ol class="timeline" id="notifications" reversed {
+                    @for entry in journal.iter().rev().take(TIMELINE_MAX) {
+                        li data-outcome=(entry.outcome) {
+                            (time(entry.at)) " · " (entry.cause) " · " (entry.sink) " · "
+                            strong { (entry.outcome) }
+                            @if entry.attempt > 1 { " (attempt " (entry.attempt) ")" }
+                            @if let Some(failure) = &entry.failure { ": " (failure) }
+                            " — rule " (entry.rule_name)
+                        }
+                    }
+                }
+            }
         }
     }
 }

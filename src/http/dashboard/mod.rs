@@ -16,6 +16,7 @@ mod commands;
 mod insights;
 pub(crate) mod intake;
 mod integration;
+mod outbound;
 mod render;
 
 use std::collections::HashMap;
@@ -51,6 +52,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/integrations/{id}/commands", post(commands::submit))
         .route("/audit", get(board::audit_page))
         .route("/insights", get(insights::insights_page))
+        .route("/subscriptions", get(outbound::subscriptions_page))
         .route("/intake/{id}/{secret}", get(intake::intake_page).post(intake::intake_submit))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(stylesheet))
@@ -189,6 +191,9 @@ pub(crate) fn layout(title: &str, session: Option<&Session>, live: Option<Live>,
                                 li { a href="/" { "Board" } }
                                 li { a href="/audit" { "Audit" } }
                                 li { a href="/insights" { "Insights" } }
+                                @if session.principal.role >= crate::auth::Role::Admin {
+                                    li { a href="/subscriptions" { "Subscriptions" } }
+                                }
                             }
                         }
                         div class="who" {
@@ -270,7 +275,7 @@ pub(crate) fn safe_next(next: &str) -> String {
         None => (next, None),
     };
     let own_page = match path {
-        "/" | "/audit" | "/insights" => true,
+        "/" | "/audit" | "/insights" | "/subscriptions" => true,
         _ => path
             .strip_prefix("/integrations/")
             .is_some_and(|id| uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)),

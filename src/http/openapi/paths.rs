@@ -227,6 +227,85 @@ fn revoke_token_query() {}
         (status = 404, description = "No such token")))]
 fn revoke_token() {}
 
+const SUBSCRIPTION_ID: &str = "The subscription's id (a UUID)";
+
+#[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions",
+    summary = "Register an outbound event subscription (admin); its signing secret is shown once",
+    request_body = crate::engine::NewSubscription,
+    responses((status = 201, description = "The subscription and its secret (`whsec_…`)", body = crate::engine::AddedSubscription,
+            headers(("Location" = String, description = "The subscription's URL"))),
+        (status = 400, description = "Invalid field"), (status = 403, description = "Role too low"),
+        (status = 413, description = "Body too large"), (status = 415, description = "Not JSON")))]
+fn add_subscription() {}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions", summary = "Every subscription and its health (admin)",
+    responses((status = 200, description = "Subscriptions, oldest first", body = Vec<crate::engine::SubscriptionView>),
+        (status = 403, description = "Role too low")))]
+fn list_subscriptions() {}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions", summary = "One subscription with its dead letters (admin)",
+    params(("id" = uuid::Uuid, Path, description = SUBSCRIPTION_ID)),
+    responses((status = 200, description = "The subscription", body = crate::engine::SubscriptionView),
+        (status = 403, description = "Role too low"), (status = 404, description = "Unknown id")))]
+fn get_subscription() {}
+
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/pause", tag = "subscriptions", summary = "Stop delivering; the checkpoint stays (admin)",
+    params(("id" = uuid::Uuid, Path, description = SUBSCRIPTION_ID)),
+    responses((status = 200, description = "The subscription", body = crate::engine::SubscriptionView),
+        (status = 403, description = "Role too low"), (status = 404, description = "Unknown id")))]
+fn pause_subscription() {}
+
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/resume", tag = "subscriptions", summary = "Deliver again from the checkpoint (admin)",
+    params(("id" = uuid::Uuid, Path, description = SUBSCRIPTION_ID)),
+    responses((status = 200, description = "The subscription", body = crate::engine::SubscriptionView),
+        (status = 403, description = "Role too low"), (status = 404, description = "Unknown id")))]
+fn resume_subscription() {}
+
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/replay", tag = "subscriptions",
+    summary = "Deliver again from a log position (admin); receivers see repeats with their original webhook-id",
+    params(("id" = uuid::Uuid, Path, description = SUBSCRIPTION_ID)),
+    request_body = ReplayRequest,
+    responses((status = 200, description = "The subscription", body = crate::engine::SubscriptionView),
+        (status = 400, description = "Invalid field"), (status = 403, description = "Role too low"),
+        (status = 404, description = "Unknown id"), (status = 413, description = "Body too large"), (status = 415, description = "Not JSON")))]
+fn replay_subscription() {}
+
+/// Where a replay starts.
+#[derive(utoipa::ToSchema)]
+#[allow(unused)]
+pub struct ReplayRequest {
+    /// The first log position to deliver again (1 to the head + 1).
+    #[schema(minimum = 1)]
+    from_position: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/notification-rules", tag = "notifications",
+    summary = "Add a notification rule (admin); a Slack URL is stored sealed and shown only by its host",
+    request_body = crate::engine::NewRule,
+    responses((status = 201, description = "The rule", body = crate::engine::RuleView,
+            headers(("Location" = String, description = "The rule's URL"))),
+        (status = 400, description = "Invalid field"), (status = 403, description = "Role too low"),
+        (status = 413, description = "Body too large"), (status = 415, description = "Not JSON")))]
+fn add_rule() {}
+
+#[utoipa::path(get, path = "/api/v1/notification-rules", tag = "notifications", summary = "Every notification rule (rep)",
+    responses((status = 200, description = "Rules, oldest first", body = Vec<crate::engine::RuleView>),
+        (status = 403, description = "Role too low")))]
+fn list_rules() {}
+
+#[utoipa::path(delete, path = "/api/v1/notification-rules/{id}", tag = "notifications", summary = "Remove a notification rule (admin)",
+    params(("id" = uuid::Uuid, Path, description = "The rule's id (a UUID)")),
+    responses((status = 204, description = "Removed"), (status = 403, description = "Role too low"),
+        (status = 404, description = "Unknown id")))]
+fn remove_rule() {}
+
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/notifications", tag = "notifications",
+    summary = "The integration's notification journal: every message sent, failed or given up, oldest first",
+    params(("id" = uuid::Uuid, Path, description = INTEGRATION_ID)),
+    responses((status = 200, description = "The journal", body = Vec<crate::engine::JournalEntry>),
+        (status = 404, description = "Unknown id")))]
+fn notification_journal() {}
+
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", summary = "This document",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 fn openapi_json() {}

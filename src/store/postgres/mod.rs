@@ -539,6 +539,10 @@ impl EventStore for PgStore {
         Ok(rows.first().map(|r| r.get::<_, i64>(0).max(0) as u64).unwrap_or(0))
     }
 
+    fn shared_between_processes(&self) -> bool {
+        true
+    }
+
     fn committed(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.live.subscribe()
     }
