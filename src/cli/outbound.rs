@@ -202,7 +202,8 @@ pub async fn notification(client: &dyn Client, command: &NotificationCommand, js
         NotificationCommand::Rule(RuleCommand::List) => {
             let rules = client.outbound(OutboundCall::ListRules).await?;
             if json_out {
-                return Ok(print_json(&rules));
+                print_json(&rules);
+                return Ok(());
             }
             let mut t = table(&["ID", "NAME", "OWNERS", "ON", "TO"]);
             for r in rules.as_array().into_iter().flatten() {
@@ -233,7 +234,8 @@ pub async fn notification(client: &dyn Client, command: &NotificationCommand, js
         NotificationCommand::List { integration } => {
             let journal = client.outbound(OutboundCall::Journal(integration.clone())).await?;
             if json_out {
-                return Ok(print_json(&journal));
+                print_json(&journal);
+                return Ok(());
             }
             let mut t = table(&["AT", "CAUSE", "RULE", "TO", "OUTCOME", "ATTEMPT", "WHY"]);
             for e in journal.as_array().into_iter().flatten() {
