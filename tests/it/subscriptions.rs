@@ -533,3 +533,151 @@ fn hex_key() -> String {
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A `golive serve` process on `data`, allowed to reach loopback; answers its address.
+fn serve(data: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
+        .env("GOLIVE_LOG", "warn")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--probe-allow", "127.0.0.0/8"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first_line).unwrap();
+    let address = first_line.trim().strip_prefix("listening on ").expect("the first line names the address").to_owned();
+    (child, address)
+}
+
+/// The `golive` binary against `address` with `token`; its JSON answer.
+fn remote(address: &str, token: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(["--server", address])
+        .args(args)
+        .arg("--json")
+        .env("GOLIVE_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_receives_every_event_in_order_through_a_sigkill_and_a_restart_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["token", "create", "--role", "admin", "--name", "ops"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let endpoint = Endpoint::start().await;
+    let (mut server, address) = serve(&data);
+    let added = remote(
+        &address,
+        &token,
+        &["subscription", "add", "--name", "warehouse", "--url", &endpoint.url, "--from", "1"],
+    );
+    endpoint.set_secret(added["secret"].as_str().unwrap());
+    let subscription = added["subscription"]["id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let record = |address: String, count: usize| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            for i in 0..count {
+                let body = json!({"customer": format!("Customer {i}"), "gitlab_url": "https://gitlab.example.com"});
+                let response = http
+                    .post(format!("{address}/api/v1/integrations"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::CREATED);
+            }
+        }
+    };
+    // Events flow and deliveries with them; the server is killed mid-way.
+    endpoint.set_delay_ms(60);
+    record(address.clone(), 6).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while endpoint.received().len() < 2 {
+        assert!(Instant::now() < deadline, "no delivery before the kill");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    unsafe { libc::kill(server.id() as i32, libc::SIGKILL) };
+    server.wait().unwrap();
+    let before_kill = endpoint.received().len();
+    endpoint.set_delay_ms(0);
+
+    // Restarted on the same directory: delivery resumes from the checkpoint.
+    let (mut server, address) = serve(&data);
+    record(address.clone(), 3).await;
+    let store_head = |address: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let events: Value = http
+                .get(format!("{address}/api/v1/events?limit=1000"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            events["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["position"].as_u64().unwrap())
+                .collect::<BTreeSet<u64>>()
+        }
+    };
+    let all = store_head(address.clone()).await;
+    endpoint.wait_for(&all, Duration::from_secs(20)).await;
+    // A graceful stop, events recorded while no server runs (the CLI on the directory), and
+    // the next start delivers them too.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--as",
+            "ops",
+            "integration",
+            "create",
+            "--customer",
+            "Offline Inc",
+            "--gitlab-url",
+            "https://gitlab.offline.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (mut server, address) = serve(&data);
+    let all = store_head(address.clone()).await;
+    let received = endpoint.wait_for(&all, Duration::from_secs(20)).await;
+    assert_in_order(&received);
+    assert!(received.iter().all(|r| r.verified), "every delivery is signed with the secret");
+    let unique: BTreeSet<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
+    assert_eq!(unique.len(), all.len(), "every event, no other");
+    println!(
+        "{} events, {} requests ({} before the SIGKILL); repeats carry the same webhook-id",
+        all.len(),
+        received.len(),
+        before_kill
+    );
+    let shown = remote(&address, &token, &["subscription", "show", &subscription]);
+    assert_eq!(shown["checkpoint"].as_u64().unwrap(), *all.last().unwrap());
+    let listed = remote(&address, &token, &["subscription", "list"]);
+    assert_eq!(listed[0]["lag"], 0);
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    server.wait().unwrap();
+}
