@@ -77,7 +77,7 @@ async fn run() {
     let keystore = Arc::new(FileKeystore::open(dir.path(), MasterKey::from_bytes([9; 32])).unwrap());
     let mut config = EngineConfig::new(HttpUrl::parse("https://golive.example.com").unwrap(), None);
     config.probe_egress = EgressPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
-    let engine = Engine::start(Arc::new(store), keystore, config, Arc::new(SystemClock)).await.unwrap();
+    let engine = Engine::start(store, keystore, config, Arc::new(SystemClock)).await.unwrap();
     let actor = Actor::parse("bench").unwrap();
     let id = engine
         .open_integration(json!({"customer": "Bench", "gitlab_url": "https://gitlab.example.com"}), &actor, None)

@@ -668,6 +668,10 @@ impl Worker {
                 }
                 continue;
             }
+            // Before sending anything read after a wait: a pause or a replay may have come
+            // meanwhile (one write per batch, not per event).
+            progress = self.update(id, generation, |_| {}).await?;
+            renewed_at = std::time::Instant::now();
             // Events the filter passes over move the checkpoint in one write per run of them.
             let mut skipped_to: Option<u64> = None;
             for event in batch {
@@ -711,9 +715,14 @@ impl Worker {
                     self.wait_renewing(id, generation, wait).await?;
                 }
             }
-            // Never send on a lease about to run out: another replica may take it meanwhile.
-            progress = self.update(id, generation, |_| {}).await?;
+            // Never send on a lease that could run out before the answer: another replica may
+            // take it meanwhile. Renewed only then, so a steady stream costs one durable write
+            // per event (the checkpoint's), not two.
             let now = self.engine.now();
+            let margin = chrono::Duration::milliseconds((2 * self.settings.limits.request_timeout_ms) as i64);
+            if progress.lease.as_ref().is_none_or(|lease| lease.until - now <= margin) {
+                progress = self.update(id, generation, |_| {}).await?;
+            }
             let timestamp = now.timestamp();
             let signature = secret.sign(&webhook_id, timestamp, &body).map_err(|_| Stop::Handover)?;
             let headers = [

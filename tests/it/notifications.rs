@@ -401,3 +401,31 @@ fn quoted_printable_decoded(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_subscription_health_to_admins_and_the_journal_beside_the_timeline() {
+    use crate::dashboard::{page, sign_in};
+    let app = app().await;
+    let actor = golive::domain::Actor::parse("admin").unwrap();
+    let request =
+        serde_json::from_value(json!({"name": "warehouse", "url": "https://events.example.com/golive"})).unwrap();
+    app.engine.add_subscription(request, &actor).await.unwrap();
+    let admin = sign_in(&app, &app.admin).await;
+    let (status, _, html) = page(&app, &admin, "/subscriptions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("warehouse") && html.contains("https://events.example.com/golive"), "{html}");
+    assert!(html.contains("data-status=\"idle\""), "{html}");
+    assert!(!html.contains("whsec_"), "the secret is never shown");
+    let (_, _, board) = page(&app, &admin, "/").await;
+    assert!(board.contains("href=\"/subscriptions\""), "admins find the page from the menu");
+    let rep = sign_in(&app, &app.rep).await;
+    let (status, _, _) = page(&app, &rep, "/subscriptions").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, board) = page(&app, &rep, "/").await;
+    assert!(!board.contains("href=\"/subscriptions\""));
+
+    let id = app.open().await;
+    let (status, _, html) = page(&app, &rep, &format!("/integrations/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("notifications-heading") && html.contains("No notification about this integration yet."));
+}

@@ -156,7 +156,7 @@ pub fn fast_settings() -> SubscriptionSettings {
     SubscriptionSettings {
         retry_base_ms: 40,
         retry_cap_ms: 300,
-        attempts_max: 4,
+        attempts_max: 6,
         lease_ms: 1_500,
         poll_ms: 50,
         batch: 64,
@@ -262,6 +262,7 @@ async fn every_matching_event_arrives_in_order_signed_through_failures_timeouts_
     .await;
     assert_eq!(retried["status"], "retrying");
     endpoint.set_delay_ms(0);
+    endpoint.wait_for(&[head3].into(), Duration::from_secs(10)).await;
     endpoint.set_down(true);
     let head4 = notes(&app, &integration, 2).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -295,15 +296,15 @@ async fn an_event_past_its_retry_budget_goes_to_the_dead_letters_and_delivery_mo
     let integration = app.open().await;
     let subscription = add(&app, &endpoint, json!({})).await;
     let deliverers = app.engine.start_subscription_deliverers("replica-a".into(), fast_settings());
-    // Four attempts (the budget) fail; the fifth request would succeed.
-    endpoint.fail_next(4);
+    // Six attempts (the budget) fail; the seventh request would succeed.
+    endpoint.fail_next(6);
     let head = notes(&app, &integration, 2).await;
     let shown = wait_view(&app, &subscription, "dead-lettered then caught up", |v| v["lag"] == 0).await;
     assert_eq!(shown["dead_lettered"], 1, "{shown}");
     let letters = shown["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0]["position"].as_u64().unwrap(), head - 1);
-    assert_eq!(letters[0]["attempts"], 4);
+    assert_eq!(letters[0]["attempts"], 6);
     assert_eq!(letters[0]["failure"], "the endpoint answered HTTP 500");
     let received = endpoint.received();
     assert_eq!(received.iter().map(|r| r.position).collect::<Vec<_>>(), vec![head], "the next event still arrives");
