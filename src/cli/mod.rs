@@ -91,6 +91,8 @@ pub enum Command {
         /// Load the demo onboardings into an empty store and print a viewer token.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        sign_in: serve::SignInFlags,
     },
     /// Create the data directory, its store and keys.
     Init,
@@ -696,8 +698,8 @@ fn parse_time(text: &str, flag: &str, day_end: DayEnd) -> Result<chrono::DateTim
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Serve { listen, redirect_uri, demo } => {
-            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo).await
+        Command::Serve { listen, redirect_uri, demo, sign_in } => {
+            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo, sign_in).await
         }
         Command::Migrate { from, to } => return support::migrate(&cli, from, to).await,
         Command::Demo { fixtures } => {
