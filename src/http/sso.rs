@@ -7,9 +7,10 @@
 //! the PKCE verifier and where to go afterwards) under a random login id, sends that id to the
 //! browser in a short-lived SameSite=Lax cookie (Lax, so it comes back with the provider's
 //! redirect), and sends the browser to the provider. The provider redirects back to
-//! [`CALLBACK_PATH`]; the login record is consumed there with one compare-and-swap before
-//! anything else, so a callback replayed (or raced on another replica) finds it used and signs
-//! nobody in. The person's role comes from a configurable claim (e.g. `groups`) through the
+//! [`CALLBACK_PATH`]; the login record is consumed there (removed with one compare-and-swap)
+//! before anything else, so a callback replayed (or raced on another replica) finds nothing and
+//! signs nobody in. Sign-ins started and never finished are swept once they expire, at most
+//! once a minute, so anonymous starts cannot pile up in the store. The person's role comes from a configurable claim (e.g. `groups`) through the
 //! operator's mapping; an account with no mapped role gets a 403 and no session. The actor of
 //! an SSO user is `sso:<preferred_username>`, a prefix no API token may take.
 //!
@@ -63,6 +64,8 @@ pub const LOGIN_MAX_AGE_SECONDS: i64 = 600;
 /// The least time between two fetches of the provider's keys caused by an unknown key id: a
 /// stream of tokens naming made-up keys must not turn into a stream of requests to the provider.
 pub const KEY_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// The least time between two sweeps of expired login records, in seconds.
+pub const LOGIN_SWEEP_INTERVAL_SECONDS: i64 = 60;
 /// How long one request to the provider may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest provider error code repeated on a page; longer or odd ones are not repeated.
@@ -368,13 +371,15 @@ pub struct SsoService {
     config: SsoConfig,
     redirect: RedirectUrl,
     provider: tokio::sync::Mutex<Option<Discovered>>,
+    /// When this process last swept expired login records (the engine's clock).
+    last_sweep: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl SsoService {
     pub fn new(config: SsoConfig, public_url: &str) -> Result<Self, SsoError> {
         let redirect = RedirectUrl::new(format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/')))
             .map_err(|e| SsoError::Configuration(format!("the callback URL: {e}")))?;
-        Ok(Self { config, redirect, provider: tokio::sync::Mutex::new(None) })
+        Ok(Self { config, redirect, provider: tokio::sync::Mutex::new(None), last_sweep: std::sync::Mutex::new(None) })
     }
 
     async fn discover(&self) -> Result<ProviderClient, SsoError> {
@@ -442,11 +447,13 @@ struct LoginRecord {
     next: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-    consumed_at: Option<DateTime<Utc>>,
 }
 
+/// Where login records live beside the log; each key is this and the digest of a login id.
+const LOGIN_KEY_PREFIX: &str = "sso-login/";
+
 fn login_key(login_id: &str) -> String {
-    format!("sso-login/{}", session::digest(login_id))
+    format!("{LOGIN_KEY_PREFIX}{}", session::digest(login_id))
 }
 
 fn login_cookie(state: &AppState, login_id: &str) -> HeaderValue {
@@ -507,8 +514,8 @@ async fn begin(state: &AppState, sso: &SsoService, next: String) -> Result<(Stri
         next,
         created_at: now,
         expires_at: now + chrono::Duration::seconds(LOGIN_MAX_AGE_SECONDS),
-        consumed_at: None,
     };
+    sweep_expired_logins(state, sso).await;
     let created = state
         .engine
         .store()
@@ -519,6 +526,34 @@ async fn begin(state: &AppState, sso: &SsoService, next: String) -> Result<(Stri
         return Err(SsoError::Store("a new login id collided with an existing one".into()));
     }
     Ok((login_id, url.to_string()))
+}
+
+/// Removes expired login records (sign-ins started and never finished), at most once per
+/// [`LOGIN_SWEEP_INTERVAL_SECONDS`] in this process. Each removal is a compare-and-swap against the
+/// record as read, so a record changed meanwhile is left alone. A failure is only logged: the
+/// next sweep tries again.
+async fn sweep_expired_logins(state: &AppState, sso: &SsoService) {
+    let now = state.engine.now();
+    {
+        let mut last = sso.last_sweep.lock().expect("sweep lock");
+        if last.is_some_and(|at| now - at < chrono::Duration::seconds(LOGIN_SWEEP_INTERVAL_SECONDS)) {
+            return;
+        }
+        *last = Some(now);
+    }
+    let store = state.engine.store();
+    let records = match store.scan_aux(LOGIN_KEY_PREFIX).await {
+        Ok(records) => records,
+        Err(error) => return tracing::warn!(%error, "sweeping expired single sign-on records failed"),
+    };
+    for (key, bytes) in records {
+        let expired = serde_json::from_slice::<LoginRecord>(&bytes).map_or(true, |record| now >= record.expires_at);
+        if expired {
+            if let Err(error) = store.compare_and_swap_aux(&key, Some(&bytes), None).await {
+                return tracing::warn!(%error, "sweeping expired single sign-on records failed");
+            }
+        }
+    }
 }
 
 /// What the provider sends back: a code and the state, or an error and the state.
@@ -581,23 +616,24 @@ fn refuse(state: &AppState, error: SsoError, cookie: Option<HeaderValue>) -> Res
     response
 }
 
-/// Consumes the login record named by the cookie: one compare-and-swap, so exactly one callback
-/// ever gets it.
+/// Consumes the login record named by the cookie: removed with one compare-and-swap, so exactly
+/// one callback ever gets it. An expired or unreadable record is removed too, and gets nobody in.
 async fn consume_login(state: &AppState, login_id: &str) -> Result<LoginRecord, SsoError> {
     let now = state.engine.now();
+    let mut taken = None;
     let change = update_aux(state.engine.store().as_ref(), &login_key(login_id), |current| {
-        match current.and_then(|bytes| serde_json::from_slice::<LoginRecord>(bytes).ok()) {
-            Some(mut record) if record.consumed_at.is_none() && now < record.expires_at => {
-                record.consumed_at = Some(now);
-                AuxChange::Put(serde_json::to_vec(&record).expect("login records serialize"))
-            }
-            _ => AuxChange::Keep,
+        taken = None;
+        let Some(bytes) = current else { return AuxChange::Keep };
+        match serde_json::from_slice::<LoginRecord>(bytes) {
+            Ok(record) if now < record.expires_at => taken = Some(record),
+            _ => {}
         }
+        AuxChange::Remove
     })
     .await
     .map_err(|e| SsoError::Store(e.to_string()))?;
-    match change {
-        AuxChange::Put(bytes) => serde_json::from_slice(&bytes).map_err(|e| SsoError::Store(e.to_string())),
+    match (change, taken) {
+        (AuxChange::Remove, Some(record)) => Ok(record),
         _ => Err(SsoError::LoginUnknown),
     }
 }
@@ -640,6 +676,10 @@ async fn finish(
         .map_err(|e| match e {
             openidconnect::RequestTokenError::ServerResponse(answer) => {
                 SsoError::ProviderRefused(shown_error_code(answer.error().as_ref()))
+            }
+            // The parser's message may quote the answer, which holds tokens: not repeated.
+            openidconnect::RequestTokenError::Parse(..) => {
+                SsoError::ProviderUnavailable("the token endpoint's answer could not be read".into())
             }
             other => SsoError::ProviderUnavailable(format!("the code exchange: {}", error_chain(&other))),
         })?;
