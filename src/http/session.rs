@@ -198,3 +198,25 @@ impl Session {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_single_sign_on_still_load_and_new_ones_round_trip() {
+        let old = br#"{"token_sha256":"ab12","csrf":"c","created_at":"2026-03-02T09:00:00Z","expires_at":"2026-03-02T21:00:00Z","ended_at":null}"#;
+        let record: SessionRecord = serde_json::from_slice(old).unwrap();
+        assert!(matches!(record.holder, Holder::Token { ref token_sha256 } if token_sha256 == "ab12"));
+
+        let sso = SessionRecord {
+            holder: Holder::SingleSignOn { sso_actor: "sso:alice".into(), sso_role: Role::Rep },
+            ..record
+        };
+        let bytes = serde_json::to_vec(&sso).unwrap();
+        let again: SessionRecord = serde_json::from_slice(&bytes).unwrap();
+        assert!(
+            matches!(again.holder, Holder::SingleSignOn { ref sso_actor, sso_role: Role::Rep } if sso_actor == "sso:alice")
+        );
+    }
+}
