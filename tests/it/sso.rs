@@ -5,10 +5,11 @@
 //! on the board and recording a command as `sso:alice`, with a new HttpOnly, SameSite=Strict
 //! session cookie; and, over plain HTTP through the same pages, every refusal: an ID token for
 //! another audience, an expired one (by the provider's clock and by golive's own), a replayed
-//! callback, a tampered `state`, an account with no mapped role (403, no session cookie), the
+//! callback, a tampered `state`, an account with no mapped role (403, no session cookie), a
+//! sign-in left unfinished past its ten minutes (refused, its record swept), the
 //! provider rotating its signing key (golive fetches the keys again, at most once per interval),
 //! token sign-in turned off (no form, POST /signin refused, bearer tokens still work), the
-//! sign-in counters, and no token named `sso:…`.
+//! sign-in counters, no token named `sso:…`, and axe-core on the sign-in and refusal pages.
 //!
 //! Without `node` or tests/oidc/node_modules these tests print SKIPPED loudly; with CI=true they
 //! fail instead, so CI cannot skip them silently.
@@ -27,7 +28,7 @@ use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::browser::{browser, sign_in, submit_form, wait_for};
+use crate::browser::{assert_accessible, browser, sign_in, submit_form, wait_for};
 use crate::http::{spawn_app_on_listener, TestApp};
 
 const CLIENT_ID: &str = "golive-dashboard";
@@ -294,6 +295,7 @@ async fn a_rep_signs_in_with_single_sign_on_in_chromium() {
     let earlier = client.get_named_cookie("golive_session").await.unwrap().value().to_owned();
 
     client.goto(&app.url(&format!("/signin?next=%2Fintegrations%2F{id}"))).await.unwrap();
+    assert_accessible(client, "the sign-in page with single sign-on").await;
     client.find(Locator::Id("sso-sign-in")).await.unwrap().click().await.unwrap();
     // The provider's own login page.
     wait_for(
@@ -346,6 +348,12 @@ async fn a_rep_signs_in_with_single_sign_on_in_chromium() {
     let actors: Vec<&str> = history["events"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
     assert!(actors.contains(&"sso:alice"), "{history}");
 
+    // A refusal explains itself on an accessible page.
+    client.goto(&app.url("/auth/sso/callback?code=made-up&state=made-up")).await.unwrap();
+    let refusal = client.find(Locator::Id("sso-error")).await.unwrap().text().await.unwrap();
+    assert!(refusal.contains("already used or has expired"), "{refusal}");
+    assert_accessible(client, "a single sign-on refusal").await;
+
     let counted = metrics(&app).await;
     assert!(counted.contains("golive_sign_ins_total{method=\"sso\",outcome=\"signed_in\"} 1"), "{counted}");
     assert!(counted.contains("golive_sign_ins_total{method=\"token\",outcome=\"signed_in\"} 1"), "{counted}");
@@ -377,6 +385,10 @@ async fn a_signed_in_user_gets_a_new_strict_session_and_the_callback_works_once(
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
     let first = agent.jar["golive_session"].clone();
+    // Two sign-ins were started (the one above whose cookie the second replaced, never
+    // finished); the used one's record is gone.
+    let left = app.engine.store().scan_aux("sso-login/").await.unwrap();
+    assert_eq!(left.len(), 1, "only the unfinished sign-in's record is left");
     let audit = agent.get(&app.url("/audit")).await;
     assert_eq!(audit.status(), StatusCode::OK);
     assert!(page_text(audit).await.contains("sso:root"));
@@ -498,6 +510,24 @@ async fn expiry_is_judged_by_the_engines_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_sign_in_expires_after_ten_minutes_and_is_swept() {
+    let test = "an_unfinished_sign_in_expires_after_ten_minutes_and_is_swept";
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let Some((app, provider)) = sso_app_with_clock(test, true, Some(clock.clone())).await else { return };
+    let mut agent = Agent::new();
+    let late = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let late_cookie = agent.jar["golive_sso"].clone();
+    clock.advance(chrono::Duration::minutes(11));
+    // Another sign-in starts: the first one's record, expired, is swept.
+    let mut other = Agent::new();
+    let _ = through_the_provider(&mut other, &app, &provider, "alice").await;
+    let records = app.engine.store().scan_aux("sso-login/").await.unwrap();
+    assert_eq!(records.len(), 1, "only the second sign-in's record is left");
+    agent.jar.insert("golive_sso".into(), late_cookie);
+    assert_refused(agent.get(&late).await, StatusCode::BAD_REQUEST, "already used or has expired").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_signing_key_is_fetched_again_at_most_once_per_interval() {
     let test = "a_rotated_signing_key_is_fetched_again_at_most_once_per_interval";
     let Some((app, provider)) = sso_app(test, true).await else { return };
@@ -547,4 +577,68 @@ async fn token_sign_in_turned_off_leaves_single_sign_on_and_bearer_tokens() {
     assert!(problem["detail"].as_str().unwrap().contains("single sign-on"), "{problem}");
     let counted = metrics(&app).await;
     assert!(counted.contains("golive_sign_ins_total{method=\"token\",outcome=\"disabled\"} 1"), "{counted}");
+}
+
+#[test]
+fn serve_refuses_incomplete_single_sign_on_settings_and_never_echoes_the_secret() {
+    let cli = crate::cli::Cli::new();
+    let secret = cli.file("oidc-secret", "s3cret-never-shown\n");
+    let secret = secret.to_str().unwrap();
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
+    let sso =
+        ["--oidc-issuer", "https://id.example.com", "--oidc-client-id", "golive", "--oidc-client-secret-file", secret];
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["--no-token-sign-in"], "--no-token-sign-in needs single sign-on"),
+        (sso[..4].to_vec(), "--oidc-issuer needs --oidc-client-secret-file"),
+        (sso.to_vec(), "--oidc-issuer needs --oidc-roles"),
+        ([&sso[..], &["--oidc-roles", "golive-reps=owner"]].concat(), "the role must be admin, rep or viewer"),
+        (
+            [&sso[..], &["--oidc-roles", "golive-reps=rep", "--oidc-ca-file", secret]].concat(),
+            "holds no PEM certificate",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let args = [&serve[..], &flags[..]].concat();
+        let (code, stderr) = cli.fails(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golive_serve_takes_its_single_sign_on_settings_from_flags_and_a_secret_file() {
+    let test = "golive_serve_takes_its_single_sign_on_settings_from_flags_and_a_secret_file";
+    if !provider_available(test) {
+        return;
+    }
+    let provider = start_provider("http://127.0.0.1:1/auth/sso/callback");
+    let cli = crate::cli::Cli::new();
+    let secret = cli.file("oidc-secret", &format!("{CLIENT_SECRET}\n"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("--data-dir")
+        .arg(cli.dir.path().join("data"))
+        .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
+        .args(["serve", "--listen", "127.0.0.1:0", "--oidc-issuer", &provider.issuer, "--oidc-client-id", CLIENT_ID])
+        .arg("--oidc-client-secret-file")
+        .arg(&secret)
+        .args(["--oidc-roles", "golive-reps=rep", "--no-token-sign-in"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let address = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{first:?}")).to_owned();
+    let mut agent = Agent::new();
+    let page = page_text(agent.get(&format!("{address}/signin")).await).await;
+    let start = agent.get(&format!("{address}/auth/sso/start")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(page.contains("Sign in with single sign-on") && !page.contains("name=\"token\""), "{page}");
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let to = location(&start, &address);
+    assert!(to.starts_with(&format!("{}/auth?", provider.issuer)), "{to}");
+    assert!(to.contains(&format!("client_id={CLIENT_ID}")), "{to}");
 }
