@@ -407,21 +407,22 @@ impl SsoService {
         Ok(client)
     }
 
-    /// Discovery and the JWKS again, for an ID token signed with a key golive does not know;
-    /// `None` when the last such fetch was too recent.
-    async fn refetch_keys(&self) -> Result<Option<ProviderClient>, SsoError> {
+    /// The provider's client with its keys fetched again (discovery and the JWKS), for an ID
+    /// token signed with a key golive does not know. Within [`KEY_REFETCH_MIN_INTERVAL`] of the
+    /// last such fetch, the client as it is: another sign-in may just have fetched the new key.
+    async fn client_with_fresh_keys(&self) -> Result<ProviderClient, SsoError> {
         let mut provider = self.provider.lock().await;
-        let recent = provider
-            .as_ref()
-            .and_then(|d| d.last_key_refetch)
-            .is_some_and(|at| at.elapsed() < KEY_REFETCH_MIN_INTERVAL);
-        if recent {
-            return Ok(None);
+        if let Some(discovered) = provider.as_mut() {
+            if discovered.last_key_refetch.is_some_and(|at| at.elapsed() < KEY_REFETCH_MIN_INTERVAL) {
+                return Ok(discovered.client.clone());
+            }
+            // Counted from the attempt, so a provider that is down is not asked again at once either.
+            discovered.last_key_refetch = Some(Instant::now());
         }
         let client = self.discover().await?;
         tracing::info!(issuer = %self.config.issuer.as_str(), "fetched the OpenID provider's keys again: an ID token named an unknown key");
         *provider = Some(Discovered { client: client.clone(), last_key_refetch: Some(Instant::now()) });
-        Ok(Some(client))
+        Ok(client)
     }
 }
 
@@ -693,10 +694,7 @@ async fn finish(
         };
     let claims = match verify(&client) {
         Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
-            match sso.refetch_keys().await? {
-                Some(fresh) => verify(&fresh),
-                None => Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)),
-            }
+            verify(&sso.client_with_fresh_keys().await?)
         }
         other => other,
     }
