@@ -9,7 +9,10 @@
 //! sign-in left unfinished past its ten minutes (refused, its record swept), the
 //! provider rotating its signing key (golive fetches the keys again, at most once per interval),
 //! token sign-in turned off (no form, POST /signin refused, bearer tokens still work), the
-//! sign-in counters, no token named `sso:…`, and axe-core on the sign-in and refusal pages.
+//! sign-in counters, no token named `sso:…`, and axe-core on the sign-in and refusal pages. The
+//! real binary: `golive serve` takes its settings from flags, the environment and a secret
+//! file, refuses incomplete ones, and its debug log holds no client secret, code, ID token or
+//! session id.
 //!
 //! Without `node` or tests/oidc/node_modules these tests print SKIPPED loudly; with CI=true they
 //! fail instead, so CI cannot skip them silently.
@@ -226,13 +229,13 @@ fn form_action(html: &str) -> String {
 
 /// Starts a sign-in at golive and goes through the provider's login (as `user`) and consent
 /// pages; returns golive's callback URL as the provider redirected to it, not yet followed.
-async fn through_the_provider(agent: &mut Agent, app: &TestApp, provider: &Provider, user: &str) -> String {
-    let start = agent.get(&app.url("/auth/sso/start?next=%2Faudit")).await;
+async fn through_the_provider(agent: &mut Agent, golive: &str, provider: &Provider, user: &str) -> String {
+    let start = agent.get(&format!("{golive}/auth/sso/start?next=%2Faudit")).await;
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
-    let mut next = location(&start, &app.address);
+    let mut next = location(&start, golive);
     assert!(next.starts_with(&format!("{}/auth?", provider.issuer)), "{next}");
     for _ in 0..12 {
-        if next.starts_with(&app.url("/auth/sso/callback")) {
+        if next.starts_with(&format!("{golive}/auth/sso/callback")) {
             return next;
         }
         let response = agent.get(&next).await;
@@ -376,7 +379,7 @@ async fn a_signed_in_user_gets_a_new_strict_session_and_the_callback_works_once(
         assert!(authorize.contains(parameter), "{parameter} in {authorize}");
     }
 
-    let callback = through_the_provider(&mut agent, &app, &provider, "root").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "root").await;
     let answer = agent.get(&callback).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&answer, &app.address), app.url("/audit"), "back where the sign-in started");
@@ -399,7 +402,7 @@ async fn a_signed_in_user_gets_a_new_strict_session_and_the_callback_works_once(
     assert_eq!(agent.jar["golive_session"], first, "the replay changed no session");
 
     // Signing in again gives another session id, never the one before.
-    let again = through_the_provider(&mut agent, &app, &provider, "root").await;
+    let again = through_the_provider(&mut agent, &app.address, &provider, "root").await;
     let answer = agent.get(&again).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
     assert_ne!(agent.jar["golive_session"], first);
@@ -427,7 +430,7 @@ async fn a_tampered_state_and_a_missing_login_cookie_sign_nobody_in() {
     let test = "a_tampered_state_and_a_missing_login_cookie_sign_nobody_in";
     let Some((app, provider)) = sso_app(test, true).await else { return };
     let mut agent = Agent::new();
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     let parsed = url::Url::parse(&callback).unwrap();
     let (_, state) = parsed.query_pairs().find(|(k, _)| k == "state").unwrap();
     let tampered = callback.replace(&format!("state={state}"), "state=someone-elses-state");
@@ -439,7 +442,7 @@ async fn a_tampered_state_and_a_missing_login_cookie_sign_nobody_in() {
     assert_refused(genuine, StatusCode::BAD_REQUEST, "already used or has expired").await;
 
     // A callback from another browser (without the login cookie) signs nobody in.
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     let mut stranger = Agent::new();
     assert_refused(stranger.get(&callback).await, StatusCode::BAD_REQUEST, "already used or has expired").await;
     assert!(!agent.jar.contains_key("golive_session"));
@@ -450,7 +453,7 @@ async fn an_account_without_a_mapped_role_gets_403_and_no_session() {
     let test = "an_account_without_a_mapped_role_gets_403_and_no_session";
     let Some((app, provider)) = sso_app(test, true).await else { return };
     let mut agent = Agent::new();
-    let callback = through_the_provider(&mut agent, &app, &provider, "nobody").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "nobody").await;
     let answer = agent.get(&callback).await;
     assert_refused(
         answer,
@@ -475,17 +478,17 @@ async fn id_tokens_for_another_audience_or_expired_are_refused() {
     let mut agent = Agent::new();
 
     provider.id_tokens("wrong-audience").await;
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_refused(agent.get(&callback).await, StatusCode::UNAUTHORIZED, "could not be verified").await;
 
     provider.id_tokens("expired").await;
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_refused(agent.get(&callback).await, StatusCode::UNAUTHORIZED, "could not be verified").await;
 
     // The same provider's tokens as issued are taken: the refusals were for the audience and
     // the expiry.
     provider.id_tokens("as-issued").await;
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     let answer = agent.get(&callback).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
     assert!(session_cookie(&answer).is_some());
@@ -501,11 +504,11 @@ async fn expiry_is_judged_by_the_engines_clock() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now() + chrono::Duration::hours(2)));
     let Some((app, provider)) = sso_app_with_clock(test, true, Some(clock.clone())).await else { return };
     let mut agent = Agent::new();
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_refused(agent.get(&callback).await, StatusCode::UNAUTHORIZED, "could not be verified").await;
     // Back to the provider's time, the same provider's token is taken.
     clock.set(chrono::Utc::now());
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_eq!(agent.get(&callback).await.status(), StatusCode::SEE_OTHER);
 }
 
@@ -515,12 +518,12 @@ async fn an_unfinished_sign_in_expires_after_ten_minutes_and_is_swept() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let Some((app, provider)) = sso_app_with_clock(test, true, Some(clock.clone())).await else { return };
     let mut agent = Agent::new();
-    let late = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let late = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     let late_cookie = agent.jar["golive_sso"].clone();
     clock.advance(chrono::Duration::minutes(11));
     // Another sign-in starts: the first one's record, expired, is swept.
     let mut other = Agent::new();
-    let _ = through_the_provider(&mut other, &app, &provider, "alice").await;
+    let _ = through_the_provider(&mut other, &app.address, &provider, "alice").await;
     let records = app.engine.store().scan_aux("sso-login/").await.unwrap();
     assert_eq!(records.len(), 1, "only the second sign-in's record is left");
     agent.jar.insert("golive_sso".into(), late_cookie);
@@ -533,18 +536,18 @@ async fn a_rotated_signing_key_is_fetched_again_at_most_once_per_interval() {
     let Some((app, provider)) = sso_app(test, true).await else { return };
     let mut agent = Agent::new();
     // The first sign-in discovers the provider and caches its keys.
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_eq!(agent.get(&callback).await.status(), StatusCode::SEE_OTHER);
 
     // The provider signs with a key golive has not seen: golive fetches the keys again.
     provider.rotate_keys().await;
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     let answer = agent.get(&callback).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", page_text(answer).await);
 
     // Another new key right away: the keys were fetched moments ago, so not again yet.
     provider.rotate_keys().await;
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_refused(agent.get(&callback).await, StatusCode::UNAUTHORIZED, "could not be verified").await;
 }
 
@@ -567,7 +570,7 @@ async fn token_sign_in_turned_off_leaves_single_sign_on_and_bearer_tokens() {
     assert_eq!(status, StatusCode::OK);
     // Single sign-on works.
     let mut agent = Agent::new();
-    let callback = through_the_provider(&mut agent, &app, &provider, "alice").await;
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "alice").await;
     assert_eq!(agent.get(&callback).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(agent.get(&app.url("/")).await.status(), StatusCode::OK);
 
@@ -607,38 +610,57 @@ fn serve_refuses_incomplete_single_sign_on_settings_and_never_echoes_the_secret(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golive_serve_takes_its_single_sign_on_settings_from_flags_and_a_secret_file() {
-    let test = "golive_serve_takes_its_single_sign_on_settings_from_flags_and_a_secret_file";
+async fn golive_serve_takes_its_settings_from_flags_and_a_secret_file_and_logs_no_secret() {
+    let test = "golive_serve_takes_its_settings_from_flags_and_a_secret_file_and_logs_no_secret";
     if !provider_available(test) {
         return;
     }
-    let provider = start_provider("http://127.0.0.1:1/auth/sso/callback");
+    // The provider must know golive's callback before golive starts: a free port, picked here.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let golive = format!("http://127.0.0.1:{port}");
+    let provider = start_provider(&format!("{golive}/auth/sso/callback"));
     let cli = crate::cli::Cli::new();
     let secret = cli.file("oidc-secret", &format!("{CLIENT_SECRET}\n"));
+    let log = cli.dir.path().join("serve.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
         .arg("--data-dir")
         .arg(cli.dir.path().join("data"))
         .env("GOLIVE_ALLOW_LOCAL_URLS", "true")
-        .args(["serve", "--listen", "127.0.0.1:0", "--oidc-issuer", &provider.issuer, "--oidc-client-id", CLIENT_ID])
-        .arg("--oidc-client-secret-file")
+        .env("GOLIVE_LOG", "debug")
+        .env("GOLIVE_OIDC_ROLES", "golive-reps=rep")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--oidc-issuer", &provider.issuer])
+        .args(["--oidc-client-id", CLIENT_ID, "--oidc-client-secret-file"])
         .arg(&secret)
-        .args(["--oidc-roles", "golive-reps=rep", "--no-token-sign-in"])
+        .arg("--no-token-sign-in")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let address = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{first:?}")).to_owned();
+    assert_eq!(first.trim(), format!("listening on {golive}"));
+
     let mut agent = Agent::new();
-    let page = page_text(agent.get(&format!("{address}/signin")).await).await;
-    let start = agent.get(&format!("{address}/auth/sso/start")).await;
+    let page = page_text(agent.get(&format!("{golive}/signin")).await).await;
+    assert!(page.contains("Sign in with single sign-on") && !page.contains("name=\"token\""), "{page}");
+    let signed_in = through_the_provider(&mut agent, &golive, &provider, "alice").await;
+    let answer = agent.get(&signed_in).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert!(session_cookie(&answer).is_some());
+    provider.id_tokens("wrong-audience").await;
+    let refused = through_the_provider(&mut agent, &golive, &provider, "alice").await;
+    assert_eq!(agent.get(&refused).await.status(), StatusCode::UNAUTHORIZED);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(page.contains("Sign in with single sign-on") && !page.contains("name=\"token\""), "{page}");
-    assert_eq!(start.status(), StatusCode::SEE_OTHER);
-    let to = location(&start, &address);
-    assert!(to.starts_with(&format!("{}/auth?", provider.issuer)), "{to}");
-    assert!(to.contains(&format!("client_id={CLIENT_ID}")), "{to}");
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("signed in with single sign-on") && log.contains("single sign-on refused"), "{log}");
+    let codes = [&signed_in, &refused].map(|callback| {
+        let parsed = url::Url::parse(callback).unwrap();
+        parsed.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
+    });
+    for secret in [CLIENT_SECRET, &codes[0], &codes[1], &agent.jar["golive_session"], "eyJ"] {
+        assert!(!log.contains(secret), "{secret:?} in the server's log:\n{log}");
+    }
 }
