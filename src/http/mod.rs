@@ -1,6 +1,7 @@
 //! The HTTP service: the JSON API under `/api/v1`, the GitLab webhook receiver, the live event
-//! stream, health, metrics, the OpenAPI document, the dashboard and its single sign-on. [`router`] gives embedders an axum
-//! `Router`; [`serve`] runs it on a listener with graceful shutdown.
+//! stream, health, metrics, the OpenAPI document, the dashboard and its single sign-on.
+//! [`router`] gives embedders an axum `Router`; [`serve`] runs it on a listener with graceful
+//! shutdown.
 
 mod api;
 mod auth;
@@ -12,7 +13,7 @@ pub mod openapi;
 pub(crate) mod problem;
 pub mod queries;
 mod session;
-pub mod sso;
+mod sso;
 mod unique_keys;
 
 use crate::error_kind::ErrorKind;
