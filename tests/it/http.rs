@@ -54,13 +54,15 @@ async fn spawn_with_store(dir: tempfile::TempDir, config: HttpConfig, postgres: 
 }
 
 /// The app on a listener the test bound first (so it knows the app's address before making its
-/// configuration, e.g. for an OpenID provider's redirect URI), on the given clock or the system's.
+/// configuration, e.g. for an OpenID provider's redirect URI), on the given clock or the system's,
+/// with an engine configuration of the test's making.
 pub async fn spawn_app_on_listener(
     listener: tokio::net::TcpListener,
     config: HttpConfig,
     clock: Option<std::sync::Arc<dyn golive::engine::Clock>>,
+    configure: impl FnOnce(&mut EngineConfig),
 ) -> TestApp {
-    spawn_configured(listener, tempfile::tempdir().unwrap(), config, None, clock, |_| {}).await
+    spawn_configured(listener, tempfile::tempdir().unwrap(), config, None, clock, configure).await
 }
 
 /// The app with an engine configuration of the test's making (`configure` sees the defaults,

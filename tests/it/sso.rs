@@ -156,7 +156,7 @@ async fn sso_app_with_clock(
     let address = format!("http://{}", listener.local_addr().unwrap());
     let provider = start_provider(&format!("{address}/auth/sso/callback"));
     let config = HttpConfig { sso: Some(sso_config(&provider.issuer)), token_sign_in, ..HttpConfig::default() };
-    Some((spawn_app_on_listener(listener, config, clock).await, provider))
+    Some((spawn_app_on_listener(listener, config, clock, |_| {}).await, provider))
 }
 
 /// A browser's cookie handling over plain HTTP, enough for golive and the provider on one
@@ -580,6 +580,29 @@ async fn token_sign_in_turned_off_leaves_single_sign_on_and_bearer_tokens() {
     assert!(problem["detail"].as_str().unwrap().contains("single sign-on"), "{problem}");
     let counted = metrics(&app).await;
     assert!(counted.contains("golive_sign_ins_total{method=\"token\",outcome=\"disabled\"} 1"), "{counted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_https_public_url_the_login_cookie_is_secure_and_the_callback_is_https() {
+    let test = "behind_an_https_public_url_the_login_cookie_is_secure_and_the_callback_is_https";
+    if !provider_available(test) {
+        return;
+    }
+    let public = "https://golive.example.com";
+    let provider = start_provider(&format!("{public}/auth/sso/callback"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = HttpConfig { sso: Some(sso_config(&provider.issuer)), ..HttpConfig::default() };
+    let app = spawn_app_on_listener(listener, config, None, |engine| {
+        engine.public_url = golive::domain::HttpUrl::parse(public).unwrap();
+    })
+    .await;
+    let start = Agent::new().get(&app.url("/auth/sso/start")).await;
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let cookie = start.headers().get(SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(cookie.starts_with("golive_sso=") && cookie.contains("; Secure"), "{cookie}");
+    let authorize = url::Url::parse(&location(&start, &app.address)).unwrap();
+    let (_, redirect) = authorize.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap();
+    assert_eq!(redirect, format!("{public}/auth/sso/callback"));
 }
 
 #[test]
