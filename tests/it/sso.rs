@@ -9,7 +9,8 @@
 //! sign-in left unfinished past its ten minutes (refused, its record swept), the
 //! provider rotating its signing key (golive fetches the keys again, at most once per interval),
 //! token sign-in turned off (no form, POST /signin refused, bearer tokens still work), the
-//! sign-in counters, no token named `sso:…`, and axe-core on the sign-in and refusal pages. The
+//! sign-in counters, no token named `sso:…`, a `Secure` login cookie and an https callback
+//! behind an https public URL, and axe-core on the sign-in and refusal pages. The
 //! real binary: `golive serve` takes its settings from flags, the environment and a secret
 //! file, refuses incomplete ones, and its debug log holds no client secret, code, ID token or
 //! session id.
