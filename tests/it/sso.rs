@@ -473,6 +473,29 @@ async fn an_account_without_a_mapped_role_gets_403_and_no_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_sign_on_viewer_reads_but_cannot_run_a_command() {
+    let test = "a_single_sign_on_viewer_reads_but_cannot_run_a_command";
+    let Some((app, provider)) = sso_app(test, true).await else { return };
+    let id = app.open().await;
+    let mut agent = Agent::new();
+    // vera's groups claim is one string, not a list.
+    let callback = through_the_provider(&mut agent, &app.address, &provider, "vera").await;
+    assert_eq!(agent.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    let page = page_text(agent.get(&app.url(&format!("/integrations/{id}"))).await).await;
+    assert!(page.contains("sso:vera") && page.contains("(viewer)"), "{page}");
+    let csrf_at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    let csrf = page[csrf_at..csrf_at + page[csrf_at..].find('"').unwrap()].to_owned();
+    let fields = [("csrf", csrf.as_str()), ("type", "add_note"), ("expected_version", "1"), ("text", "hello")];
+    let refused = agent.post_form(&app.url(&format!("/integrations/{id}/commands")), &fields).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = page_text(refused).await;
+    assert!(page.contains("this needs the rep role; single sign-on user sso:vera is viewer"), "{page}");
+    // The session reads the API too (GET only, as every dashboard session).
+    let board = agent.get(&app.url("/api/v1/board")).await;
+    assert_eq!(board.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_tokens_for_another_audience_or_expired_are_refused() {
     let test = "id_tokens_for_another_audience_or_expired_are_refused";
     let Some((app, provider)) = sso_app(test, true).await else { return };

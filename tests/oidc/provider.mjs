@@ -4,8 +4,8 @@
 // Environment: CLIENT_ID, CLIENT_SECRET, REDIRECT_URI (golive's callback), PORT (0 or absent:
 // any free port). Once listening it prints one line, `oidc provider ready at <issuer>`.
 //
-// Accounts (any password): alice (golive-reps), root (golive-admins), nobody (staff, which golive
-// maps to no role). Each has `preferred_username` and `groups`, in the ID token (profile scope).
+// Accounts (any password): alice (golive-reps), root (golive-admins), vera (golive-viewers, as a
+// single string rather than a list), nobody (staff, which golive maps to no role). Each has `preferred_username` and `groups`, in the ID token (profile scope).
 //
 // Test controls, on the provider's own port, for what a certified provider never does by itself:
 //   POST /__test/id-token/<mode>  the token endpoint's next ID tokens are rewritten and signed
@@ -31,6 +31,7 @@ if (!clientId || !clientSecret || !redirectUri) {
 const accounts = {
   alice: { preferred_username: 'alice', groups: ['golive-reps', 'staff'] },
   root: { preferred_username: 'root', groups: ['golive-admins'] },
+  vera: { preferred_username: 'vera', groups: 'golive-viewers' },
   nobody: { preferred_username: 'nobody', groups: ['staff'] },
 };
 
