@@ -94,6 +94,8 @@ pub enum Command {
         demo: bool,
         #[command(flatten)]
         outbound: serve::OutboundFlags,
+        #[command(flatten)]
+        sign_in: serve::SignInFlags,
     },
     /// Create the data directory, its store and keys.
     Init,
@@ -711,8 +713,8 @@ fn parse_time(text: &str, flag: &str, day_end: DayEnd) -> Result<chrono::DateTim
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Serve { listen, redirect_uri, demo, outbound } => {
-            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo, outbound).await
+        Command::Serve { listen, redirect_uri, demo, outbound, sign_in } => {
+            return serve::run(&cli, listen, redirect_uri.as_deref(), *demo, outbound, sign_in).await
         }
         Command::Migrate { from, to } => return support::migrate(&cli, from, to).await,
         Command::Demo { fixtures } => {

@@ -1,6 +1,8 @@
-//! `golive serve`: the HTTP service on the embedded store, with graceful shutdown.
+//! `golive serve`: the HTTP service on the embedded store, with graceful shutdown, and how
+//! people sign in to its dashboard (API tokens, single sign-on with OpenID Connect).
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 
@@ -10,7 +12,7 @@ use crate::auth::{Role, Tokens};
 use crate::domain::HttpUrl;
 use crate::engine::{Engine, EngineConfig, NotificationSettings, NotificationSinks, OpenOptions, SubscriptionSettings};
 use crate::fixtures::{load_into_engine, Fixture};
-use crate::http::{router, serve, HttpConfig};
+use crate::http::{router, serve, HttpConfig, OidcIssuer, RoleClaim, RoleMapping, SsoConfig};
 
 /// Notifications and subscriptions: the operator's SMTP relay (trusted, set here) and how
 /// often notification rules are evaluated.
@@ -66,15 +68,94 @@ impl OutboundFlags {
     }
 }
 
+/// How people sign in to the dashboard. The client secret is read from a file, never taken on
+/// the command line (where `ps` shows it to every user of the machine).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignInFlags {
+    /// Single sign-on: the OpenID provider's issuer URL (discovery is read from
+    /// {issuer}/.well-known/openid-configuration). Register {public_url}/auth/sso/callback as
+    /// the client's redirect URI.
+    #[arg(long, env = "GOLIVE_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// Single sign-on: golive's client id at the provider.
+    #[arg(long, env = "GOLIVE_OIDC_CLIENT_ID", value_name = "ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// Single sign-on: a file holding the client secret (`-` for stdin).
+    #[arg(long, env = "GOLIVE_OIDC_CLIENT_SECRET_FILE", value_name = "PATH", requires = "oidc_issuer")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// Single sign-on: the ID token claim whose values give roles.
+    #[arg(long, env = "GOLIVE_OIDC_ROLE_CLAIM", value_name = "CLAIM", default_value = "groups")]
+    pub oidc_role_claim: String,
+    /// Single sign-on: claim values and the role each gives, e.g.
+    /// golive-admins=admin,golive-reps=rep,golive-viewers=viewer. Anyone with no mapped value
+    /// is refused (403) and gets no session.
+    #[arg(long, env = "GOLIVE_OIDC_ROLES", value_name = "VALUE=ROLE,...", requires = "oidc_issuer")]
+    pub oidc_roles: Option<String>,
+    /// Single sign-on: scopes asked for besides openid (comma-separated).
+    #[arg(long, env = "GOLIVE_OIDC_SCOPES", value_name = "SCOPES", default_value = "profile")]
+    pub oidc_scopes: String,
+    /// Single sign-on: a PEM file of CA certificates to trust for a private issuer's TLS.
+    #[arg(long, env = "GOLIVE_OIDC_CA_FILE", value_name = "PATH", requires = "oidc_issuer")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// Hide the dashboard's token form and refuse signing in with an API token (single sign-on
+    /// only). Bearer tokens keep working for the API and the CLI. Needs --oidc-issuer.
+    #[arg(long, env = "GOLIVE_NO_TOKEN_SIGN_IN")]
+    pub no_token_sign_in: bool,
+}
+
+impl SignInFlags {
+    /// The single sign-on settings, when an issuer is given.
+    fn sso_config(&self) -> Result<Option<SsoConfig>, CliError> {
+        let Some(issuer) = self.oidc_issuer.as_deref() else {
+            if self.no_token_sign_in {
+                return Err(CliError::Usage(
+                    "--no-token-sign-in needs single sign-on (--oidc-issuer …): nobody could sign in to the \
+                     dashboard"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let usage = |e: crate::http::SsoError| CliError::Usage(e.to_string());
+        let issuer = OidcIssuer::parse(issuer).map_err(usage)?;
+        let client_id = self
+            .oidc_client_id
+            .as_deref()
+            .ok_or_else(|| CliError::Usage("--oidc-issuer needs --oidc-client-id".into()))?;
+        let Some(secret_file) = self.oidc_client_secret_file.as_deref() else {
+            return Err(CliError::Usage("--oidc-issuer needs --oidc-client-secret-file PATH".into()));
+        };
+        let secret = super::input::read_secret("OpenID client secret", "--oidc-client-secret-file", Some(secret_file))?;
+        let roles = self.oidc_roles.as_deref().ok_or_else(|| {
+            CliError::Usage("--oidc-issuer needs --oidc-roles VALUE=ROLE,… (e.g. golive-reps=rep)".into())
+        })?;
+        let role_claim = RoleClaim::parse(&self.oidc_role_claim).map_err(usage)?;
+        let role_mapping = RoleMapping::parse(roles).map_err(usage)?;
+        let scopes: Vec<String> = self.oidc_scopes.split(',').map(str::to_owned).collect();
+        let ca = match self.oidc_ca_file.as_deref() {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| CliError::Usage(format!("--oidc-ca-file {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        SsoConfig::new(issuer, client_id, &secret, role_claim, role_mapping, &scopes, ca.as_deref())
+            .map(Some)
+            .map_err(usage)
+    }
+}
+
 pub async fn run(
     cli: &Cli,
     listen: &str,
     redirect_uri: Option<&str>,
     demo: bool,
     outbound: &OutboundFlags,
+    sign_in: &SignInFlags,
 ) -> Result<(), CliError> {
     init_tracing();
     let smtp = outbound.smtp_relay()?;
+    // Checked before anything is opened: a bad single sign-on setting is a usage error.
+    let sso = sign_in.sso_config()?;
     let listener = TcpListener::bind(listen).await.map_err(|e| CliError::Usage(format!("--listen {listen}: {e}")))?;
     let address = listener.local_addr().map_err(|e| CliError::Other(e.to_string()))?;
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
@@ -136,7 +217,11 @@ pub async fn run(
         let notifier = tokio::spawn(notification_timer(engine.clone(), sinks, outbound.notify_every_seconds));
         Some((deliverers, notifier))
     };
-    let app = router(engine.clone(), HttpConfig::default());
+    if let Some(sso) = &sso {
+        tracing::info!(issuer = %sso.issuer().as_str(), token_sign_in = !sign_in.no_token_sign_in, "single sign-on on");
+    }
+    let http_config = HttpConfig { sso, token_sign_in: !sign_in.no_token_sign_in, ..HttpConfig::default() };
+    let app = router(engine.clone(), http_config);
     serve(listener, app, shutdown_signal()).await.map_err(|e| CliError::Other(e.to_string()))?;
     if let Some(timer) = timer {
         timer.abort();

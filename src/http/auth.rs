@@ -1,5 +1,6 @@
 //! Who is calling: a bearer token (any route) and its role. The actor of everything a caller
-//! does is the token's name, never a field of the request.
+//! does is the token's name (or, in a single sign-on session, `sso:<name>`), never a field of
+//! the request.
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::problem::Problem;
 use super::AppState;
-use crate::auth::{Role, Tokens};
+use crate::auth::{Role, Tokens, RESERVED_ACTOR_PREFIX};
 use crate::domain::Actor;
 
 /// An authenticated caller.
@@ -24,15 +25,14 @@ pub struct Principal {
 impl Principal {
     pub fn require(&self, role: Role) -> Result<(), Problem> {
         if self.role >= role {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(format!(
-                "this needs the {} role; token {} is {}",
-                role.as_str(),
-                self.actor,
-                self.role.as_str()
-            )))
+            return Ok(());
         }
+        let who = if self.actor.as_str().starts_with(RESERVED_ACTOR_PREFIX) {
+            format!("single sign-on user {}", self.actor)
+        } else {
+            format!("token {}", self.actor)
+        };
+        Err(Problem::forbidden(format!("this needs the {} role; {who} is {}", role.as_str(), self.role.as_str())))
     }
 }
 

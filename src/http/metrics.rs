@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, latency, events appended, deliveries by
-//! kind and outcome, write groups.
+//! kind and outcome, write groups, dashboard sign-ins by method and outcome.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,11 +38,60 @@ struct Histogram {
     sum_seconds: f64,
 }
 
+/// How a person signed in to the dashboard (a label value of `golive_sign_ins_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SignInMethod {
+    Token,
+    Sso,
+}
+
+impl SignInMethod {
+    fn label(self) -> &'static str {
+        match self {
+            SignInMethod::Token => "token",
+            SignInMethod::Sso => "sso",
+        }
+    }
+}
+
+/// How a sign-in ended: a fixed set, so label values never come from a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SignInOutcome {
+    SignedIn,
+    /// A bad token, a provider's refusal, or an ID token that failed verification.
+    Refused,
+    /// Single sign-on: the account has no mapped role.
+    NoRole,
+    /// Single sign-on: the callback's sign-in was already used, expired, or its state differed.
+    ExpiredLink,
+    /// Single sign-on: the provider could not be reached or answered wrongly.
+    ProviderUnavailable,
+    /// Token sign-in is turned off on this server.
+    Disabled,
+    /// Something failed on golive's side (storage).
+    Error,
+}
+
+impl SignInOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            SignInOutcome::SignedIn => "signed_in",
+            SignInOutcome::Refused => "refused",
+            SignInOutcome::NoRole => "no_role",
+            SignInOutcome::ExpiredLink => "expired_link",
+            SignInOutcome::ProviderUnavailable => "provider_unavailable",
+            SignInOutcome::Disabled => "disabled",
+            SignInOutcome::Error => "error",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    sign_ins: Mutex<BTreeMap<(SignInMethod, SignInOutcome), u64>>,
     /// Event-stream (SSE) connections open now.
     streams_open: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
@@ -89,6 +138,13 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Counts a dashboard sign-in by method and outcome.
+    pub fn sign_in(&self, method: SignInMethod, outcome: SignInOutcome) {
+        *self.sign_ins.lock().expect("metrics lock").entry((method, outcome)).or_default() += 1;
+    }
+}
+
 fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -122,6 +178,11 @@ pub async fn render(State(state): State<AppState>) -> Response {
     out.push_str("# HELP golive_webhook_deliveries_total Webhook deliveries by kind and outcome.\n# TYPE golive_webhook_deliveries_total counter\n");
     for ((kind, outcome), n) in m.deliveries.lock().expect("metrics lock").iter() {
         let _ = writeln!(out, "golive_webhook_deliveries_total{{kind=\"{}\",outcome=\"{outcome}\"}} {n}", label(kind));
+    }
+    out.push_str("# HELP golive_sign_ins_total Dashboard sign-ins by method and outcome.\n# TYPE golive_sign_ins_total counter\n");
+    for ((method, outcome), n) in m.sign_ins.lock().expect("metrics lock").iter() {
+        let _ =
+            writeln!(out, "golive_sign_ins_total{{method=\"{}\",outcome=\"{}\"}} {n}", method.label(), outcome.label());
     }
     let counters = state.engine.store().counters();
     let _ = writeln!(out, "# HELP golive_events_appended_total Events appended since start.\n# TYPE golive_events_appended_total counter\ngolive_events_appended_total {}", counters.events_committed);

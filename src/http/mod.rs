@@ -1,6 +1,7 @@
 //! The HTTP service: the JSON API under `/api/v1`, the GitLab webhook receiver, the live event
-//! stream, health, metrics and the OpenAPI document. [`router`] gives embedders an axum
-//! `Router`; [`serve`] runs it on a listener with graceful shutdown.
+//! stream, health, metrics, the OpenAPI document, the dashboard and its single sign-on.
+//! [`router`] gives embedders an axum `Router`; [`serve`] runs it on a listener with graceful
+//! shutdown.
 
 mod api;
 mod auth;
@@ -13,6 +14,7 @@ mod outbound;
 pub(crate) mod problem;
 pub mod queries;
 mod session;
+mod sso;
 mod unique_keys;
 
 use crate::error_kind::ErrorKind;
@@ -34,6 +36,7 @@ pub use auth::Principal;
 pub use dashboard::intake::intake_form_from_body;
 pub use metrics::Metrics;
 pub use problem::Problem;
+pub use sso::{OidcIssuer, RoleClaim, RoleMapping, SsoConfig, SsoError};
 
 use crate::engine::Engine;
 
@@ -58,6 +61,11 @@ pub struct HttpConfig {
     /// that cannot get its bytes is answered 503 with `Retry-After`; API bodies may hold at
     /// most half, so deliveries are refused last.
     pub body_budget_bytes: usize,
+    /// Single sign-on with the operator's OpenID provider for the dashboard (off when `None`).
+    pub sso: Option<SsoConfig>,
+    /// Whether people may sign in to the dashboard with an API token. Off, the sign-in page
+    /// offers single sign-on only; bearer tokens keep working for the API and the CLI.
+    pub token_sign_in: bool,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +78,8 @@ impl Default for HttpConfig {
             webhook_concurrency: 2048,
             body_read_timeout: Duration::from_secs(10),
             body_budget_bytes: 64 * 1024 * 1024,
+            sso: None,
+            token_sign_in: true,
         }
     }
 }
@@ -84,12 +94,21 @@ pub struct AppState {
     api_permits: Arc<Semaphore>,
     webhook_permits: Arc<Semaphore>,
     body_budget: Arc<body_budget::BodyBudget>,
+    sso: Option<Arc<sso::SsoService>>,
 }
 
 /// The whole HTTP API as an axum router, for embedding.
+///
+/// Panics when single sign-on is configured and the engine's public URL cannot carry its
+/// callback path (the public URL is checked long before, so this is a programming error).
 pub fn router(engine: Engine, config: HttpConfig) -> Router {
     let body_read_timeout = config.body_read_timeout;
+    let sso = config.sso.clone().map(|sso| {
+        let public_url = engine.config().public_url.as_str().to_owned();
+        Arc::new(sso::SsoService::new(sso, &public_url).expect("the public URL takes the single sign-on callback path"))
+    });
     let state = AppState {
+        sso,
         engine,
         api_permits: Arc::new(Semaphore::new(config.api_concurrency)),
         webhook_permits: Arc::new(Semaphore::new(config.webhook_concurrency)),

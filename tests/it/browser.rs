@@ -41,8 +41,8 @@ fn screenshot_dir() -> PathBuf {
 }
 
 /// A chromedriver process and one Chromium session; both end when dropped.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -55,7 +55,7 @@ impl Drop for Browser {
 }
 
 /// Starts Chromium, or says SKIPPED (and fails under CI=true) when a piece is missing.
-async fn browser(test: &str) -> Option<Browser> {
+pub(crate) async fn browser(test: &str) -> Option<Browser> {
     let missing: Vec<String> = [CHROMIUM.into(), CHROMEDRIVER.into(), axe_path()]
         .iter()
         .filter(|p| !Path::new(p).exists())
@@ -118,7 +118,7 @@ async fn browser(test: &str) -> Option<Browser> {
 }
 
 /// Polls a script returning a boolean until it is true.
-async fn wait_for(client: &Client, what: &str, script: &str, timeout: Duration) {
+pub(crate) async fn wait_for(client: &Client, what: &str, script: &str, timeout: Duration) {
     let started = Instant::now();
     loop {
         if client.execute(script, vec![]).await.unwrap() == Value::Bool(true) {
@@ -133,7 +133,7 @@ async fn text_of(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css} on the page")).text().await.unwrap()
 }
 
-async fn sign_in(client: &Client, app: &TestApp, token: &str) {
+pub(crate) async fn sign_in(client: &Client, app: &TestApp, token: &str) {
     client.goto(&app.url("/signin")).await.unwrap();
     client.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
     client.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
@@ -141,7 +141,7 @@ async fn sign_in(client: &Client, app: &TestApp, token: &str) {
 }
 
 /// Runs axe-core on the current page; fails on any serious or critical violation.
-async fn assert_accessible(client: &Client, page: &str) {
+pub(crate) async fn assert_accessible(client: &Client, page: &str) {
     let axe = std::fs::read_to_string(axe_path()).unwrap();
     client.execute(&format!("{axe}\n;return true;"), vec![]).await.unwrap();
     let violations = client
@@ -470,7 +470,13 @@ async fn a_customer_intake_in_chromium() {
 /// Fills and submits the form of command `kind` on the integration page: `texts` typed into
 /// its named fields, `ticks` the checkboxes wanted ticked (others untouched), `choices` select
 /// values. Waits for the answer page to load.
-async fn submit_form(client: &Client, kind: &str, texts: &[(&str, &str)], ticks: &[&str], choices: &[(&str, &str)]) {
+pub(crate) async fn submit_form(
+    client: &Client,
+    kind: &str,
+    texts: &[(&str, &str)],
+    ticks: &[&str],
+    choices: &[(&str, &str)],
+) {
     let form = format!("#form-{kind}");
     // Through the page's own link behaviour: the group opens and the form scrolls into view.
     client.execute(&format!("location.hash = '{}'; return true;", form), vec![]).await.unwrap();

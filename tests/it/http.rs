@@ -49,26 +49,41 @@ pub async fn spawn_app_on_postgres_with(url: &str, config: HttpConfig) -> TestAp
 }
 
 async fn spawn_with_store(dir: tempfile::TempDir, config: HttpConfig, postgres: Option<&str>) -> TestApp {
-    spawn_configured(dir, config, postgres, |_| {}).await
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_configured(listener, dir, config, postgres, None, |_| {}).await
+}
+
+/// The app on a listener the test bound first (so it knows the app's address before making its
+/// configuration, e.g. for an OpenID provider's redirect URI), on the given clock or the system's,
+/// with an engine configuration of the test's making.
+pub async fn spawn_app_on_listener(
+    listener: tokio::net::TcpListener,
+    config: HttpConfig,
+    clock: Option<std::sync::Arc<dyn golive::engine::Clock>>,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> TestApp {
+    spawn_configured(listener, tempfile::tempdir().unwrap(), config, None, clock, configure).await
 }
 
 /// The app with an engine configuration of the test's making (`configure` sees the defaults,
 /// with the public URL on the app's own address).
 pub async fn spawn_app_with_engine(configure: impl FnOnce(&mut EngineConfig)) -> TestApp {
-    spawn_configured(tempfile::tempdir().unwrap(), HttpConfig::default(), None, configure).await
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_configured(listener, tempfile::tempdir().unwrap(), HttpConfig::default(), None, None, configure).await
 }
 
 async fn spawn_configured(
+    listener: tokio::net::TcpListener,
     dir: tempfile::TempDir,
     config: HttpConfig,
     postgres: Option<&str>,
+    clock: Option<std::sync::Arc<dyn golive::engine::Clock>>,
     configure: impl FnOnce(&mut EngineConfig),
 ) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let mut engine_config = EngineConfig::new(golive::domain::HttpUrl::parse(address.as_str()).unwrap(), None);
     configure(&mut engine_config);
-    let options = OpenOptions { store: crate::store_conformance::reopen_options(), ..Default::default() };
+    let options = OpenOptions { store: crate::store_conformance::reopen_options(), clock, ..Default::default() };
     let (engine, _) = match postgres {
         Some(url) => Engine::open_postgres(url, dir.path(), engine_config, options).await.unwrap(),
         None => Engine::open_dir(dir.path(), engine_config, options).await.unwrap(),

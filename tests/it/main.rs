@@ -32,6 +32,7 @@ mod probe;
 mod receiver_custody;
 mod replicas;
 mod soak;
+mod sso;
 mod store_conformance;
 mod store_faults;
 mod store_model;

@@ -31,6 +31,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 
+use super::metrics::{SignInMethod, SignInOutcome};
 use super::session::{self, Session};
 use super::{AppState, Problem};
 use crate::auth::Role;
@@ -47,6 +48,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/", get(board::board_page))
         .route("/signin", get(sign_in_page).post(sign_in))
         .route("/signout", post(sign_out))
+        .route(super::sso::START_PATH, get(super::sso::start))
+        .route(super::sso::CALLBACK_PATH, get(super::sso::callback))
         .route("/integrations/{id}", get(integration::integration_page))
         .route("/integrations/{id}/intake-links", post(intake::create_link))
         .route("/integrations/{id}/commands", post(commands::submit))
@@ -231,24 +234,34 @@ pub(crate) fn error_page(session: Option<&Session>, status: StatusCode, message:
     )
 }
 
-fn sign_in_form(next: &str, error: Option<&str>) -> Markup {
+/// The sign-in page: single sign-on when configured, the token form unless turned off.
+fn sign_in_form(state: &AppState, next: &str, error: Option<&str>) -> Markup {
+    let sso_link = state.sso.is_some().then(|| {
+        let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish();
+        format!("{}?{query}", super::sso::START_PATH)
+    });
     layout(
         "Sign in",
         None,
         None,
         html! {
             h1 { "Sign in to golive" }
-            p { "Paste an API token (a viewer token is enough to look). Ask an admin for one: "
-                code { "golive token create --role viewer --name you" } }
             @if let Some(error) = error {
                 p class="error" role="alert" id="signin-error" { (error) }
             }
-            form method="post" action="/signin" class="stack" {
-                input type="hidden" name="next" value=(next);
-                label for="token" { "API token" }
-                input id="token" name="token" type="password" autocomplete="off" required
-                    aria-describedby=[error.map(|_| "signin-error")];
-                button type="submit" { "Sign in" }
+            @if let Some(link) = sso_link {
+                p { a class="button" id="sso-sign-in" href=(link) { "Sign in with single sign-on" } }
+            }
+            @if state.config.token_sign_in {
+                p { "Paste an API token (a viewer token is enough to look). Ask an admin for one: "
+                    code { "golive token create --role viewer --name you" } }
+                form method="post" action="/signin" class="stack" {
+                    input type="hidden" name="next" value=(next);
+                    label for="token" { "API token" }
+                    input id="token" name="token" type="password" autocomplete="off" required
+                        aria-describedby=[error.map(|_| "signin-error")];
+                    button type="submit" { "Sign in" }
+                }
             }
         },
     )
@@ -289,14 +302,23 @@ pub(crate) fn safe_next(next: &str) -> String {
     }
 }
 
-async fn sign_in_page(axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>) -> Page {
+async fn sign_in_page(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Page {
     let next = safe_next(query.get("next").map(String::as_str).unwrap_or("/"));
-    Page::Html(StatusCode::OK, sign_in_form(&next, None))
+    Page::Html(StatusCode::OK, sign_in_form(&state, &next, None))
 }
 
 async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if !state.config.token_sign_in {
+        state.metrics.sign_in(SignInMethod::Token, SignInOutcome::Disabled);
+        let message = "Signing in with an API token is turned off on this server: sign in with single sign-on. \
+                       API tokens still work for the API and the CLI.";
+        return Page::Html(StatusCode::FORBIDDEN, sign_in_form(&state, "/", Some(message))).into_response();
+    }
     if !same_origin(&headers) {
-        return Page::Html(StatusCode::FORBIDDEN, sign_in_form("/", Some("Sign in from golive's own page.")))
+        return Page::Html(StatusCode::FORBIDDEN, sign_in_form(&state, "/", Some("Sign in from golive's own page.")))
             .into_response();
     }
     let fields = match form_fields(body).await {
@@ -307,15 +329,19 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     let token = field(&fields, "token").trim();
     match session::sign_in(&state, token).await {
         Ok(Some(id)) => {
+            state.metrics.sign_in(SignInMethod::Token, SignInOutcome::SignedIn);
             let mut response = Redirect::to(&next).into_response();
             response.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&state, &id));
             response
         }
-        Ok(None) => Page::Html(
-            StatusCode::UNAUTHORIZED,
-            sign_in_form(&next, Some("That token is unknown or revoked. Check it and try again.")),
-        )
-        .into_response(),
+        Ok(None) => {
+            state.metrics.sign_in(SignInMethod::Token, SignInOutcome::Refused);
+            Page::Html(
+                StatusCode::UNAUTHORIZED,
+                sign_in_form(&state, &next, Some("That token is unknown or revoked. Check it and try again.")),
+            )
+            .into_response()
+        }
         Err(problem) => error_page(None, problem.status, &problem.detail).into_response(),
     }
 }
