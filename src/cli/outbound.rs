@@ -33,13 +33,23 @@ pub enum SubscriptionCommand {
     /// Every subscription with its checkpoint, lag and health.
     List,
     /// One subscription, with its dead letters.
-    Show { id: String },
+    Show {
+        /// The subscription's id (from `golive subscription list`).
+        id: String,
+    },
     /// Stop delivering (the checkpoint stays).
-    Pause { id: String },
+    Pause {
+        /// The subscription's id.
+        id: String,
+    },
     /// Deliver again from the checkpoint.
-    Resume { id: String },
+    Resume {
+        /// The subscription's id.
+        id: String,
+    },
     /// Deliver again from a log position (receivers see repeats with their original webhook-id).
     Replay {
+        /// The subscription's id.
         id: String,
         /// The first position to deliver again.
         #[arg(long)]
@@ -63,6 +73,7 @@ pub enum NotificationCommand {
 pub enum RuleCommand {
     /// Add a rule (admin).
     Add {
+        /// A name for people, shown in every message the rule sends.
         #[arg(long)]
         name: String,
         /// Only integrations of these owners (repeatable; a team is its owners); default every owner.
@@ -83,7 +94,10 @@ pub enum RuleCommand {
     /// Every rule.
     List,
     /// Remove a rule (admin).
-    Remove { id: String },
+    Remove {
+        /// The rule's id (from `golive notification rule list`).
+        id: String,
+    },
 }
 
 pub async fn subscription(client: &dyn Client, command: &SubscriptionCommand, json_out: bool) -> Result<(), CliError> {

@@ -121,7 +121,8 @@ async fn a_cause_notifies_once_per_rule_a_retry_is_the_same_notification_and_ver
     let slack = SlackHook::start().await;
     let rule = add_rule(
         &app,
-        json!({"name": "team west", "on": [{"kind": "blocked"}, {"kind": "go_live_tomorrow"}, {"kind": "stalled", "days": 3}],
+        json!({"name": "team west", "on": [{"kind": "blocked"}, {"kind": "go_live_tomorrow"}, {"kind": "stalled", "days": 3},
+                                           {"kind": "probe_failing"}, {"kind": "webhook_silent", "hours": 24}],
                "sink": {"kind": "slack", "url": slack.url}}),
     )
     .await;
@@ -147,6 +148,10 @@ async fn a_cause_notifies_once_per_rule_a_retry_is_the_same_notification_and_ver
     assert_eq!(count("Initech is blocked (permission_denied)"), 1, "{texts:?}");
     assert_eq!(count("Globex Corporation goes live tomorrow"), 1, "{texts:?}");
     assert_eq!(count("Initech has stalled"), 1, "{texts:?}");
+    // Initech's recorded probe failed (missing scopes); Acme Robotics is live and its last
+    // delivery is four days old.
+    assert_eq!(count("Initech: the monitoring probe is failing (permission_denied)"), 1, "{texts:?}");
+    assert_eq!(count("Acme Robotics: no webhook delivery for"), 1, "{texts:?}");
     let unique: std::collections::BTreeSet<&String> = texts.iter().collect();
     assert_eq!(unique.len(), texts.len(), "no message twice: {texts:?}");
     // Each message links to the integration's page.
