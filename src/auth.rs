@@ -80,6 +80,24 @@ pub const RESERVED_ACTOR_NAMES: [&str; 6] = ["gitlab", "probe", "customer", "mon
 /// Single sign-on users will act as `sso:<name>`.
 pub const RESERVED_ACTOR_PREFIX: &str = "sso:";
 
+/// Whether `c` is invisible or reorders text (zero-width, joiners, bidi controls, line and
+/// paragraph separators, the byte-order mark) or is a full-width form of an ASCII character:
+/// characters that let a name look like another.
+pub fn is_deceptive_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180E}'
+        )
+        || ('\u{200B}'..='\u{200F}').contains(&c)
+        || ('\u{2028}'..='\u{202E}').contains(&c)
+        || ('\u{2060}'..='\u{206F}').contains(&c)
+        || c == '\u{3164}'
+        || c == '\u{FEFF}'
+        || ('\u{FF01}'..='\u{FF5E}').contains(&c)
+        || ('\u{FFF0}'..='\u{FFFF}').contains(&c)
+}
+
 /// Why `name` may not be taken by a token or a person (`None`: it may). Compared without
 /// case and surrounding spaces, so `Probe` or ` gitlab` cannot pass for golive's own actors
 /// in the log, the audit or the dashboard.
@@ -182,6 +200,14 @@ impl<'a> Tokens<'a> {
         Actor::parse(name).map_err(|e| AuthError::InvalidName(e.0))?;
         if let Some(reason) = reserved_actor_name(name) {
             return Err(AuthError::InvalidName(reason));
+        }
+        // A token's name is who acted, in the log and on every page: a zero-width space, a
+        // full-width colon or a Cyrillic letter would let one pass for another (`sso:root`), so
+        // names are plain ASCII.
+        if !name.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(AuthError::InvalidName(format!(
+                "{name:?}: token names are ASCII letters, digits and punctuation, without spaces, so that no name can pass for another"
+            )));
         }
         self.migrate_legacy().await?;
         let mut bytes = [0u8; TOKEN_BYTES];

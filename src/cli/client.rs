@@ -112,6 +112,7 @@ pub enum OutboundCall {
     AddSubscription(Value),
     ListSubscriptions,
     ShowSubscription(String),
+    RemoveSubscription(String),
     PauseSubscription(String),
     ResumeSubscription(String),
     ReplaySubscription(String, u64),
@@ -344,6 +345,10 @@ impl Client for LocalClient {
             OutboundCall::AddSubscription(body) => json!(engine.add_subscription(typed(body)?, &self.actor).await?),
             OutboundCall::ListSubscriptions => json!(engine.subscriptions().await?),
             OutboundCall::ShowSubscription(id) => json!(engine.subscription(parse_uuid(&id, "subscription")?).await?),
+            OutboundCall::RemoveSubscription(id) => {
+                engine.remove_subscription(parse_uuid(&id, "subscription")?).await?;
+                json!({"removed": id})
+            }
             OutboundCall::PauseSubscription(id) => {
                 json!(engine.pause_subscription(parse_uuid(&id, "subscription")?).await?)
             }

@@ -23,7 +23,8 @@ pub enum SubscriptionCommand {
         /// Only these event types (repeatable; default every type).
         #[arg(long = "event-type")]
         event_types: Vec<String>,
-        /// Only these integrations' events (repeatable ids; default every integration).
+        /// Only these integrations' events (repeatable: an id, an id prefix or a customer name;
+        /// default every integration).
         #[arg(long = "integration")]
         integrations: Vec<String>,
         /// The first log position to deliver (1: the whole log); default the next event.
@@ -34,7 +35,12 @@ pub enum SubscriptionCommand {
     List,
     /// One subscription, with its dead letters.
     Show {
-        /// The subscription's id (from `golive subscription list`).
+        /// The subscription: its id, a unique id prefix of 6 or more characters, or its name.
+        id: String,
+    },
+    /// Remove a subscription: nothing more is delivered and its secret is shredded.
+    Remove {
+        /// The subscription: its id, a unique id prefix of 6 or more characters, or its name.
         id: String,
     },
     /// Stop delivering (the checkpoint stays).
@@ -103,6 +109,12 @@ pub enum RuleCommand {
 pub async fn subscription(client: &dyn Client, command: &SubscriptionCommand, json_out: bool) -> Result<(), CliError> {
     let answer = match command {
         SubscriptionCommand::Add { name, url, event_types, integrations, from } => {
+            // Integration references resolve as everywhere else in the CLI.
+            let mut ids = Vec::with_capacity(integrations.len());
+            for reference in integrations {
+                ids.push(client.state(reference).await?["id"].clone());
+            }
+            let integrations = ids;
             let body = json!({
                 "name": name, "url": url, "event_types": event_types, "integrations": integrations,
                 "from_position": from,
@@ -146,11 +158,27 @@ pub async fn subscription(client: &dyn Client, command: &SubscriptionCommand, js
             }
             return Ok(());
         }
-        SubscriptionCommand::Show { id } => client.outbound(OutboundCall::ShowSubscription(id.clone())).await?,
-        SubscriptionCommand::Pause { id } => client.outbound(OutboundCall::PauseSubscription(id.clone())).await?,
-        SubscriptionCommand::Resume { id } => client.outbound(OutboundCall::ResumeSubscription(id.clone())).await?,
+        SubscriptionCommand::Show { id } => {
+            client.outbound(OutboundCall::ShowSubscription(subscription_id(client, id).await?)).await?
+        }
+        SubscriptionCommand::Remove { id } => {
+            let id = subscription_id(client, id).await?;
+            let removed = client.outbound(OutboundCall::RemoveSubscription(id.clone())).await?;
+            if json_out {
+                print_json(&removed);
+            } else {
+                println!("subscription {id} removed");
+            }
+            return Ok(());
+        }
+        SubscriptionCommand::Pause { id } => {
+            client.outbound(OutboundCall::PauseSubscription(subscription_id(client, id).await?)).await?
+        }
+        SubscriptionCommand::Resume { id } => {
+            client.outbound(OutboundCall::ResumeSubscription(subscription_id(client, id).await?)).await?
+        }
         SubscriptionCommand::Replay { id, from } => {
-            client.outbound(OutboundCall::ReplaySubscription(id.clone(), *from)).await?
+            client.outbound(OutboundCall::ReplaySubscription(subscription_id(client, id).await?, *from)).await?
         }
     };
     if json_out {
@@ -161,9 +189,49 @@ pub async fn subscription(client: &dyn Client, command: &SubscriptionCommand, js
     Ok(())
 }
 
+/// A subscription named by its id, a unique id prefix of 6 or more characters, or its name
+/// (case-insensitive): exit 3 when none matches, 2 when several do.
+async fn subscription_id(client: &dyn Client, reference: &str) -> Result<String, CliError> {
+    let reference = reference.trim();
+    if uuid::Uuid::parse_str(reference).is_ok() {
+        return Ok(reference.to_owned());
+    }
+    let list = client.outbound(OutboundCall::ListSubscriptions).await?;
+    let folded = reference.to_lowercase();
+    let matches: Vec<(String, String)> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            let id = s["id"].as_str().unwrap_or_default();
+            let name = s["name"].as_str().unwrap_or_default();
+            name.to_lowercase() == folded || (folded.len() >= 6 && id.starts_with(&folded))
+        })
+        .map(|s| (text(&s["id"]), text(&s["name"])))
+        .collect();
+    match matches.as_slice() {
+        [(id, _)] => Ok(id.clone()),
+        [] => Err(CliError::failed(
+            crate::error_kind::ErrorKind::NotFound,
+            format!("no subscription {reference:?}: see `golive subscription list`"),
+        )),
+        several => Err(CliError::Usage(format!(
+            "{reference:?} names several subscriptions: {}",
+            several.iter().map(|(id, name)| format!("{id} ({name})")).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 fn describe_subscription(s: &Value) {
     println!("subscription {} ({})", text(&s["id"]), text(&s["name"]));
     println!("  url:        {}", text(&s["url"]));
+    let types: Vec<String> = s["filter"]["event_types"].as_array().into_iter().flatten().map(text).collect();
+    let integrations: Vec<String> = s["filter"]["integrations"].as_array().into_iter().flatten().map(text).collect();
+    println!(
+        "  filter:     {}; {}",
+        if types.is_empty() { "every event type".to_owned() } else { types.join(", ") },
+        if integrations.is_empty() { "every integration".to_owned() } else { integrations.join(", ") }
+    );
     println!("  status:     {}", text(&s["status"]));
     println!("  checkpoint: {} (lag {})", text(&s["checkpoint"]), text(&s["lag"]));
     println!(

@@ -300,6 +300,10 @@ impl Client for RemoteClient {
             Call::ShowSubscription(id) => {
                 self.call(Method::GET, &format!("/api/v1/subscriptions/{}", uuid(&id, "subscription")?), None).await
             }
+            Call::RemoveSubscription(id) => {
+                let path = format!("/api/v1/subscriptions/{}", uuid(&id, "subscription")?);
+                self.call(Method::DELETE, &path, None).await.map(|_| json!({"removed": id}))
+            }
             Call::PauseSubscription(id) => {
                 let path = format!("/api/v1/subscriptions/{}/pause", uuid(&id, "subscription")?);
                 self.call(Method::POST, &path, Some(&json!({}))).await

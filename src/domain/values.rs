@@ -172,6 +172,11 @@ impl HttpUrl {
         if text.len() > 2_048 {
             return Err(value_error("URL must be at most 2048 bytes"));
         }
+        // The URL parser drops tabs and line breaks silently: a URL holding one is not the URL
+        // that was typed, so it is refused rather than changed.
+        if text.chars().any(char::is_control) {
+            return Err(value_error("must not contain control characters (line breaks, tabs)"));
+        }
         let parsed =
             url::Url::parse(&text).map_err(|e| value_error(format!("must be an absolute http(s) URL ({e})")))?;
         if parsed.scheme() != "https" && parsed.scheme() != "http" {

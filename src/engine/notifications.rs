@@ -36,15 +36,16 @@ use crate::store::{update_aux, AuxChange};
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// The integration is blocked.
-    Blocked,
+    // Every variant has braces: serde refuses unknown fields only in struct variants.
+    Blocked {},
     /// No progress for `days` days (not live, not cancelled).
     Stalled { days: u32 },
     /// The monitoring probe's latest result is a failure.
-    ProbeFailing,
+    ProbeFailing {},
     /// The customer submitted the intake form.
-    IntakeSubmitted,
+    IntakeSubmitted {},
     /// The go-live date is tomorrow (UTC) and the integration is not live yet.
-    GoLiveTomorrow,
+    GoLiveTomorrow {},
     /// Live (or monitored), and no webhook delivery for `hours` hours.
     WebhookSilent { hours: u32 },
 }
@@ -52,11 +53,11 @@ pub enum Trigger {
 impl Trigger {
     fn name(&self) -> &'static str {
         match self {
-            Trigger::Blocked => "blocked",
+            Trigger::Blocked {} => "blocked",
             Trigger::Stalled { .. } => "stalled",
-            Trigger::ProbeFailing => "probe_failing",
-            Trigger::IntakeSubmitted => "intake_submitted",
-            Trigger::GoLiveTomorrow => "go_live_tomorrow",
+            Trigger::ProbeFailing {} => "probe_failing",
+            Trigger::IntakeSubmitted {} => "intake_submitted",
+            Trigger::GoLiveTomorrow {} => "go_live_tomorrow",
             Trigger::WebhookSilent { .. } => "webhook_silent",
         }
     }
@@ -77,11 +78,11 @@ impl Trigger {
             None => (text.trim(), None),
         };
         match (name, number) {
-            ("blocked", None) => Ok(Trigger::Blocked),
+            ("blocked", None) => Ok(Trigger::Blocked {}),
             ("stalled", Some(days)) => Ok(Trigger::Stalled { days }),
-            ("probe_failing", None) => Ok(Trigger::ProbeFailing),
-            ("intake_submitted", None) => Ok(Trigger::IntakeSubmitted),
-            ("go_live_tomorrow", None) => Ok(Trigger::GoLiveTomorrow),
+            ("probe_failing", None) => Ok(Trigger::ProbeFailing {}),
+            ("intake_submitted", None) => Ok(Trigger::IntakeSubmitted {}),
+            ("go_live_tomorrow", None) => Ok(Trigger::GoLiveTomorrow {}),
             ("webhook_silent", Some(hours)) => Ok(Trigger::WebhookSilent { hours }),
             ("stalled", None) => Err("stalled needs a number of days: stalled=3".into()),
             ("webhook_silent", None) => Err("webhook_silent needs a number of hours: webhook_silent=24".into()),
@@ -304,7 +305,7 @@ fn causes_of(trigger: Trigger, state: &Integration, now: DateTime<Utc>, probe_st
     let active = !matches!(state.stage, Stage::Live | Stage::Cancelled);
     let customer = state.customer.to_string();
     match trigger {
-        Trigger::Blocked => state
+        Trigger::Blocked {} => state
             .block
             .iter()
             .map(|block| Cause {
@@ -331,7 +332,7 @@ fn causes_of(trigger: Trigger, state: &Integration, now: DateTime<Utc>, probe_st
                 Vec::new()
             }
         }
-        Trigger::ProbeFailing => match (&state.facts.latest_probe, probe_streak) {
+        Trigger::ProbeFailing {} => match (&state.facts.latest_probe, probe_streak) {
             (Some(probe), Some(streak)) => {
                 let category = probe.result.category.map(|c| c.as_str()).unwrap_or("other");
                 vec![Cause {
@@ -343,7 +344,7 @@ fn causes_of(trigger: Trigger, state: &Integration, now: DateTime<Utc>, probe_st
             }
             _ => Vec::new(),
         },
-        Trigger::IntakeSubmitted => state
+        Trigger::IntakeSubmitted {} => state
             .intake_links
             .iter()
             .filter_map(|link| link.redeemed_at.map(|at| (link.link_id, at)))
@@ -354,7 +355,7 @@ fn causes_of(trigger: Trigger, state: &Integration, now: DateTime<Utc>, probe_st
                 summary: format!("{customer}: the customer submitted the intake form"),
             })
             .collect(),
-        Trigger::GoLiveTomorrow => match state.go_live_date {
+        Trigger::GoLiveTomorrow {} => match state.go_live_date {
             Some(date) if active && date.naive() == now.date_naive() + Duration::days(1) => vec![Cause {
                 trigger,
                 key: format!("go_live_tomorrow/{id}/{date}"),
@@ -411,7 +412,7 @@ impl Engine {
     /// Adds a notification rule (admins).
     pub async fn add_notification_rule(&self, request: NewRule, actor: &Actor) -> Result<RuleView, EngineError> {
         let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(crate::auth::is_deceptive_char) {
             return Err(invalid("name", "give 1 to 100 printable characters"));
         }
         if request.on.is_empty() || request.on.len() > 12 {
@@ -499,7 +500,7 @@ impl Engine {
                         for cause in causes_of(*trigger, &state, now, streak.as_deref()) {
                             // A moment before the rule existed is history, not news.
                             if cause.at.is_some_and(|at| at < rule.created_at)
-                                && cause.trigger == Trigger::IntakeSubmitted
+                                && matches!(cause.trigger, Trigger::IntakeSubmitted {})
                             {
                                 continue;
                             }
@@ -734,7 +735,7 @@ mod tests {
 
     #[test]
     fn causes_parse_from_the_cli_words_and_refuse_the_rest() {
-        assert_eq!(Trigger::parse("blocked"), Ok(Trigger::Blocked));
+        assert_eq!(Trigger::parse("blocked"), Ok(Trigger::Blocked {}));
         assert_eq!(Trigger::parse("stalled=3"), Ok(Trigger::Stalled { days: 3 }));
         assert_eq!(Trigger::parse("webhook_silent=24"), Ok(Trigger::WebhookSilent { hours: 24 }));
         assert!(Trigger::parse("stalled").is_err());

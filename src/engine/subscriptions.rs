@@ -242,11 +242,14 @@ impl Engine {
         actor: &Actor,
     ) -> Result<AddedSubscription, EngineError> {
         let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(crate::auth::is_deceptive_char) {
             return Err(invalid("name", "give 1 to 100 printable characters"));
         }
-        if request.event_types.len() > 100 || request.integrations.len() > 1000 {
-            return Err(invalid("event_types", "at most 100 event types and 1000 integrations"));
+        if request.event_types.len() > 100 {
+            return Err(invalid("event_types", "at most 100 event types"));
+        }
+        if request.integrations.len() > 1000 {
+            return Err(invalid("integrations", "at most 1000 integrations"));
         }
         for event_type in &request.event_types {
             if !crate::domain::event_type_names().iter().any(|known| known == event_type) {
@@ -311,8 +314,14 @@ impl Engine {
         self.change_progress(id, |p| p.paused = true).await
     }
 
+    /// Delivers again from the checkpoint, at once: a retry that was waiting is tried now (its
+    /// count of failed attempts stays).
     pub async fn resume_subscription(&self, id: Uuid) -> Result<SubscriptionView, EngineError> {
-        self.change_progress(id, |p| p.paused = false).await
+        self.change_progress(id, |p| {
+            p.paused = false;
+            p.retry_at = None;
+        })
+        .await
     }
 
     /// Delivers again from `from_position` (the first position sent next): its checkpoint
@@ -330,6 +339,19 @@ impl Engine {
             p.retry_at = None;
         })
         .await
+    }
+
+    /// Removes a subscription: its definition, progress and dead letters, and its data key (the
+    /// secret becomes unreadable). Whoever delivers it stops at its next look.
+    pub async fn remove_subscription(&self, id: Uuid) -> Result<(), EngineError> {
+        self.definition(id).await?;
+        update_aux(self.store().as_ref(), &definition_key(id), |_| AuxChange::Remove).await?;
+        update_aux(self.store().as_ref(), &progress_key(id), |_| AuxChange::Remove).await?;
+        for (key, _) in self.store().scan_aux(&dead_letter_prefix(id)).await? {
+            update_aux(self.store().as_ref(), &key, |_| AuxChange::Remove).await?;
+        }
+        self.keystore().shred(key_owner(id)).await?;
+        Ok(())
     }
 
     async fn change_progress(
@@ -586,6 +608,19 @@ impl Worker {
         }
     }
 
+    /// Whether an admin paused, replayed or removed the subscription since this worker took it
+    /// (a read only: an idle worker looks each poll and hands over at once).
+    async fn handed_over(&self, id: Uuid, generation: u64) -> bool {
+        match self.store().get_aux(&progress_key(id)).await {
+            Ok(Some(bytes)) => {
+                let progress = read_progress(Some(&bytes));
+                progress.paused || progress.generation != generation
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Releases the lease if this worker still holds it.
     async fn release(&self, id: Uuid) {
         let _ = update_aux(self.store().as_ref(), &progress_key(id), |current| {
@@ -665,6 +700,8 @@ impl Worker {
                 if renewed_at.elapsed() >= renew_every {
                     progress = self.update(id, generation, |_| {}).await?;
                     renewed_at = std::time::Instant::now();
+                } else if self.handed_over(id, generation).await {
+                    return Err(Stop::Handover);
                 }
                 continue;
             }

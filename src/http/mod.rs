@@ -142,7 +142,7 @@ pub fn router(engine: Engine, config: HttpConfig) -> Router {
         .route("/api/v1/tokens/{name}", axum::routing::delete(api::revoke_token))
         .route("/api/v1/integrations/{id}/notifications", get(outbound::journal))
         .route("/api/v1/subscriptions", post(outbound::add_subscription).get(outbound::list_subscriptions))
-        .route("/api/v1/subscriptions/{id}", get(outbound::get_subscription))
+        .route("/api/v1/subscriptions/{id}", get(outbound::get_subscription).delete(outbound::remove_subscription))
         .route("/api/v1/subscriptions/{id}/pause", post(outbound::pause_subscription))
         .route("/api/v1/subscriptions/{id}/resume", post(outbound::resume_subscription))
         .route("/api/v1/subscriptions/{id}/replay", post(outbound::replay_subscription))

@@ -64,6 +64,16 @@ pub async fn get_subscription(
     Ok(Json(json!(state.engine.subscription(uuid_of(&id, "subscription")?).await?)).into_response())
 }
 
+pub async fn remove_subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require(Role::Admin)?;
+    state.engine.remove_subscription(uuid_of(&id, "subscription")?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn pause_subscription(
     State(state): State<AppState>,
     principal: Principal,

@@ -700,7 +700,7 @@ async fn finish(
     }
     .map_err(|e| SsoError::IdTokenRejected(e.to_string()))?;
     let username = claims.preferred_username().map(|name| name.as_str().trim()).unwrap_or("");
-    if username.is_empty() || username.chars().any(char::is_whitespace) {
+    if username.is_empty() || username.chars().any(|c| c.is_whitespace() || crate::auth::is_deceptive_char(c)) {
         return Err(SsoError::NoUsername);
     }
     let actor = Actor::parse(format!("{RESERVED_ACTOR_PREFIX}{username}")).map_err(|_| SsoError::NoUsername)?;

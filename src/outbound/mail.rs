@@ -83,6 +83,8 @@ impl SmtpSettings {
 pub struct SmtpRelay {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// `host:port`, for the log.
+    relay: String,
 }
 
 impl std::fmt::Debug for SmtpRelay {
@@ -107,7 +109,8 @@ impl SmtpRelay {
         if let Some((user, password)) = &settings.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
-        Ok(SmtpRelay { transport: builder.build(), from: settings.from.clone() })
+        let relay = format!("{}:{}", settings.host, settings.port);
+        Ok(SmtpRelay { transport: builder.build(), from: settings.from.clone(), relay })
     }
 
     /// Sends one plain-text message to `to`.
@@ -121,11 +124,15 @@ impl SmtpRelay {
         // so they become spaces (lettre encodes the rest).
         let subject: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         let message = message
+            .message_id(None)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())
             .map_err(|_| MailError::Send("the message could not be built"))?;
         self.transport.send(message).await.map(|_| ()).map_err(|error| {
+            // The relay is the operator's: its own words (a TLS or auth failure) help the
+            // operator and go to the server's log; the journal keeps golive's.
+            tracing::warn!(%error, relay = %self.relay, "the SMTP relay did not take a notification");
             if error.is_timeout() {
                 MailError::Send("timed out")
             } else if error.is_permanent() {

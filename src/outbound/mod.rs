@@ -39,7 +39,7 @@ const ANSWER_READ_MAX_BYTES: usize = 64 * 1024;
 /// Why a POST did not succeed, in golive's words (nothing the endpoint said).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PostFailure {
-    #[error(transparent)]
+    #[error("{}", describe_egress(.0))]
     Egress(#[from] EgressError),
     #[error("the endpoint did not answer within {0} ms")]
     TimedOut(u64),
@@ -53,6 +53,26 @@ pub enum PostFailure {
     Redirect(u16),
     #[error("the request to the endpoint failed")]
     Transport,
+}
+
+/// A refused destination in the words of outbound traffic (the egress policy's own messages
+/// speak of probes and instances).
+fn describe_egress(error: &EgressError) -> String {
+    match error {
+        EgressError::NotAllowed { host, address, class } => {
+            let named = if host.trim_matches(['[', ']']) == address.to_string() {
+                format!("{address}")
+            } else {
+                format!("{host} ({address})")
+            };
+            let article = if class.to_string().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+            format!(
+                "the destination is not allowed: {named} is {article} {class} address; golive sends to such addresses only where its operator allows them (`golive serve --probe-allow CIDR`)"
+            )
+        }
+        EgressError::Unresolved { host } => format!("DNS: the endpoint's name {host} does not resolve"),
+        EgressError::ResolveTimedOut { host } => format!("DNS: the endpoint's name {host} did not resolve in time"),
+    }
 }
 
 impl PostFailure {

@@ -284,6 +284,8 @@ async fn rules_are_admins_and_refused_bodies_add_nothing() {
         json!({"name": "x", "on": [{"kind": "blocked"}], "sink": {"kind": "pager"}}),
         json!({"name": "", "on": [{"kind": "blocked"}], "sink": {"kind": "email", "to": ["a@b.example"]}}),
         json!({"name": "x", "on": [{"kind": "blocked"}], "sink": {"kind": "email", "to": ["a@b.example"]}, "extra": 1}),
+        json!({"name": "x", "on": [{"kind": "blocked", "x": 1}], "sink": {"kind": "email", "to": ["a@b.example"]}}),
+        json!({"name": "team\u{202e}west", "on": [{"kind": "blocked"}], "sink": {"kind": "email", "to": ["a@b.example"]}}),
     ] {
         let (status, problem) = app.post(&app.admin, "/api/v1/notification-rules", &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {problem}");

@@ -366,6 +366,8 @@ async fn filters_pause_resume_and_the_apis_refusals_write_nothing() {
         (json!({"name": "x", "url": endpoint.url, "from_position": 1_000_000}), "from_position"),
         (json!({"name": "x", "url": endpoint.url, "secret": "mine"}), "secret"),
         (json!({"name": "x", "url": endpoint.url, "integrations": ["not-a-uuid"]}), "integrations"),
+        (json!({"name": "x", "url": format!("{}\r\nX-Injected: 1", endpoint.url)}), "url"),
+        (json!({"name": "ware\u{200b}house", "url": endpoint.url}), "name"),
     ] {
         let (status, problem) = app.post(&app.admin, "/api/v1/subscriptions", &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {problem}");
@@ -380,6 +382,25 @@ async fn filters_pause_resume_and_the_apis_refusals_write_nothing() {
     let (status, _) = app.get(&app.admin, "/api/v1/subscriptions/not-an-id").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.engine.subscriptions().await.unwrap().len(), 1, "no refused request added one");
+    // A token cannot take a name that looks like a single sign-on user's.
+    for name in ["\u{200b}sso:root", "sso\u{ff1a}root", "\u{0455}so:root"] {
+        let (status, _) = app.post(&app.admin, "/api/v1/tokens", &json!({"name": name, "role": "rep"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}");
+    }
+
+    // Removed: nothing more is delivered, and it is gone.
+    let path = format!("/api/v1/subscriptions/{subscription}");
+    let response = app.http.delete(app.url(&path)).bearer_auth(&app.rep).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app.http.delete(app.url(&path)).bearer_auth(&app.admin).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = app.get(&app.admin, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = endpoint.requests();
+    notes(&app, &second, 2).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(endpoint.requests(), before, "a removed subscription sends nothing");
     deliverers.stop().await;
 }
 

@@ -53,6 +53,7 @@ use crate::error_kind::ERROR_TABLE;
         paths::add_subscription,
         paths::list_subscriptions,
         paths::get_subscription,
+        paths::remove_subscription,
         paths::pause_subscription,
         paths::resume_subscription,
         paths::replay_subscription,

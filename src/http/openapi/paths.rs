@@ -249,6 +249,13 @@ fn list_subscriptions() {}
         (status = 403, description = "Role too low"), (status = 404, description = "Unknown id")))]
 fn get_subscription() {}
 
+#[utoipa::path(delete, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
+    summary = "Remove a subscription (admin): nothing more is delivered and its secret is shredded",
+    params(("id" = uuid::Uuid, Path, description = SUBSCRIPTION_ID)),
+    responses((status = 204, description = "Removed"), (status = 403, description = "Role too low"),
+        (status = 404, description = "Unknown id")))]
+fn remove_subscription() {}
+
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/pause", tag = "subscriptions", summary = "Stop delivering; the checkpoint stays (admin)",
     params(("id" = uuid::Uuid, Path, description = SUBSCRIPTION_ID)),
     responses((status = 200, description = "The subscription", body = crate::engine::SubscriptionView),
