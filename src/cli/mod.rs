@@ -66,9 +66,10 @@ pub struct Cli {
     /// The master key file (else GOLIVE_MASTER_KEY, else master.key in the data directory).
     #[arg(long, global = true, env = "GOLIVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
-    /// Lets the probe and the checks reach addresses golive otherwise refuses (loopback,
-    /// link-local, unspecified, multicast, broadcast): a CIDR or an address; repeatable. Applies
-    /// where this process talks to GitLab (`serve`, and `probe` or `check` without --server).
+    /// Lets the probe, the checks, subscription endpoints and Slack notification webhooks reach
+    /// addresses golive otherwise refuses (loopback, link-local, unspecified, multicast,
+    /// broadcast): a CIDR or an address; repeatable. Applies where this process sends (`serve`,
+    /// and `probe` or `check` without --server).
     #[arg(long = "probe-allow", global = true, env = "GOLIVE_PROBE_ALLOW", value_delimiter = ',',
           value_name = "CIDR", value_parser = crate::gitlab::egress::parse_allowance)]
     pub probe_allow: Vec<ipnet::IpNet>,
