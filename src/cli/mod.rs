@@ -94,9 +94,9 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
         #[command(flatten)]
-        outbound: serve::OutboundFlags,
+        outbound: Box<serve::OutboundFlags>,
         #[command(flatten)]
-        sign_in: serve::SignInFlags,
+        sign_in: Box<serve::SignInFlags>,
     },
     /// Create the data directory, its store and keys.
     Init,
