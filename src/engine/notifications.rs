@@ -34,6 +34,8 @@ use crate::store::{update_aux, AuxChange};
 /// A cause a rule watches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+// Named apart from the webhook triggers of a playbook in the OpenAPI document.
+#[schema(as = NotificationCause)]
 pub enum Trigger {
     /// The integration is blocked.
     // Every variant has braces: serde refuses unknown fields only in struct variants.
