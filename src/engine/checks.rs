@@ -25,7 +25,7 @@ use crate::domain::{
 };
 use crate::gitlab::checks::{self as api_checks, GitlabApi, HookPlace, SearchLimits};
 use crate::gitlab::probe::{ProbeConfig, ProbeTarget};
-use crate::secrets::{self, SecretsError};
+use crate::secrets::SecretsError;
 
 /// How runs of checks behave: one call's limits, the searches' limits, the pause between test
 /// requests and the wait for their deliveries.
@@ -257,7 +257,7 @@ impl Engine {
             }));
         };
         let key = self.keystore().existing_data_key(state.id).await?.ok_or(SecretsError::Shredded(state.id))?;
-        let plaintext = secrets::unseal(&key, state.id, &token.token)?;
+        let plaintext = super::secret_ops::unseal_secret(&key, state, &token.token)?;
         Ok(ProbeTarget {
             gitlab_url: state.facts.instance.gitlab_url.as_str().to_owned(),
             token: String::from_utf8(plaintext).map_err(|_| SecretsError::Unseal)?,

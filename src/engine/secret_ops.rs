@@ -6,8 +6,18 @@
 //! sealed secret of the integration stays sealed. Both records go through the write path.
 
 use super::{Engine, EngineError, Executed};
-use crate::domain::{Actor, Command, IntegrationId, SecretKind};
-use crate::secrets::{self, SecretsError};
+use crate::domain::{Actor, Command, Integration, IntegrationId, SealedSecret, SecretKind};
+use crate::secrets::{self, DataKey, SecretsError};
+
+/// Unseals one of the integration's secrets. After a shred, a secret sealed before it stays
+/// sealed even when a newer key exists (one made for a secret provided since): that is the
+/// shred doing its work, answered as `Shredded` (410), not as an internal error.
+pub(super) fn unseal_secret(key: &DataKey, state: &Integration, sealed: &SealedSecret) -> Result<Vec<u8>, EngineError> {
+    secrets::unseal(key, state.id, sealed).map_err(|error| match error {
+        SecretsError::Unseal if state.facts.secrets_shredded_at.is_some() => SecretsError::Shredded(state.id).into(),
+        other => other.into(),
+    })
+}
 
 impl Engine {
     /// Reveals a sealed secret in plaintext to `actor`, after recording that it did.
@@ -22,7 +32,7 @@ impl Engine {
         }
         .ok_or(EngineError::NoSuchSecret(id))?;
         let key = self.keystore().existing_data_key(id).await?.ok_or(SecretsError::Shredded(id))?;
-        let plaintext = secrets::unseal(&key, id, &sealed)?;
+        let plaintext = unseal_secret(&key, &state, &sealed)?;
         let command = Command::RecordSecretReveal { kind, fingerprint: sealed.fingerprint.clone() };
         self.writes().execute_internal(id, command, actor).await?;
         String::from_utf8(plaintext).map_err(|_| EngineError::Secrets(SecretsError::Unseal))

@@ -648,3 +648,24 @@ async fn the_engine_makes_its_directory_owner_only_on_open_including_sleds_later
     assert!(blobs.is_dir() && std::fs::read_dir(&blobs).unwrap().count() > 0, "sled wrote a blob");
     assert!(files >= 4);
 }
+
+/// Found by schemathesis: a secret sealed before a shred, on an integration that got a new key
+/// afterwards (a secret provided since), answered 500 on reveal and probe. It is shredded: 410.
+#[tokio::test]
+async fn a_secret_sealed_before_a_shred_stays_shredded_when_a_newer_key_exists() {
+    let app = crate::http::spawn_app().await;
+    let id = app.open().await;
+    app.ok(&id, json!({"type": "provide_access_token", "token": "glpat-before-the-shred", "admin": true})).await;
+    let (status, _) = app.post(&app.admin, &format!("/api/v1/integrations/{id}/shred"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    // A new secret after the shred makes a new data key.
+    app.ok(&id, json!({"type": "register_application", "name": "Factory", "redirect_uri": format!("{}/oauth/gitlab/callback", app.address), "application_id": "app-1", "scopes": ["api"]})).await;
+    let (status, _) =
+        app.command(&id, json!({"type": "provide_application_secret", "secret": "gloas-after-the-shred"})).await;
+    assert_eq!(status, StatusCode::OK, "a new secret after the shred is taken (a new key)");
+    let (status, problem) =
+        app.post(&app.admin, &format!("/api/v1/integrations/{id}/reveal"), &json!({"secret": "access_token"})).await;
+    assert_eq!(status, StatusCode::GONE, "{problem}");
+    let (status, problem) = app.post(&app.rep, &format!("/api/v1/integrations/{id}/probe"), &json!({})).await;
+    assert_eq!(status, StatusCode::GONE, "{problem}");
+}
