@@ -194,28 +194,14 @@ async fn the_customers_intake_reaches_the_owners_inbox_over_starttls_without_a_s
     };
     let app = app().await;
     let rep = golive::domain::Actor::parse("dana").unwrap();
-    let other = app
-        .engine
-        .open_integration(
-            json!({"customer": "Hooli", "gitlab_url": "https://gitlab.hooli.example", "owner": "sam"}),
-            &rep,
-            None,
-        )
-        .await
-        .unwrap()
-        .state
-        .id;
-    let id = app
-        .engine
-        .open_integration(
-            json!({"customer": "Acme <Robotics> & Co", "gitlab_url": "https://gitlab.acme.example", "owner": "dana"}),
-            &rep,
-            None,
-        )
-        .await
-        .unwrap()
-        .state
-        .id;
+    let open = |body: Value| {
+        let (engine, rep) = (app.engine.clone(), rep.clone());
+        async move { engine.open_integration(body, &rep, None).await.unwrap().state.id }
+    };
+    let other = open(json!({"customer": "Hooli", "gitlab_url": "https://gitlab.hooli.example", "owner": "sam"})).await;
+    let id =
+        open(json!({"customer": "Acme <Robotics> & Co", "gitlab_url": "https://gitlab.acme.example", "owner": "dana"}))
+            .await;
     // Rules for dana's team by e-mail; sam's integrations are not theirs.
     add_rule(
         &app,
