@@ -385,19 +385,14 @@ pub fn check_result(result: &Value) {
         if progress["check_id"] != result["check_id"] {
             continue;
         }
-        let outcome = progress["outcome"]["outcome"].as_str().unwrap_or("asking");
+        let outcome = serde_json::from_value::<crate::domain::TestRequestOutcome>(progress["outcome"].clone()).ok();
         let line = match outcome {
-            "asking" => "GitLab did not answer the request".to_owned(),
-            "sent" => match progress["round_trip_seconds"].as_f64() {
-                Some(seconds) => format!("sent, arrived after {seconds:.1} s"),
-                None => "sent, never arrived".to_owned(),
+            None => "GitLab did not answer the request".to_owned(),
+            Some(crate::domain::TestRequestOutcome::Delivered) => match progress["round_trip_seconds"].as_f64() {
+                Some(seconds) => format!("delivered, arrived after {seconds:.1} s"),
+                None => "GitLab says it was sent; it never arrived at golive".to_owned(),
             },
-            "not_available" => "not available on this GitLab: press Test on the hook in GitLab".to_owned(),
-            "rate_limited" => {
-                format!("rate limited by GitLab, retry at {}", utc_time(&progress["outcome"]["retry_at"]))
-            }
-            "unsupported" => "this kind of hook cannot send it".to_owned(),
-            _ => format!("failed: {}", text(&progress["outcome"]["detail"])),
+            Some(other) => other.describe(),
         };
         println!("  test delivery {trigger}: {line}");
     }

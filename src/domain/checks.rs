@@ -143,6 +143,16 @@ pub enum WebhookFinding {
         /// The hook's enabled events mapped to the playbook's trigger names.
         triggers: BTreeSet<Trigger>,
         ssl_verification: bool,
+        /// GitLab's `alert_status` and `disabled_until` (absent: a GitLab that does not list
+        /// them, or a check recorded before golive read them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alert: Option<HookAlert>,
+        /// The hook's push filter, when it has one (`push_events_branch_filter` not blank).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        push_filter: Option<PushFilter>,
+        /// Whether the hook sends a custom webhook template instead of GitLab's payload.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        custom_template: bool,
     },
     /// No hook with the issued URL where golive looked.
     NotFound {
@@ -161,22 +171,148 @@ pub struct WebhookChecked {
     pub finding: WebhookFinding,
 }
 
-/// What GitLab answered when golive asked it to send a test delivery.
+/// Whether GitLab lets the hook deliver: GitLab's `alert_status`, read as GitLab's
+/// `WebHooks::AutoDisabling` sets it after failed deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HookAlert {
+    Executable,
+    /// Disabled after repeated failures until `until`; GitLab enables it again by itself then.
+    TemporarilyDisabled {
+        #[serde(default)]
+        until: Option<DateTime<Utc>>,
+    },
+    /// Disabled for good after 40 failures, until someone enables it again.
+    Disabled,
+}
+
+/// How a hook's push filter matches branch names (GitLab's `branch_filter_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchFilterStrategy {
+    Wildcard,
+    Regex,
+    AllBranches,
+}
+
+/// What golive concluded of a hook's push filter (the pattern itself is the customer's text
+/// and is not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PushFilter {
+    pub strategy: BranchFilterStrategy,
+    /// Whether every branch name passes (e.g. `*`, `.*`, or the strategy `all_branches`).
+    pub every_branch: bool,
+    /// Whether the branches golive's scenario run pushes to (`golive-check-…`) pass.
+    pub scenario_branch: bool,
+}
+
+impl PushFilter {
+    /// Push events are really on only when the branches Factory's agents push to pass; the
+    /// agents name their own branches, so only a filter that lets every branch through does.
+    pub fn lets_agents_through(&self) -> bool {
+        self.every_branch
+    }
+}
+
+/// Why a test delivery GitLab ran did not reach golive, or was refused by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryFailureCause {
+    /// GitLab gave up waiting (its `webhook_timeout`, 10 s by default).
+    Timeout,
+    /// GitLab could not connect to golive (refused, name not resolved, blocked by GitLab's own
+    /// outbound rules, or something else answered in golive's place).
+    Connection,
+    /// GitLab could not verify golive's certificate, or the TLS handshake failed.
+    Tls,
+    /// golive's receiver answered and refused the delivery.
+    RefusedByGolive,
+}
+
+impl DeliveryFailureCause {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryFailureCause::Timeout => "timeout",
+            DeliveryFailureCause::Connection => "connection",
+            DeliveryFailureCause::Tls => "tls",
+            DeliveryFailureCause::RefusedByGolive => "refused_by_golive",
+        }
+    }
+}
+
+/// What GitLab answered when golive asked it to send a test delivery. GitLab runs the test
+/// delivery while the request waits (`lib/api/hooks/trigger_test.rb`): `201` means golive's
+/// receiver answered 2xx, `422` carries why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TestRequestOutcome {
-    /// GitLab accepted: a delivery should arrive at golive's receiver.
-    Sent,
-    /// This GitLab has no test route for this hook (older versions): the manual Test button is
-    /// the fallback.
-    NotAvailable,
+    /// GitLab delivered it and golive's receiver answered 2xx (GitLab's 201). Runs recorded
+    /// before golive read GitLab's answer this way say `sent`.
+    #[serde(alias = "sent")]
+    Delivered,
+    /// GitLab ran the delivery and it failed: GitLab's HTTP client gave up, or golive refused.
+    /// `reason` is golive's sentence, never GitLab's message.
+    DeliveryFailed { cause: DeliveryFailureCause, reason: LongText },
+    /// GitLab has nothing to build a sample payload from ("Ensure the project has …").
+    NoSampleData { reason: LongText },
+    /// GitLab cannot test this trigger on this hook ("Testing not available for this hook"),
+    /// or the hook's kind cannot send it at all (a system hook and issues). Runs recorded
+    /// before this name say `unsupported`.
+    #[serde(alias = "unsupported")]
+    NotTestable,
+    /// This GitLab has no test route for this hook (project hooks before 16.11, group hooks
+    /// before 17.1, or GitLab's silent mode): the manual Test button is the fallback.
+    NotAvailable {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<LongText>,
+    },
     /// GitLab's hook-test rate limit: not a failure; retry at the time given.
     RateLimited {
         retry_at: DateTime<Utc>,
     },
-    /// The hook's kind cannot send this trigger (a system hook and issues, comments, pipelines).
-    Unsupported,
+    /// golive could not ask: GitLab unreachable, the token refused, an answer golive cannot read.
     Failed(CheckFailure),
+}
+
+impl TestRequestOutcome {
+    /// The outcome's word on the wire.
+    pub fn word(&self) -> &'static str {
+        match self {
+            TestRequestOutcome::Delivered => "delivered",
+            TestRequestOutcome::DeliveryFailed { .. } => "delivery_failed",
+            TestRequestOutcome::NoSampleData { .. } => "no_sample_data",
+            TestRequestOutcome::NotTestable => "not_testable",
+            TestRequestOutcome::NotAvailable { .. } => "not_available",
+            TestRequestOutcome::RateLimited { .. } => "rate_limited",
+            TestRequestOutcome::Failed(_) => "failed",
+        }
+    }
+
+    /// The outcome in golive's words, for `check`, `status`, the history and the dashboard.
+    pub fn describe(&self) -> String {
+        match self {
+            TestRequestOutcome::Delivered => "delivered: GitLab sent it and golive accepted it".to_owned(),
+            TestRequestOutcome::DeliveryFailed { cause, reason } => {
+                let what = match cause {
+                    DeliveryFailureCause::Timeout => "timed out before golive answered",
+                    DeliveryFailureCause::Connection => "GitLab could not connect to golive",
+                    DeliveryFailureCause::Tls => "TLS failed between GitLab and golive",
+                    DeliveryFailureCause::RefusedByGolive => "golive refused it",
+                };
+                format!("delivery failed ({what}): {reason}")
+            }
+            TestRequestOutcome::NoSampleData { reason } => format!("no sample data: {reason}"),
+            TestRequestOutcome::NotTestable => "not testable: GitLab cannot test this event on this hook".to_owned(),
+            TestRequestOutcome::NotAvailable { reason: Some(reason) } => format!("not available: {reason}"),
+            TestRequestOutcome::NotAvailable { reason: None } => {
+                "not available on this GitLab: press Test on the hook in GitLab".to_owned()
+            }
+            TestRequestOutcome::RateLimited { retry_at } => {
+                format!("rate limited by GitLab, retry at {}", retry_at.format("%Y-%m-%d %H:%M:%S UTC"))
+            }
+            TestRequestOutcome::Failed(failure) => format!("golive could not ask GitLab: {}", failure.detail),
+        }
+    }
 }
 
 /// golive is about to ask GitLab for a test delivery (recorded before the request: GitLab may

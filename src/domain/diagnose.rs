@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use super::checks::{DeliveryFailureCause, HookAlert, TestRequestOutcome};
 use super::rejection::Unmet;
 use super::signals::FindingCategory;
 use super::stage::Stage;
@@ -83,6 +84,33 @@ impl Integration {
                 ),
             ));
         }
+        self.test_delivery_findings(findings);
+        if let Some((checked, at)) = &self.facts.webhook_check {
+            if let super::checks::WebhookFinding::Found { alert: Some(alert), location, .. } = &checked.finding {
+                let disabled = match alert {
+                    HookAlert::Executable => None,
+                    HookAlert::TemporarilyDisabled { until: Some(until) } => Some(format!(
+                        "until {}, when GitLab enables it again",
+                        until.format("%Y-%m-%d %H:%M UTC")
+                    )),
+                    HookAlert::TemporarilyDisabled { until: None } => Some("for a while".to_owned()),
+                    HookAlert::Disabled => Some("for good, until someone enables it again".to_owned()),
+                };
+                if let Some(how_long) = disabled {
+                    findings.push(Finding {
+                        category: FindingCategory::WebhookNotReceived,
+                        message: format!(
+                            "GitLab's API showed on {} that GitLab disabled {} after repeated failed deliveries, {how_long}: it delivers nothing",
+                            day(*at),
+                            location.describe()
+                        ),
+                        advice: "fix why deliveries failed (see the hook's Recent events in GitLab), then run \
+                                 golive's test deliveries: a successful one enables the hook again"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
         let Some(run) = self.check_runs.iter().rev().find(|r| r.finished_at.is_some()) else { return };
         let finished_at = run.finished_at.expect("filtered on finished runs");
         let arrived_since = self.facts.verified_delivery_at.is_some_and(|at| at > finished_at);
@@ -99,6 +127,54 @@ impl Integration {
                     "GitLab cannot reach golive: check that the customer's firewall and proxy let GitLab's outbound \
                          HTTPS reach golive's public URL, then the hook's recent events in GitLab for the error"
                         .to_owned(),
+            });
+        }
+    }
+}
+
+impl Integration {
+    /// What GitLab said of the test deliveries golive asked for last, one finding per distinct
+    /// answer (the triggers it concerns named together).
+    fn test_delivery_findings(&self, findings: &mut Vec<Finding>) {
+        let mut answers: Vec<(&TestRequestOutcome, Vec<&str>, DateTime<Utc>)> = Vec::new();
+        for (trigger, progress) in &self.facts.test_deliveries {
+            let Some(outcome) = &progress.outcome else { continue };
+            if !matches!(outcome, TestRequestOutcome::DeliveryFailed { .. } | TestRequestOutcome::NoSampleData { .. }) {
+                continue;
+            }
+            match answers.iter_mut().find(|(o, _, _)| *o == outcome) {
+                Some((_, triggers, _)) => triggers.push(trigger.as_str()),
+                None => answers.push((outcome, vec![trigger.as_str()], progress.requested_at)),
+            }
+        }
+        for (outcome, triggers, at) in answers {
+            let (category, advice) = match outcome {
+                TestRequestOutcome::DeliveryFailed { cause, .. } => (
+                    FindingCategory::WebhookNotReceived,
+                    match cause {
+                        DeliveryFailureCause::Timeout => {
+                            "check that the customer's firewall and proxy let GitLab's outbound HTTPS reach golive's public URL"
+                        }
+                        DeliveryFailureCause::Connection => {
+                            "check the network path from GitLab to golive's public URL: DNS, firewall, GitLab's outbound request settings"
+                        }
+                        DeliveryFailureCause::Tls => {
+                            "check golive's certificate: GitLab must trust it (its CA in GitLab's trusted certificates)"
+                        }
+                        DeliveryFailureCause::RefusedByGolive => {
+                            "verify the webhook URL and secret token in GitLab (and signing, when golive issued a signing key)"
+                        }
+                    },
+                ),
+                _ => (
+                    FindingCategory::Other,
+                    "create what GitLab needs for a sample in the project (or run golive's scenarios), then ask for the test deliveries again",
+                ),
+            };
+            findings.push(Finding {
+                category,
+                message: format!("Test deliveries of {} ({}): {}", triggers.join(", "), day(at), outcome.describe()),
+                advice: advice.to_owned(),
             });
         }
     }

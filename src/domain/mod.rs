@@ -30,7 +30,8 @@ pub use actions::{NextAction, Step};
 pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use checks::{
     trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRecord, CheckRun, Evidence,
-    EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookLocation, ScenarioStep, ScenarioStepPerformed,
+    BranchFilterStrategy, DeliveryFailureCause, EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookAlert,
+    HookLocation, PushFilter, ScenarioStep, ScenarioStepPerformed,
     StepOutcome, TestDeliveryAnswered, TestDeliveryProgress, TestDeliveryRequested, TestRequestOutcome, WebhookChecked,
     WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };

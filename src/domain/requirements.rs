@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::checks::{ApplicationFinding, Evidence, EvidenceOrigin, WebhookFinding};
+use super::checks::{ApplicationFinding, Evidence, EvidenceOrigin, HookAlert, WebhookFinding};
 use super::event::{CredentialRotated, Event};
 use super::playbook::{ApiEvidenceItem, Scenario, Trigger};
 use super::stage::Stage;
@@ -535,8 +535,32 @@ impl Integration {
                     Some(missing) => {
                         let unsendable: Vec<&Trigger> =
                             missing.iter().filter(|t| location.is_some_and(|l| !l.can_send(**t))).collect();
-                        let mut text =
-                            format!("the hook GitLab's API found does not send the triggers {}", list(&missing));
+                        let filtered = match facts.webhook_check.as_ref().map(|(c, _)| &c.finding) {
+                            Some(WebhookFinding::Found { push_filter: Some(filter), triggers, .. })
+                                if triggers.contains(&Trigger::Push) && !filter.lets_agents_through() =>
+                            {
+                                Some(*filter)
+                            }
+                            _ => None,
+                        };
+                        let unfiltered: Vec<&Trigger> =
+                            missing.iter().filter(|t| !(filtered.is_some() && **t == Trigger::Push)).collect();
+                        let mut parts = Vec::new();
+                        if !unfiltered.is_empty() {
+                            parts.push(format!(
+                                "the hook GitLab's API found does not send the triggers {}",
+                                list(unfiltered)
+                            ));
+                        }
+                        if filtered.is_some() {
+                            parts.push(
+                                "the hook's push events are filtered to some branches only: Factory's agents push \
+                                 to branches of their own, so push events are not really on (set the hook's push \
+                                 events to all branches)"
+                                    .to_owned(),
+                            );
+                        }
+                        let mut text = parts.join("; ");
                         if !unsendable.is_empty() {
                             text.push_str(&format!(
                                 "; a system hook cannot send {} events at all: create a group or project hook instead",
@@ -742,7 +766,10 @@ impl Integration {
                 problems
             }
             ApplicationFinding::NotFound => vec![format!(
-                "GitLab's API lists no application with the Application ID {} recorded",
+                "GitLab lists no instance-wide application with the Application ID {} recorded. GitLab's \
+                 applications API lists only instance-wide applications, never one a user or group owns: \
+                 register it as an instance-wide application (Admin area > Applications) and record its new \
+                 Application ID",
                 checked.application_id
             )],
             ApplicationFinding::Failed(_) => return None,
@@ -760,12 +787,33 @@ impl Integration {
             ]);
         }
         Some(match &checked.finding {
-            WebhookFinding::Found { ssl_verification, location, .. } => {
+            WebhookFinding::Found { ssl_verification, location, alert, custom_template, .. } => {
                 let mut problems = Vec::new();
                 if !ssl_verification && checked.url.is_https() {
                     problems.push(format!(
                         "SSL verification is off on {} in GitLab: turn it on so the secret token only goes to golive",
                         location.describe()
+                    ));
+                }
+                match alert {
+                    Some(HookAlert::TemporarilyDisabled { until }) => problems.push(format!(
+                        "GitLab disabled {} after repeated failed deliveries: it delivers nothing until {}, when \
+                         GitLab enables it again (a successful test delivery enables it at once)",
+                        location.describe(),
+                        until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "GitLab's backoff ends".into())
+                    )),
+                    Some(HookAlert::Disabled) => problems.push(format!(
+                        "GitLab disabled {} for good after 40 failed deliveries: it delivers nothing until someone \
+                         enables it again (a successful test delivery, or editing the hook in GitLab)",
+                        location.describe()
+                    )),
+                    Some(HookAlert::Executable) | None => {}
+                }
+                if *custom_template {
+                    problems.push(format!(
+                        "{} sends a custom webhook template instead of GitLab's payload: golive reads GitLab's own \
+                         payload, so clear the hook's custom template",
+                        capitalized(&location.describe())
                     ));
                 }
                 problems
@@ -775,7 +823,10 @@ impl Integration {
                 let mut text =
                     format!("GitLab's API shows no hook with the issued URL {} (searched: {places})", checked.url);
                 if !complete {
-                    text.push_str("; the search stopped at its page limit: name the group or project");
+                    text.push_str(
+                        "; the search was incomplete (its page limit, or lists GitLab did not answer): name the \
+                         group or project",
+                    );
                 }
                 vec![text]
             }
@@ -787,8 +838,18 @@ impl Integration {
     fn api_webhook_triggers_missing(&self) -> Option<Vec<Trigger>> {
         let (checked, _) = self.facts.webhook_check.as_ref()?;
         match &checked.finding {
-            WebhookFinding::Found { triggers, .. } => {
-                Some(self.playbook.required_triggers.difference(triggers).copied().collect())
+            WebhookFinding::Found { triggers, push_filter, .. } => {
+                // A push filter that keeps out the branches Factory's agents push to means push
+                // events are not really on.
+                let filtered = push_filter.is_some_and(|f| !f.lets_agents_through());
+                Some(
+                    self.playbook
+                        .required_triggers
+                        .iter()
+                        .copied()
+                        .filter(|t| !triggers.contains(t) || (*t == Trigger::Push && filtered))
+                        .collect(),
+                )
             }
             _ => None,
         }
@@ -823,4 +884,10 @@ impl Integration {
             })
             .collect()
     }
+}
+
+/// `text` with its first letter upper case.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

@@ -423,7 +423,7 @@ impl Integration {
                         p.check_id == check_id
                             && p.received_at.is_none()
                             && !p.closed
-                            && matches!(p.outcome, None | Some(super::checks::TestRequestOutcome::Sent))
+                            && matches!(p.outcome, None | Some(super::checks::TestRequestOutcome::Delivered))
                     };
                     match trigger_of(delivery.event) {
                         Some(trigger) => facts.test_deliveries.get_mut(&trigger).filter(answered),

@@ -41,6 +41,10 @@ pub struct CheckSettings {
     pub poll_interval: Duration,
     /// How long a scenario run watches for the Droid's comment.
     pub droid_wait: Duration,
+    /// The ceiling of one test request: GitLab runs the delivery while golive's request waits,
+    /// for up to its own `webhook_timeout` (10 s by default, set per instance and not readable
+    /// through the API), so this stays well above it.
+    pub test_request_timeout: Duration,
 }
 
 impl Default for CheckSettings {
@@ -52,9 +56,13 @@ impl Default for CheckSettings {
             delivery_wait: Duration::from_secs(120),
             poll_interval: Duration::from_millis(250),
             droid_wait: Duration::from_secs(600),
+            test_request_timeout: DEFAULT_TEST_REQUEST_TIMEOUT,
         }
     }
 }
+
+/// The default ceiling of a test request: three times GitLab's default webhook timeout.
+pub const DEFAULT_TEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a caller asks a run to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,9 +480,17 @@ impl Engine {
                     self.record_check(id, CheckRecord::TestDelivery(requested), actor).await?;
                     progress(CheckProgress::Recorded("test_delivery_requested"));
                 }
-                let outcome = api_checks::request_test_delivery(api, location, hook_id, trigger, self.now()).await;
+                let outcome = api_checks::request_test_delivery(
+                    api,
+                    location,
+                    hook_id,
+                    trigger,
+                    self.now(),
+                    settings.test_request_timeout,
+                )
+                .await;
                 match &outcome {
-                    TestRequestOutcome::Sent => {
+                    TestRequestOutcome::Delivered => {
                         sent.insert(trigger);
                     }
                     TestRequestOutcome::RateLimited { retry_at } => limited = Some(*retry_at),

@@ -6,8 +6,11 @@
 //!   (`GET /api/v4/hooks`), a named group's or project's hooks, or — when the customer did not
 //!   say where — every group's and project's hooks within a bounded number of lists.
 //! - Test deliveries: `POST /projects/:id/hooks/:hook_id/test/:trigger`, the group equivalent,
-//!   or `POST /hooks/:id` for a system hook; a 404 is "not available" (older GitLab), a 429 is
-//!   "rate limited, retry at" (never a failure).
+//!   or `POST /hooks/:id` for a system hook, read as GitLab answers them ([`super::test_route`]):
+//!   201 delivered; 422 a failed delivery, golive's own refusal, or no sample data; a GitLab
+//!   older than the route is "not available" without asking; a 429 is "rate limited, retry at"
+//!   (never a failure).
+//! - A search that could not read a list (429, 5xx) is incomplete and never says "not found".
 //!
 //! The custody rules of the probe hold here too, and share its code: only the instance of
 //! record is contacted, through the egress policy's checked addresses, with an internal CA
@@ -23,10 +26,11 @@ use chrono::{DateTime, Utc};
 pub use reqwest::Method;
 use serde_json::Value;
 
+use super::branch_filter::BranchFilter;
 use super::egress::EgressPolicy;
 use super::probe::{classify_status, classify_transport, client, failure, Failure, Origin, ProbeConfig, ProbeTarget};
 use crate::domain::{
-    ApplicationFinding, CheckFailure, FindingCategory, HookLocation, LongText, TestRequestOutcome, Trigger,
+    ApplicationFinding, CheckFailure, FindingCategory, HookAlert, HookLocation, LongText, TestRequestOutcome, Trigger,
     WebhookFinding,
 };
 
@@ -67,6 +71,26 @@ pub struct GitlabApi {
     token: String,
     config: ProbeConfig,
     origin: Origin,
+    /// GitLab's version as `(major, minor)`, read once when connecting; `None` when GitLab did
+    /// not say (the checks then try each route and read its answer).
+    version: Option<(u32, u32)>,
+}
+
+/// `(major, minor)` of a version GitLab's way (`17.5.1-ee`).
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = super::probe::gitlab_version(version)?.split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The first GitLab versions with each route golive uses (GitLab's API documentation and the
+/// route files named in docs/gitlab-fidelity.md).
+pub mod since {
+    /// `GET /api/v4/personal_access_tokens/self`.
+    pub const TOKEN_SELF: (u32, u32) = (15, 5);
+    /// `POST /projects/:id/hooks/:hook_id/test/:trigger`.
+    pub const PROJECT_HOOK_TEST: (u32, u32) = (16, 11);
+    /// `POST /groups/:id/hooks/:hook_id/test/:trigger` (GitLab Premium).
+    pub const GROUP_HOOK_TEST: (u32, u32) = (17, 1);
 }
 
 /// One answer: its status, its JSON body (Null when not JSON), and the headers golive reads.
@@ -98,13 +122,31 @@ impl GitlabApi {
             egress.resolve_checked(&host, config.connect_timeout).await.map_err(|e| refuse(e.to_string()))?;
         let origin = Origin { host: destination.host.clone(), port: parsed.port_or_known_default().unwrap_or(443) };
         let http = client(target, config, &destination).map_err(|f| into_check_failure(f, &target.token))?;
-        Ok(GitlabApi {
+        let mut api = GitlabApi {
             http,
             base: target.gitlab_url.trim_end_matches('/').to_owned(),
             token: target.token.clone(),
             config: config.clone(),
             origin,
-        })
+            version: None,
+        };
+        // The version decides which routes exist; an instance that does not say is asked
+        // route by route.
+        if let Ok(answer) = api.send(Method::GET, "/api/v4/version").await {
+            api.version =
+                answer.json.get("version").and_then(Value::as_str).and_then(major_minor).filter(|_| answer.status == 200);
+        }
+        Ok(api)
+    }
+
+    /// GitLab's version, when it said.
+    pub fn version(&self) -> Option<(u32, u32)> {
+        self.version
+    }
+
+    /// Whether this GitLab is older than `since` (unknown: not older).
+    fn older_than(&self, since: (u32, u32)) -> bool {
+        self.version.is_some_and(|v| v < since)
     }
 
     fn failed(&self, failed: Failure) -> CheckFailure {
@@ -119,11 +161,25 @@ impl GitlabApi {
 
     /// [`GitlabApi::send`] with a JSON body.
     async fn send_json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, CheckFailure> {
+        self.send_within(method, path, body, None).await
+    }
+
+    /// [`GitlabApi::send_json`] with its own time limit in place of the client's.
+    async fn send_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, CheckFailure> {
         let url = format!("{}{path}", self.base);
         let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let mut request = self.http.request(method, &url).header("PRIVATE-TOKEN", &self.token);
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
         }
         let mut response = request.send().await.map_err(|e| self.failed(classify_transport(&e, &self.origin)))?;
         let status = response.status().as_u16();
@@ -156,21 +212,38 @@ impl GitlabApi {
         &self,
         path: &str,
         max_pages: u32,
-        mut keep: impl FnMut(&Value) -> bool,
+        keep: impl FnMut(&Value) -> bool,
     ) -> Result<bool, CheckFailure> {
+        self.each_page_or_status(path, max_pages, keep).await.map_err(|(_, failed)| failed)
+    }
+
+    /// [`GitlabApi::each_page`], saying which status GitLab answered when it refused a page
+    /// (`None`: no answer, or an answer that is not a list).
+    async fn each_page_or_status(
+        &self,
+        path: &str,
+        max_pages: u32,
+        mut keep: impl FnMut(&Value) -> bool,
+    ) -> Result<bool, (Option<u16>, CheckFailure)> {
         let separator = if path.contains('?') { '&' } else { '?' };
         let mut page = 1;
         for _ in 0..max_pages {
-            let answer = self.send(Method::GET, &format!("{path}{separator}per_page=100&page={page}")).await?;
+            let answer = self
+                .send(Method::GET, &format!("{path}{separator}per_page=100&page={page}"))
+                .await
+                .map_err(|failed| (None, failed))?;
             if !(200..300).contains(&answer.status) {
                 let call = format!("GET {}", path.split('?').next().unwrap_or(path));
-                return Err(self.failed(classify_status(&call, answer.status, &answer.json)));
+                return Err((Some(answer.status), self.failed(classify_status(&call, answer.status, &answer.json))));
             }
             let Some(entries) = answer.json.as_array() else {
-                return Err(self.failed(failure(
-                    FindingCategory::ApiFailure,
-                    format!("GET {path}: the answer is not a list; not GitLab's API?"),
-                )));
+                return Err((
+                    None,
+                    self.failed(failure(
+                        FindingCategory::ApiFailure,
+                        format!("GET {path}: the answer is not a list; not GitLab's API?"),
+                    )),
+                ));
             };
             for entry in entries {
                 if !keep(entry) {
@@ -243,33 +316,68 @@ pub fn hook_field(trigger: Trigger) -> &'static str {
     }
 }
 
+/// GitLab's `alert_status` and `disabled_until` (`lib/api/entities/hook.rb`), as golive words
+/// them; `None` when the answer has no `alert_status` (a GitLab that does not list it).
+fn alert_of(hook: &Value) -> Option<HookAlert> {
+    Some(match hook.get("alert_status")?.as_str()? {
+        "executable" => HookAlert::Executable,
+        "temporarily_disabled" => HookAlert::TemporarilyDisabled {
+            until: hook
+                .get("disabled_until")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        },
+        "disabled" => HookAlert::Disabled,
+        _ => return None,
+    })
+}
+
 fn finding_of(hook: &Value, location: HookLocation) -> Option<WebhookFinding> {
     let hook_id = hook.get("id").and_then(Value::as_u64)?;
     let triggers: BTreeSet<Trigger> = Trigger::ALL
         .into_iter()
         .filter(|t| location.can_send(*t) && hook.get(hook_field(*t)).and_then(Value::as_bool) == Some(true))
         .collect();
+    let push_filter = BranchFilter::from_hook(
+        hook.get("push_events_branch_filter").and_then(Value::as_str),
+        hook.get("branch_filter_strategy").and_then(Value::as_str),
+    )
+    .map(|filter| filter.conclusions());
     Some(WebhookFinding::Found {
         location,
         hook_id,
         triggers,
         ssl_verification: hook.get("enable_ssl_verification").and_then(Value::as_bool).unwrap_or(false),
+        alert: alert_of(hook),
+        push_filter,
+        custom_template: hook.get("custom_webhook_template").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()),
     })
 }
 
-/// Looks through one hook list for the hook with `url`.
+/// The push filter of the hook the check found, kept in memory for a scenario run (the pattern
+/// is the customer's text: used to choose a branch, never recorded).
+pub fn push_filter_of(hook: &Value) -> Option<BranchFilter> {
+    BranchFilter::from_hook(
+        hook.get("push_events_branch_filter").and_then(Value::as_str),
+        hook.get("branch_filter_strategy").and_then(Value::as_str),
+    )
+}
+
+/// Looks through one hook list for the hook with `url`; the hook's listing comes back with
+/// the finding.
 async fn search_list(
     api: &GitlabApi,
     path: &str,
     location: HookLocation,
     url: &str,
     limits: &SearchLimits,
-) -> Result<(Option<WebhookFinding>, bool), CheckFailure> {
+) -> Result<(Option<(WebhookFinding, Value)>, bool), (Option<u16>, CheckFailure)> {
     let mut found = None;
     let complete = api
-        .each_page(path, limits.max_pages, |hook| {
+        .each_page_or_status(path, limits.max_pages, |hook| {
             if hook.get("url").and_then(Value::as_str) == Some(url) {
-                found = finding_of(hook, location);
+                found = finding_of(hook, location).map(|finding| (finding, hook.clone()));
                 return found.is_none();
             }
             true
@@ -298,9 +406,19 @@ pub async fn find_webhook(
     place: Option<HookPlace>,
     limits: &SearchLimits,
 ) -> WebhookFinding {
+    find_webhook_listing(api, url, place, limits).await.0
+}
+
+/// [`find_webhook`], with the hook's listing as GitLab gave it (for a scenario run's branch).
+pub async fn find_webhook_listing(
+    api: &GitlabApi,
+    url: &str,
+    place: Option<HookPlace>,
+    limits: &SearchLimits,
+) -> (WebhookFinding, Option<Value>) {
     match search_hooks(api, url, place, limits).await {
-        Ok(finding) => finding,
-        Err(failed) => WebhookFinding::Failed(failed),
+        Ok((finding, listing)) => (finding, listing),
+        Err(failed) => (WebhookFinding::Failed(failed), None),
     }
 }
 
@@ -309,7 +427,7 @@ async fn search_hooks(
     url: &str,
     place: Option<HookPlace>,
     limits: &SearchLimits,
-) -> Result<WebhookFinding, CheckFailure> {
+) -> Result<(WebhookFinding, Option<Value>), CheckFailure> {
     let mut searched = Vec::new();
     let mut complete = true;
     let mut lists_read = 0u32;
@@ -337,24 +455,28 @@ async fn search_hooks(
             HookLocation::Group { group_id } => format!("/api/v4/groups/{group_id}/hooks"),
             HookLocation::Project { project_id } => format!("/api/v4/projects/{project_id}/hooks"),
         };
-        let listed = search_list(api, &path, location, url, limits).await;
-        // Group hooks need GitLab Premium: a group's 404 or 403 means "no hooks here" when
-        // golive is searching, but a refusal where the customer pointed is the answer.
-        let listed = match listed {
-            Err(failed) if place.is_none() && !matches!(location, HookLocation::System) => {
-                if failed.category == FindingCategory::ApiFailure
-                    && !failed.detail.as_str().contains("unexpected status")
-                {
-                    return Err(failed);
+        let listed = match search_list(api, &path, location, url, limits).await {
+            Ok(listed) => listed,
+            // While searching every group and project: a 404 or 403 means "no hooks golive
+            // may see here" (group hooks need GitLab Premium); a 429 or 5xx means this list
+            // was not read, so the search is incomplete and can say no "not found". Where
+            // the customer pointed, and for system hooks, any refusal is the answer.
+            Err((Some(status), failed)) if place.is_none() && !matches!(location, HookLocation::System) => {
+                match status {
+                    403 | 404 => continue,
+                    429 | 500..=599 => {
+                        complete = false;
+                        continue;
+                    }
+                    _ => return Err(failed),
                 }
-                continue;
             }
-            other => other?,
+            Err((_, failed)) => return Err(failed),
         };
         searched.push(location);
         let (found, read_whole_list) = listed;
-        if let Some(finding) = found {
-            return Ok(finding);
+        if let Some((finding, listing)) = found {
+            return Ok((finding, Some(listing)));
         }
         complete &= read_whole_list;
     }
@@ -364,48 +486,61 @@ async fn search_hooks(
         searched.truncate(8);
         complete = false;
     }
-    Ok(WebhookFinding::NotFound { searched, complete })
+    Ok((WebhookFinding::NotFound { searched, complete }, None))
 }
 
-/// Asks GitLab to send a test delivery of `trigger` through the hook.
+/// Asks GitLab to send a test delivery of `trigger` through the hook, and reads GitLab's
+/// answer as GitLab's code gives it ([`super::test_route`]). GitLab runs the delivery while
+/// the request waits, so the request may take GitLab's whole webhook timeout (10 s by default)
+/// and more: `timeout` is its own ceiling, well above GitLab's.
 pub async fn request_test_delivery(
     api: &GitlabApi,
     location: HookLocation,
     hook_id: u64,
     trigger: Trigger,
     now: DateTime<Utc>,
+    timeout: Duration,
 ) -> TestRequestOutcome {
     if !location.can_send(trigger) {
-        return TestRequestOutcome::Unsupported;
+        return TestRequestOutcome::NotTestable;
     }
+    let not_before = |what: &str, since: (u32, u32)| {
+        let (major, minor) = api.version().unwrap_or_default();
+        TestRequestOutcome::NotAvailable {
+            reason: Some(
+                LongText::parse(format!(
+                    "GitLab {major}.{minor} cannot test {what} through its API (it can from {}.{}): press Test on the hook in GitLab",
+                    since.0, since.1
+                ))
+                .expect("valid"),
+            ),
+        }
+    };
     let path = match location {
         HookLocation::System => format!("/api/v4/hooks/{hook_id}"),
         HookLocation::Group { group_id } => {
+            if api.older_than(since::GROUP_HOOK_TEST) {
+                return not_before("group hooks", since::GROUP_HOOK_TEST);
+            }
             format!("/api/v4/groups/{group_id}/hooks/{hook_id}/test/{}", hook_field(trigger))
         }
         HookLocation::Project { project_id } => {
+            if api.older_than(since::PROJECT_HOOK_TEST) {
+                return not_before("project hooks", since::PROJECT_HOOK_TEST);
+            }
             format!("/api/v4/projects/{project_id}/hooks/{hook_id}/test/{}", hook_field(trigger))
         }
     };
-    let answer = match api.send(Method::POST, &path).await {
+    let answer = match api.send_within(Method::POST, &path, None, Some(timeout)).await {
         Ok(answer) => answer,
         Err(failed) => return TestRequestOutcome::Failed(failed),
     };
-    match answer.status {
-        200..=299 => TestRequestOutcome::Sent,
-        404 | 405 => TestRequestOutcome::NotAvailable,
-        429 => {
-            let seconds = retry_after_seconds(answer.retry_after.as_deref());
-            TestRequestOutcome::RateLimited { retry_at: now + chrono::Duration::seconds(seconds as i64) }
-        }
-        400 | 422 => TestRequestOutcome::Failed(CheckFailure {
-            category: FindingCategory::Other,
-            detail: LongText::parse(format!(
-                "GitLab could not build a sample {trigger} delivery (the project may have no such object yet): perform the scenario or press Test in GitLab"
-            ))
-            .expect("valid"),
-        }),
-        status => TestRequestOutcome::Failed(api.failed(classify_status(&format!("POST {path}"), status, &answer.json))),
+    // A system hook's test (`lib/api/hooks/test.rb`) answers 201 with its sample data whatever
+    // the delivery did: only the delivery's arrival at golive tells.
+    match super::test_route::classify_answer(answer.status, &answer.json, answer.retry_after.as_deref(), trigger, now)
+    {
+        Some(outcome) => outcome,
+        None => TestRequestOutcome::Failed(api.failed(classify_status(&format!("POST {path}"), answer.status, &answer.json))),
     }
 }
 

@@ -371,13 +371,9 @@ pub fn describe_event(event_type: &str, d: &Value) -> String {
         }
         "test_delivery_requested" => format!("Asking GitLab for a test delivery of {}", text(d, "trigger")),
         "test_delivery_answered" => {
-            let outcome = &d["outcome"];
-            let what = match outcome["outcome"].as_str() {
-                Some("sent") => "GitLab sends it".to_owned(),
-                Some("not_available") => "not available on this GitLab".to_owned(),
-                Some("rate_limited") => format!("rate limited, retry at {}", text(outcome, "retry_at")),
-                Some("unsupported") => "this kind of hook cannot send it".to_owned(),
-                _ => format!("failed ({})", text(outcome, "category")),
+            let what = match serde_json::from_value::<crate::domain::TestRequestOutcome>(d["outcome"].clone()) {
+                Ok(outcome) => outcome.describe(),
+                Err(_) => "an answer golive cannot read".to_owned(),
             };
             format!("Test delivery of {}: {what}", text(d, "trigger"))
         }

@@ -127,7 +127,7 @@ fn a_test_delivery_golive_asked_for_proves_the_path_but_is_no_scenario_evidence(
     bench.advance(Duration::milliseconds(400));
     bench.ok(push_delivery());
     let answered =
-        TestDeliveryAnswered { check_id, trigger: Trigger::Push, location, outcome: TestRequestOutcome::Sent };
+        TestDeliveryAnswered { check_id, trigger: Trigger::Push, location, outcome: TestRequestOutcome::Delivered };
     record(&mut bench, CheckRecord::TestAnswer(answered)).unwrap();
     // Then the delivery path is proven, the scenario is not, and the round trip is known.
     assert!(bench.is_met("webhook.delivery_verified") && bench.is_met("testing.webhook_functional"));
@@ -172,6 +172,9 @@ fn a_playbook_that_reserves_the_webhook_for_gitlab_s_api_is_not_met_by_a_person_
             .into_iter()
             .collect(),
         ssl_verification: true,
+        alert: None,
+        push_filter: None,
+        custom_template: false,
     };
     let url = HttpUrl::parse(webhook).unwrap();
     record(&mut bench, CheckRecord::Webhook(WebhookChecked { check_id, url, finding: found })).unwrap();
@@ -212,6 +215,9 @@ fn what_a_hook_can_send_decides_the_triggers_reason() {
         hook_id: 1,
         triggers: sends(&[Trigger::Push, Trigger::MergeRequests]),
         ssl_verification: true,
+        alert: None,
+        push_filter: None,
+        custom_template: false,
     };
     record(&mut bench, CheckRecord::Webhook(WebhookChecked { check_id, url: url.clone(), finding: system })).unwrap();
     finish(&mut bench, check_id);
@@ -225,6 +231,9 @@ fn what_a_hook_can_send_decides_the_triggers_reason() {
         hook_id: 2,
         triggers: sends(&[Trigger::Push, Trigger::MergeRequests]),
         ssl_verification: true,
+        alert: None,
+        push_filter: None,
+        custom_template: false,
     };
     record(&mut bench, CheckRecord::Webhook(WebhookChecked { check_id, url, finding: group })).unwrap();
     let reason = item(&bench, "webhook.triggers").reason.unwrap();

@@ -341,7 +341,7 @@ fn checks_section(state: &Integration, now: DateTime<Utc>) -> Markup {
                     p role="status" class="notice" id="check-under-way" {
                         "A run of checks is under way"
                         @let waiting: Vec<&str> = state.facts.test_deliveries.iter()
-                            .filter(|(_, p)| Some(p.check_id) == under_way && p.received_at.is_none() && matches!(p.outcome, None | Some(crate::domain::TestRequestOutcome::Sent)))
+                            .filter(|(_, p)| Some(p.check_id) == under_way && p.received_at.is_none() && matches!(p.outcome, None | Some(crate::domain::TestRequestOutcome::Delivered)))
                             .map(|(t, _)| t.as_str()).collect();
                         @if !waiting.is_empty() { ": waiting for the test deliveries of " (waiting.join(", ")) }
                         "."
@@ -377,14 +377,11 @@ fn checks_section(state: &Integration, now: DateTime<Utc>) -> Markup {
                                 (trigger.as_str()) ": "
                                 @match &progress.outcome {
                                     None => "GitLab is being asked",
-                                    Some(crate::domain::TestRequestOutcome::Sent) => {
+                                    Some(crate::domain::TestRequestOutcome::Delivered) => {
                                         @if let Some(seconds) = progress.round_trip_seconds() { "arrived " (format!("{seconds:.1}")) " s after GitLab was asked" }
                                         @else { "asked at " (time(progress.requested_at)) ", not arrived" }
                                     }
-                                    Some(crate::domain::TestRequestOutcome::NotAvailable) => "not available on this GitLab (press Test on the hook in GitLab)",
-                                    Some(crate::domain::TestRequestOutcome::RateLimited { retry_at }) => { "rate limited by GitLab; retry at " (time(*retry_at)) }
-                                    Some(crate::domain::TestRequestOutcome::Unsupported) => "this kind of hook cannot send it",
-                                    Some(crate::domain::TestRequestOutcome::Failed(failure)) => { "failed: " (failure.detail) }
+                                    Some(other) => span data-outcome=(other.word()) { (other.describe()) },
                                 }
                             }
                         }
