@@ -585,7 +585,22 @@ impl Integration {
                 )),
             },
             Requirement::WebhookDeliveryVerified | Requirement::WebhookFunctional => {
-                if facts.deliveries.recorded > 0 {
+                // What GitLab said when golive last asked it for test deliveries names why none
+                // arrived: a firewall, a wrong token, TLS, or nothing to build a sample from.
+                let answers: Vec<String> = facts
+                    .test_deliveries
+                    .iter()
+                    .filter_map(|(trigger, p)| match &p.outcome {
+                        Some(
+                            outcome @ (super::checks::TestRequestOutcome::DeliveryFailed { .. }
+                            | super::checks::TestRequestOutcome::NoSampleData { .. }),
+                        ) => Some(format!("test delivery of {trigger}: {}", outcome.describe())),
+                        _ => None,
+                    })
+                    .collect();
+                if !answers.is_empty() {
+                    differs(answers.join("; "))
+                } else if facts.deliveries.recorded > 0 {
                     differs("no delivery has been verified with the current secret token since it was issued".into())
                 } else {
                     nothing()

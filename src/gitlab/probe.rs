@@ -1,6 +1,8 @@
 //! The GitLab probe: checks an instance with the customer's token and says what it found.
 //!
-//! HTTPS: `GET /api/v4/version`, `GET /api/v4/personal_access_tokens/self`, `GET /api/v4/user`;
+//! HTTPS: `GET /api/v4/version`, `GET /api/v4/personal_access_tokens/self` (from GitLab 15.5;
+//! before it the token's scopes are said to be unchecked), `GET /api/v4/user`, and for an admin
+//! one admin-only read (`GET /api/v4/applications`), since Admin Mode can refuse an admin's token;
 //! SSH: a TCP connection to the SSH port reading the `SSH-2.0-` banner. Failures are classified
 //! as the guide's troubleshooting thinks of them. Verification is never disabled: an internal CA
 //! is added to the trusted roots, not used to switch checks off. The token travels only in the
@@ -70,10 +72,12 @@ pub(super) struct Failure {
     token_active: Option<bool>,
     /// GitLab answered (with an error status): the API is reachable, the token is the problem.
     answered: bool,
+    /// The status GitLab answered, when it answered.
+    pub(super) status: Option<u16>,
 }
 
 pub(super) fn failure(category: FindingCategory, detail: impl Into<String>) -> Failure {
-    Failure { category, detail: detail.into(), token_active: None, answered: false }
+    Failure { category, detail: detail.into(), token_active: None, answered: false, status: None }
 }
 
 /// The instance as configured (golive's own facts: never taken from an answer).
@@ -204,6 +208,10 @@ pub fn gitlab_version(text: &str) -> Option<&str> {
 }
 
 pub(super) fn classify_status(call: &str, status: u16, body: &Value) -> Failure {
+    Failure { status: Some(status), ..classify_status_words(call, status, body) }
+}
+
+fn classify_status_words(call: &str, status: u16, body: &Value) -> Failure {
     let code = error_code(body).map(|c| format!(" {c}")).unwrap_or_default();
     // The description and message are read to classify, never copied.
     let description = body.get("error_description").and_then(Value::as_str).unwrap_or("").to_lowercase();
@@ -222,6 +230,7 @@ pub(super) fn classify_status(call: &str, status: u16, body: &Value) -> Failure 
                 detail: format!("{call}: 401{code}: {why}"),
                 token_active: Some(false),
                 answered: true,
+                status: None,
             }
         }
         403 => {
@@ -401,31 +410,91 @@ pub async fn probe(
         if let Some(v) = version.get("version").and_then(Value::as_str).and_then(gitlab_version) {
             result["gitlab_version"] = json!(v);
         }
-        let (token, _) = call(&http, target, config, &origin, "/api/v4/personal_access_tokens/self").await?;
-        let active = token.get("active").and_then(Value::as_bool).unwrap_or(true)
-            && token.get("revoked") != Some(&Value::Bool(true));
-        result["token_active"] = json!(active);
-        if let Some(expires) =
-            token.get("expires_at").and_then(Value::as_str).filter(|d| crate::domain::Date::parse(d).is_ok())
-        {
-            result["token_expires_at"] = json!(expires);
+        let version = result["gitlab_version"].as_str().and_then(super::checks::major_minor);
+        let mut not_checked = Vec::new();
+        // `personal_access_tokens/self` exists from GitLab 15.5; before it (or when an older
+        // instance answers 404) the token's scopes and expiry cannot be read, and `/user`
+        // still tells whether the token works.
+        let token_self = if version.is_some_and(|v| v < super::checks::since::TOKEN_SELF) {
+            None
+        } else {
+            match call(&http, target, config, &origin, "/api/v4/personal_access_tokens/self").await {
+                Ok((token, _)) => Some(token),
+                Err(failed) if failed.status == Some(404) => None,
+                Err(failed) => return Err(failed),
+            }
+        };
+        let mut active = true;
+        let mut missing: Vec<String> = Vec::new();
+        let mut scopes = BTreeSet::new();
+        match &token_self {
+            Some(token) => {
+                active = token.get("active").and_then(Value::as_bool).unwrap_or(true)
+                    && token.get("revoked") != Some(&Value::Bool(true));
+                result["token_active"] = json!(active);
+                if let Some(expires) =
+                    token.get("expires_at").and_then(Value::as_str).filter(|d| crate::domain::Date::parse(d).is_ok())
+                {
+                    result["token_expires_at"] = json!(expires);
+                }
+                scopes = token
+                    .get("scopes")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter(|s| KNOWN_TOKEN_SCOPES.contains(s) || required_token_scopes.contains(*s))
+                    .filter(|s| crate::domain::Scope::parse(*s).is_ok())
+                    .map(str::to_owned)
+                    .collect();
+                result["token_scopes"] = json!(scopes);
+                missing = required_token_scopes.difference(&scopes).cloned().collect();
+                result["missing_token_scopes"] = json!(missing);
+            }
+            None => not_checked.push(format!(
+                "GitLab {} has no personal_access_tokens/self (it came in 15.5): the token's scopes and expiry \
+                 could not be checked",
+                result["gitlab_version"].as_str().unwrap_or("of this version")
+            )),
         }
-        let scopes: BTreeSet<String> = token
-            .get("scopes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|s| KNOWN_TOKEN_SCOPES.contains(s) || required_token_scopes.contains(*s))
-            .filter(|s| crate::domain::Scope::parse(*s).is_ok())
-            .map(str::to_owned)
-            .collect();
-        result["token_scopes"] = json!(scopes);
-        let missing: Vec<&String> = required_token_scopes.difference(&scopes).collect();
-        result["missing_token_scopes"] = json!(missing);
         let (user, _) = call(&http, target, config, &origin, "/api/v4/user").await?;
-        // `is_admin` appears only when the caller is an admin: absent means not admin.
-        let admin = user.get("is_admin").and_then(Value::as_bool).unwrap_or(false);
+        if token_self.is_none() {
+            // `/user` answered: the token authenticates.
+            result["token_active"] = json!(true);
+        }
+        // `is_admin` appears only when the caller is an admin; even then, with Admin Mode on,
+        // admin-only routes refuse a token without the `admin_mode` scope. So the finding rests
+        // on one admin-only read (`GET /api/v4/applications`, behind GitLab's
+        // `authenticated_as_admin!`), not on `is_admin` alone.
+        let is_admin = user.get("is_admin").and_then(Value::as_bool).unwrap_or(false);
+        let mut admin_problem = None;
+        let admin = if is_admin {
+            match call(&http, target, config, &origin, "/api/v4/applications").await {
+                Ok(_) => true,
+                Err(failed) if failed.status == Some(403) => {
+                    admin_problem = Some(if token_self.is_some() && !scopes.contains("admin_mode") {
+                        "the token's user is a GitLab admin, but GitLab refused an admin-only read: Admin Mode is \
+                         on and the token lacks the admin_mode scope (create it with admin_mode)"
+                            .to_owned()
+                    } else {
+                        "the token's user is a GitLab admin, but GitLab refused an admin-only read (Admin Mode on \
+                         and the token without the admin_mode scope?)"
+                            .to_owned()
+                    });
+                    false
+                }
+                Err(failed) if failed.status == Some(401) => return Err(failed),
+                Err(_) => {
+                    not_checked.push(
+                        "GitLab did not answer the admin-only read, so the admin finding rests on is_admin alone"
+                            .to_owned(),
+                    );
+                    true
+                }
+            }
+        } else {
+            false
+        };
         result["admin"] = json!(admin);
         let mut problems = Vec::new();
         if !active {
@@ -437,15 +506,25 @@ pub async fn probe(
                 missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
-        if !admin {
+        if let Some(problem) = admin_problem {
+            problems.push(problem);
+        } else if !admin {
             problems.push("the token's user is not a GitLab admin".to_owned());
         }
         if !problems.is_empty() {
+            problems.extend(not_checked);
             return Err(failure(FindingCategory::PermissionDenied, problems.join("; ")));
         }
-        Ok(())
+        Ok(not_checked)
     }
     .await;
+    let outcome = match outcome {
+        Ok(not_checked) => {
+            details.extend(not_checked);
+            Ok(())
+        }
+        Err(failed) => Err(failed),
+    };
     if let Err(failed) = outcome {
         result["category"] = json!(failed.category);
         if failed.answered {

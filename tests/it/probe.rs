@@ -57,6 +57,12 @@ async fn fake_gitlab(headers: HeaderMap, request: Request) -> Response {
             }
             Json(user).into_response()
         }
+        // Admin-only (`authenticated_as_admin!`): with Admin Mode on, an admin's token without
+        // the admin_mode scope is refused as a non-admin's is.
+        "/api/v4/applications" if token == "glpat-adminmode" || token == "glpat-nonadmin" => {
+            (StatusCode::FORBIDDEN, Json(json!({"message": "403 Forbidden"}))).into_response()
+        }
+        "/api/v4/applications" => Json(json!([])).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -164,7 +170,8 @@ async fn the_probe_classifies_what_it_finds() {
     assert!(ok.found.get("category").is_none(), "{}", ok.found);
     assert!(ok.state.facts.api_connectivity.as_ref().unwrap().ok);
 
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
+        ("glpat-adminmode", "permission_denied", "Admin Mode is on and the token lacks the admin_mode scope"),
         ("glpat-expired", "permission_denied", "expired"),
         ("glpat-revoked", "permission_denied", "revoked"),
         ("glpat-unknown", "permission_denied", "invalid or unknown"),
