@@ -19,6 +19,7 @@ mod fake_gitlab;
 mod fixtures_replay;
 mod frozen_logs;
 mod gitlab_checks;
+mod gitlab_shapes;
 mod hostile;
 mod http;
 mod lazyfs;
