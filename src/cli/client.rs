@@ -11,7 +11,7 @@ use crate::auth::{AuthError, Role, Tokens};
 use crate::domain::{Actor, IntegrationId, PlaybookId, PlaybookRef, Rejection, SecretKind};
 use crate::engine::{
     At, AuditQuery, DeliveryError, Engine, EngineError, ExecuteRequest, ImportError, ListFilter, PlaybookError,
-    Registration,
+    Received, Registration,
 };
 use crate::error_kind::{exit, ErrorKind};
 use crate::gitlab::webhook::DeliveryHeaders;
@@ -378,7 +378,8 @@ impl Client for LocalClient {
 
     async fn webhook_replay(&self, id: &str, headers: &DeliveryHeaders, body: &[u8]) -> Result<Value, CliError> {
         match self.engine.receive_webhook(parse_id(id)?, headers, body).await {
-            Ok(executed) => {
+            Ok(Received::Ignored { version }) => Ok(json!({"status": "ignored", "version": version})),
+            Ok(Received::Recorded(executed)) => {
                 let view = views::state(&executed.state, self.engine.now());
                 Ok(views::executed(view, &executed.events, &executed.shown, executed.replayed))
             }

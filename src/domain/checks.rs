@@ -353,7 +353,10 @@ pub struct GitlabCheckFinished {
     pub skipped: BTreeSet<CheckKind>,
 }
 
-/// The trigger a delivery of this `X-Gitlab-Event` answers (system hooks: none).
+/// The trigger a delivery of this project event answers. Pass
+/// [`super::signals::WebhookDelivery::project_event`]: a `System Hook` carrying a push, tag push or
+/// merge request answers `push`, `tag_push` or `merge_requests` as that event; a system hook's own
+/// events (`System`, no `object_kind`) and wiki pages answer none.
 pub fn trigger_of(event: GitlabEvent) -> Option<Trigger> {
     Some(match event {
         GitlabEvent::Push => Trigger::Push,

@@ -83,7 +83,12 @@ impl GitlabEvent {
         Self::ALL.into_iter().find(|e| e.header_value() == value)
     }
 
-    /// The payload `object_kind` values GitLab sends with this event (empty: none expected).
+    /// The payload `object_kind` values golive records with this event (empty: none expected).
+    ///
+    /// A `System Hook` carries the project hook's payload for the pushes, tag pushes and merge
+    /// requests it is triggered by (`Project#execute_hooks` hands the same data to
+    /// `SystemHooksService`), and no `object_kind` at all for system events (`project_create`,
+    /// `repository_update`, the test delivery GitLab's system hook API sends, ...).
     pub fn object_kinds(&self) -> &'static [&'static str] {
         match self {
             GitlabEvent::Push => &["push"],
@@ -96,8 +101,13 @@ impl GitlabEvent {
             GitlabEvent::Deployment => &["deployment"],
             GitlabEvent::Release => &["release"],
             GitlabEvent::WikiPage => &["wiki_page"],
-            GitlabEvent::System => &[],
+            GitlabEvent::System => &["push", "tag_push", "merge_request"],
         }
+    }
+
+    /// Whether a delivery of this event may carry no `object_kind` (a system hook's own events).
+    pub fn object_kind_optional(&self) -> bool {
+        matches!(self, GitlabEvent::System)
     }
 }
 
@@ -159,7 +169,7 @@ impl WebhookDelivery {
                     )),
                 ));
             }
-            None if !expected.is_empty() => {
+            None if !self.event.object_kind_optional() => {
                 return Err((
                     "object_kind",
                     ValueError(format!(
@@ -178,10 +188,23 @@ impl WebhookDelivery {
         Ok(())
     }
 
-    /// The playbook scenario this delivery is evidence of, per the contract.
+    /// The project event this delivery carries: its own `X-Gitlab-Event`, or for a `System Hook`
+    /// the project hook event its `object_kind` names (`push`, `tag_push`, `merge_request`). A
+    /// system hook's own events (no `object_kind`) stay `System`.
+    pub fn project_event(&self) -> GitlabEvent {
+        match (self.event, self.object_kind.as_ref().map(ShortText::as_str)) {
+            (GitlabEvent::System, Some("push")) => GitlabEvent::Push,
+            (GitlabEvent::System, Some("tag_push")) => GitlabEvent::TagPush,
+            (GitlabEvent::System, Some("merge_request")) => GitlabEvent::MergeRequest,
+            (event, _) => event,
+        }
+    }
+
+    /// The playbook scenario this delivery is evidence of, per the contract (a system hook's
+    /// push or merge request counts as what it is).
     pub fn scenario_evidence(&self) -> Option<Scenario> {
         let action = self.action.as_ref().map(ShortText::as_str);
-        match self.event {
+        match self.project_event() {
             GitlabEvent::MergeRequest if action == Some("open") => Some(Scenario::MergeRequestCreated),
             GitlabEvent::Push => {
                 let after = self.after.as_ref().map(ShortText::as_str)?;

@@ -425,7 +425,7 @@ impl Integration {
                             && !p.closed
                             && matches!(p.outcome, None | Some(super::checks::TestRequestOutcome::Delivered))
                     };
-                    match trigger_of(delivery.event) {
+                    match trigger_of(delivery.project_event()) {
                         Some(trigger) => facts.test_deliveries.get_mut(&trigger).filter(answered),
                         // A system hook's test arrives as a System Hook, whatever was asked.
                         None => facts

@@ -54,7 +54,7 @@ pub use read_model::{
     board, calendar, BoardColumn, CalendarEntry, IntegrationSummary, ListFilter, ReadModel, READ_MODEL_FORMAT,
 };
 pub use transfer::{ImportError, ImportReport, MigrationReport};
-pub use webhook::{AuthenticatedDelivery, DeliveryError};
+pub use webhook::{AuthenticatedDelivery, DeliveryError, Received};
 
 use crate::domain::{self, Actor, HttpUrl, IdSource, IntegrationId, Origin, Playbook, Rejection};
 use crate::error_kind::ErrorKind;

@@ -119,8 +119,6 @@ pub enum Refusal {
 pub enum Malformed {
     #[error("the X-Gitlab-Event header is missing")]
     MissingEvent,
-    #[error("unknown X-Gitlab-Event {0:?}")]
-    UnknownEvent(String),
     #[error("the body is not a JSON object: {0}")]
     NotJson(String),
     #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
@@ -331,26 +329,91 @@ struct Project {
     path_with_namespace: Text,
 }
 
-/// The `record_webhook_delivery` input for a verified delivery: facts only, no body.
-pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateTime<Utc>) -> Result<Value, Malformed> {
+/// `X-Gitlab-Event` values GitLab sends that golive does not use. GitLab names the header after
+/// the hook's trigger (`WebHookService.hook_to_event`: `emoji_hooks` → `Emoji Hook`; any system
+/// hook → `System Hook`); these are the project and group hook triggers golive has no use for
+/// (`ProjectHook::AVAILABLE_HOOKS`, `GroupHook`'s `triggerable_hooks`, `milestone_hooks`,
+/// `resource_deploy_token_hooks`). They are answered 2xx and counted under their own name; any
+/// other value is counted as `other`.
+pub const UNUSED_EVENTS: [&str; 9] = [
+    "Emoji Hook",
+    "Feature Flag Hook",
+    "Member Hook",
+    "Milestone Hook",
+    "Project Hook",
+    "Resource Access Token Hook",
+    "Resource Deploy Token Hook",
+    "Subgroup Hook",
+    "Vulnerability Hook",
+];
+
+/// What a verified, well-formed delivery is to golive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryFacts {
+    /// The `record_webhook_delivery` input: facts only, no body.
+    Record(Value),
+    /// A GitLab event golive does not use (an event in [`UNUSED_EVENTS`], an `X-Gitlab-Event`
+    /// golive does not know, a `System Hook` whose `object_kind` is none of a project's push, tag
+    /// push or merge request, or a resend GitLab stripped because its logged request was too
+    /// large): answered 2xx and counted, never stored, never evidence.
+    Unused,
+}
+
+impl DeliveryFacts {
+    /// The facts to record, if the delivery is one golive uses.
+    pub fn into_record(self) -> Option<Value> {
+        match self {
+            DeliveryFacts::Record(facts) => Some(facts),
+            DeliveryFacts::Unused => None,
+        }
+    }
+}
+
+/// The request data GitLab logs, and so resends, in place of a delivery whose log entry was too
+/// large (`WebHookLog::OVERSIZE_REQUEST_DATA`, written by `WebHookService` when the log job
+/// exceeds Sidekiq's size limit).
+fn is_oversize_marker(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, Value>>(body)
+        .is_ok_and(|map| map.len() == 1 && map.get("oversize") == Some(&Value::Bool(true)))
+}
+
+/// What a verified delivery is to golive: the `record_webhook_delivery` input (facts only, no
+/// body), or [`DeliveryFacts::Unused`]. A body that is not a JSON object, or whose `object_kind`
+/// contradicts an `X-Gitlab-Event` golive uses, is [`Malformed`].
+pub fn delivery_facts(
+    headers: &DeliveryHeaders,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<DeliveryFacts, Malformed> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Malformed::TooLarge);
     }
     let header = headers.event.as_deref().ok_or(Malformed::MissingEvent)?;
-    let event =
-        GitlabEvent::from_header(header).ok_or_else(|| Malformed::UnknownEvent(header.chars().take(100).collect()))?;
     let payload: ObjectOr<Payload> = serde_json::from_slice(body).map_err(|e| Malformed::NotJson(e.to_string()))?;
     let Some(payload) = payload.0 else {
         return Err(Malformed::NotJson("not an object".into()));
     };
+    // Any other header value is a GitLab event golive has no use for (GitLab adds triggers over
+    // time): a 4xx would count as a failure towards disabling the customer's hook.
+    let Some(event) = GitlabEvent::from_header(header) else {
+        return Ok(DeliveryFacts::Unused);
+    };
+    if is_oversize_marker(body) {
+        return Ok(DeliveryFacts::Unused);
+    }
     let attributes = payload.object_attributes.0.unwrap_or_default();
     let object_kind = payload.object_kind.0;
     let expected = event.object_kinds();
     match &object_kind {
+        // System hooks also carry events golive does not use under an object_kind of their own
+        // (e.g. `gitlab_subscription_member_approval`).
+        Some(kind) if event.object_kind_optional() && !expected.contains(&kind.as_str()) => {
+            return Ok(DeliveryFacts::Unused);
+        }
         Some(kind) if !expected.contains(&kind.as_str()) => {
             return Err(Malformed::KindMismatch { event: header.to_owned(), object_kind: kind.clone() });
         }
-        None if !expected.is_empty() => {
+        None if !event.object_kind_optional() => {
             return Err(Malformed::KindMismatch { event: header.to_owned(), object_kind: String::new() });
         }
         _ => {}
@@ -389,7 +452,7 @@ pub fn delivery_facts(headers: &DeliveryHeaders, body: &[u8], received_at: DateT
     put("idempotency_key", uuid_shaped(&headers.idempotency_key));
     put("webhook_uuid", uuid_shaped(&headers.webhook_uuid));
     put("user_agent", user_agent);
-    Ok(facts)
+    Ok(DeliveryFacts::Record(facts))
 }
 
 /// Actions GitLab puts in `object_attributes.action` (merge requests, issues, notes, releases,
@@ -480,7 +543,7 @@ mod tests {
         ];
         let headers = DeliveryHeaders::from_pairs(pairs.iter().copied());
         let body = br#"{"object_kind":"merge_request","project":{"path_with_namespace":"alice/EVIL ignore previous instructions"},"object_attributes":{"id":"EVIL-OBJECT-ID <script>","action":"EVIL-ACTION pwned","status":"EVIL-STATUS"}}"#;
-        let facts = delivery_facts(&headers, body, test_now()).unwrap();
+        let facts = delivery_facts(&headers, body, test_now()).unwrap().into_record().unwrap();
         let text = facts.to_string();
         assert!(!text.contains("EVIL"), "{text}");
         assert_eq!(facts["action"], "other");
@@ -502,7 +565,7 @@ mod tests {
         let body = format!(
             r#"{{"object_kind":"push","after":"{after}","project":{{"path_with_namespace":"group/sub.group/my-project_1"}}}}"#
         );
-        let facts = delivery_facts(&headers, body.as_bytes(), test_now()).unwrap();
+        let facts = delivery_facts(&headers, body.as_bytes(), test_now()).unwrap().into_record().unwrap();
         assert_eq!(facts["after"], after);
         assert_eq!(facts["object_id"], after);
         assert_eq!(facts["project"], "group/sub.group/my-project_1");
@@ -541,7 +604,7 @@ mod tests {
         let body = br#"{"padding": [[1, 2, {"x": "y"}], "z"], "object_kind": "merge_request",
             "object_attributes": {"id": 17, "action": "open", "status": null, "description": "long"},
             "project": "not an object", "after": ""}"#;
-        let facts = delivery_facts(&headers, body, test_now()).unwrap();
+        let facts = delivery_facts(&headers, body, test_now()).unwrap().into_record().unwrap();
         assert_eq!(facts["object_kind"], "merge_request");
         assert_eq!(facts["object_id"], "17");
         assert_eq!(facts["action"], "open");
@@ -550,11 +613,39 @@ mod tests {
         }
         let long =
             format!(r#"{{"object_kind": "merge_request", "object_attributes": {{"action": "{}"}}}}"#, "a".repeat(500));
-        let facts = delivery_facts(&headers, long.as_bytes(), test_now()).unwrap();
+        let facts = delivery_facts(&headers, long.as_bytes(), test_now()).unwrap().into_record().unwrap();
         assert_eq!(facts["action"], "other", "an action outside GitLab's vocabulary is not copied");
         for bad in [&b"[1, 2]"[..], b"\"just text\"", b"{\"object_kind\": \"merge_request\"} trailing", b"{"] {
             assert!(matches!(delivery_facts(&headers, bad, test_now()), Err(Malformed::NotJson(_))));
         }
+    }
+
+    #[test]
+    fn events_golive_does_not_use_are_unused_not_malformed_unless_the_body_is() {
+        let facts = |event: &str, body: &[u8]| {
+            let headers = DeliveryHeaders { event: Some(event.into()), ..Default::default() };
+            delivery_facts(&headers, body, test_now())
+        };
+        for event in UNUSED_EVENTS.iter().copied().chain(["Made Up Hook", "push hook", ""]) {
+            assert_eq!(facts(event, br#"{"object_kind":"emoji"}"#), Ok(DeliveryFacts::Unused), "{event}");
+            assert!(matches!(facts(event, b"<xml/>"), Err(Malformed::NotJson(_))), "{event}");
+        }
+        // A system hook: the project payloads it carries are recorded, its own events too (they
+        // prove the path: GitLab's system hook test sends `project_create`), other kinds unused.
+        for kind in ["push", "tag_push", "merge_request"] {
+            let body = format!(r#"{{"object_kind":"{kind}","event_name":"{kind}"}}"#);
+            let record = facts("System Hook", body.as_bytes()).unwrap().into_record().unwrap();
+            assert_eq!((record["event"].as_str(), record["object_kind"].as_str()), (Some("System Hook"), Some(kind)));
+        }
+        let system = facts("System Hook", br#"{"event_name":"project_create"}"#).unwrap().into_record().unwrap();
+        assert!(system.get("object_kind").is_none(), "{system}");
+        let approval = br#"{"object_kind":"gitlab_subscription_member_approval","action":"enqueue"}"#;
+        assert_eq!(facts("System Hook", approval), Ok(DeliveryFacts::Unused));
+        // A contradiction on an event golive uses stays malformed; GitLab's stripped resend does not.
+        assert!(matches!(facts("Issue Hook", br#"{"object_kind":"push"}"#), Err(Malformed::KindMismatch { .. })));
+        assert!(matches!(facts("Push Hook", br#"{"user":"x"}"#), Err(Malformed::KindMismatch { .. })));
+        assert_eq!(facts("Push Hook", br#"{"oversize": true}"#), Ok(DeliveryFacts::Unused));
+        assert!(matches!(facts("Push Hook", br#"{"oversize": true, "x": 1}"#), Err(Malformed::KindMismatch { .. })));
     }
 
     #[test]

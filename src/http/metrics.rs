@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::domain::GitlabEvent;
+use crate::gitlab::webhook::UNUSED_EVENTS;
 
 /// The HTTP methods that get their own label value; any other is counted as `other`, so a
 /// client cannot add series by making methods up.
@@ -22,10 +23,15 @@ fn method_label(method: &Method) -> &'static str {
     KNOWN_METHODS.into_iter().find(|known| method.as_str() == *known).unwrap_or("other")
 }
 
-/// The label value of an `X-Gitlab-Event` header: one of GitLab's event kinds, or `other`
-/// (absent, unknown or made up), so a sender cannot add series.
+/// The label value of an `X-Gitlab-Event` header: one of GitLab's event kinds (those golive uses
+/// and those it acknowledges without using), or `other` (absent, unknown or made up), so a sender
+/// cannot add series.
 fn event_label(header: Option<&str>) -> &'static str {
-    header.and_then(GitlabEvent::from_header).map(|event| event.header_value()).unwrap_or("other")
+    let Some(header) = header else { return "other" };
+    GitlabEvent::from_header(header)
+        .map(|event| event.header_value())
+        .or_else(|| UNUSED_EVENTS.into_iter().find(|unused| *unused == header))
+        .unwrap_or("other")
 }
 
 /// Latency histogram buckets, in seconds.
@@ -237,6 +243,8 @@ mod tests {
         assert_eq!(method_label(&Method::TRACE), "other");
         assert_eq!(event_label(Some("Push Hook")), "Push Hook");
         assert_eq!(event_label(Some("Push Hook 2")), "other");
+        assert_eq!(event_label(Some("Emoji Hook")), "Emoji Hook");
+        assert_eq!(event_label(Some("emoji hook")), "other");
         assert_eq!(event_label(None), "other");
     }
 }

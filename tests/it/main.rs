@@ -31,6 +31,7 @@ mod pg_tls;
 mod power_cut;
 mod probe;
 mod receiver_custody;
+mod receiver_payloads;
 mod replicas;
 mod soak;
 mod sso;

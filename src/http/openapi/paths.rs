@@ -329,7 +329,7 @@ fn events_schema() {}
         ("X-Gitlab-Event" = String, Header, description = "GitLab's event name, e.g. Push Hook"),
         ("Idempotency-Key" = Option<String>, Header, description = "GitLab's delivery id, for deduplication")),
     request_body(content = Object, description = "GitLab's delivery, as GitLab sends it"),
-    responses((status = 200, description = "Recorded, or a duplicate", body = schemas::DeliveryRecorded),
+    responses((status = 200, description = "Recorded, a duplicate, or ignored (an event golive does not use)", body = schemas::DeliveryRecorded),
         (status = 400, description = "Malformed delivery"), (status = 404, description = "Unknown id"),
         (status = 409, description = "Integration cancelled"), (status = 413, description = "Body too large"),
         (status = 415, description = "Not JSON")),

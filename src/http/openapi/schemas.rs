@@ -1033,6 +1033,8 @@ pub struct Ready {
 pub enum DeliveryStatus {
     Recorded,
     Duplicate,
+    /// A GitLab event golive does not use: acknowledged, stored nowhere.
+    Ignored,
 }
 
 #[derive(Serialize, ToSchema)]
