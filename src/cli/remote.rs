@@ -233,7 +233,8 @@ impl Client for RemoteClient {
                 .flatten()
                 .filter(|(_, p)| {
                     p["check_id"] == check_id
-                        && (p["outcome"].is_null() || matches!(p["outcome"]["outcome"].as_str(), Some("sent" | "delivered")))
+                        && (p["outcome"].is_null()
+                            || matches!(p["outcome"]["outcome"].as_str(), Some("sent" | "delivered")))
                         && p["received_at"].is_null()
                 })
                 .map(|(trigger, _)| trigger.clone())

@@ -267,9 +267,7 @@ pub enum TestRequestOutcome {
         reason: Option<LongText>,
     },
     /// GitLab's hook-test rate limit: not a failure; retry at the time given.
-    RateLimited {
-        retry_at: DateTime<Utc>,
-    },
+    RateLimited { retry_at: DateTime<Utc> },
     /// golive could not ask: GitLab unreachable, the token refused, an answer golive cannot read.
     Failed(CheckFailure),
 }

@@ -89,10 +89,9 @@ impl Integration {
             if let super::checks::WebhookFinding::Found { alert: Some(alert), location, .. } = &checked.finding {
                 let disabled = match alert {
                     HookAlert::Executable => None,
-                    HookAlert::TemporarilyDisabled { until: Some(until) } => Some(format!(
-                        "until {}, when GitLab enables it again",
-                        until.format("%Y-%m-%d %H:%M UTC")
-                    )),
+                    HookAlert::TemporarilyDisabled { until: Some(until) } => {
+                        Some(format!("until {}, when GitLab enables it again", until.format("%Y-%m-%d %H:%M UTC")))
+                    }
                     HookAlert::TemporarilyDisabled { until: None } => Some("for a while".to_owned()),
                     HookAlert::Disabled => Some("for good, until someone enables it again".to_owned()),
                 };

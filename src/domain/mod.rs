@@ -29,11 +29,11 @@ mod values;
 pub use actions::{NextAction, Step};
 pub use binding::{ca_fingerprint, origin_of, CredentialBinding};
 pub use checks::{
-    trigger_of, ApplicationChecked, ApplicationFinding, CheckFailure, CheckKind, CheckRecord, CheckRun, Evidence,
-    BranchFilterStrategy, DeliveryFailureCause, EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookAlert,
-    HookLocation, PushFilter, ScenarioStep, ScenarioStepPerformed,
-    StepOutcome, TestDeliveryAnswered, TestDeliveryProgress, TestDeliveryRequested, TestRequestOutcome, WebhookChecked,
-    WebhookFinding, CHECK_RUNS_KEPT, CHECK_RUN_ABANDONED_AFTER_MINUTES,
+    trigger_of, ApplicationChecked, ApplicationFinding, BranchFilterStrategy, CheckFailure, CheckKind, CheckRecord,
+    CheckRun, DeliveryFailureCause, Evidence, EvidenceOrigin, GitlabCheckFinished, GitlabCheckStarted, HookAlert,
+    HookLocation, PushFilter, ScenarioStep, ScenarioStepPerformed, StepOutcome, TestDeliveryAnswered,
+    TestDeliveryProgress, TestDeliveryRequested, TestRequestOutcome, WebhookChecked, WebhookFinding, CHECK_RUNS_KEPT,
+    CHECK_RUN_ABANDONED_AFTER_MINUTES,
 };
 pub use command::{
     parse_fields, parse_request, ApiCheck, ApplicationRegistration, Command, CommandRequest, Credential, Firewall,

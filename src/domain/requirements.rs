@@ -815,7 +815,9 @@ impl Integration {
                         "GitLab disabled {} after repeated failed deliveries: it delivers nothing until {}, when \
                          GitLab enables it again (a successful test delivery enables it at once)",
                         location.describe(),
-                        until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "GitLab's backoff ends".into())
+                        until
+                            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                            .unwrap_or_else(|| "GitLab's backoff ends".into())
                     )),
                     Some(HookAlert::Disabled) => problems.push(format!(
                         "GitLab disabled {} for good after 40 failed deliveries: it delivers nothing until someone \

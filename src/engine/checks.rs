@@ -456,7 +456,14 @@ impl Engine {
         {
             let mut last_request: Option<chrono::DateTime<chrono::Utc>> = None;
             let mut limited: Option<chrono::DateTime<chrono::Utc>> = None;
+            let mut failed_on_the_way = false;
             for trigger in state.playbook.required_triggers.iter().copied() {
+                // A delivery that failed on its way (or that golive refused) fails the same way
+                // for every trigger, and each failure counts towards GitLab disabling the
+                // customer's hook (`WebHooks::AutoDisabling`, 4 in a row): ask no more.
+                if failed_on_the_way {
+                    break;
+                }
                 // GitLab said to wait: the rest of this run's tests are not sent, only recorded
                 // as rate limited until the same time.
                 if let (Some(retry_at), true) = (limited, location.can_send(trigger)) {
@@ -494,6 +501,7 @@ impl Engine {
                         sent.insert(trigger);
                     }
                     TestRequestOutcome::RateLimited { retry_at } => limited = Some(*retry_at),
+                    TestRequestOutcome::DeliveryFailed { .. } => failed_on_the_way = true,
                     _ => {}
                 }
                 let answered = TestDeliveryAnswered { check_id, trigger, location, outcome };

@@ -133,8 +133,12 @@ impl GitlabApi {
         // The version decides which routes exist; an instance that does not say is asked
         // route by route.
         if let Ok(answer) = api.send(Method::GET, "/api/v4/version").await {
-            api.version =
-                answer.json.get("version").and_then(Value::as_str).and_then(major_minor).filter(|_| answer.status == 200);
+            api.version = answer
+                .json
+                .get("version")
+                .and_then(Value::as_str)
+                .and_then(major_minor)
+                .filter(|_| answer.status == 200);
         }
         Ok(api)
     }
@@ -351,7 +355,10 @@ fn finding_of(hook: &Value, location: HookLocation) -> Option<WebhookFinding> {
         ssl_verification: hook.get("enable_ssl_verification").and_then(Value::as_bool).unwrap_or(false),
         alert: alert_of(hook),
         push_filter,
-        custom_template: hook.get("custom_webhook_template").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()),
+        custom_template: hook
+            .get("custom_webhook_template")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.trim().is_empty()),
     })
 }
 
@@ -461,16 +468,15 @@ async fn search_hooks(
             // may see here" (group hooks need GitLab Premium); a 429 or 5xx means this list
             // was not read, so the search is incomplete and can say no "not found". Where
             // the customer pointed, and for system hooks, any refusal is the answer.
-            Err((Some(status), failed)) if place.is_none() && !matches!(location, HookLocation::System) => {
-                match status {
-                    403 | 404 => continue,
-                    429 | 500..=599 => {
-                        complete = false;
-                        continue;
-                    }
-                    _ => return Err(failed),
+            Err((Some(status), failed)) if place.is_none() && !matches!(location, HookLocation::System) => match status
+            {
+                403 | 404 => continue,
+                429 | 500..=599 => {
+                    complete = false;
+                    continue;
                 }
-            }
+                _ => return Err(failed),
+            },
             Err((_, failed)) => return Err(failed),
         };
         searched.push(location);
@@ -537,10 +543,13 @@ pub async fn request_test_delivery(
     };
     // A system hook's test (`lib/api/hooks/test.rb`) answers 201 with its sample data whatever
     // the delivery did: only the delivery's arrival at golive tells.
-    match super::test_route::classify_answer(answer.status, &answer.json, answer.retry_after.as_deref(), trigger, now)
-    {
+    match super::test_route::classify_answer(answer.status, &answer.json, answer.retry_after.as_deref(), trigger, now) {
         Some(outcome) => outcome,
-        None => TestRequestOutcome::Failed(api.failed(classify_status(&format!("POST {path}"), answer.status, &answer.json))),
+        None => TestRequestOutcome::Failed(api.failed(classify_status(
+            &format!("POST {path}"),
+            answer.status,
+            &answer.json,
+        ))),
     }
 }
 

@@ -1,4 +1,15 @@
-//! A fake GitLab written from GitLab's API documentation, served over TLS with an internal CA:
+//! A fake GitLab held to GitLab's code (docs/gitlab-fidelity.md names each file it follows),
+//! served over TLS with an internal CA. Where GitLab's code decides, the fake does as it does:
+//! the hook test route runs the delivery while the request waits and answers 201 only when the
+//! receiver answered 2xx, else 422 with the receiver's body or the HTTP client's error as Ruby
+//! words it (`lib/api/hooks/trigger_test.rb`, `app/services/web_hook_service.rb`); "Ensure the
+//! project has …" when there is no sample data; failed deliveries back the project hook off
+//! (`WebHooks::AutoDisabling`) and `alert_status` shows it; `/applications` lists instance-wide
+//! applications only, unpaged; Admin Mode refuses an admin's token without `admin_mode` on
+//! admin-only routes; the routes and fields of each GitLab version (`version`). Every answer is
+//! kept (`answers`) for the shape test against GitLab's schemas.
+//!
+//! Routes:
 //! applications (`GET /api/v4/applications`), system hooks (`GET /api/v4/hooks`,
 //! `POST /api/v4/hooks/:id`), group and project hooks and their test routes
 //! (`POST /{groups,projects}/:id/hooks/:hook_id/test/:trigger`), groups and projects, paged with
@@ -9,7 +20,7 @@
 //! exists (older GitLab), whether hook tests are rate limited, whether deliveries get through
 //! the customer's firewall.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
@@ -60,6 +71,57 @@ pub struct World {
     pub project_reads_fail: bool,
     /// A hostile GitLab: creating a project answers with this other (existing) project's id.
     pub created_project_is: Option<u64>,
+    /// The GitLab version the fake plays (`17.5.1-ee` when empty): it decides which routes
+    /// and fields exist.
+    pub version: String,
+    /// How a delivery fails on its way to golive, as GitLab's HTTP client reports it.
+    pub path_failure: Option<PathFailure>,
+    /// GitLab's `webhook_timeout` in this fake (GitLab's default is 10 s; tests wait less).
+    pub webhook_timeout_ms: u64,
+    /// Hook fields (`merge_requests_events`, …) whose sample data the project lacks.
+    pub no_sample_data: BTreeSet<String>,
+    /// Admin Mode is on: admin-only routes refuse a token without the `admin_mode` scope.
+    pub admin_mode: bool,
+    /// The admin token's scopes (`api`, `sudo`, `read_user` when empty).
+    pub token_scopes: Vec<String>,
+    /// Each project hook's `recent_failures` and `disabled_until`, as GitLab keeps them.
+    pub hook_failures: BTreeMap<u64, (u32, Option<chrono::DateTime<chrono::Utc>>)>,
+    /// Every answer the fake gave: `(METHOD, path, status, JSON body)`.
+    pub answers: Vec<(String, String, u16, Value)>,
+}
+
+/// Ways a delivery fails between GitLab and golive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathFailure {
+    /// Nothing accepts the connection.
+    Refused,
+    /// GitLab does not trust golive's certificate.
+    Tls,
+}
+
+impl World {
+    /// `(major, minor)` of the version played.
+    pub fn version(&self) -> (u32, u32) {
+        let version = if self.version.is_empty() { "17.5.1-ee" } else { self.version.as_str() };
+        let mut parts = version.split(['.', '-']);
+        (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap())
+    }
+
+    fn version_text(&self) -> String {
+        if self.version.is_empty() {
+            "17.5.1-ee".to_owned()
+        } else {
+            self.version.clone()
+        }
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        if self.token_scopes.is_empty() {
+            vec!["api".into(), "read_user".into(), "sudo".into()]
+        } else {
+            self.token_scopes.clone()
+        }
+    }
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -74,6 +136,11 @@ struct Paging {
 fn authorised(world: &World, headers: &HeaderMap, admin_only: bool) -> Result<(), Response> {
     let token = headers.get("private-token").and_then(|v| v.to_str().ok()).unwrap_or("");
     if token == world.admin_token {
+        // `authenticated_as_admin!` asks `can_admin_all_resources?`, which with Admin Mode on
+        // needs the token's `admin_mode` scope.
+        if admin_only && world.admin_mode && !world.scopes().iter().any(|s| s == "admin_mode") {
+            return Err((StatusCode::FORBIDDEN, Json(json!({"message": "403 Forbidden"}))).into_response());
+        }
         return Ok(());
     }
     if world.user_token.as_deref() == Some(token) {
@@ -106,10 +173,24 @@ fn paged(items: &[Value], paging: &Paging) -> Response {
 async fn applications(State(world): State<Shared>, headers: HeaderMap, Query(paging): Query<Paging>) -> Response {
     let mut world = world.lock().unwrap();
     world.calls.push("GET /api/v4/applications".into());
+    let _ = paging;
     if let Err(refused) = authorised(&world, &headers, true) {
         return refused;
     }
-    paged(&world.applications, &paging)
+    // `ApplicationsFinder`: `owner_id IS NULL`, and the route does not paginate.
+    let listed: Vec<Value> = world
+        .applications
+        .iter()
+        .filter(|a| a.get("owner").is_none())
+        .map(|a| {
+            let mut a = a.clone();
+            if a.get("scopes").is_none() {
+                a["scopes"] = json!(["api", "read_user"]);
+            }
+            a
+        })
+        .collect();
+    Json(Value::Array(listed)).into_response()
 }
 
 async fn system_hooks(State(world): State<Shared>, headers: HeaderMap, Query(paging): Query<Paging>) -> Response {
@@ -118,7 +199,56 @@ async fn system_hooks(State(world): State<Shared>, headers: HeaderMap, Query(pag
     if let Err(refused) = authorised(&world, &headers, true) {
         return refused;
     }
-    paged(&world.system_hooks, &paging)
+    let listed: Vec<Value> = world.system_hooks.iter().map(|h| as_listed(&world, h, false)).collect();
+    paged(&listed, &paging)
+}
+
+/// A hook as this version lists it: `alert_status` and `disabled_until` from its failures
+/// (project hooks only back off in GitLab's open-source code), and only the fields the version
+/// has (`custom_webhook_template` from 16.10, `branch_filter_strategy` from 17.2).
+fn as_listed(world: &World, hook: &Value, backs_off: bool) -> Value {
+    let mut hook = hook.clone();
+    let version = world.version();
+    let (failures, until) = world.hook_failures.get(&hook["id"].as_u64().unwrap()).copied().unwrap_or((0, None));
+    let now = chrono::Utc::now();
+    let status = if !backs_off {
+        "executable"
+    } else if failures > 39 {
+        "disabled"
+    } else if failures > 3 && until.is_some_and(|u| u >= now) {
+        "temporarily_disabled"
+    } else {
+        "executable"
+    };
+    hook["alert_status"] = json!(status);
+    hook["disabled_until"] = json!(until.filter(|_| status == "temporarily_disabled").map(|u| u.to_rfc3339()));
+    let object = hook.as_object_mut().unwrap();
+    if version < (16, 10) {
+        object.remove("custom_webhook_template");
+    }
+    if version < (17, 2) {
+        object.remove("branch_filter_strategy");
+    }
+    hook
+}
+
+/// GitLab's `backoff!` and `enable!` after a delivery (`WebHooks::AutoDisabling`).
+fn after_delivery(world: &mut World, hook_id: u64, succeeded: bool) {
+    let now = chrono::Utc::now();
+    let entry = world.hook_failures.entry(hook_id).or_insert((0, None));
+    if succeeded {
+        *entry = (0, None);
+        return;
+    }
+    let executable = entry.0 <= 3 || (entry.0 <= 39 && entry.1.is_some_and(|u| u < now));
+    if !executable {
+        return;
+    }
+    entry.0 = (entry.0 + 1).clamp(1, 40);
+    if entry.0 > 3 {
+        let backoff = (60.0 * 2f64.powi(entry.0 as i32 - 3)).clamp(60.0, 86_400.0);
+        entry.1 = Some(now + chrono::Duration::seconds(backoff as i64));
+    }
 }
 
 async fn groups(State(world): State<Shared>, headers: HeaderMap, Query(paging): Query<Paging>) -> Response {
@@ -154,7 +284,10 @@ async fn group_hooks(
         return refused;
     }
     match world.group_hooks.get(&group) {
-        Some(hooks) => paged(hooks, &paging),
+        Some(hooks) => {
+            let listed: Vec<Value> = hooks.iter().map(|h| as_listed(&world, h, false)).collect();
+            paged(&listed, &paging)
+        }
         None => (StatusCode::NOT_FOUND, Json(json!({"message": "404 Group Not Found"}))).into_response(),
     }
 }
@@ -171,7 +304,10 @@ async fn project_hooks(
         return refused;
     }
     match world.project_hooks.get(&project) {
-        Some(hooks) => paged(hooks, &paging),
+        Some(hooks) => {
+            let listed: Vec<Value> = hooks.iter().map(|h| as_listed(&world, h, true)).collect();
+            paged(&listed, &paging)
+        }
         None => (StatusCode::NOT_FOUND, Json(json!({"message": "404 Project Not Found"}))).into_response(),
     }
 }
@@ -227,19 +363,100 @@ fn deliver(world: &Shared, hook: &Value, event: &'static str, body: Vec<u8>) -> 
     })
 }
 
+/// Sends one delivery while the caller waits, as a hook test does: the receiver's status and
+/// body, or the HTTP client's error in Ruby's words.
+async fn deliver_inline(world: &Shared, hook: &Value, event: &str, body: Vec<u8>) -> Result<(u16, String), String> {
+    let (url, token, instance, through, failure, timeout_ms) = {
+        let w = world.lock().unwrap();
+        let mut url = hook["url"].as_str().unwrap().to_owned();
+        if let Some((public, address)) = &w.golive_behind {
+            if let Some(rest) = url.strip_prefix(public.as_str()) {
+                url = format!("{address}{rest}");
+            }
+        }
+        let token = w.hook_tokens.get(&hook["id"].as_u64().unwrap()).cloned();
+        let timeout = if w.webhook_timeout_ms == 0 { 300 } else { w.webhook_timeout_ms };
+        (url, token, w.instance_url.clone(), w.deliveries_get_through, w.path_failure, timeout)
+    };
+    let public = url::Url::parse(hook["url"].as_str().unwrap()).unwrap();
+    let (host, port) = (public.host_str().unwrap().to_owned(), public.port_or_known_default().unwrap());
+    if !through {
+        // A firewall that drops packets: GitLab waits its webhook_timeout, then Net::HTTP
+        // gives up reading.
+        tokio::time::sleep(std::time::Duration::from_millis(timeout_ms)).await;
+        return Err("Net::ReadTimeout with #<TCPSocket:(closed)>".to_owned());
+    }
+    match failure {
+        Some(PathFailure::Refused) => {
+            return Err(format!(
+                "Failed to open TCP connection to {host}:{port} (Connection refused - connect(2) for \"{host}\" port {port})"
+            ))
+        }
+        Some(PathFailure::Tls) => {
+            return Err(format!(
+                "SSL_connect returned=1 errno=0 peeraddr=10.20.30.40:{port} state=error: certificate verify failed (unable to get local issuer certificate)"
+            ))
+        }
+        None => {}
+    }
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .timeout(std::time::Duration::from_millis(timeout_ms.max(5_000)))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitLab/17.6.1-ee")
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-instance", instance)
+        .header("x-gitlab-webhook-uuid", uuid::Uuid::new_v4().to_string())
+        .header("x-gitlab-event-uuid", uuid::Uuid::new_v4().to_string())
+        .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+        .body(body);
+    if let Some(token) = token {
+        request = request.header("x-gitlab-token", token);
+    }
+    let response = request.send().await.map_err(|e| format!("Errno::ECONNRESET: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    // `RESPONSE_BODY_SIZE_LIMIT`: GitLab keeps 8 KB of the receiver's body.
+    let text: String = text.chars().take(8 * 1024).collect();
+    world.lock().unwrap().delivered.push((event.to_owned(), status));
+    Ok((status, text))
+}
+
+/// The message `TestHooks::ProjectService` gives when the project lacks sample data.
+fn no_sample_message(trigger: &str) -> &'static str {
+    match trigger {
+        "push_events" | "tag_push_events" => "Ensure the project has at least one commit.",
+        "note_events" | "confidential_note_events" | "emoji_events" => "Ensure the project has notes.",
+        "issues_events" | "confidential_issues_events" => "Ensure the project has issues.",
+        "merge_requests_events" => "Ensure the project has merge requests.",
+        "job_events" => "Ensure the project has CI jobs.",
+        "pipeline_events" => "Ensure the project has CI pipelines.",
+        "releases_events" => "Ensure the project has releases.",
+        _ => "Ensure the wiki is enabled and has pages.",
+    }
+}
+
 /// Counts a hook test against the rate limit; `Some(response)` when refused.
 fn rate_limited(world: &mut World) -> Option<Response> {
     world.tests_requested += 1;
-    match world.tests_before_rate_limit {
-        Some(allowed) if world.tests_requested > allowed => {
-            let mut response = (
+    // 17.0: 3 a minute per hook; from 17.1: 5 a minute per project (or group) and user
+    // (`web_hook_test` in `Gitlab::ApplicationRateLimiter`). A test run here lasts well under
+    // a minute, so the count is over the fake's life.
+    let by_version = match world.version() {
+        v if v < (17, 0) => None,
+        (17, 0) => Some(3),
+        _ => Some(5),
+    };
+    match world.tests_before_rate_limit.or(by_version) {
+        Some(allowed) if world.tests_requested > allowed => Some(
+            (
                 StatusCode::TOO_MANY_REQUESTS,
-                Json(json!({"message": "This endpoint has been requested too many times. Try again later."})),
+                Json(
+                    json!({"message": {"error": "This endpoint has been requested too many times. Try again later."}}),
+                ),
             )
-                .into_response();
-            response.headers_mut().insert("retry-after", "45".parse().unwrap());
-            Some(response)
-        }
+                .into_response(),
+        ),
         _ => None,
     }
 }
@@ -258,26 +475,39 @@ async fn test_hook(
         if let Err(refused) = authorised(&w, &headers, false) {
             return refused;
         }
-        if !w.test_routes {
+        let since = if kind == "groups" { (17, 1) } else { (16, 11) };
+        if !w.test_routes || w.version() < since {
             return (StatusCode::NOT_FOUND, Json(json!({"error": "404 Not Found"}))).into_response();
         }
-        if let Some(refused) = rate_limited(&mut w) {
-            return refused;
-        }
-        let hooks = if kind == "groups" { w.group_hooks.get(&owner) } else { w.project_hooks.get(&owner) };
-        let Some(hook) = hooks.and_then(|h| h.iter().find(|h| h["id"] == hook_id)).cloned() else {
-            return (StatusCode::NOT_FOUND, Json(json!({"message": "404 Hook Not Found"}))).into_response();
-        };
         let Some(event) = sample(&trigger) else {
             return (StatusCode::BAD_REQUEST, Json(json!({"error": "trigger does not have a valid value"})))
                 .into_response();
         };
+        let hooks = if kind == "groups" { w.group_hooks.get(&owner) } else { w.project_hooks.get(&owner) };
+        let Some(hook) = hooks.and_then(|h| h.iter().find(|h| h["id"] == hook_id)).cloned() else {
+            return (StatusCode::NOT_FOUND, Json(json!({"message": "404 Not found"}))).into_response();
+        };
+        if let Some(refused) = rate_limited(&mut w) {
+            return refused;
+        }
+        if w.no_sample_data.contains(&trigger) {
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": no_sample_message(&trigger)})))
+                .into_response();
+        }
         (hook, event)
     };
-    // GitLab runs a hook test while the request waits, and answers after the delivery: so
-    // the delivery reaches golive before golive hears that GitLab accepted.
-    let _ = deliver(&world, &hook, event.0, crate::http::payload(event.1)).await;
-    (StatusCode::CREATED, Json(json!({"message": "201 Created"}))).into_response()
+    // GitLab runs a hook test while the request waits (`force: true`: even a disabled hook
+    // runs), and answers after the delivery.
+    let result = deliver_inline(&world, &hook, event.0, crate::http::payload(event.1)).await;
+    let succeeded = matches!(result, Ok((200..=299, _)));
+    if kind == "projects" {
+        after_delivery(&mut world.lock().unwrap(), hook_id, succeeded);
+    }
+    match result {
+        Ok((200..=299, _)) => (StatusCode::CREATED, Json(json!({"message": "201 Created"}))).into_response(),
+        Ok((_, body)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": body}))).into_response(),
+        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": error}))).into_response(),
+    }
 }
 
 async fn test_project_hook(
@@ -304,19 +534,17 @@ async fn test_system_hook(State(world): State<Shared>, headers: HeaderMap, Path(
         if let Err(refused) = authorised(&w, &headers, true) {
             return refused;
         }
-        if let Some(refused) = rate_limited(&mut w) {
-            return refused;
-        }
         match w.system_hooks.iter().find(|h| h["id"] == hook_id).cloned() {
             Some(hook) => hook,
             None => return (StatusCode::NOT_FOUND, Json(json!({"message": "404 Not found"}))).into_response(),
         }
     };
-    let body = json!({"event_name": "project_create", "created_at": "2026-11-30T09:00:00Z", "name": "StoreCloud",
-        "owner_email": "johnsmith@example.com", "owner_name": "John Smith", "path": "storecloud",
-        "path_with_namespace": "jsmith/storecloud", "project_id": 74, "project_visibility": "private"});
-    let _ = deliver(&world, &hook, "System Hook", serde_json::to_vec(&body).unwrap()).await;
-    Json(body).into_response()
+    // `lib/api/system_hooks.rb` mounts `Hooks::Test` with this data; the delivery's result is
+    // not read, and the answer is the data, 201.
+    let body = json!({"event_name": "project_create", "name": "Ruby", "path": "ruby", "project_id": 1,
+        "owner_name": "Someone", "owner_email": "example@gitlabhq.com"});
+    let _ = deliver_inline(&world, &hook, "System Hook", serde_json::to_vec(&body).unwrap()).await;
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 /// Sends a delivery of `event` for something that happened in `project` to every hook that
@@ -514,6 +742,61 @@ async fn project_update(State(world): State<Shared>, headers: HeaderMap, request
     Json(json!({"state": "closed"})).into_response()
 }
 
+async fn version(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push("GET /api/v4/version".into());
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    Json(json!({"version": w.version_text(), "revision": "6f1e2c3d4b5"})).into_response()
+}
+
+async fn user(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push("GET /api/v4/user".into());
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    let token = headers.get("private-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut answer = json!({"id": 1, "username": "root", "name": "Administrator", "state": "active",
+        "locked": false, "avatar_url": null, "web_url": format!("{}/root", w.instance_url),
+        "created_at": "2026-01-05T09:00:00.000Z", "email": "admin@example.com"});
+    // `UserWithAdmin` exposes `is_admin` for an admin, whatever Admin Mode says.
+    if token == w.admin_token {
+        answer["is_admin"] = json!(true);
+    }
+    Json(answer).into_response()
+}
+
+async fn token_self(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let mut w = world.lock().unwrap();
+    w.calls.push("GET /api/v4/personal_access_tokens/self".into());
+    if let Err(refused) = authorised(&w, &headers, false) {
+        return refused;
+    }
+    if w.version() < (15, 5) {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "404 Not Found"}))).into_response();
+    }
+    Json(json!({"id": 42, "name": "factory", "revoked": false, "created_at": "2026-10-01T09:00:00.000Z",
+        "scopes": w.scopes(), "user_id": 1, "last_used_at": null, "active": true, "expires_at": "2027-10-01"}))
+    .into_response()
+}
+
+/// Keeps every answer (status and JSON body) for the shape test.
+async fn keep_answer(
+    State(world): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap();
+    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    world.lock().unwrap().answers.push((method, path, parts.status.as_u16(), json));
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 async fn anything_else(State(world): State<Shared>, request: axum::extract::Request) -> Response {
     world.lock().unwrap().calls.push(format!("{} {}", request.method(), request.uri().path()));
     (StatusCode::NOT_FOUND, Json(json!({"message": "404 Not Found"}))).into_response()
@@ -539,7 +822,11 @@ pub fn router(world: Shared) -> Router {
         .route("/api/v4/projects/{id}/hooks", get(project_hooks))
         .route("/api/v4/groups/{id}/hooks/{hook_id}/test/{trigger}", post(test_group_hook))
         .route("/api/v4/projects/{id}/hooks/{hook_id}/test/{trigger}", post(test_project_hook))
+        .route("/api/v4/version", get(version))
+        .route("/api/v4/user", get(user))
+        .route("/api/v4/personal_access_tokens/self", get(token_self))
         .fallback(anything_else)
+        .layer(axum::middleware::from_fn_with_state(world.clone(), keep_answer))
         .with_state(world)
 }
 

@@ -95,10 +95,7 @@ pub fn route_of(method: &str, path: &str) -> Option<&'static str> {
         let wanted: Vec<&str> = pattern.split('/').collect();
         route_method == method
             && wanted.len() == segments.len()
-            && wanted
-                .iter()
-                .zip(&segments)
-                .all(|(w, s)| if w.starts_with(':') { !s.is_empty() } else { w == s })
+            && wanted.iter().zip(&segments).all(|(w, s)| if w.starts_with(':') { !s.is_empty() } else { w == s })
     })
 }
 
@@ -128,8 +125,7 @@ pub fn check_answer(route: &str, status: u16, body: &Value) -> Result<(), String
 /// Validates `body` against the schema file `file` (relative to the schemas folder).
 pub fn validate(file: &str, body: &Value) -> Result<(), String> {
     let validator = validator(file)?;
-    let errors: Vec<String> =
-        validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     if errors.is_empty() {
         Ok(())
     } else {
@@ -241,7 +237,10 @@ mod tests {
     #[test]
     fn routes_are_found_from_concrete_paths() {
         assert_eq!(route_of("GET", "/api/v4/projects/15/hooks"), Some("GET /api/v4/projects/:id/hooks"));
-        assert_eq!(route_of("get", "/api/v4/projects/15/hooks?page=2&per_page=100"), Some("GET /api/v4/projects/:id/hooks"));
+        assert_eq!(
+            route_of("get", "/api/v4/projects/15/hooks?page=2&per_page=100"),
+            Some("GET /api/v4/projects/:id/hooks")
+        );
         assert_eq!(
             route_of("POST", "/api/v4/projects/15/hooks/7/test/push_events"),
             Some("POST /api/v4/projects/:id/hooks/:hook_id/test/:trigger")
@@ -252,14 +251,19 @@ mod tests {
         );
         assert_eq!(route_of("POST", "/api/v4/hooks/4"), Some("POST /api/v4/hooks/:id"));
         assert_eq!(route_of("GET", "/api/v4/hooks"), Some("GET /api/v4/hooks"));
-        assert_eq!(route_of("GET", "/api/v4/personal_access_tokens/self"), Some("GET /api/v4/personal_access_tokens/self"));
+        assert_eq!(
+            route_of("GET", "/api/v4/personal_access_tokens/self"),
+            Some("GET /api/v4/personal_access_tokens/self")
+        );
         assert_eq!(
             route_of("GET", "/api/v4/projects/15/merge_requests/1/notes"),
             Some("GET /api/v4/projects/:id/merge_requests/:merge_request_iid/notes")
         );
         assert_eq!(route_of("GET", "/api/v4/projects/15"), Some("GET /api/v4/projects/:id"));
-        assert_eq!(route_of("DELETE", "/api/v4/projects/15/repository/branches/golive%2Fprobe"),
-            Some("DELETE /api/v4/projects/:id/repository/branches/:branch"));
+        assert_eq!(
+            route_of("DELETE", "/api/v4/projects/15/repository/branches/golive%2Fprobe"),
+            Some("DELETE /api/v4/projects/:id/repository/branches/:branch")
+        );
         assert_eq!(route_of("GET", "/api/v4/hooks/4"), None);
         assert_eq!(route_of("GET", "/api/v4/projects//hooks"), None);
         assert_eq!(route_of("GET", "/api/v4/runners"), None);
@@ -357,8 +361,13 @@ mod tests {
         let mut no_scopes = token.clone();
         no_scopes.as_object_mut().unwrap().remove("scopes");
         assert!(check_answer("GET /api/v4/personal_access_tokens/self", 200, &no_scopes).is_err());
-        check_answer("GET /api/v4/personal_access_tokens/self", 401, &json!({"error": "invalid_token",
-            "error_description": "Token was revoked. You have to re-authorize from the user."})).unwrap();
+        check_answer(
+            "GET /api/v4/personal_access_tokens/self",
+            401,
+            &json!({"error": "invalid_token",
+            "error_description": "Token was revoked. You have to re-authorize from the user."}),
+        )
+        .unwrap();
     }
 
     fn user(admin: Option<bool>) -> Value {

@@ -62,7 +62,8 @@ async fn fake_gitlab(headers: HeaderMap, request: Request) -> Response {
         "/api/v4/applications" if token == "glpat-adminmode" || token == "glpat-nonadmin" => {
             (StatusCode::FORBIDDEN, Json(json!({"message": "403 Forbidden"}))).into_response()
         }
-        "/api/v4/applications" => Json(json!([])).into_response(),
+        "/api/v4/applications" => Json(json!([{"id": 1, "application_id": "a", "application_name": "Factory Integration",
+            "callback_url": format!("{}/oauth/gitlab/callback", crate::support::public_url().as_str().trim_end_matches('/')), "confidential": true, "scopes": ["api"]}])).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
