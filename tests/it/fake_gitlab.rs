@@ -760,7 +760,12 @@ async fn user(State(world): State<Shared>, headers: HeaderMap) -> Response {
     let token = headers.get("private-token").and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut answer = json!({"id": 1, "username": "root", "name": "Administrator", "state": "active",
         "locked": false, "avatar_url": null, "web_url": format!("{}/root", w.instance_url),
-        "created_at": "2026-01-05T09:00:00.000Z", "email": "admin@example.com"});
+        "created_at": "2026-01-05T09:00:00.000Z", "email": "admin@example.com", "commit_email": "admin@example.com",
+        "bio": "", "location": "", "pronouns": null, "skype": "", "linkedin": "", "twitter": "", "website_url": "",
+        "organization": "", "last_sign_in_at": "2026-12-01T08:00:00.000Z", "confirmed_at": "2026-01-05T09:00:00.000Z",
+        "color_scheme_id": 1, "projects_limit": 100000, "current_sign_in_at": "2026-12-03T08:00:00.000Z",
+        "identities": [], "can_create_group": true, "can_create_project": true, "two_factor_enabled": false,
+        "external": false, "namespace_id": 1});
     // `UserWithAdmin` exposes `is_admin` for an admin, whatever Admin Mode says.
     if token == w.admin_token {
         answer["is_admin"] = json!(true);
@@ -887,6 +892,7 @@ pub fn hook(id: u64, url: &str, triggers: &[&str], ssl: bool, owner: Option<(&st
             "releases_events",
             "emoji_events",
             "resource_access_token_events",
+            "feature_flag_events",
         ] {
             hook[field] = json!(false);
         }

@@ -14,9 +14,9 @@ use crate::http::{spawn_app_with_engine, TestApp};
 
 /// golive's public URL in these tests: a load balancer the fake GitLab knows to reach golive's
 /// loopback address through (nothing resolves or connects to this name).
-const PUBLIC_URL: &str = "https://golive.test";
-const APPLICATION_ID: &str = "5e1f0c3a9d7b2468ace0135792468ace0135792468ace0135792468ace01357";
-const ALL_TRIGGERS: [&str; 5] =
+pub(crate) const PUBLIC_URL: &str = "https://golive.test";
+pub(crate) const APPLICATION_ID: &str = "5e1f0c3a9d7b2468ace0135792468ace0135792468ace0135792468ace01357";
+pub(crate) const ALL_TRIGGERS: [&str; 5] =
     ["push_events", "note_events", "merge_requests_events", "issues_events", "pipeline_events"];
 
 async fn app_for_checks(delivery_wait_ms: u64) -> TestApp {
@@ -25,7 +25,7 @@ async fn app_for_checks(delivery_wait_ms: u64) -> TestApp {
 
 /// An app whose public URL is `public_url`, allowed to reach the fake GitLab on loopback,
 /// pacing and polling quickly; `adjust` changes the check settings further.
-async fn app_behind(public_url: &str, adjust: impl FnOnce(&mut golive::engine::CheckSettings)) -> TestApp {
+pub(crate) async fn app_behind(public_url: &str, adjust: impl FnOnce(&mut golive::engine::CheckSettings)) -> TestApp {
     let public_url = HttpUrl::parse(public_url).unwrap();
     spawn_app_with_engine(move |config| {
         config.replace_public_url(public_url);
@@ -38,7 +38,7 @@ async fn app_behind(public_url: &str, adjust: impl FnOnce(&mut golive::engine::C
     .await
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     World {
         admin_token: "glpat-admin-of-the-fake".into(),
         user_token: Some("glpat-not-an-admin".into()),
@@ -51,7 +51,7 @@ fn world() -> World {
 }
 
 /// The application as GitLab lists it.
-fn application(callback_url: &str, name: &str, confidential: bool) -> Value {
+pub(crate) fn application(callback_url: &str, name: &str, confidential: bool) -> Value {
     json!({"id": 1, "application_id": APPLICATION_ID, "application_name": name, "callback_url": callback_url, "confidential": confidential})
 }
 
@@ -61,15 +61,15 @@ fn hook_in_group_3(world: &mut World, onboarding: &Onboarding) {
     world.hook_tokens.insert(41, onboarding.secret_token.clone());
 }
 
-struct Onboarding {
-    id: String,
-    webhook_url: String,
-    secret_token: String,
+pub(crate) struct Onboarding {
+    pub(crate) id: String,
+    pub(crate) webhook_url: String,
+    pub(crate) secret_token: String,
 }
 
 /// Opens an integration on the fake instance, records the application and issues the webhook
 /// credentials; `token` is the access token the customer gave.
-async fn onboard(app: &TestApp, fake: &FakeGitlab, token: &str) -> Onboarding {
+pub(crate) async fn onboard(app: &TestApp, fake: &FakeGitlab, token: &str) -> Onboarding {
     {
         let mut world = fake.world.lock().unwrap();
         world.golive_behind = Some((PUBLIC_URL.to_owned(), app.address.clone()));
@@ -91,7 +91,7 @@ async fn onboard(app: &TestApp, fake: &FakeGitlab, token: &str) -> Onboarding {
 }
 
 /// Starts a run through the API and waits until its `gitlab_check_finished` is recorded.
-async fn check(app: &TestApp, id: &str, body: Value) -> (Value, Vec<Value>) {
+pub(crate) async fn check(app: &TestApp, id: &str, body: Value) -> (Value, Vec<Value>) {
     let response = app
         .http
         .post(app.url(&format!("/api/v1/integrations/{id}/checks")))
@@ -116,11 +116,11 @@ async fn check(app: &TestApp, id: &str, body: Value) -> (Value, Vec<Value>) {
     panic!("the run of checks {check_id} did not finish");
 }
 
-fn item<'a>(state: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn item<'a>(state: &'a Value, id: &str) -> &'a Value {
     state["checklist"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("no item {id}"))
 }
 
-fn of_type<'a>(run: &'a [Value], event_type: &str) -> Vec<&'a Value> {
+pub(crate) fn of_type<'a>(run: &'a [Value], event_type: &str) -> Vec<&'a Value> {
     run.iter().filter(|e| e["type"] == event_type).collect()
 }
 
@@ -431,7 +431,7 @@ async fn a_token_without_admin_rights_is_a_permission_finding_and_changes_no_ite
 }
 
 /// Runs the real binary against the app as the rep (remote mode), off the runtime's threads.
-async fn golive(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+pub(crate) async fn golive(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     let mut command = assert_cmd::Command::cargo_bin("golive").unwrap();
     command
         .args(["--server", &app.address])

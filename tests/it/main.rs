@@ -20,6 +20,7 @@ mod fixtures_replay;
 mod frozen_logs;
 mod gitlab_checks;
 mod gitlab_shapes;
+mod gitlab_versions;
 mod hostile;
 mod http;
 mod lazyfs;
