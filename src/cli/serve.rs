@@ -18,6 +18,12 @@ use crate::http::{router, serve, HttpConfig, OidcIssuer, RoleClaim, RoleMapping,
 /// often notification rules are evaluated.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OutboundFlags {
+    /// The longest golive waits for GitLab's answer to a hook test. GitLab delivers the test
+    /// while golive's request waits, for up to its own webhook timeout (10 s by default, set
+    /// per instance): keep this well above it.
+    #[arg(long, env = "GOLIVE_GITLAB_TEST_TIMEOUT_SECONDS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(11..=600))]
+    pub gitlab_test_timeout_seconds: u64,
     /// The SMTP relay for e-mail notifications, `smtp://HOST[:PORT]` (port 587 by default;
     /// STARTTLS is always required).
     #[arg(long, env = "GOLIVE_SMTP_URL")]
@@ -169,6 +175,7 @@ pub async fn run(
     // address.
     config.public_url_is_fallback = cli.public_url.is_none();
     config.probe_egress = crate::gitlab::egress::EgressPolicy::allowing(cli.probe_allow.clone());
+    config.checks.test_request_timeout = std::time::Duration::from_secs(outbound.gitlab_test_timeout_seconds);
     let options = OpenOptions { master_key_file: cli.master_key_file.clone(), ..Default::default() };
     let location = super::store_location(cli)?;
     let (engine, warnings) = Engine::open_location(&location, config, options).await?;
