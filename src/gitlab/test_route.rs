@@ -58,7 +58,16 @@ pub fn classify_unprocessable(message: &str, trigger: Trigger) -> TestRequestOut
     if trimmed == "Testing not available for this hook" {
         return TestRequestOutcome::NotTestable;
     }
-    if trimmed == "Silent mode enabled" {
+    if trimmed.starts_with("Error while parsing rendered custom webhook template") {
+        return TestRequestOutcome::NotAvailable {
+            reason: Some(sentence(
+                "GitLab could not render the hook's custom webhook template; golive needs GitLab's own payload: \
+                 clear the hook's custom template"
+                    .to_owned(),
+            )),
+        };
+    }
+    if trimmed == "Silent mode enabled" || trimmed.ends_with("are allowed in silent mode") {
         return TestRequestOutcome::NotAvailable {
             reason: Some(sentence("GitLab is in silent mode and sends no webhook deliveries".to_owned())),
         };
@@ -131,6 +140,13 @@ fn golive_s_own_answer(message: &str) -> Option<TestRequestOutcome> {
 fn client_error(message: &str) -> TestRequestOutcome {
     let lower = message.to_lowercase();
     let connection = |reason: &str| failed(DeliveryFailureCause::Connection, reason.to_owned());
+    // GitLab resolves the host itself (DNS-rebinding protection) and words a failure as a
+    // blocked URL: `URL is blocked: Host cannot be resolved or invalid`, `… execution expired`.
+    if lower.starts_with("url is blocked")
+        && (lower.contains("cannot be resolved") || lower.contains("execution expired"))
+    {
+        return connection("GitLab could not resolve golive's host name: check GitLab's DNS for golive's public URL");
+    }
     if lower.starts_with("url is blocked") {
         return connection(
             "GitLab's own outbound request rules block golive's address (Admin area > Settings > Network > \
@@ -215,7 +231,10 @@ mod tests {
     fn each_message_of_gitlab_s_code_gets_its_own_outcome() {
         use DeliveryFailureCause::*;
         // Messages as GitLab's code and Ruby's HTTP client write them.
-        let cases: [(&str, &str); 12] = [
+        let cases: [(&str, &str); 15] = [
+            ("URL is blocked: Host cannot be resolved or invalid", "connection"),
+            ("Request timed out after reading headers for 20.001 seconds", "timeout"),
+            ("only get, head, options, and trace methods are allowed in silent mode", "not_available"),
             ("Net::ReadTimeout with #<TCPSocket:(closed)>", "timeout"),
             ("Failed to open TCP connection to golive.example:443 (execution expired)", "timeout"),
             ("Request timed out after 10.0 seconds", "timeout"),
