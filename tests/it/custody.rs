@@ -190,7 +190,8 @@ async fn a_rep_cannot_send_the_customer_s_token_to_a_server_of_their_own() {
     assert_eq!(rogue_accepts.load(Ordering::SeqCst), 0, "the rep's server was never contacted");
     assert!(rogue_received.lock().unwrap().is_empty());
     let probes_with_rogue_ca = seen.lock().unwrap().len();
-    assert_eq!(probes_with_rogue_ca, 3, "only the first probe's three calls reached the customer's GitLab");
+    // version, personal_access_tokens/self, user, and the admin-only read that confirms admin.
+    assert_eq!(probes_with_rogue_ca, 4, "only the first probe's four calls reached the customer's GitLab");
 
     // The log shows who did what: the rep's changes, the regression naming the voided
     // credentials, and the one probe — under the rep's name, not golive's.
