@@ -405,6 +405,7 @@ impl Engine {
         let connected = GitlabApi::connect(&target, &settings.http, &self.config().probe_egress).await;
         drop(target);
         let mut hook: Option<(HookLocation, u64)> = None;
+        let mut push_filter: Option<crate::gitlab::branch_filter::BranchFilter> = None;
         if request.checks.contains(&CheckKind::Application) {
             let application = state.facts.application.as_ref().expect("begin_check saw an application");
             let finding = match &connected {
@@ -435,7 +436,13 @@ impl Engine {
             let url =
                 state.facts.webhook_credentials.as_ref().expect("begin_check saw credentials").webhook_url.clone();
             let finding = match &connected {
-                Ok(api) => api_checks::find_webhook(api, url.as_str(), request.hook_place, &settings.limits).await,
+                Ok(api) => {
+                    let (finding, listing) =
+                        api_checks::find_webhook_listing(api, url.as_str(), request.hook_place, &settings.limits).await;
+                    // The filter's pattern stays in memory for this run's scenario branch.
+                    push_filter = listing.as_ref().and_then(api_checks::push_filter_of);
+                    finding
+                }
                 Err(failed) => WebhookFinding::Failed(failed.clone()),
             };
             if let WebhookFinding::Found { location, hook_id, .. } = &finding {
@@ -512,7 +519,7 @@ impl Engine {
         let deliveries_missing = self.wait_for_deliveries(id, check_id, &sent, &settings, progress).await?;
         if request.checks.contains(&CheckKind::Scenarios) {
             let run = ScenarioRun { engine: self, id, check_id, actor, settings: &settings, progress };
-            run.perform(&state, request, hook, connected.as_ref().ok()).await?;
+            run.perform(&state, request, hook, connected.as_ref().ok(), push_filter.as_ref()).await?;
         }
         let after = self.state(id).await?;
         let scenario_items: Vec<Requirement> = if request.checks.contains(&CheckKind::Scenarios) {
@@ -688,14 +695,31 @@ impl ScenarioRun<'_> {
         request: &CheckRequest,
         hook: Option<(HookLocation, u64)>,
         api: Option<&GitlabApi>,
+        push_filter: Option<&crate::gitlab::branch_filter::BranchFilter>,
     ) -> Result<(), EngineError> {
         let Some(api) = api else {
             return self.not_possible("golive could not reach GitLab's API (see the checks above)".to_owned()).await;
         };
+        let short = &self.check_id.simple().to_string()[..8];
+        // GitLab sends a push only when the hook's push filter lets its branch through
+        // (`ActiveHookFilter`): the run pushes to a branch that passes, or says why it cannot.
+        let branch =
+            match push_filter {
+                None => format!("{}{short}", crate::gitlab::branch_filter::SCENARIO_BRANCH_PREFIX),
+                Some(filter) => match filter.scenario_branch(short) {
+                    Some(branch) => branch,
+                    None => return self
+                        .not_possible(
+                            "the hook's push filter lets through no branch golive can choose for its scenario run: \
+                             set the hook's push events to all branches, or perform the scenarios by hand and record \
+                             manual tests"
+                                .to_owned(),
+                        )
+                        .await,
+                },
+            };
         let Some(Workspace { project_id, scratch }) = self.workspace(request, hook, api).await? else { return Ok(()) };
         let project = format!("/api/v4/projects/{project_id}");
-        let short = &self.check_id.simple().to_string()[..8];
-        let branch = format!("golive-check-{short}");
         let mut made = Made::default();
         // Whatever stops the steps, what golive made is cleaned up as announced.
         let performed = self.perform_steps(state, request, api, project_id, &branch, &mut made).await;
@@ -731,7 +755,9 @@ impl ScenarioRun<'_> {
                 result = result.and(api_checks::write(api, api_checks::Method::PUT, &path, Some(&close), None).await);
             }
             if made.pushed {
-                let path = format!("{project}/repository/branches/{branch}");
+                // A branch made from a wildcard filter can hold `/`: GitLab takes it encoded.
+                let encoded: String = url::form_urlencoded::byte_serialize(branch.as_bytes()).collect();
+                let path = format!("{project}/repository/branches/{encoded}");
                 result = result.and(api_checks::write(api, api_checks::Method::DELETE, &path, None, None).await);
             }
             result

@@ -809,3 +809,33 @@ async fn a_search_cut_short_by_its_limits_leaves_the_earlier_evidence_standing()
     assert!(state["check_failures"]["webhook"]["detail"].as_str().unwrap().contains("name the group or project"));
     app.stop().await;
 }
+
+/// GitLab sends a push only when the hook's push filter lets its branch through: the scenario
+/// run pushes to a branch that passes (a wildcard filter's own pattern), or says why it cannot
+/// (a filter naming one branch) and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_run_pushes_to_a_branch_the_push_filter_lets_through_or_says_why_it_cannot() {
+    let mut app = app_for_scenarios().await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    let filtered = |pattern: &str| {
+        let mut world = fake.world.lock().unwrap();
+        hook_in_group_3(&mut world, &onboarding);
+        let hook = &mut world.group_hooks.get_mut(&3).unwrap()[0];
+        hook["push_events_branch_filter"] = json!(pattern);
+        hook["branch_filter_strategy"] = json!("wildcard");
+    };
+    filtered("main");
+    let (_, run) = check_as_admin(&app, &onboarding.id, json!({"checks": ["webhook", "scenarios"]})).await;
+    let steps = steps_of(&run);
+    assert!(steps.iter().all(|(_, outcome)| outcome == "not_possible"), "{steps:?}");
+    let reason = of_type(&run, "scenario_step_performed")[0]["data"]["outcome"]["reason"].to_string();
+    assert!(reason.contains("push filter lets through no branch golive can choose"), "{reason}");
+    assert!(fake.world.lock().unwrap().created_projects.is_empty(), "nothing written");
+
+    filtered("feature/*");
+    let (_, run) = check_as_admin(&app, &onboarding.id, json!({"checks": ["webhook", "scenarios"]})).await;
+    let steps = steps_of(&run);
+    assert!(steps.contains(&("push_commit".to_owned(), "done".to_owned())), "{steps:?}");
+    app.stop().await;
+}
