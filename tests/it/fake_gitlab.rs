@@ -86,6 +86,8 @@ pub struct World {
     pub token_scopes: Vec<String>,
     /// Each project hook's `recent_failures` and `disabled_until`, as GitLab keeps them.
     pub hook_failures: BTreeMap<u64, (u32, Option<chrono::DateTime<chrono::Utc>>)>,
+    /// Projects whose hook list answers 500 (a GitLab in trouble).
+    pub failing_hook_lists: BTreeSet<u64>,
     /// Every answer the fake gave: `(METHOD, path, status, JSON body)`.
     pub answers: Vec<(String, String, u16, Value)>,
 }
@@ -302,6 +304,10 @@ async fn project_hooks(
     world.calls.push(format!("GET /api/v4/projects/{project}/hooks"));
     if let Err(refused) = authorised(&world, &headers, false) {
         return refused;
+    }
+    if world.failing_hook_lists.contains(&project) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "500 Internal Server Error"})))
+            .into_response();
     }
     match world.project_hooks.get(&project) {
         Some(hooks) => {

@@ -839,3 +839,23 @@ async fn a_scenario_run_pushes_to_a_branch_the_push_filter_lets_through_or_says_
     assert!(steps.contains(&("push_commit".to_owned(), "done".to_owned())), "{steps:?}");
     app.stop().await;
 }
+
+/// A hook list GitLab did not answer (5xx) makes the search incomplete: golive says so and never
+/// "not found", and the item keeps no evidence either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_list_gitlab_did_not_answer_makes_the_search_incomplete_never_not_found() {
+    let mut app = app_for_checks(500).await;
+    let fake = FakeGitlab::start(World { failing_hook_lists: [11].into_iter().collect(), ..world() }).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    fake.world.lock().unwrap().project_hooks.insert(12, vec![]);
+    let (state, run) = check(&app, &onboarding.id, json!({"checks": ["webhook"]})).await;
+    let finding = &of_type(&run, "webhook_checked")[0]["data"]["finding"];
+    assert_eq!(finding["outcome"], "not_found", "{finding}");
+    assert_eq!(finding["complete"], false, "{finding}");
+    let item = item(&state, "webhook.created_with_issued_url");
+    assert_eq!(item["met"], false, "{item}");
+    assert!(item["evidence"].is_null() || item["evidence"]["source"] != "gitlab_api", "{item}");
+    let finished = &of_type(&run, "gitlab_check_finished")[0]["data"];
+    assert!(finished["could_not_look"].to_string().contains("webhook"), "{finished}");
+    app.stop().await;
+}
