@@ -859,3 +859,26 @@ async fn a_hook_list_gitlab_did_not_answer_makes_the_search_incomplete_never_not
     assert!(finished["could_not_look"].to_string().contains("webhook"), "{finished}");
     app.stop().await;
 }
+
+/// A hook with a custom webhook template sends the rendered template, not GitLab's payload
+/// (`WebHookService#request_payload`): the webhook item says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_with_a_custom_template_is_reported_since_golive_needs_gitlab_s_payload() {
+    let mut app = app_for_checks(500).await;
+    let fake = FakeGitlab::start(world()).await;
+    let onboarding = onboard(&app, &fake, "glpat-admin-of-the-fake").await;
+    {
+        let mut world = fake.world.lock().unwrap();
+        hook_in_group_3(&mut world, &onboarding);
+        world.group_hooks.get_mut(&3).unwrap()[0]["custom_webhook_template"] = json!(r#"{"event":"{{object_kind}}"}"#);
+    }
+    let (state, run) = check(&app, &onboarding.id, json!({"checks": ["webhook"], "group_id": 3})).await;
+    assert_eq!(of_type(&run, "webhook_checked")[0]["data"]["finding"]["custom_template"], true);
+    let item = item(&state, "webhook.created_with_issued_url");
+    assert_eq!(item["met"], false, "{item}");
+    assert!(
+        item["reason"].as_str().unwrap().contains("sends a custom webhook template instead of GitLab's payload"),
+        "{item}"
+    );
+    app.stop().await;
+}
