@@ -707,6 +707,22 @@ impl ScenarioRun<'_> {
             match push_filter {
                 None => format!("{}{short}", crate::gitlab::branch_filter::SCENARIO_BRANCH_PREFIX),
                 Some(filter) => match filter.scenario_branch(short) {
+                    // A branch named after the customer's own filter (`release/…`) may set off
+                    // their release rules: only in a scratch project, never in a project of theirs.
+                    Some(branch)
+                        if request.scenario_project.is_some()
+                            && !branch.starts_with(crate::gitlab::branch_filter::SCENARIO_BRANCH_PREFIX) =>
+                    {
+                        return self
+                            .not_possible(
+                                "the hook's push filter lets golive's own branch names through only under a \
+                                 pattern of the customer's, and golive does not push such a branch into the \
+                                 customer's project: run the scenarios in a scratch project, or set the hook's \
+                                 push events to all branches"
+                                    .to_owned(),
+                            )
+                            .await
+                    }
                     Some(branch) => branch,
                     None => return self
                         .not_possible(

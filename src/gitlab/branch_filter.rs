@@ -25,9 +25,9 @@ const SAMPLE_BRANCHES: [&str; 8] = [
     "UPPER_case.branch",
 ];
 
-/// Patterns longer than this are judged to let nothing through (GitLab's own field is far
-/// shorter; a longer answer is not GitLab's).
-const MAX_PATTERN_BYTES: usize = 4096;
+/// Patterns longer than this are judged to let nothing through: matching cost grows with the
+/// pattern, and a filter of real branch names is far shorter.
+const MAX_PATTERN_BYTES: usize = 255;
 
 /// A push filter as GitLab would apply it.
 pub struct BranchFilter {
@@ -80,7 +80,8 @@ impl BranchFilter {
         }
         if self.strategy == BranchFilterStrategy::Wildcard && self.pattern.contains('*') {
             let made = self.pattern.replace('*', &usual);
-            if self.matches(&made) && is_branch_name(&made) {
+            // The name is checked first: it bounds what the pattern is matched against.
+            if is_branch_name(&made) && self.matches(&made) {
                 return Some(made);
             }
         }
@@ -144,6 +145,8 @@ mod tests {
             (".*", "regex", "x", true),
             ("(", "regex", "(", false),
             ("main", "all_branches", "other", true),
+            ("(?i)^main$", "regex", "MAIN", true),
+            (r"^\p{L}+$", "regex", "ünïcode", true),
         ];
         for (pattern, strategy, branch, expected) in cases {
             assert_eq!(filter(pattern, strategy).matches(branch), expected, "{pattern} {strategy} {branch}");

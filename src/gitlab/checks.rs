@@ -576,7 +576,12 @@ pub async fn write_answer(
 ) -> Result<Value, CheckFailure> {
     let answer = api.send_json(method.clone(), path, body).await?;
     if !(200..300).contains(&answer.status) {
-        let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let mut call = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        // A branch name may come from the customer's push filter: it is not put in a record.
+        if let Some(at) = call.find("/repository/branches/") {
+            call.truncate(at);
+            call.push_str("/repository/branches/:branch");
+        }
         return Err(api.failed(classify_status(&call, answer.status, &answer.json)));
     }
     Ok(answer.json)
