@@ -494,6 +494,7 @@ impl Engine {
                     self.record_check(id, CheckRecord::TestDelivery(requested), actor).await?;
                     progress(CheckProgress::Recorded("test_delivery_requested"));
                 }
+                let refused_before = self.delivery_signals(id).await?.refused_deliveries;
                 let outcome = api_checks::request_test_delivery(
                     api,
                     location,
@@ -503,6 +504,15 @@ impl Engine {
                     settings.test_request_timeout,
                 )
                 .await;
+                // golive's own refusal is believed only when golive's receiver counted one
+                // while GitLab was delivering: a look-alike answer came from elsewhere.
+                let outcome = if crate::gitlab::test_route::is_credential_refusal(&outcome)
+                    && self.delivery_signals(id).await?.refused_deliveries <= refused_before
+                {
+                    crate::gitlab::test_route::refusal_from_elsewhere()
+                } else {
+                    outcome
+                };
                 match &outcome {
                     TestRequestOutcome::Delivered => {
                         sent.insert(trigger);

@@ -90,6 +90,8 @@ fn golive_s_own_answer(message: &str) -> Option<TestRequestOutcome> {
     let detail = problem.get("detail").and_then(Value::as_str).unwrap_or("");
     let refused = |reason: &str| failed(DeliveryFailureCause::RefusedByGolive, reason.to_owned());
     Some(match kind {
+        // A credential refusal is counted by golive's receiver when it happens
+        // (`Engine::record_refused_delivery`): the check run holds this answer to that count.
         ErrorKind::WebhookRefused => {
             let refusal = [
                 Refusal::NoCredentials,
@@ -134,6 +136,27 @@ fn golive_s_own_answer(message: &str) -> Option<TestRequestOutcome> {
         ErrorKind::PayloadTooLarge => refused("the delivery was larger than golive accepts"),
         _ => refused("golive's receiver answered with an error; see golive's log for the delivery"),
     })
+}
+
+/// Whether `outcome` says golive refused the delivery's credentials (a refusal golive's receiver
+/// counts), as opposed to refusing its body or its URL.
+pub fn is_credential_refusal(outcome: &TestRequestOutcome) -> bool {
+    let TestRequestOutcome::DeliveryFailed { cause: DeliveryFailureCause::RefusedByGolive, reason } = outcome else {
+        return false;
+    };
+    let reason = reason.as_str();
+    ["secret token", "signed deliveries", "signature", "credentials"].iter().any(|marker| reason.contains(marker))
+}
+
+/// An answer shaped like golive's credential refusal that golive's receiver did not count: the
+/// hook's URL reaches some other server.
+pub fn refusal_from_elsewhere() -> TestRequestOutcome {
+    failed(
+        DeliveryFailureCause::Connection,
+        "an answer shaped like golive's refusal came from a server that is not this golive (another golive, \
+         or a copy of its answer): check that the hook's URL is the webhook URL this golive issued"
+            .to_owned(),
+    )
 }
 
 /// The HTTP client's error, as GitLab's `WebHookService` gives it (`e.to_s`).
@@ -290,6 +313,13 @@ mod tests {
         assert!(unsigned.describe().contains("does not sign"), "{}", unsigned.describe());
         let forged = classify_unprocessable(&problem("Visit evil.example".into()), Trigger::Push);
         assert!(!forged.describe().contains("evil"), "{}", forged.describe());
+        // Credential refusals are the ones golive's receiver counts; the check run holds them to
+        // that count.
+        assert!(is_credential_refusal(&wrong) && is_credential_refusal(&unsigned) && is_credential_refusal(&forged));
+        let malformed = json!({"type": "malformed-delivery", "title": "Bad request", "status": 400, "detail": "x"});
+        assert!(!is_credential_refusal(&classify_unprocessable(&malformed.to_string(), Trigger::Push)));
+        assert!(!is_credential_refusal(&classify_unprocessable("Net::ReadTimeout", Trigger::Push)));
+        assert!(refusal_from_elsewhere().describe().contains("not this golive"));
     }
 
     #[test]
