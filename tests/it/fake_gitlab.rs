@@ -336,43 +336,21 @@ fn sample(trigger: &str) -> Option<(&'static str, &'static str)> {
 fn deliver(world: &Shared, hook: &Value, event: &'static str, body: Vec<u8>) -> tokio::task::JoinHandle<()> {
     let world = world.clone();
     let hook = hook.clone();
+    // Queued as GitLab queues it (`WebHookWorker`), then the same delivery as a test's, and
+    // the same backoff for a project hook.
     tokio::spawn(async move {
-        let (url, token, instance) = {
-            let w = world.lock().unwrap();
-            if !w.deliveries_get_through {
-                return;
-            }
-            let mut url = hook["url"].as_str().unwrap().to_owned();
-            if let Some((public, address)) = &w.golive_behind {
-                if let Some(rest) = url.strip_prefix(public.as_str()) {
-                    url = format!("{address}{rest}");
-                }
-            }
-            let token = w.hook_tokens.get(&hook["id"].as_u64().unwrap()).cloned();
-            (url, token, w.instance_url.clone())
-        };
-        let mut request = reqwest::Client::new()
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("user-agent", "GitLab/17.6.1-ee")
-            .header("x-gitlab-event", event)
-            .header("x-gitlab-instance", instance)
-            .header("x-gitlab-webhook-uuid", uuid::Uuid::new_v4().to_string())
-            .header("x-gitlab-event-uuid", uuid::Uuid::new_v4().to_string())
-            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-            .body(body);
-        if let Some(token) = token {
-            request = request.header("x-gitlab-token", token);
+        let result = deliver_inline(&world, &hook, event, body).await;
+        if hook.get("project_id").is_some() {
+            let succeeded = matches!(result, Ok((200..=299, _)));
+            after_delivery(&mut world.lock().unwrap(), hook["id"].as_u64().unwrap(), succeeded);
         }
-        let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
-        world.lock().unwrap().delivered.push((event.to_owned(), status));
     })
 }
 
 /// Sends one delivery while the caller waits, as a hook test does: the receiver's status and
 /// body, or the HTTP client's error in Ruby's words.
 async fn deliver_inline(world: &Shared, hook: &Value, event: &str, body: Vec<u8>) -> Result<(u16, String), String> {
-    let (url, token, instance, through, failure, timeout_ms) = {
+    let (url, token, instance, through, failure, timeout_ms, user_agent) = {
         let w = world.lock().unwrap();
         let mut url = hook["url"].as_str().unwrap().to_owned();
         if let Some((public, address)) = &w.golive_behind {
@@ -382,7 +360,8 @@ async fn deliver_inline(world: &Shared, hook: &Value, event: &str, body: Vec<u8>
         }
         let token = w.hook_tokens.get(&hook["id"].as_u64().unwrap()).cloned();
         let timeout = if w.webhook_timeout_ms == 0 { 300 } else { w.webhook_timeout_ms };
-        (url, token, w.instance_url.clone(), w.deliveries_get_through, w.path_failure, timeout)
+        let user_agent = format!("GitLab/{}", w.version_text());
+        (url, token, w.instance_url.clone(), w.deliveries_get_through, w.path_failure, timeout, user_agent)
     };
     let public = url::Url::parse(hook["url"].as_str().unwrap()).unwrap();
     let (host, port) = (public.host_str().unwrap().to_owned(), public.port_or_known_default().unwrap());
@@ -409,7 +388,7 @@ async fn deliver_inline(world: &Shared, hook: &Value, event: &str, body: Vec<u8>
         .post(&url)
         .timeout(std::time::Duration::from_millis(timeout_ms.max(5_000)))
         .header("content-type", "application/json")
-        .header("user-agent", "GitLab/17.6.1-ee")
+        .header("user-agent", user_agent)
         .header("x-gitlab-event", event)
         .header("x-gitlab-instance", instance)
         .header("x-gitlab-webhook-uuid", uuid::Uuid::new_v4().to_string())
