@@ -651,7 +651,8 @@ pub struct TestDeliveryView {
     /// Where the hook lives: `{kind: system|group|project, group_id?, project_id?}`.
     #[schema(value_type = Object)]
     pub hook: serde_json::Value,
-    /// `{outcome: sent|not_available|rate_limited|unsupported|failed, ...}`.
+    /// `{outcome: delivered|delivery_failed|no_sample_data|not_testable|not_available|rate_limited|failed, ...}`
+    /// (`delivery_failed` with `cause`: timeout, connection, tls, refused_by_golive; and `reason`).
     #[schema(value_type = Object)]
     pub outcome: serde_json::Value,
     #[schema(format = DateTime)]
