@@ -242,3 +242,19 @@ fn what_a_hook_can_send_decides_the_triggers_reason() {
     assert!(HookLocation::Group { group_id: 3 }.can_send(Trigger::Issues));
     assert!(!HookLocation::System.can_send(Trigger::Issues) && HookLocation::System.can_send(Trigger::Push));
 }
+
+#[test]
+fn test_answers_recorded_under_the_old_words_read_as_the_new_ones() {
+    // Given answers recorded before golive read GitLab's hook-test answers as GitLab gives them.
+    let old: [(serde_json::Value, &str); 3] = [
+        (json!({"outcome": "sent"}), "delivered"),
+        (json!({"outcome": "unsupported"}), "not_testable"),
+        (json!({"outcome": "not_available"}), "not_available"),
+    ];
+    for (recorded, word) in old {
+        // When they are read, then they mean what the new words mean, and are written anew so.
+        let outcome: TestRequestOutcome = serde_json::from_value(recorded.clone()).unwrap();
+        assert_eq!(outcome.word(), word, "{recorded}");
+        assert_eq!(serde_json::to_value(&outcome).unwrap()["outcome"], word);
+    }
+}
